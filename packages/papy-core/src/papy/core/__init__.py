@@ -1,0 +1,1 @@
+"""PaPy core: Worker, Piper, Dagger, Plumber."""

@@ -1,0 +1,1 @@
+"""PaPy graph: DictGraph and DictNode."""
