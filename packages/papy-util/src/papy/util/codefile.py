@@ -1,0 +1,337 @@
+"""Templates for writing a PaPy pipeline as readable Python source.
+
+``Plumber.save`` (papy.core) fills these templates and joins them into one
+module; ``Plumber.load`` runs that module and takes its module-level
+``pipeline`` object. The written file looks like this::
+
+    HEADER                 comment block: what this is, loading runs code
+    IMPORTS                numap / papy.core names, extra imports
+    SECTION "functions"    FUNCTION_IMPORT / FUNCTION_FROM_PATH / FUNCTION_SOURCE
+    SECTION "numaps"       NUMAP lines
+    SECTION "workers"      WORKER lines
+    SECTION "pipers"       PIPER lines
+    SECTION "pipeline"     PIPELINE, then PIPER_ADD and PIPE lines
+
+Every template is a `string.Template`; placeholders are ``${name}``, so the
+braces of dict literals in the generated code need no escaping. Fill a
+template with `render`, which names a missing placeholder in its error.
+Argument lists are built with `arguments`, which renders Python literals
+with `literal` and names of objects defined earlier in the file with
+`Reference`.
+
+Loading a saved pipeline executes its code: only load files you trust.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import inspect
+import math
+import os
+import sys
+import textwrap
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from string import Template
+from types import ModuleType
+from typing import Any
+
+__all__ = [
+    "FUNCTION_FROM_PATH",
+    "FUNCTION_IMPORT",
+    "FUNCTION_IMPORT_AS",
+    "FUNCTION_SOURCE",
+    "HEADER",
+    "IMPORTS",
+    "NUMAP",
+    "PIPE",
+    "PIPELINE",
+    "PIPELINE_NAME",
+    "PIPER",
+    "PIPER_ADD",
+    "SECTION",
+    "WORKER",
+    "CodefileError",
+    "FunctionCode",
+    "Reference",
+    "arguments",
+    "assemble",
+    "function_code",
+    "import_from_path",
+    "literal",
+    "render",
+]
+
+PIPELINE_NAME = "pipeline"
+"""Name of the module-level object that ``Plumber.load`` looks for."""
+
+# ${title}: one-line description; ${date}: when it was written;
+# ${version}: the PaPy version that wrote it.
+HEADER = Template(
+    """\
+# ${title}
+#
+# Written by PaPy ${version} (Plumber.save) on ${date}.
+# The module-level object `pipeline` is the saved pipeline.
+#
+# WARNING: loading this file (Plumber.load, import, exec or running it)
+# EXECUTES the Python code below. Only load pipelines from sources you trust.
+"""
+)
+
+# ${extra}: further import lines (may be empty), one per line.
+IMPORTS = Template(
+    """\
+from numap import NuMap
+from papy.core import Piper, Plumber, Worker
+from papy.util.codefile import import_from_path
+${extra}"""
+)
+
+# ${title}: heading of a group of lines ("functions", "workers", ...).
+SECTION = Template(
+    """
+# --- ${title} ---
+"""
+)
+
+# A function importable from an installed module.
+# ${module}: dotted module name; ${attribute}: name in that module.
+FUNCTION_IMPORT = Template("from ${module} import ${attribute}")
+
+# As FUNCTION_IMPORT, bound to another name (${name}) to avoid clashes.
+FUNCTION_IMPORT_AS = Template("from ${module} import ${attribute} as ${name}")
+
+# A function defined in a .py file that is not on sys.path.
+# ${name}: name to bind; ${path}, ${attribute}: Python string literals
+# (render them with `literal`).
+FUNCTION_FROM_PATH = Template("${name} = import_from_path(${path}, ${attribute})")
+
+# A function whose source is copied into the file.
+# ${source}: the dedented ``def`` block (see `function_code`).
+FUNCTION_SOURCE = Template("${source}")
+
+# ${name}: variable name; ${arguments}: rendered with `arguments`.
+NUMAP = Template("${name} = NuMap(${arguments})")
+WORKER = Template("${name} = Worker(${arguments})")
+PIPER = Template("${name} = Piper(${arguments})")
+PIPELINE = Template("${name} = Plumber(${arguments})")
+
+# ${pipeline}: the pipeline variable (PIPELINE_NAME); ${arguments} as above.
+PIPER_ADD = Template("${pipeline}.add_piper(${arguments})")
+PIPE = Template("${pipeline}.add_pipe(${arguments})")
+
+
+class CodefileError(ValueError):
+    """A value or function cannot be written as Python source."""
+
+
+class Reference(str):
+    """A name defined earlier in the generated file; rendered without quotes.
+
+    ``arguments(Reference("worker_0"))`` gives ``worker_0``, while
+    ``arguments("worker_0")`` gives ``'worker_0'``.
+    """
+
+    def __new__(cls, name: str) -> Reference:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise CodefileError(
+                f"Reference name must be a Python identifier, got {name!r}"
+            )
+        return super().__new__(cls, name)
+
+
+def render(template: Template, **values: Any) -> str:
+    """Fill ``template`` with ``values`` (converted with str()).
+
+    Raises CodefileError naming a placeholder that has no value.
+    """
+    try:
+        return template.substitute({k: str(v) for k, v in values.items()})
+    except KeyError as missing:
+        raise CodefileError(
+            f"template placeholder {missing.args[0]!r} has no value; "
+            f"pass {missing.args[0]}=... to render()"
+        ) from None
+
+
+def literal(value: Any) -> str:
+    """Return Python source that evaluates to ``value``.
+
+    Accepts `Reference` (rendered as a bare name), None, bool, int, float
+    (also inf and nan), complex, str, bytes, and tuples, lists, dicts, sets
+    and frozensets of those. Anything else raises CodefileError: save such
+    objects through a function or a module the file imports.
+    """
+    if isinstance(value, Reference):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"float({str(value)!r})"
+    if isinstance(value, tuple):
+        inner = ", ".join(literal(item) for item in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, list):
+        return "[" + ", ".join(literal(item) for item in value) + "]"
+    if isinstance(value, dict):
+        pairs = (f"{literal(k)}: {literal(v)}" for k, v in value.items())
+        return "{" + ", ".join(pairs) + "}"
+    if isinstance(value, set | frozenset):
+        items = sorted((literal(item) for item in value), key=str)
+        if not items:
+            return f"{type(value).__name__}()"
+        body = "{" + ", ".join(items) + "}"
+        return body if isinstance(value, set) else f"frozenset({body})"
+    if value is None or isinstance(value, bool | int | float | complex | str | bytes):
+        source = repr(value)
+        if ast.literal_eval(source) == value:
+            return source
+    raise CodefileError(
+        f"cannot write {type(value).__name__} value {value!r:.60} as a Python "
+        "literal; pass it through a saved function or an imported module"
+    )
+
+
+def arguments(*args: Any, **kwargs: Any) -> str:
+    """Render a call's argument list: ``literal``s, then ``key=literal``s."""
+    parts = [literal(arg) for arg in args]
+    for key, value in kwargs.items():
+        parts.append(f"{key}={literal(value)}")
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class FunctionCode:
+    """How a saved file gets hold of one function.
+
+    kind: "import" (``from module import attribute``), "path"
+    (``import_from_path(file, attribute)``) or "source" (its ``def`` copied).
+    name: the name the function is bound to in the saved file.
+    code: the line(s) to put in the functions section.
+    """
+
+    kind: str
+    name: str
+    code: str
+
+
+def _importable(func: Callable[..., Any]) -> bool:
+    module_name = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", "")
+    if not module_name or module_name == "__main__" or "." in qualname:
+        return False
+    module = sys.modules.get(module_name)
+    if module is None or getattr(module, "__spec__", None) is None:
+        return False
+    return getattr(module, qualname, None) is func
+
+
+def function_code(func: Callable[..., Any], prefer: str = "import") -> FunctionCode:
+    """Decide how a saved pipeline refers to ``func`` and render that code.
+
+    prefer: "import" (default) imports a function that lives at the top level
+    of an importable module, and otherwise copies its source; "source" always
+    copies the source of a top-level ``def``; "path" loads it from its .py
+    file with `import_from_path`.
+
+    Raises CodefileError for lambdas, nested functions and functions with
+    no available source (built in C, defined at the interactive prompt)
+    that cannot be imported either.
+    """
+    if prefer not in ("import", "source", "path"):
+        raise CodefileError(
+            f"prefer must be 'import', 'source' or 'path', got {prefer!r}"
+        )
+    name = getattr(func, "__name__", None)
+    if not callable(func) or not name:
+        raise CodefileError(f"func must be a named function, got {func!r:.60}")
+    if prefer == "import" and _importable(func):
+        code = render(FUNCTION_IMPORT, module=func.__module__, attribute=name)
+        return FunctionCode("import", name, code)
+    if name == "<lambda>" or "<locals>" in getattr(func, "__qualname__", ""):
+        raise CodefileError(
+            f"{func!r:.60} is a lambda or nested function; define it with def "
+            "at the top level of a module so it can be saved"
+        )
+    if prefer == "path":
+        filename = inspect.getsourcefile(func)
+        if filename is None:
+            raise CodefileError(f"{name} has no source file to load it from")
+        code = render(
+            FUNCTION_FROM_PATH,
+            name=name,
+            path=literal(os.path.abspath(filename)),
+            attribute=literal(name),
+        )
+        return FunctionCode("path", name, code)
+    try:
+        source = textwrap.dedent(inspect.getsource(func))
+    except (OSError, TypeError):
+        if _importable(func):
+            code = render(FUNCTION_IMPORT, module=func.__module__, attribute=name)
+            return FunctionCode("import", name, code)
+        raise CodefileError(
+            f"the source of {name} is not available and it cannot be imported; "
+            "put it in a module file"
+        ) from None
+    return FunctionCode("source", name, render(FUNCTION_SOURCE, source=source))
+
+
+def assemble(parts: Iterable[str]) -> str:
+    """Join rendered parts into one module source and check its syntax.
+
+    Parts are joined by newlines; the result ends with one newline. Raises
+    CodefileError (with the line number) when the result is not valid Python.
+    """
+    text = "\n".join(part.rstrip("\n") for part in parts) + "\n"
+    try:
+        compile(text, "<papy pipeline>", "exec")
+    except SyntaxError as error:
+        raise CodefileError(
+            f"generated pipeline source is not valid Python (line {error.lineno}: "
+            f"{error.msg})"
+        ) from error
+    return text
+
+
+def import_from_path(path: str | os.PathLike[str], attribute: str) -> Any:
+    """Load the Python file at ``path`` and return its ``attribute``.
+
+    Used by saved pipelines for functions whose module is not importable.
+    Each file is executed once per process; later calls reuse the module.
+    Raises FileNotFoundError for a missing file and AttributeError (naming
+    the file) when the attribute is not defined in it.
+    """
+    full_path = os.path.abspath(os.fspath(path))
+    if not os.path.isfile(full_path):
+        raise FileNotFoundError(f"import_from_path: no such file {full_path!r}")
+    module = _load_path_module(full_path)
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise AttributeError(f"{full_path!r} does not define {attribute!r}") from None
+
+
+_PATH_MODULES: dict[str, ModuleType] = {}
+
+
+def _load_path_module(full_path: str) -> ModuleType:
+    module = _PATH_MODULES.get(full_path)
+    if module is not None:
+        return module
+    stem = os.path.splitext(os.path.basename(full_path))[0]
+    unique = f"_papy_path_{len(_PATH_MODULES)}_{stem}"
+    spec = importlib.util.spec_from_file_location(unique, full_path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"import_from_path: cannot load {full_path!r} as Python")
+    module = importlib.util.module_from_spec(spec)
+    # Registered before running, so pickling by reference (workers in other
+    # processes) and dataclasses in the file can find their module.
+    sys.modules[unique] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[unique]
+        raise
+    _PATH_MODULES[full_path] = module
+    return module

@@ -1,0 +1,168 @@
+"""codefile: templates render valid Python that rebuilds what was saved."""
+
+import json
+import math
+import textwrap
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from papy.util import codefile
+from papy.util.codefile import (
+    CodefileError,
+    Reference,
+    arguments,
+    assemble,
+    function_code,
+    import_from_path,
+    literal,
+    render,
+)
+
+
+def triple(inbox, factor=3):
+    """A top-level function saved by source in the tests."""
+    return inbox[0] * factor
+
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary()
+)
+literals = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner)
+        | st.tuples(inner, inner)
+        | st.tuples(inner)
+        | st.dictionaries(st.text() | st.integers(), inner)
+    ),
+    max_leaves=12,
+)
+
+
+@pytest.mark.timeout(30)
+@given(literals)
+def test_literal_round_trips(value):
+    assert eval(literal(value)) == value  # noqa: S307 - the point of the test
+
+
+@pytest.mark.timeout(10)
+def test_literal_special_values_and_references():
+    assert math.isnan(eval(literal(float("nan"))))
+    assert eval(literal(float("-inf"))) == float("-inf")
+    assert eval(literal({1, 2})) == {1, 2}
+    assert eval(literal(frozenset())) == frozenset()
+    assert literal((Reference("worker_0"), "worker_0")) == "(worker_0, 'worker_0')"
+    with pytest.raises(CodefileError, match="object"):
+        literal(object())
+    with pytest.raises(CodefileError, match="identifier"):
+        Reference("not a name")
+
+
+@pytest.mark.timeout(10)
+def test_render_names_a_missing_placeholder():
+    assert render(codefile.NUMAP, name="numap_0", arguments="") == "numap_0 = NuMap()"
+    with pytest.raises(CodefileError, match="'arguments'"):
+        render(codefile.WORKER, name="w")
+
+
+@pytest.mark.timeout(10)
+def test_every_template_renders_valid_python():
+    parts = [
+        render(codefile.HEADER, title="demo", version="2.0", date="today"),
+        render(codefile.IMPORTS, extra="import json"),
+        render(codefile.SECTION, title="functions"),
+        render(codefile.FUNCTION_IMPORT, module="json", attribute="dumps"),
+        render(codefile.FUNCTION_IMPORT_AS, module="json", attribute="loads", name="x"),
+        render(codefile.FUNCTION_FROM_PATH, name="f", path="'/a.py'", attribute="'f'"),
+        render(codefile.FUNCTION_SOURCE, source="def g(inbox):\n    return 1\n"),
+        render(codefile.NUMAP, name="n", arguments=arguments(worker_num=2)),
+        render(
+            codefile.WORKER,
+            name="w",
+            arguments=arguments((Reference("g"),), ((),), ({"k": {"a": 1}},)),
+        ),
+        render(codefile.PIPER, name="p", arguments=arguments(Reference("w"))),
+        render(codefile.PIPELINE, name=codefile.PIPELINE_NAME, arguments=""),
+        render(codefile.PIPER_ADD, pipeline="pipeline", arguments="p"),
+        render(codefile.PIPE, pipeline="pipeline", arguments="(p, p)"),
+    ]
+    source = assemble(parts)
+    assert source.endswith("\n") and not source.endswith("\n\n")
+    assert "EXECUTES" in source
+    assert "w = Worker((g,), ((),), ({'k': {'a': 1}},))" in source
+
+
+@pytest.mark.timeout(10)
+def test_assemble_rejects_invalid_source():
+    with pytest.raises(CodefileError, match="line 2"):
+        assemble(["x = 1", "def ("])
+
+
+@pytest.mark.timeout(10)
+def test_function_code_import_source_and_path_rebuild_working_functions(tmp_path):
+    imported = function_code(json.dumps)
+    assert imported.kind == "import" and imported.code == "from json import dumps"
+
+    copied = function_code(triple, prefer="source")
+    assert copied.kind == "source" and copied.code.startswith("def triple(")
+
+    module_file = tmp_path / "user_functions.py"
+    module_file.write_text("def double(inbox):\n    return inbox[0] * 2\n")
+    namespace: dict = {}
+    exec(compile(module_file.read_text(), str(module_file), "exec"), namespace)  # noqa: S102
+    by_path = function_code(namespace["double"], prefer="path")
+    assert by_path.kind == "path"
+
+    source = assemble(
+        [
+            "from papy.util.codefile import import_from_path",
+            imported.code,
+            copied.code,
+            by_path.code,
+            "result = (dumps([1]), triple((2,)), double((5,)))",
+        ]
+    )
+    built: dict = {}
+    exec(compile(source, "saved.py", "exec"), built)  # noqa: S102
+    assert built["result"] == ("[1]", 6, 10)
+
+
+@pytest.mark.timeout(10)
+def test_function_code_refuses_lambdas_and_nested_functions():
+    def nested(inbox):
+        return inbox
+
+    with pytest.raises(CodefileError, match="lambda or nested"):
+        function_code(lambda inbox: inbox, prefer="source")
+    with pytest.raises(CodefileError, match="lambda or nested"):
+        function_code(nested)
+    with pytest.raises(CodefileError, match="prefer"):
+        function_code(triple, prefer="magic")
+
+
+@pytest.mark.timeout(10)
+def test_import_from_path_loads_once_and_names_missing_things(tmp_path):
+    module_file = tmp_path / "counted.py"
+    module_file.write_text(
+        textwrap.dedent(
+            """
+            LOADS = []
+            LOADS.append(1)
+            def inc(inbox):
+                return inbox[0] + 1
+            """
+        )
+    )
+    inc = import_from_path(module_file, "inc")
+    assert inc((1,)) == 2
+    assert import_from_path(str(module_file), "LOADS") == [1]
+    with pytest.raises(AttributeError, match="'missing'"):
+        import_from_path(module_file, "missing")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        import_from_path(tmp_path / "absent.py", "inc")
