@@ -1,0 +1,30 @@
+"""Exit statuses of the ``papy`` command, in one place (the help prints them)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    OK = 0  # every item went through
+    INTERNAL = 1  # an unexpected error inside PaPy (run with --debug and report it)
+    USAGE = 2  # bad command-line arguments (argparse's own status)
+    ITEMS_FAILED = 3  # the pipeline ran, but some items ended as errors
+    BAD_PIPELINE = 4  # pipeline file missing, not Python, raising, or no `pipeline`
+    BAD_INPUT = 5  # an INPUT does not exist or the inputs could not be made
+    GRAPH_OUTPUT = 6  # `papy graph` could not write a file (e.g. Graphviz missing)
+    INTERRUPTED = 130  # stopped with Ctrl-C
+
+
+EXIT_STATUS_HELP = """\
+exit status:
+  0    every item went through the pipeline
+  1    unexpected internal error (rerun with --debug and report it)
+  2    bad command-line arguments
+  3    the pipeline ran but some items failed (the first errors are shown)
+  4    the pipeline file is missing, is not valid Python, raised while loading,
+       or defines no module-level `pipeline` Plumber
+  5    an INPUT does not exist, or the pipeline's make_inputs() failed
+  6    papy graph could not write an output file (e.g. Graphviz missing)
+  130  interrupted (Ctrl-C)
+"""
