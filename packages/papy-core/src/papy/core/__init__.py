@@ -1,1 +1,18 @@
-"""PaPy core: Worker, Piper, Dagger, Plumber."""
+"""PaPy core: Worker, Piper, Dagger, Plumber.
+
+Functions are composed into Workers, placed in Pipers, connected by pipes
+into a Dagger (a directed acyclic graph) and run by a Plumber.
+"""
+
+from papy.core._errors import DaggerError, PiperError, PlumberError, WorkerError
+from papy.core._piper import Piper
+from papy.core._worker import Worker
+
+__all__ = [
+    "DaggerError",
+    "Piper",
+    "PiperError",
+    "PlumberError",
+    "Worker",
+    "WorkerError",
+]

@@ -1,0 +1,65 @@
+"""The exceptions of papy.core, one per kind of object that can fail.
+
+``WorkerError`` and ``PiperError`` are mostly *returned*, not raised: they
+travel down the pipeline in place of the result they replace, so one bad item
+never stops the stream. ``DaggerError`` and ``PlumberError`` are raised for
+mistakes in building or driving a pipeline.
+"""
+
+from __future__ import annotations
+
+
+class WorkerError(Exception):
+    """A function inside a Worker raised, or the Worker got an error as input.
+
+    Attributes:
+      - ``exception``: the original exception (or the error found in the inbox).
+      - ``traceback``: the formatted traceback text of the original exception
+        (empty when the error came in through the inbox).
+      - ``function``: the name of the function that raised (or None).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        exception: BaseException | None = None,
+        traceback: str = "",
+        function: str | None = None,
+    ) -> None:
+        # Everything lives in ``args`` so the error pickles across processes.
+        super().__init__(message, exception, traceback, function)
+        self.exception = exception
+        self.traceback = traceback
+        self.function = function
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class PiperError(Exception):
+    """An error that happened in (or passed through) a Piper.
+
+    Returned in place of a result, except with ``debug=True``, or raised for a
+    misuse of a Piper (bad arguments, wrong state). ``exception`` holds the
+    wrapped error (a ``WorkerError``, a ``TimeoutError``, an error from the
+    map engine, or another ``PiperError`` from upstream).
+    """
+
+    def __init__(self, message: str, exception: BaseException | None = None) -> None:
+        super().__init__(message, exception)
+        self.exception = exception
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class DaggerError(Exception):
+    """A pipeline topology was invalid or a Dagger was used wrongly."""
+
+
+class PlumberError(RuntimeError):
+    """A Plumber was used wrongly, or did not finish in time.
+
+    A subclass of ``RuntimeError`` because ``Plumber.wait`` is documented to
+    raise a ``RuntimeError`` when the pipeline has not finished in time.
+    """

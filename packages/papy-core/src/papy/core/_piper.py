@@ -1,0 +1,437 @@
+"""Piper: one processing node of a pipeline, linear or on a NuMap."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from papy.core import _numaps
+from papy.core._errors import PiperError, WorkerError
+from papy.core._streams import Splitter, Tee, group, merge, unroll, zip_inputs
+from papy.core._worker import Worker
+
+
+class Timed:
+    """Calls a Worker and returns ``(result, seconds spent)``.
+
+    Runs wherever the Worker runs (a NuMap process included), so the Piper
+    learns its busy time without sharing memory with the workers.
+    """
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def __call__(self, inbox: Any) -> tuple[Any, float]:
+        begin = time.perf_counter()
+        result = self.worker(inbox)
+        return result, time.perf_counter() - begin
+
+
+class _Failure:
+    """A result slot that the map engine filled with an exception."""
+
+    def __init__(self, error: PiperError) -> None:
+        self.error = error
+
+
+class _Deferred:
+    """An iterator built on first use (upstream streams exist only after start)."""
+
+    def __init__(self, build: Callable[[], Iterator[Any]]) -> None:
+        self._build = build
+        self._iterator: Iterator[Any] | None = None
+
+    def __iter__(self) -> _Deferred:
+        return self
+
+    def __next__(self) -> Any:
+        if self._iterator is None:
+            self._iterator = self._build()
+        return next(self._iterator)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PiperError(f"Piper: '{name}' must be an int >= 1, got {value!r}")
+    return value
+
+
+class Piper:
+    """A processing node: evaluates a Worker on the items of its inbox.
+
+    Arguments:
+      - worker: a Worker, a Piper (its Worker is reused), a callable or a
+        sequence of callables/Workers (made into a Worker).
+      - parallel [default: False]: False for a linear Piper (built-in lazy
+        ``map``) or a NuMap to evaluate items on.
+      - consume [default: 1]: input items taken from every upstream Piper per
+        evaluation. With n > 1, inbox entry j is a tuple of n items from the
+        j-th upstream Piper.
+      - produce [default: 1]: output items made from each result: the result
+        must be a sequence of that many items, or with ``repeat=True`` it is
+        repeated that many times.
+      - spawn [default: 1]: how many copies of the worker (NuMap tasks) share
+        the inbox; the output keeps input order.
+      - timeout [default: None]: seconds to wait for a result of a parallel
+        Piper; on expiry a PiperError wrapping TimeoutError is returned in
+        the stream (not raised). If the NuMap has ``skip=True`` the late result
+        is dropped, so the error takes its slot; otherwise it follows later.
+      - branch [default: None]: sort key among Pipers that are not upstream
+        or downstream of each other (see Dagger).
+      - debug [default: False]: raise errors instead of returning them.
+      - name [default: None]: a label (defaults to the Worker's name).
+      - track [default: False]: keep results in the NuMap (``_tasks_tracked``);
+        ignored for linear Pipers.
+      - repeat [default: False]: see ``produce``.
+
+    The product ``produce * spawn`` of an upstream Piper must equal
+    ``consume * spawn`` of each downstream Piper (a Dagger checks this).
+
+    Raises PiperError for invalid arguments.
+
+    States: new -> connect -> connected -> start -> started -> stop ->
+    stopped -> disconnect -> new. Every method checks the state it needs and
+    raises a PiperError naming the Piper and the call to make instead.
+    """
+
+    def __init__(
+        self,
+        worker: Any,
+        parallel: Any = False,
+        consume: int = 1,
+        produce: int = 1,
+        spawn: int = 1,
+        timeout: float | None = None,
+        branch: Any = None,
+        debug: bool = False,
+        name: str | None = None,
+        track: bool = False,
+        repeat: bool = False,
+    ) -> None:
+        if isinstance(worker, Piper):
+            worker = worker.worker
+        try:
+            self.worker = worker if isinstance(worker, Worker) else Worker(worker)
+        except WorkerError as error:
+            raise PiperError(f"Piper: cannot make a Worker: {error}", error) from None
+        if parallel not in (False, None) and not hasattr(parallel, "add_task"):
+            raise PiperError(
+                f"Piper: 'parallel' must be False or a NuMap, got {parallel!r}"
+            )
+        self.imap = parallel if parallel else None
+        self.parallel = parallel
+        self.consume = _positive_int("consume", consume)
+        self.produce = _positive_int("produce", produce)
+        self.spawn = _positive_int("spawn", spawn)
+        if timeout is not None and (
+            not isinstance(timeout, int | float) or timeout < 0
+        ):
+            raise PiperError(f"Piper: 'timeout' must be None or >= 0, got {timeout!r}")
+        self.timeout = timeout
+        self.branch = branch
+        self.debug = debug
+        self.name = name or self.worker.name
+        self.track = track
+        self.repeat = repeat
+        self.inbox: list[Any] = []
+        self.state = "new"
+        self._consumers: list[Piper] = []
+        self._tasks: list[int] = []
+        self._outbox: Iterator[Any] | None = None
+        self._tee: Tee | None = None
+        self._stages: set[int] = set()
+        self._stats_lock = threading.Lock()
+        self.reset_stats()
+
+    # --- statistics -------------------------------------------------------
+
+    def reset_stats(self) -> None:
+        """Zero the counters: items in, items out, errors, busy seconds."""
+        with self._stats_lock:
+            self.stats = {"items_in": 0, "items_out": 0, "errors": 0, "busy": 0.0}
+
+    def _count(self, key: str, amount: float = 1) -> None:
+        with self._stats_lock:
+            self.stats[key] += amount
+
+    @property
+    def stride(self) -> int:
+        """Items moved per block: the NuMap's stride, 1 for a linear Piper."""
+        if self.imap is None:
+            return 1
+        return int(getattr(self.imap, "stride", 1) or 1)
+
+    def __repr__(self) -> str:
+        return f"Piper({self.name!r}, {self.state})"
+
+    # --- connecting -------------------------------------------------------
+
+    def connect(self, inbox: Sequence[Any]) -> None:
+        """Connect to upstream Pipers (or input data streams), in this order.
+
+        Each element of ``inbox`` is a Piper or an iterable of input items.
+        A parallel Piper adds its ``spawn`` tasks to its NuMap here, so
+        upstream Pipers on the same NuMap must be connected first.
+
+        Raises PiperError if already connected or ``inbox`` is empty.
+        """
+        if self.state != "new":
+            raise PiperError(
+                f"Piper {self.name!r} is already connected; disconnect() it first"
+            )
+        if isinstance(inbox, str | bytes) or not isinstance(inbox, Sequence):
+            inbox = ()
+        if not inbox:
+            raise PiperError(
+                f"Piper {self.name!r}: connect() needs a non-empty sequence of "
+                f"upstream Pipers or input iterables, got {inbox!r}"
+            )
+        for source in inbox:
+            if isinstance(source, Piper):
+                if source.state == "new":
+                    raise PiperError(
+                        f"Piper {self.name!r}: upstream Piper {source.name!r} is not "
+                        "connected; connect upstream Pipers first"
+                    )
+                source._consumers.append(self)
+        self.inbox = list(inbox)
+        splitter = Splitter(_Deferred(self._make_inboxes), self.spawn, self.stride)
+        timed = Timed(self.worker)
+        if self.imap is None:
+            copies = [map(timed, splitter.view(t)) for t in range(self.spawn)]
+            self._copies = copies
+        else:
+            self._tasks = []
+            for t in range(self.spawn):
+                task = self.imap.add_task(timed, splitter.view(t), track=self.track)
+                self._tasks.append(task.task)
+        self._outbox = self._make_outbox()
+        self.state = "connected"
+
+    def disconnect(self, forced: bool = False) -> None:
+        """Disconnect from the upstream Pipers or input data.
+
+        A parallel Piper removes its tasks from its NuMap; they must be the
+        last tasks added to it (disconnect downstream Pipers first), unless
+        ``forced`` is True, which removes all tasks of the NuMap.
+
+        Raises PiperError if not connected, or started and not stopped.
+        """
+        if self.state == "new":
+            raise PiperError(f"Piper {self.name!r} is not connected")
+        if self.state == "started" and self.imap is not None:
+            raise PiperError(
+                f"Piper {self.name!r} is running on a NuMap; stop() it before "
+                "disconnect()"
+            )
+        if self.imap is not None:
+            self._pop_tasks(forced)
+            _numaps.forget(self.imap)
+        for source in self.inbox:
+            if isinstance(source, Piper) and self in source._consumers:
+                source._consumers.remove(self)
+        self.inbox = []
+        self._tasks = []
+        self._outbox = None
+        self._tee = None
+        self._stages = set()
+        self.state = "new"
+
+    def _pop_tasks(self, forced: bool) -> None:
+        tasks = getattr(self.imap, "_tasks", None)
+        if forced:
+            if tasks:
+                self.imap.pop_task(True)
+            return
+        last = max(self._tasks) + 1 if self._tasks else 0
+        if tasks is not None and len(tasks) != last:
+            raise PiperError(
+                f"Piper {self.name!r}: its NuMap tasks {self._tasks} are not the "
+                "last ones added; disconnect downstream Pipers first or use "
+                "forced=True"
+            )
+        if self._tasks:
+            self.imap.pop_task(len(self._tasks))
+
+    # --- starting and stopping -------------------------------------------
+
+    def start(self, stages: Sequence[int] | None = None) -> None:
+        """Make the Piper ready to return results.
+
+        Stage 0 prepares the fan-out to downstream Pipers; stage 1 starts the
+        NuMap's pool; stage 2 its feeder and collector. Default: (0,) for a
+        linear Piper, (0, 1, 2) for a parallel one. Pipers sharing a NuMap are
+        started upstream first with (0, 1), then all with (2,). A NuMap is
+        started only once whatever the number of Pipers on it. Stages 1 and 2
+        do nothing for a linear Piper.
+
+        Raises PiperError if not connected, or a stage is repeated.
+        """
+        if stages is None:
+            stages = (0,) if self.imap is None else (0, 1, 2)
+        if self.state not in ("connected", "started"):
+            raise PiperError(
+                f"Piper {self.name!r} is {self.state}; only a connected Piper can "
+                "be started (connect() it first)"
+            )
+        for stage in stages:
+            if stage not in (0, 1, 2):
+                raise PiperError(f"Piper {self.name!r}: unknown start stage {stage!r}")
+            if stage in self._stages:
+                raise PiperError(f"Piper {self.name!r}: stage {stage} already started")
+        for stage in sorted(stages):
+            if stage == 0:
+                if len(self._consumers) > 1:
+                    self._tee = Tee(self._outbox, len(self._consumers))
+            elif self.imap is not None:
+                _numaps.start_stage(self.imap, stage)
+            self._stages.add(stage)
+        if 0 in self._stages:
+            self.state = "started"
+
+    def stop(self, forced: bool = False, ends: Sequence[int] | None = None) -> None:
+        """Stop the Piper; for a parallel one, stop its NuMap (once).
+
+        ``ends`` are the NuMap task ids not consumed inside the NuMap and
+        ``forced`` must be True if results are still pending (see
+        ``NuMap.stop``). Raises PiperError if the Piper was not started.
+        """
+        if self.state != "started":
+            raise PiperError(
+                f"Piper {self.name!r} is {self.state}; only a started Piper can "
+                "be stopped"
+            )
+        if self.imap is not None:
+            _numaps.stop(self.imap, ends=ends, forced=forced)
+        self.state = "stopped"
+
+    # --- results ----------------------------------------------------------
+
+    def _stream_for(self, consumer: Piper) -> Iterator[Any]:
+        if 0 not in self._stages or self._outbox is None:
+            raise PiperError(
+                f"Piper {self.name!r} was not started but {consumer.name!r} reads "
+                "from it; start upstream Pipers first"
+            )
+        if self._tee is None:
+            return self._outbox
+        return self._tee.branch(self._consumers.index(consumer))
+
+    def _make_inboxes(self) -> Iterator[Any]:
+        sources = []
+        for source in self.inbox:
+            if isinstance(source, Piper):
+                sources.append(source._stream_for(self))
+            else:
+                sources.append(iter(source))
+        rows = self._counted_rows(zip_inputs(sources))
+        if self.consume == 1:
+            return rows
+        return group(rows, self.consume, self.stride)
+
+    def _counted_rows(self, rows: Iterator[Any]) -> Iterator[Any]:
+        for row in rows:
+            self._count("items_in")
+            yield row
+
+    def _next_of_copy(self, copy: int) -> Any:
+        if self.imap is None:
+            return next(self._copies[copy])
+        try:
+            return self.imap.next(timeout=self.timeout, task=self._tasks[copy])
+        except StopIteration:
+            raise
+        except TimeoutError as error:
+            return _Failure(
+                PiperError(
+                    f"Piper {self.name!r}: no result within {self.timeout} s", error
+                )
+            )
+        except Exception as error:
+            return _Failure(
+                PiperError(f"Piper {self.name!r}: the NuMap failed: {error!r}", error)
+            )
+
+    def _to_item(self, raw: Any) -> Any:
+        if isinstance(raw, _Failure):
+            item: Any = raw.error
+        else:
+            result, seconds = raw
+            self._count("busy", seconds)
+            item = result
+            if isinstance(result, WorkerError):
+                if isinstance(result.exception, PiperError):
+                    item = result.exception
+                else:
+                    item = PiperError(f"Piper {self.name!r}: {result}", result)
+        if self.debug and isinstance(item, PiperError):
+            raise item
+        return item
+
+    def _expand(self, item: Any) -> Sequence[Any]:
+        n = self.produce
+        if self.repeat or isinstance(item, PiperError):
+            return [item] * n
+        try:
+            items = tuple(item)
+        except TypeError:
+            items = ()
+        if len(items) == n:
+            return items
+        error = PiperError(
+            f"Piper {self.name!r}: produce={n} needs each result to be a sequence "
+            f"of {n} items (or repeat=True), got {item!r}"
+        )
+        if self.debug:
+            raise error
+        return [error] * n
+
+    def _make_outbox(self) -> Iterator[Any]:
+        results = merge(self._next_of_copy, self.spawn, self.stride)
+        items: Iterator[Any] = map(self._to_item, results)
+        if self.produce > 1:
+            items = unroll(items, self.produce, self.stride, self._expand)
+        for item in items:
+            with self._stats_lock:
+                self.stats["items_out"] += 1
+                if isinstance(item, PiperError):
+                    self.stats["errors"] += 1
+            yield item
+
+    def tracked(self) -> dict[int, Any]:
+        """Results stored by the NuMap for a tracked Piper, by input position."""
+        if self.imap is None or not self.track:
+            return {}
+        store = getattr(self.imap, "_tasks_tracked", {})
+        results: dict[int, Any] = {}
+        s, k = self.stride, self.spawn
+        for copy, task in enumerate(self._tasks):
+            for index, raw in dict(store.get(task, {})).items():
+                position = ((index // s) * k + copy) * s + index % s
+                results[position] = raw[0] if isinstance(raw, tuple) else raw
+        return dict(sorted(results.items()))
+
+    def next(self) -> Any:
+        """Return the next result (a PiperError in place of a failed one).
+
+        Raises StopIteration at the end, PiperError if the Piper is not
+        started or other Pipers read its output.
+        """
+        if self.state != "started":
+            raise PiperError(
+                f"Piper {self.name!r} is {self.state}; start() it before next()"
+            )
+        if self._consumers:
+            raise PiperError(
+                f"Piper {self.name!r} feeds downstream Pipers; read their output"
+            )
+        assert self._outbox is not None
+        return next(self._outbox)
+
+    def __iter__(self) -> Piper:
+        return self
+
+    def __next__(self) -> Any:
+        return self.next()

@@ -1,0 +1,241 @@
+"""The item streams inside a Piper: zip, consume, spawn, produce, fan-out.
+
+A Piper moves items stride by stride (``s`` = the stride of its NuMap, 1 for
+a linear Piper). Data flow inside one Piper::
+
+    upstream outboxes ──zip_inputs──> rows ──group(consume n, s)──> inboxes
+        ──Splitter(spawn k, s)──> k views ──worker (map or NuMap task)──>
+        k result streams ──merge(k, s)──> results ──unroll(produce n, s)──>
+        outbox ──Tee (one branch per downstream Piper)──> downstream
+
+Rules (DESIGN.md, "Item order inside a parallel Piper"):
+  - spawn=k: stride blocks of the inbox go round-robin to the k copies
+    (block b to copy b % k); their results are merged back in the same block
+    order, so the stream keeps input order.
+  - produce=n: a stride of results a, b, c is unrolled element-wise into
+    a0 b0 c0 a1 b1 c1 ...; an error (or, with ``repeat``, any result) fills
+    all n slots of its result.
+  - consume=n: the inverse: n strides of s rows, grouping the i-th row of each.
+  - A last, short block is processed as a shorter block: nothing is dropped
+    or duplicated.
+Every function here is lazy: it pulls only what the current block needs.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+
+def _take(source: Iterator[Any], count: int) -> list[Any]:
+    block = []
+    for _ in range(count):
+        try:
+            block.append(next(source))
+        except StopIteration:
+            break
+    return block
+
+
+def zip_inputs(sources: Sequence[Iterator[Any]]) -> Iterator[tuple[Any, ...]]:
+    """Yield one tuple per row: the next item of every source, in order.
+
+    When one source ends, the others are read to their end too (their extra
+    items, which a validated topology never has, are discarded), so every
+    upstream task is seen to finish and a shared NuMap can stop cleanly.
+    """
+    while True:
+        row = []
+        for source in sources:
+            try:
+                row.append(next(source))
+            except StopIteration:
+                for other in sources:
+                    for _ in other:
+                        pass
+                return
+        yield tuple(row)
+
+
+def group(rows: Iterator[tuple[Any, ...]], n: int, s: int) -> Iterator[tuple[Any, ...]]:
+    """consume=n: group rows into inboxes of n items per upstream.
+
+    Reads n strides of s rows and yields s inboxes; inbox i holds, for each
+    upstream j, the tuple of the i-th row's j-th item from each stride. A last
+    short block of m rows is cut into strides of ceil(m / n) rows.
+    """
+    while True:
+        block = _take(rows, n * s)
+        if not block:
+            return
+        width = s if len(block) == n * s else math.ceil(len(block) / n)
+        strides = [block[i : i + width] for i in range(0, len(block), width)]
+        for i in range(width):
+            column = [stride[i] for stride in strides if i < len(stride)]
+            yield tuple(zip(*column, strict=True))
+
+
+class Splitter:
+    """spawn=k: deals stride blocks of one inbox stream to k views.
+
+    Block b (items b*s .. b*s+s-1) goes to view b % k. Blocks pulled for a
+    view other than the asking one wait in that view's queue.
+
+    Invariant (under ``_lock``): ``_next_block`` is the number of blocks taken
+    from the source; ``_queues[t]`` holds the items of view t's blocks already
+    taken and not yet handed out, in order.
+    """
+
+    def __init__(self, source: Iterator[Any], k: int, s: int) -> None:
+        self._source = source
+        self._k = k
+        self._s = s
+        self._lock = threading.Lock()
+        self._queues: list[deque[Any]] = [deque() for _ in range(k)]
+        self._next_block = 0
+        self._exhausted = False
+
+    def view(self, t: int) -> Iterator[Any]:
+        """The items of copy t, as an iterator."""
+        return _SplitterView(self, t)
+
+    def _next_for(self, t: int) -> Any:
+        with self._lock:
+            queue = self._queues[t]
+            while not queue:
+                if self._exhausted:
+                    raise StopIteration
+                block = _take(self._source, self._s)
+                if len(block) < self._s:
+                    self._exhausted = True
+                self._queues[self._next_block % self._k].extend(block)
+                self._next_block += 1
+            return queue.popleft()
+
+
+class _SplitterView:
+    def __init__(self, splitter: Splitter, t: int) -> None:
+        self._splitter = splitter
+        self._t = t
+
+    def __iter__(self) -> _SplitterView:
+        return self
+
+    def __next__(self) -> Any:
+        return self._splitter._next_for(self._t)
+
+
+def merge(next_of_copy: Callable[[int], Any], k: int, s: int) -> Iterator[Any]:
+    """Merge k copies' results back in block order (s from copy 0, then 1...).
+
+    ``next_of_copy(t)`` returns copy t's next result or raises StopIteration.
+    Only the last block can be short, so the first short block ends the stream.
+    """
+    block_number = 0
+    while True:
+        copy = block_number % k
+        got = 0
+        for _ in range(s):
+            try:
+                item = next_of_copy(copy)
+            except StopIteration:
+                return
+            got += 1
+            yield item
+        if got < s:
+            return
+        block_number += 1
+
+
+def unroll(
+    results: Iterator[Any],
+    n: int,
+    s: int,
+    expand: Callable[[Any], Sequence[Any]],
+) -> Iterator[Any]:
+    """produce=n: unroll strides of results element-wise (a0 b0 c0 a1 b1 ...).
+
+    ``expand(result)`` turns one result into its n items (an error or a
+    repeated result into n copies of itself).
+    """
+    while True:
+        block = _take(results, s)
+        if not block:
+            return
+        expanded = [expand(result) for result in block]
+        for j in range(n):
+            for items in expanded:
+                yield items[j]
+
+
+class Tee:
+    """Fans one stream out to several consumers (thread-safe).
+
+    Invariant (under ``_lock``): ``_queues[i]`` holds the items consumer i has
+    not taken yet; an item pulled from the source is appended to every queue.
+    The lock is held while pulling, so the source is read by one thread at a
+    time and every consumer sees every item once, in order.
+    """
+
+    def __init__(self, source: Iterable[Any], n: int) -> None:
+        self._source = iter(source)
+        self._lock = threading.Lock()
+        self._queues: list[deque[Any]] = [deque() for _ in range(n)]
+        self._exhausted = False
+
+    def branch(self, i: int) -> Iterator[Any]:
+        """Consumer i's view of the stream."""
+        return _TeeBranch(self, i)
+
+    def _next_for(self, i: int) -> Any:
+        with self._lock:
+            queue = self._queues[i]
+            if not queue:
+                if self._exhausted:
+                    raise StopIteration
+                try:
+                    item = next(self._source)
+                except StopIteration:
+                    self._exhausted = True
+                    raise
+                for other in self._queues:
+                    other.append(item)
+            return queue.popleft()
+
+
+class _TeeBranch:
+    def __init__(self, tee: Tee, i: int) -> None:
+        self._tee = tee
+        self._i = i
+
+    def __iter__(self) -> _TeeBranch:
+        return self
+
+    def __next__(self) -> Any:
+        return self._tee._next_for(self._i)
+
+
+class Valve:
+    """An input stream that can be closed from another thread.
+
+    After ``close()`` the next read raises StopIteration, so a pipeline fed
+    from it runs dry and can be stopped without losing buffered items.
+    """
+
+    def __init__(self, data: Iterable[Any]) -> None:
+        self._source = iter(data)
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def __iter__(self) -> Valve:
+        return self
+
+    def __next__(self) -> Any:
+        if self._closed.is_set():
+            raise StopIteration
+        return next(self._source)
