@@ -1,0 +1,612 @@
+"""DictGraph: a directed graph stored as nested dictionaries.
+
+The graph is a dict from node objects to DictNodes; each DictNode is a dict
+from the node objects it has edges to, to their DictNodes. An edge
+``(a, b)`` therefore lives only as ``graph[a][b] is graph[b]``: there is no
+separate list of edges, and every method below keeps that invariant.
+
+Orientation used throughout: an edge points from a node to a node it
+depends on. A postorder lists every node after all the nodes its edges lead
+to. (A papy Dagger stores pipes this way, downstream -> upstream, so its
+postorder lists upstream pipers first.)
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import GraphError
+from ._node import DictNode, checked_xtra
+from ._order import branch_sort_key, compare_labels
+
+Edge = tuple[Hashable, Hashable]
+
+
+def _require_hashable(node: Any, argument: str) -> None:
+    try:
+        hash(node)
+    except TypeError:
+        raise TypeError(
+            f"{argument} must be hashable to be a node object (anything usable "
+            f"as a dict key); got unhashable {type(node).__name__}: {node!r}"
+        ) from None
+
+
+def _as_list(items: Any, argument: str, what: str) -> list[Any]:
+    if isinstance(items, (str, bytes, bytearray)):
+        raise TypeError(
+            f"{argument} must be an iterable of {what}, not a {type(items).__name__}"
+            f" (which would be split into characters); wrap it in a list"
+        )
+    if isinstance(items, Mapping):
+        raise TypeError(
+            f"{argument} must be an iterable of {what}, not a "
+            f"{type(items).__name__}; pass a list"
+        )
+    try:
+        return list(items)
+    except TypeError:
+        raise TypeError(
+            f"{argument} must be an iterable of {what}; "
+            f"got {type(items).__name__}: {items!r}"
+        ) from None
+
+
+def _as_edge(edge: Any, argument: str) -> Edge:
+    if isinstance(edge, (str, bytes, bytearray)) or not isinstance(edge, Iterable):
+        raise TypeError(
+            f"{argument} must be a pair (node, node) such as a tuple; "
+            f"got {type(edge).__name__}: {edge!r}"
+        )
+    pair = tuple(edge)
+    if len(pair) != 2:
+        raise ValueError(
+            f"{argument} must be a pair (node, node); got {len(pair)} item(s): {edge!r}"
+        )
+    _require_hashable(pair[0], f"{argument}[0]")
+    _require_hashable(pair[1], f"{argument}[1]")
+    return pair[0], pair[1]
+
+
+def _unique(items: Iterable[Hashable]) -> list[Hashable]:
+    return list(dict.fromkeys(items))
+
+
+@dataclass
+class _Layout:
+    """Facts about an acyclic graph computed in one dependency-first pass."""
+
+    rank: dict[Hashable, int]
+    reach_size: dict[Hashable, int]
+    branch: dict[Hashable, Any]
+
+
+class DictGraph(dict[Hashable, DictNode]):
+    """A directed graph as a dictionary: node object -> DictNode.
+
+    Node objects are any hashable objects. ``graph[a]`` is the DictNode of
+    ``a``: a dict whose keys are the node objects ``a`` has edges to. An edge
+    is a pair ``(a, b)`` of node objects, directed from ``a`` to ``b``.
+
+    Arguments:
+        nodes: [default: ()] node objects to add; see ``add_nodes``.
+        edges: [default: ()] edges to add (after the nodes); see
+            ``add_edges``.
+        xtras: [default: None] one ``xtra`` dict per node in ``nodes``:
+            either all or none. See ``add_nodes``.
+
+    Ordering: ``postorder`` and ``cmp_branch`` sort by branch labels (the
+    ``branch`` attribute of the DictNodes) with the total order described
+    in ``papy.graph._order``: ``None`` first, then numbers, then other
+    labels grouped by type name; sorting never raises.
+
+    Not thread-safe: guard a graph shared between threads with a lock.
+    """
+
+    def __init__(
+        self,
+        nodes: Iterable[Hashable] = (),
+        edges: Iterable[Edge] = (),
+        xtras: Iterable[Mapping[Any, Any] | None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.add_nodes(nodes, xtras)
+        self.add_edges(edges)
+
+    # -- nodes ---------------------------------------------------------------
+
+    def add_node(
+        self, node: Hashable, xtra: Mapping[Any, Any] | None = None, branch: Any = None
+    ) -> bool:
+        """Add a node object; return True if it is new, False if present.
+
+        Arguments:
+            node: any hashable object (``TypeError`` otherwise).
+            xtra: [default: None] a dict copied into the new DictNode's
+                ``xtra`` (``TypeError`` if not a mapping).
+            branch: [default: None] the new DictNode's ``branch``: an
+                identifier that sorts topologically equivalent branches.
+
+        A node already present is left unchanged (its ``xtra`` and ``branch``
+        are not updated).
+        """
+        _require_hashable(node, "node")
+        topo = DictNode(node, checked_xtra(xtra, "xtra"))
+        if node in self:
+            return False
+        topo.branch = branch
+        self[node] = topo
+        return True
+
+    def add_nodes(
+        self,
+        nodes: Iterable[Hashable],
+        xtras: Iterable[Mapping[Any, Any] | None] | None = None,
+    ) -> None:
+        """Add node objects, in order; nothing is added if any is invalid.
+
+        Arguments:
+            nodes: an iterable of node objects; see ``add_node``.
+            xtras: [default: None] an iterable of ``xtra`` dicts (or None),
+                one for each node object: either all or none. ``ValueError``
+                if the lengths differ.
+        """
+        node_list = _as_list(nodes, "nodes", "node objects")
+        for index, node in enumerate(node_list):
+            _require_hashable(node, f"nodes[{index}]")
+        if xtras is None:
+            xtra_list: list[Any] = [None] * len(node_list)
+        else:
+            xtra_list = _as_list(xtras, "xtras", "xtra dicts, one per node")
+            if len(xtra_list) != len(node_list):
+                raise ValueError(
+                    f"xtras must have one xtra dict for each node (all or none): "
+                    f"got {len(xtra_list)} xtras for {len(node_list)} nodes"
+                )
+            for index, xtra in enumerate(xtra_list):
+                checked_xtra(xtra, f"xtras[{index}]")
+        for node, xtra in zip(node_list, xtra_list, strict=True):
+            self.add_node(node, xtra)
+
+    def del_node(self, node: Hashable) -> bool:
+        """Remove a node object and all edges to and from it; return True.
+
+        Raises ``KeyError`` if the node object is not in the graph.
+        """
+        self._topo(node, "node")
+        for topo in self.values():
+            topo.pop(node, None)
+        del self[node]
+        return True
+
+    def del_nodes(self, nodes: Iterable[Hashable]) -> None:
+        """Remove node objects; see ``del_node``.
+
+        Raises ``KeyError`` (removing nothing) if any is not in the graph.
+        A node object listed twice is removed once.
+        """
+        node_list = _unique(_as_list(nodes, "nodes", "node objects"))
+        for node in node_list:
+            self._topo(node, "nodes")
+        for node in node_list:
+            self.del_node(node)
+
+    # -- edges ---------------------------------------------------------------
+
+    def add_edge(self, edge: Iterable[Hashable], double: bool = False) -> None:
+        """Add an edge: a pair of node objects, directed from first to second.
+
+        Missing node objects are added. An edge already present stays.
+
+        Arguments:
+            edge: an ordered pair ``(a, b)``. ``TypeError``/``ValueError`` if
+                it is not a pair of hashable objects.
+            double: [default: False] also add the reverse edge ``(b, a)``.
+        """
+        left, right = _as_edge(edge, "edge")
+        self.add_node(left)
+        self.add_node(right)
+        self[left][right] = self[right]
+        if double:
+            self[right][left] = self[left]
+
+    def add_edges(
+        self, edges: Iterable[Iterable[Hashable]], *args: Any, **kwargs: Any
+    ) -> None:
+        """Add edges in order; extra arguments go to ``add_edge``.
+
+        Every edge is checked before any is added.
+        """
+        edge_list = _as_list(edges, "edges", "edges (pairs of node objects)")
+        for index, edge in enumerate(edge_list):
+            _as_edge(edge, f"edges[{index}]")
+        for edge in edge_list:
+            self.add_edge(edge, *args, **kwargs)
+
+    def del_edge(self, edge: Iterable[Hashable], double: bool = False) -> None:
+        """Remove an edge; its node objects stay in the graph.
+
+        Arguments:
+            edge: an ordered pair ``(a, b)``.
+            double: [default: False] also remove the reverse edge ``(b, a)``.
+
+        Raises ``KeyError`` (removing nothing) if an edge to remove is not in
+        the graph.
+        """
+        left, right = _as_edge(edge, "edge")
+        pairs = [(left, right), (right, left)] if double else [(left, right)]
+        for source, target in pairs:
+            if source not in self or target not in self[source]:
+                raise KeyError(f"edge ({source!r}, {target!r}) is not in the graph")
+        for source, target in pairs:
+            self[source].pop(target, None)
+
+    def del_edges(
+        self, edges: Iterable[Iterable[Hashable]], *args: Any, **kwargs: Any
+    ) -> None:
+        """Remove edges in order; extra arguments go to ``del_edge``.
+
+        If one cannot be removed (``KeyError``), the edges already removed
+        are restored before the error propagates: all or nothing.
+        """
+        edge_list = _as_list(edges, "edges", "edges (pairs of node objects)")
+        for index, edge in enumerate(edge_list):
+            _as_edge(edge, f"edges[{index}]")
+        saved = {node: list(topo) for node, topo in self.items()}
+        try:
+            for edge in edge_list:
+                self.del_edge(edge, *args, **kwargs)
+        except BaseException:
+            self._restore_edges(saved)
+            raise
+
+    def _restore_edges(self, saved: dict[Hashable, list[Hashable]]) -> None:
+        for node, targets in saved.items():
+            topo = self[node]
+            dict.clear(topo)  # DictNode.clear only resets traversal flags
+            for target in targets:
+                topo[target] = self[target]
+
+    def edges(self, nodes: Iterable[Hashable] | None = None) -> tuple[Edge, ...]:
+        """Return a tuple of all edges, as pairs of node objects.
+
+        Arguments:
+            nodes: [default: None] if given, only edges going out of these
+                node objects (``KeyError`` if one is not in the graph).
+        """
+        if nodes is None:
+            sources = list(self)
+        else:
+            sources = _unique(_as_list(nodes, "nodes", "node objects"))
+            for node in sources:
+                self._topo(node, "nodes")
+        return tuple((source, target) for source in sources for target in self[source])
+
+    def incoming_edges(self, node: Hashable) -> tuple[Edge, ...]:
+        """Return a tuple of the edges that end at ``node``.
+
+        Raises ``KeyError`` if ``node`` is not in the graph.
+        """
+        self._topo(node, "node")
+        return tuple((source, node) for source, topo in self.items() if node in topo)
+
+    def outgoing_edges(self, node: Hashable) -> tuple[Edge, ...]:
+        """Return a tuple of the edges that start at ``node``.
+
+        Raises ``KeyError`` if ``node`` is not in the graph.
+        """
+        return tuple((node, target) for target in self._topo(node, "node"))
+
+    # -- queries -------------------------------------------------------------
+
+    def iter_nodes(self) -> Iterator[Hashable]:
+        """Return an iterator of all node objects, in insertion order."""
+        return iter(self.keys())
+
+    def nodes(self) -> list[Hashable]:
+        """Return a list of all node objects, in insertion order."""
+        return list(self.keys())
+
+    def deep_nodes(self, node: Hashable) -> list[Hashable]:
+        """Return all node objects reachable from ``node``; see ``DictNode.deep_nodes``.
+
+        Raises ``KeyError`` if ``node`` is not in the graph.
+        """
+        return self._topo(node, "node").deep_nodes()
+
+    def clear_nodes(self) -> None:
+        """Reset the traversal flags of every DictNode; see ``DictNode.clear``."""
+        for topo in self.values():
+            topo.clear()
+
+    def _topo(self, node: Hashable, argument: str) -> DictNode:
+        _require_hashable(node, argument)
+        try:
+            return self[node]
+        except KeyError:
+            raise KeyError(f"{argument} {node!r} is not in the graph") from None
+
+    # -- traversal -----------------------------------------------------------
+
+    def dfs(self, node: Hashable, bucket: Any = None, order: str = "append") -> Any:
+        """Depth-first search from ``node``; return ``bucket`` holding a postorder.
+
+        Every node object reachable from ``node`` (and ``node`` itself) is
+        passed to ``getattr(bucket, order)`` after all the nodes its edges
+        lead to, i.e. in postorder. With a ``collections.deque`` as bucket and
+        ``order="appendleft"`` the bucket holds the reverse of that order.
+
+        The search skips nodes already ``discovered`` and marks the nodes it
+        visits, so successive calls continue one traversal (as ``postorder``
+        does). Call ``clear_nodes`` to start afresh. On a cycle the search
+        does not loop: each node is visited once.
+
+        Arguments:
+            node: the start node object (``KeyError`` if absent).
+            bucket: [default: None] the container to fill; a new list if None.
+            order: [default: "append"] the name of the bucket method to call
+                with each node object (``ValueError`` if it has none).
+        """
+        self._topo(node, "node")
+        if bucket is None:
+            bucket = []
+        if not isinstance(order, str):
+            raise TypeError(f"order must be a method name (str); got {order!r}")
+        emit = getattr(bucket, order, None)
+        if not callable(emit):
+            raise ValueError(
+                f"order={order!r} is not a method of the bucket "
+                f"({type(bucket).__name__}); use e.g. 'append' for a list or "
+                f"'appendleft' for a collections.deque"
+            )
+        self._search(node, emit, self._insertion_children, acyclic=False)
+        return bucket
+
+    def _insertion_children(self, node: Hashable) -> Iterable[Hashable]:
+        return list(self[node])
+
+    def _search(
+        self,
+        start: Hashable,
+        emit: Callable[[Hashable], Any],
+        children: Callable[[Hashable], Iterable[Hashable]],
+        acyclic: bool,
+    ) -> None:
+        """Depth-first postorder from ``start`` over undiscovered nodes.
+
+        Iterative, so long chains do not hit the recursion limit. With
+        ``acyclic`` a back edge (to a discovered but unexamined node, i.e.
+        one on the current path) raises GraphError.
+        """
+        if self[start].discovered:
+            return
+        self[start].discovered = True
+        path: list[tuple[Hashable, Iterator[Hashable]]] = [
+            (start, iter(children(start)))
+        ]
+        while path:
+            node, pending = path[-1]
+            for child in pending:
+                topo = self[child]
+                if not topo.discovered:
+                    topo.discovered = True
+                    path.append((child, iter(children(child))))
+                    break
+                if acyclic and not topo.examined:
+                    on_path = [step for step, _ in path]
+                    cycle = on_path[on_path.index(child) :] + [child]
+                    raise _cycle_error(cycle)
+            else:
+                path.pop()
+                self[node].examined = True
+                emit(node)
+
+    # -- order and shape -----------------------------------------------------
+
+    def postorder(self) -> list[Hashable]:
+        """Return all node objects in a postorder; the graph must be acyclic.
+
+        Guarantees:
+
+        - Valid: every node object comes after all the nodes its edges lead
+          to.
+        - Contiguous branches: the result is a depth-first postorder started
+          from the nodes without incoming edges. Hence every node's
+          dependencies that nothing else reaches (its private subtree) form
+          one block ending with that node, and a chain (a node whose only
+          edge leads to a node with no other incoming edge) stays together.
+        - Sorted ties: the start nodes, and the nodes each node's edges lead
+          to, are visited in this order: by inherited branch label (see
+          ``inherited_branch``; total order as in ``cmp_branch``), then
+          shorter first (smaller ``node_rank``, then fewer reachable nodes),
+          then by insertion order into the graph. The result is therefore
+          deterministic for a given graph and insertion order.
+
+        Raises ``GraphError`` (a ``ValueError``) naming a cycle if there is
+        one. Traversal flags are reset before and after.
+        """
+        layout = self._layout()
+        sort_key: dict[Hashable, tuple[Any, ...]] = {
+            node: (
+                branch_sort_key(layout.branch[node]),
+                layout.rank[node],
+                layout.reach_size[node],
+                index,
+            )
+            for index, node in enumerate(self)
+        }
+
+        def sorted_children(node: Hashable) -> list[Hashable]:
+            return sorted(self[node], key=sort_key.__getitem__)
+
+        has_incoming = {target for topo in self.values() for target in topo}
+        starts = sorted(
+            (n for n in self if n not in has_incoming), key=sort_key.__getitem__
+        )
+        ordered: list[Hashable] = []
+        self.clear_nodes()
+        try:
+            for start in starts:
+                self._search(start, ordered.append, sorted_children, acyclic=True)
+        finally:
+            self.clear_nodes()
+        return ordered
+
+    def node_rank(self) -> dict[Hashable, int]:
+        """Return ``{node object: rank}``; the graph must be acyclic.
+
+        A node with no outgoing edges has rank 0; any other node's rank is
+        the number of edges on the longest path from it to a rank-0 node,
+        i.e. one more than the highest rank among the nodes its edges lead
+        to. (In a Dagger, the pipeline's input pipers have rank 0.)
+
+        Raises ``GraphError`` if the graph has a cycle.
+        """
+        return self._layout().rank
+
+    def node_width(self) -> dict[Hashable, int]:
+        """Return ``{node object: width}``; works on any graph.
+
+        The width of a node is the number of nodes without outgoing edges
+        (rank-0 nodes) among the node itself and all nodes reachable from it:
+        how many "leaves" its dependencies fan out to. A node with no
+        outgoing edges has width 1; in an acyclic graph every width is at
+        least 1. (In a Dagger: how many input pipers feed a piper, directly
+        or not.)
+        """
+        widths = {}
+        for node, topo in self.items():
+            reachable = set(topo.deep_nodes())
+            reachable.add(node)
+            widths[node] = sum(1 for each in reachable if not self[each])
+        return widths
+
+    def rank_width(self) -> dict[int, int]:
+        """Return ``{rank: number of nodes with that rank}``, ranks ascending.
+
+        Ranks are those of ``node_rank``; every rank from 0 to the highest is
+        present. An empty graph gives ``{}``. Raises ``GraphError`` if the
+        graph has a cycle.
+        """
+        counts = Counter(self.node_rank().values())
+        return {rank: counts[rank] for rank in sorted(counts)}
+
+    def inherited_branch(self, node: Hashable) -> Any:
+        """Return the branch label that sorts ``node``.
+
+        That is the node's own ``branch`` if it is not None; otherwise the
+        smallest label (in the order of ``cmp_branch``) among the labelled
+        nodes reachable from it through unlabelled nodes only; None if there
+        are none. So a node inherits the branch of the nodes it depends on:
+        in a Dagger, a piper inherits the branch of its upstream pipers.
+        Raises ``KeyError`` if ``node`` is absent.
+        """
+        topo = self._topo(node, "node")
+        if topo.branch is not None:
+            return topo.branch
+        labels = []
+        seen = {node}
+        queue = deque(topo)
+        while queue:
+            current = queue.popleft()
+            if current in seen:
+                continue
+            seen.add(current)
+            label = self[current].branch
+            if label is None:
+                queue.extend(self[current])
+            else:
+                labels.append(label)
+        return min(labels, key=branch_sort_key, default=None)
+
+    def cmp_branch(self, node1: Hashable, node2: Hashable) -> int:
+        """Compare two node objects by branch: return -1, 0 or 1.
+
+        -1 if ``node1`` sorts before ``node2``, 1 if after, 0 if tied. The
+        labels compared are those of ``inherited_branch``. The order is
+        total and never raises: None (no branch) first, then numbers by
+        value, then other labels grouped by type name and compared within a
+        type (tuples element-wise, otherwise with ``<``, falling back to
+        ``repr``). Use ``functools.cmp_to_key(graph.cmp_branch)`` to sort.
+        Raises ``KeyError`` if a node object is absent.
+        """
+        self._topo(node1, "node1")
+        self._topo(node2, "node2")
+        return compare_labels(
+            self.inherited_branch(node1), self.inherited_branch(node2)
+        )
+
+    def _layout(self) -> _Layout:
+        """Rank, reach size and inherited branch of every node, in one pass."""
+        rank: dict[Hashable, int] = {}
+        reach: dict[Hashable, int] = {}
+        branch: dict[Hashable, Any] = {}
+        bit = {node: 1 << index for index, node in enumerate(self)}
+        for node in self._dependencies_first():
+            targets = list(self[node])
+            rank[node] = 1 + max((rank[t] for t in targets), default=-1)
+            reached = 0
+            for target in targets:
+                reached |= bit[target] | reach[target]
+            reach[node] = reached
+            own = self[node].branch
+            if own is None:
+                inherited = [branch[t] for t in targets if branch[t] is not None]
+                own = min(inherited, key=branch_sort_key, default=None)
+            branch[node] = own
+        return _Layout(
+            rank={node: rank[node] for node in self},
+            reach_size={node: reach[node].bit_count() + 1 for node in self},
+            branch=branch,
+        )
+
+    def _dependencies_first(self) -> list[Hashable]:
+        """Topological order, each node after its targets; GraphError on a cycle."""
+        dependents: dict[Hashable, list[Hashable]] = {node: [] for node in self}
+        waiting_on = {}
+        for node, topo in self.items():
+            waiting_on[node] = len(topo)
+            for target in topo:
+                dependents[target].append(node)
+        ready = deque(node for node, count in waiting_on.items() if count == 0)
+        done = []
+        while ready:
+            node = ready.popleft()
+            done.append(node)
+            for dependent in dependents[node]:
+                waiting_on[dependent] -= 1
+                if waiting_on[dependent] == 0:
+                    ready.append(dependent)
+        if len(done) < len(self):
+            raise _cycle_error(
+                self._find_cycle({n for n, c in waiting_on.items() if c})
+            )
+        return done
+
+    def _find_cycle(self, stuck: set[Hashable]) -> list[Hashable]:
+        # Every stuck node has an edge to another stuck node, so walking such
+        # edges must revisit a node.
+        walk: list[Hashable] = []
+        position: dict[Hashable, int] = {}
+        node = next(n for n in self if n in stuck)
+        while node not in position:
+            position[node] = len(walk)
+            walk.append(node)
+            node = next(t for t in self[node] if t in stuck)
+        return walk[position[node] :] + [node]
+
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        return f"{name}(nodes={self.nodes()!r}, edges={list(self.edges())!r})"
+
+
+def _cycle_error(cycle: list[Hashable]) -> GraphError:
+    path = " -> ".join(repr(node) for node in cycle)
+    return GraphError(
+        f"the graph has a cycle ({path}); this needs a directed acyclic graph: "
+        f"remove an edge of the cycle",
+        cycle,
+    )
