@@ -112,6 +112,19 @@ def read_fasta_files(paths: Iterable[str | Path]) -> Iterator[Record]:
 
 # -- worker functions -----------------------------------------------------------
 
+DNA_LETTERS = frozenset("ACGTN")
+
+
+def check_record(inbox: tuple[Record]) -> Record:
+    """Pass a DNA record on; raise ``ValueError`` naming the record and the
+    first letters that are not A, C, G, T or N (e.g. a protein sequence)."""
+    sequence_id, sequence = inbox[0]
+    unexpected = set(sequence) - DNA_LETTERS
+    if unexpected:
+        shown = "".join(sorted(unexpected)[:5])
+        raise ValueError(f"record {sequence_id!r} is not DNA: letters {shown!r}")
+    return sequence_id, sequence
+
 
 def sequence_stats(inbox: tuple[Record]) -> dict[str, Any]:
     """Length, GC content (of the A/C/G/T bases) and count of ``N`` bases.

@@ -92,6 +92,10 @@ def load_pipeline_file(
     try:
         code = compile(source, str(path), "exec")
     except SyntaxError as error:
+        if error.lineno is None:  # e.g. null bytes: not a text file at all
+            raise PipelineFileError(
+                f"pipeline file {path_text!r} is not Python source: {error.msg}"
+            ) from error
         where = f"{path_text}, line {error.lineno}"
         text = (error.text or "").rstrip()
         shown = f"\n    {text}" if text else ""

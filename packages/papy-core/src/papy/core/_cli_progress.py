@@ -1,0 +1,157 @@
+"""Showing a running pipeline: live rich table on a terminal, structured log
+lines otherwise, and the final summary in either form.
+
+Both views take the same input: a list of ``PiperCounts`` (one per Piper, in
+upstream-to-downstream order) and the seconds elapsed since the start.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+
+@dataclass(frozen=True)
+class PiperCounts:
+    name: str
+    mode: str  # "linear", "thread x4", "process x2", ...
+    items_in: int
+    items_out: int
+    errors: int
+    busy_seconds: float
+
+
+@dataclass(frozen=True)
+class Totals:
+    items_in: int  # items read by the input Pipers
+    items_out: int  # results of the output Pipers
+    errors: int  # error results of the output Pipers (items that failed)
+    seconds: float
+
+
+def totals(
+    counts: list[PiperCounts], inputs: list[str], outputs: list[str], seconds: float
+) -> Totals:
+    """Totals over the pipeline: what entered through the input Pipers and
+    what left through the output Pipers (intermediate Pipers are not summed,
+    so an item is counted once however many Pipers it crossed)."""
+    by_name = {count.name: count for count in counts}
+    return Totals(
+        items_in=sum(by_name[name].items_in for name in inputs if name in by_name),
+        items_out=sum(by_name[name].items_out for name in outputs if name in by_name),
+        errors=sum(by_name[name].errors for name in outputs if name in by_name),
+        seconds=seconds,
+    )
+
+
+def _rate(items: int, seconds: float) -> str:
+    return f"{items / seconds:,.0f}/s" if seconds > 0 else "-"
+
+
+def counts_table(counts: list[PiperCounts], seconds: float, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("piper")
+    table.add_column("runs on")
+    for column in ("in", "out", "errors", "busy s", "out rate"):
+        table.add_column(column, justify="right")
+    for count in counts:
+        errors = f"[red]{count.errors:,}[/red]" if count.errors else "0"
+        table.add_row(
+            count.name,
+            count.mode,
+            f"{count.items_in:,}",
+            f"{count.items_out:,}",
+            errors,
+            f"{count.busy_seconds:.2f}",
+            _rate(count.items_out, seconds),
+        )
+    return table
+
+
+class ProgressView(Protocol):
+    def update(self, counts: list[PiperCounts], seconds: float) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LiveView:
+    """A table redrawn in place on the terminal (rich ``Live``)."""
+
+    def __init__(self, console: Console, title: str) -> None:
+        self._title = title
+        self._live = Live(
+            counts_table([], 0.0, title), console=console, auto_refresh=False
+        )
+        self._live.start()
+
+    def update(self, counts: list[PiperCounts], seconds: float) -> None:
+        title = f"{self._title} - running {seconds:,.1f} s"
+        self._live.update(counts_table(counts, seconds, title), refresh=True)
+
+    def close(self) -> None:
+        # The last drawn table stays on screen; the summary follows it.
+        self._live.stop()
+
+
+class LogView:
+    """One ``progress`` log event per Piper every ``interval`` seconds."""
+
+    def __init__(self, logger: Any, interval: float) -> None:
+        self._logger = logger
+        self._interval = interval
+        self._last = time.monotonic()
+
+    def update(self, counts: list[PiperCounts], seconds: float) -> None:
+        now = time.monotonic()
+        if now - self._last < self._interval:
+            return
+        self._last = now
+        for count in counts:
+            self._logger.info(
+                "progress",
+                piper=count.name,
+                items_in=count.items_in,
+                items_out=count.items_out,
+                errors=count.errors,
+                elapsed_s=round(seconds, 3),
+            )
+
+    def close(self) -> None:
+        return None
+
+
+def print_summary(console: Console, counts: list[PiperCounts], total: Totals) -> None:
+    """The summary for a person at a terminal: a table and one total line."""
+    console.print(counts_table(counts, total.seconds, "Pipeline finished"))
+    status = "[red]with errors[/red]" if total.errors else "[green]all ok[/green]"
+    console.print(
+        f"total: {total.items_in:,} items in, {total.items_out:,} out, "
+        f"{total.errors:,} failed, {total.seconds:.2f} s - {status}"
+    )
+
+
+def log_summary(logger: Any, counts: list[PiperCounts], total: Totals) -> None:
+    """The summary as log events: one ``piper_summary`` per Piper, then
+    ``pipeline_summary``."""
+    for count in counts:
+        logger.info(
+            "piper_summary",
+            piper=count.name,
+            runs_on=count.mode,
+            items_in=count.items_in,
+            items_out=count.items_out,
+            errors=count.errors,
+            busy_s=round(count.busy_seconds, 3),
+        )
+    logger.info(
+        "pipeline_summary",
+        items_in=total.items_in,
+        items_out=total.items_out,
+        errors=total.errors,
+        seconds=round(total.seconds, 3),
+    )

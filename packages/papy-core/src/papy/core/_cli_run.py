@@ -1,0 +1,271 @@
+"""``papy run``: load a pipeline file, feed it its inputs, run it, summarise.
+
+Steps, each with its own exit status when it fails (see ``_cli_exits``):
+load the file (4), check the INPUT paths and make the input streams (5),
+start and run the pipeline while showing progress, then print the summary,
+the first failed items (3) and the lines of the file's ``finish()`` hook.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from papy.core._cli_exits import ExitStatus
+from papy.core._cli_load import LoadedPipeline, PipelineFileError, load_pipeline_file
+from papy.core._cli_progress import (
+    LiveView,
+    LogView,
+    PiperCounts,
+    ProgressView,
+    log_summary,
+    print_summary,
+    totals,
+)
+from papy.core.cli import fail
+from rich.console import Console
+
+
+class InputError(Exception):
+    """The INPUT paths cannot be turned into input streams. ``details`` holds
+    a traceback worth showing with --debug, or ''."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
+@dataclass
+class Session:
+    """What one ``papy run`` works with."""
+
+    args: argparse.Namespace
+    console: Console
+    on_terminal: bool
+    logger: Any
+
+
+# -- the pipeline's shape ---------------------------------------------------------
+
+
+def pipers_in_order(pipeline: Any) -> list[Any]:
+    """Pipers upstream first (the reverse of a postorder)."""
+    return list(reversed(list(pipeline.postorder())))
+
+
+def distinct_numaps(pipeline: Any) -> list[Any]:
+    numaps: dict[int, Any] = {}
+    for piper in pipers_in_order(pipeline):
+        numap = piper.parallel
+        if numap:
+            numaps.setdefault(id(numap), numap)
+    return list(numaps.values())
+
+
+def runs_on(piper: Any) -> str:
+    numap = piper.parallel
+    if not numap:
+        return "linear"
+    text = f"{numap.worker_type} x{numap.worker_num}"
+    for host, number in getattr(numap, "worker_remote", None) or ():
+        text += f" + {host} x{number}"
+    return text
+
+
+def override_workers(
+    pipeline: Any, workers: int | None, worker_type: str | None
+) -> None:
+    """Apply --workers / --worker-type to every NuMap before it starts."""
+    for numap in distinct_numaps(pipeline):
+        if worker_type is not None:
+            numap.worker_type = worker_type
+        if workers is not None:
+            numap.worker_num = workers
+
+
+def piper_counts(pipeline: Any) -> list[PiperCounts]:
+    counts = []
+    for piper in pipers_in_order(pipeline):
+        stats = dict(piper.stats)
+        counts.append(
+            PiperCounts(
+                name=piper.name,
+                mode=runs_on(piper),
+                items_in=int(stats.get("items_in", 0)),
+                items_out=int(stats.get("items_out", 0)),
+                errors=int(stats.get("errors", 0)),
+                busy_seconds=float(stats.get("busy", 0.0)),
+            )
+        )
+    return counts
+
+
+# -- inputs -----------------------------------------------------------------------
+
+
+def check_paths(paths: list[str]) -> None:
+    missing = [path for path in paths if not Path(path).exists()]
+    if missing:
+        listed = ", ".join(repr(path) for path in missing)
+        raise InputError(f"input does not exist: {listed}")
+
+
+def make_datas(loaded: LoadedPipeline, paths: list[str]) -> list[Any]:
+    """One iterable per input Piper, in the order of ``get_inputs()``."""
+    inputs = list(loaded.pipeline.get_inputs())
+    make_inputs = loaded.hook("make_inputs")
+    if make_inputs is None:
+        if not paths:
+            raise InputError(
+                f"{loaded.path.name} defines no make_inputs(paths), so its input "
+                "pipers read the INPUT paths as items: give at least one INPUT"
+            )
+        return [list(paths) for _ in inputs]
+    try:
+        datas = list(make_inputs(list(paths)))
+    except Exception as error:
+        import traceback
+
+        raise InputError(
+            f"make_inputs() of {loaded.path.name} raised "
+            f"{type(error).__name__}: {error}",
+            "".join(traceback.format_exception(error)),
+        ) from error
+    if len(datas) != len(inputs):
+        names = ", ".join(repr(piper.name) for piper in inputs)
+        raise InputError(
+            f"make_inputs() of {loaded.path.name} returned {len(datas)} input "
+            f"stream(s) but the pipeline has {len(inputs)} input piper(s): {names}"
+        )
+    return datas
+
+
+# -- running ----------------------------------------------------------------------
+
+
+def setup_logging(args: argparse.Namespace, on_terminal: bool, console: Console) -> Any:
+    from papy.util.config import start_logger
+
+    level = args.log_level or "INFO"
+    stream_level = level if (args.log_level or not on_terminal) else "WARNING"
+    return start_logger(
+        log_to_file=bool(args.log_file),
+        log_filename=args.log_file,
+        log_rotate=False,
+        log_to_file_level=level,
+        log_to_stream=_ConsoleStream(console) if on_terminal else sys.stdout,
+        log_to_stream_level=stream_level,
+    ).bind(command="papy run")
+
+
+class _ConsoleStream:
+    """A text stream that prints through rich, above the live table."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+
+    def write(self, text: str) -> int:
+        self._console.print(text, end="", markup=False, highlight=False)
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
+def drive(session: Session, pipeline: Any, datas: list[Any]) -> float:
+    """Start the pipeline, run it to the end showing progress; return seconds."""
+    view: ProgressView
+    if session.on_terminal:
+        view = LiveView(session.console, f"papy run {Path(session.args.pipeline).name}")
+    else:
+        view = LogView(session.logger, session.args.progress_interval)
+    begin = time.monotonic()
+    try:
+        pipeline.start(datas)
+        pipeline.run()
+        while True:
+            view.update(piper_counts(pipeline), time.monotonic() - begin)
+            try:
+                pipeline.wait(0.2)
+                break
+            except RuntimeError:
+                continue
+    except KeyboardInterrupt:
+        _stop_quietly(pipeline)
+        raise
+    finally:
+        view.update(piper_counts(pipeline), time.monotonic() - begin)
+        view.close()
+    seconds = time.monotonic() - begin
+    _stop_quietly(pipeline)
+    return seconds
+
+
+def _stop_quietly(pipeline: Any) -> None:
+    for action in ("pause", "stop"):
+        # Already paused or stopped: nothing is left to do.
+        with contextlib.suppress(Exception):
+            getattr(pipeline, action)()
+
+
+def run_command(args: argparse.Namespace) -> int:
+    on_terminal = sys.stdout.isatty()
+    console = Console()
+    try:
+        loaded = load_pipeline_file(args.pipeline)
+    except PipelineFileError as error:
+        return fail(str(error), ExitStatus.BAD_PIPELINE, error.details, args.debug)
+    session = Session(
+        args, console, on_terminal, setup_logging(args, on_terminal, console)
+    )
+    pipeline = loaded.pipeline
+    override_workers(pipeline, args.workers, args.worker_type)
+    try:
+        check_paths(args.inputs)
+        datas = make_datas(loaded, args.inputs)
+    except InputError as error:
+        _call_finish(loaded, session)
+        return fail(str(error), ExitStatus.BAD_INPUT, error.details, args.debug)
+
+    session.logger.info("pipeline_start", pipeline=str(loaded.path), inputs=args.inputs)
+    try:
+        seconds = drive(session, pipeline, datas)
+    finally:
+        finish_lines = _call_finish(loaded, session)
+    counts = piper_counts(pipeline)
+    names = [piper.name for piper in pipers_in_order(pipeline)]
+    del names
+    total = totals(
+        counts,
+        [piper.name for piper in pipeline.get_inputs()],
+        [piper.name for piper in pipeline.get_outputs()],
+        seconds,
+    )
+    if on_terminal:
+        print_summary(console, counts, total)
+    else:
+        log_summary(session.logger, counts, total)
+    for line in finish_lines:
+        if on_terminal:
+            console.print(line, markup=False, highlight=False)
+        else:
+            session.logger.info("output", message=line)
+    if total.errors:
+        return int(ExitStatus.ITEMS_FAILED)
+    return int(ExitStatus.OK)
+
+
+def _call_finish(loaded: LoadedPipeline, session: Session) -> list[str]:
+    finish = loaded.hook("finish")
+    if finish is None:
+        return []
+    try:
+        return [str(line) for line in finish() or ()]
+    except Exception as error:
+        session.logger.error("finish_failed", error=f"{type(error).__name__}: {error}")
+        return []
