@@ -23,16 +23,18 @@ def clean_logging():
     structlog.reset_defaults()
 
 
-def _papy_temp_names() -> set[str]:
-    return {
-        name for name in os.listdir(tempfile.gettempdir()) if "papy" in name.lower()
-    }
-
-
 @pytest.fixture
-def no_temp_leftovers():
-    """Fail the test if it leaves papy files or FIFOs in the temp directory."""
-    before = _papy_temp_names()
-    yield
-    left = _papy_temp_names() - before
-    assert not left, f"left behind in {tempfile.gettempdir()}: {sorted(left)}"
+def private_tmp(tmp_path, monkeypatch):
+    """A temp directory of the test's own, and the check that it ends empty.
+
+    tempfile.gettempdir() (this process) and $TMPDIR (child processes) point
+    to it, so dump_item's default location is watched without seeing files
+    that tests running in parallel create in the shared /tmp.
+    """
+    directory = tmp_path / "tmp"
+    directory.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(directory))
+    monkeypatch.setenv("TMPDIR", str(directory))
+    yield directory
+    left = sorted(os.listdir(directory))
+    assert not left, f"left behind in the temp directory: {left}"

@@ -1,0 +1,427 @@
+"""Moving one item between processes through a file, a FIFO or a socket.
+
+This is the machinery behind ``papy.util.func.dump_item`` / ``load_item``.
+
+  writer process                              reader process (or the same)
+  --------------                              ----------------------------
+  dump_item(type='file')   write temp file ─> load_item: read, unlink
+  dump_item(type='fifo')   mkfifo, start  ─┐
+                           writer thread   ├> load_item: open, poll, read,
+                           (waits for a    │  unlink
+                           reader, writes, │
+                           unlinks)       ─┘
+  dump_item(type='socket') listen on       ┐
+                           127.0.0.1:0,    ├> load_item: connect, send token,
+                           writer thread   │  read header + data
+                           (accepts, checks│
+                           token, sends)  ─┘
+
+A reference is the file or FIFO path, or ``tcp://127.0.0.1:<port>/<token>``
+for a socket. The token makes the writer hand its data only to a reader that
+holds the reference (not to any program that happens to connect), and the
+header (magic + length) lets the reader tell a complete item from a writer
+that died half-way.
+
+Writer threads are daemon threads of the process that called dump_item:
+the item lives as long as that process (the contract's "volatile"). Every
+writer gives up after its ``timeout`` without a reader and then removes its
+FIFO or closes its socket; FIFOs still pending when the interpreter exits
+are removed by an atexit hook.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import errno
+import mmap
+import os
+import secrets
+import select
+import socket
+import stat
+import struct
+import tempfile
+import threading
+import time
+from typing import Any
+
+DEFAULT_BUFFER = 64 * 1024
+HOST = "127.0.0.1"
+SOCKET_SCHEME = "tcp://"
+
+_HEADER = struct.Struct("!8sQ")  # magic, item length in bytes
+_MAGIC = b"PAPYITEM"
+_TOKEN_BYTES = 16
+_TOKEN_LINE = 2 * _TOKEN_BYTES + 1  # hex token + b"\n"
+
+# A writer polls for a FIFO reader (opening a FIFO for writing without a
+# reader fails at once with O_NONBLOCK; a blocking open could not time out).
+# The interval grows so that idle writers cost little CPU.
+_FIFO_POLL_FIRST = 0.0005
+_FIFO_POLL_MAX = 0.02
+
+
+class ItemError(OSError):
+    """An item reference could not be written or read."""
+
+
+class ItemNotFoundError(ItemError, FileNotFoundError):
+    """The reference names no file, FIFO or listening socket writer."""
+
+
+class ItemTimeoutError(ItemError, TimeoutError):
+    """No data came from the writer (FIFO or socket) in time."""
+
+
+class ItemRefusedError(ItemError, ConnectionRefusedError):
+    """Nobody listens at the socket reference (writer gone or timed out)."""
+
+
+class ItemTruncatedError(ItemError):
+    """The writer stopped before sending the whole item."""
+
+
+# --- pending FIFOs -------------------------------------------------------
+# Invariant: a path is in _PENDING_FIFOS[pid] exactly while a writer thread
+# of process pid may still open it; the thread removes both the FIFO and the
+# entry when it is done. The pid key keeps a forked child's exit from
+# removing FIFOs that belong to its parent's writer threads.
+_PENDING_LOCK = threading.Lock()
+_PENDING_FIFOS: dict[int, set[str]] = {}
+
+
+def _pending_add(path: str) -> None:
+    with _PENDING_LOCK:
+        _PENDING_FIFOS.setdefault(os.getpid(), set()).add(path)
+
+
+def _pending_discard(path: str) -> None:
+    with _PENDING_LOCK:
+        _PENDING_FIFOS.get(os.getpid(), set()).discard(path)
+
+
+@atexit.register
+def _remove_pending_fifos() -> None:
+    with _PENDING_LOCK:
+        paths = _PENDING_FIFOS.pop(os.getpid(), set())
+    for path in paths:
+        _unlink_quietly(path)
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+# --- writing -------------------------------------------------------------
+
+
+def write_file(data: bytes, prefix: str, suffix: str, directory: str) -> str:
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    except BaseException:
+        _unlink_quietly(path)
+        raise
+    return path
+
+
+def _make_fifo(prefix: str, suffix: str, directory: str) -> str:
+    while True:
+        name = f"{prefix}{secrets.token_hex(8)}{suffix}"
+        path = os.path.join(directory, name)
+        try:
+            os.mkfifo(path, 0o600)
+        except FileExistsError:
+            continue
+        return path
+
+
+def write_fifo(
+    data: bytes, prefix: str, suffix: str, directory: str, timeout: float, chunk: int
+) -> str:
+    path = _make_fifo(prefix, suffix, directory)
+    _pending_add(path)
+    thread = threading.Thread(
+        target=_fifo_writer,
+        args=(path, data, timeout, chunk),
+        name=f"papy-fifo-writer:{os.path.basename(path)}",
+        daemon=True,
+    )
+    try:
+        thread.start()
+    except BaseException:
+        _pending_discard(path)
+        _unlink_quietly(path)
+        raise
+    return path
+
+
+def _open_fifo_for_writing(path: str, deadline: float) -> int | None:
+    """Wait for a reader; the write end's fd, or None after the deadline."""
+    pause = _FIFO_POLL_FIRST
+    while True:
+        try:
+            return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None  # removed by a reader that gave up: nobody will come
+        except OSError as error:
+            if error.errno != errno.ENXIO:  # ENXIO: no reader yet
+                raise
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(pause)
+        pause = min(pause * 2, _FIFO_POLL_MAX)
+
+
+def _fifo_writer(path: str, data: bytes, timeout: float, chunk: int) -> None:
+    try:
+        fd = _open_fifo_for_writing(path, time.monotonic() + timeout)
+        if fd is None:
+            return
+        try:
+            _write_all(fd, data, timeout, chunk)
+        except (BrokenPipeError, TimeoutError):
+            pass  # the reader left early or stalled: it sees a short item
+        finally:
+            os.close(fd)
+    finally:
+        # Unlinking while the reader still reads is fine: it holds the fd.
+        _unlink_quietly(path)
+        _pending_discard(path)
+
+
+def _write_all(fd: int, data: bytes, idle_timeout: float, chunk: int) -> None:
+    view = memoryview(data)
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    while view:
+        if not poller.poll(idle_timeout * 1000):
+            raise TimeoutError("reader stopped reading")
+        try:
+            written = os.write(fd, view[:chunk])
+        except BlockingIOError:
+            continue
+        view = view[written:]
+
+
+def write_socket(data: bytes, timeout: float, chunk: int) -> str:
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        server.bind((HOST, 0))
+        server.listen(8)
+        port = server.getsockname()[1]
+        token = secrets.token_hex(_TOKEN_BYTES)
+        thread = threading.Thread(
+            target=_socket_writer,
+            args=(server, token.encode("ascii"), data, timeout, chunk),
+            name=f"papy-socket-writer:{port}",
+            daemon=True,
+        )
+        thread.start()
+    except BaseException:
+        server.close()
+        raise
+    return f"{SOCKET_SCHEME}{HOST}:{port}/{token}"
+
+
+def _socket_writer(
+    server: socket.socket, token: bytes, data: bytes, timeout: float, chunk: int
+) -> None:
+    deadline = time.monotonic() + timeout
+    with server:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            server.settimeout(remaining)
+            try:
+                connection, _ = server.accept()
+            except TimeoutError:
+                return
+            with connection:
+                if _serve(connection, token, data, timeout, chunk):
+                    return
+
+
+def _serve(
+    connection: socket.socket, token: bytes, data: bytes, timeout: float, chunk: int
+) -> bool:
+    """Send the item if the peer shows the token; True when it was sent."""
+    connection.settimeout(timeout)
+    try:
+        shown = _receive_exactly(connection, _TOKEN_LINE)
+        if shown != token + b"\n":
+            return False  # a stranger, not our reader: wait for the right one
+        connection.sendall(_HEADER.pack(_MAGIC, len(data)))
+        view = memoryview(data)
+        for start in range(0, len(view), chunk):
+            connection.sendall(view[start : start + chunk])
+        connection.shutdown(socket.SHUT_WR)
+    except (OSError, EOFError):
+        return False
+    return True
+
+
+def _receive_exactly(connection: socket.socket, size: int) -> bytes:
+    parts = []
+    while size:
+        part = connection.recv(min(size, DEFAULT_BUFFER))
+        if not part:
+            raise EOFError(f"peer closed with {size} bytes missing")
+        parts.append(part)
+        size -= len(part)
+    return b"".join(parts)
+
+
+# --- reading -------------------------------------------------------------
+
+
+def load(
+    reference: str, as_mmap: bool, remove: bool, chunk: int, timeout: float
+) -> Any:
+    """Read the item behind ``reference`` (see the module docstring)."""
+    if reference.startswith(SOCKET_SCHEME):
+        if as_mmap:
+            raise ValueError(
+                "type='mmap' needs a regular file, but the reference is a socket; "
+                "use type='string'"
+            )
+        return _read_socket(reference, chunk, timeout)
+    try:
+        mode = os.stat(reference).st_mode
+    except FileNotFoundError:
+        raise ItemNotFoundError(
+            errno.ENOENT,
+            "load_item: no file or FIFO (already loaded and removed, or its "
+            "writer timed out?)",
+            reference,
+        ) from None
+    if stat.S_ISFIFO(mode):
+        if as_mmap:
+            raise ValueError(
+                "type='mmap' needs a regular file, but the reference is a FIFO; "
+                "use type='string'"
+            )
+        return _read_fifo(reference, chunk, timeout)
+    if not stat.S_ISREG(mode):
+        raise ValueError(
+            f"load_item: {reference!r} is neither a regular file nor a FIFO"
+        )
+    return _read_file(reference, as_mmap, remove, chunk)
+
+
+def _read_file(path: str, as_mmap: bool, remove: bool, chunk: int) -> Any:
+    with open(path, "rb", buffering=chunk) as handle:
+        if as_mmap:
+            if os.fstat(handle.fileno()).st_size == 0:
+                raise ValueError(
+                    f"load_item: cannot memory-map the empty file {path!r}; "
+                    "use type='string'"
+                )
+            result: Any = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        else:
+            result = handle.read()
+    if remove:
+        # The mapping stays valid after the file is unlinked (POSIX).
+        _unlink_quietly(path)
+    return result
+
+
+def _read_fifo(path: str, chunk: int, timeout: float) -> bytes:
+    # O_NONBLOCK: a blocking open would hang forever without a writer.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        return _read_until_eof(fd, path, chunk, timeout)
+    finally:
+        os.close(fd)
+        # FIFOs are single-use whatever ``remove`` says (the contract makes
+        # removal mandatory); unlinking only after reading lets a writer
+        # that has not yet connected still find the path.
+        _unlink_quietly(path)
+
+
+def _read_until_eof(fd: int, path: str, chunk: int, timeout: float) -> bytes:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    parts: list[bytes] = []
+    while True:
+        # Linux reports POLLHUP only once a writer has come and gone, so
+        # before the writer connects this waits instead of seeing EOF.
+        if not poller.poll(timeout * 1000):
+            raise ItemTimeoutError(
+                errno.ETIMEDOUT,
+                f"load_item: no data from the FIFO's writer within {timeout} s "
+                "(writer process gone, or it timed out?)",
+                path,
+            )
+        try:
+            part = os.read(fd, chunk)
+        except BlockingIOError:
+            continue
+        if not part:
+            return b"".join(parts)
+        parts.append(part)
+
+
+def _parse_socket_reference(reference: str) -> tuple[str, int, bytes]:
+    address, _, token = reference[len(SOCKET_SCHEME) :].partition("/")
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or len(token) != 2 * _TOKEN_BYTES:
+        raise ValueError(
+            f"load_item: malformed socket reference {reference!r}; expected "
+            f"'{SOCKET_SCHEME}HOST:PORT/TOKEN' as returned by dump_item"
+        )
+    return host, int(port), token.encode("ascii")
+
+
+def _read_socket(reference: str, chunk: int, timeout: float) -> bytes:
+    host, port, token = _parse_socket_reference(reference)
+    try:
+        connection = socket.create_connection((host, port), timeout=timeout)
+    except ConnectionRefusedError:
+        raise ItemRefusedError(
+            errno.ECONNREFUSED,
+            "load_item: connection refused (already loaded, or its writer "
+            "timed out or its process ended?)",
+            reference,
+        ) from None
+    except TimeoutError:
+        raise ItemTimeoutError(
+            errno.ETIMEDOUT, f"load_item: no connection within {timeout} s", reference
+        ) from None
+    with connection:
+        try:
+            connection.sendall(token + b"\n")
+            magic, length = _HEADER.unpack(_receive_exactly(connection, _HEADER.size))
+            if magic != _MAGIC:
+                raise ItemError(
+                    errno.EPROTO,
+                    "load_item: the peer is not a dump_item writer",
+                    reference,
+                )
+            return _receive_item(connection, length, chunk)
+        except TimeoutError:
+            raise ItemTimeoutError(
+                errno.ETIMEDOUT,
+                f"load_item: the socket's writer sent nothing for {timeout} s",
+                reference,
+            ) from None
+        except (EOFError, ConnectionResetError) as error:
+            raise ItemTruncatedError(
+                errno.EPIPE, f"load_item: item incomplete ({error})", reference
+            ) from None
+
+
+def _receive_item(connection: socket.socket, length: int, chunk: int) -> bytes:
+    buffer = bytearray(length)
+    view = memoryview(buffer)
+    received = 0
+    while received < length:
+        count = connection.recv_into(view[received:], min(chunk, length - received))
+        if not count:
+            raise EOFError(f"got {received} of {length} bytes")
+        received += count
+    return bytes(buffer)

@@ -1,0 +1,535 @@
+"""Functions to use in PaPy Workers, and stream loaders for pipeline inputs.
+
+Item functions are Worker functions: their first argument is the *inbox*, a
+sequence (tuple) with one input per upstream Piper; further arguments come
+from the Worker's arguments. Stream functions (``load_stream``,
+``load_pickle_stream``, ``make_lines``) are not Worker functions: they are
+called once and return a generator of input items for a pipeline.
+
+Bytes and text: functions that write (``dump_item``, ``dump_stream``) write
+bytes-like items as they are and ``str`` items encoded as UTF-8 (unless the
+target is a text stream, which takes ``str`` only). ``load_item`` always
+returns ``bytes`` (or an ``mmap``); decode it yourself.
+
+Errors name the function and the argument that was wrong. Reading an item
+that is gone raises the `ItemError` subclasses below, never hangs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
+
+from papy.util import _item_io
+from papy.util._item_io import (
+    ItemError,
+    ItemNotFoundError,
+    ItemRefusedError,
+    ItemTimeoutError,
+    ItemTruncatedError,
+)
+
+__all__ = [
+    "ItemError",
+    "ItemNotFoundError",
+    "ItemRefusedError",
+    "ItemTimeoutError",
+    "ItemTruncatedError",
+    "dump_item",
+    "dump_pickle_stream",
+    "dump_stream",
+    "ipasser",
+    "json_dumps",
+    "json_loads",
+    "load_item",
+    "load_pickle_stream",
+    "load_stream",
+    "make_lines",
+    "njoiner",
+    "npasser",
+    "nzipper",
+    "pickle_dumps",
+    "pickle_loads",
+    "plugger",
+    "print_",
+    "sjoiner",
+    "spasser",
+    "szipper",
+]
+
+ITEM_TYPES = ("file", "fifo", "socket")
+LOAD_TYPES = ("string", "mmap")
+
+
+# --- argument checks -----------------------------------------------------
+
+
+def _check_inbox(function: str, inbox: Any) -> Sequence[Any]:
+    if isinstance(inbox, str | bytes | bytearray) or not isinstance(inbox, Sequence):
+        raise TypeError(
+            f"{function}: inbox must be a sequence of inputs (one per upstream "
+            f"piper, e.g. a tuple), got {type(inbox).__name__}"
+        )
+    return inbox
+
+
+def _first(function: str, inbox: Any) -> Any:
+    inbox = _check_inbox(function, inbox)
+    if not inbox:
+        raise ValueError(f"{function}: inbox is empty, it needs at least one input")
+    return inbox[0]
+
+
+def _check_count(function: str, name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            f"{function}: {name} must be None or a non-negative int, got {value!r}"
+        )
+    return value
+
+
+def _check_indices(function: str, inbox: Sequence[Any], s: Any) -> list[int]:
+    if s is None:
+        return list(range(len(inbox)))
+    if isinstance(s, str | bytes) or not hasattr(s, "__iter__"):
+        raise TypeError(
+            f"{function}: s must be a sequence of indices, got {type(s).__name__}"
+        )
+    indices = list(s)
+    for index in indices:
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"{function}: s must hold ints, got {index!r}")
+        if not -len(inbox) <= index < len(inbox):
+            raise IndexError(
+                f"{function}: index {index} in s is out of range for an inbox "
+                f"of {len(inbox)} inputs"
+            )
+    return indices
+
+
+def _check_positive_number(function: str, name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"{function}: {name} must be a positive number, got {value!r}")
+    return value
+
+
+def _check_buffer(function: str, buffer: Any) -> int:
+    if buffer is None:
+        return _item_io.DEFAULT_BUFFER
+    if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 1:
+        raise ValueError(
+            f"{function}: buffer must be None or a positive int (bytes), got {buffer!r}"
+        )
+    return buffer
+
+
+def _as_bytes(function: str, item: Any) -> bytes:
+    if isinstance(item, str):
+        return item.encode("utf-8")
+    if isinstance(item, bytes | bytearray | memoryview):
+        return bytes(item)
+    raise TypeError(
+        f"{function}: the item (inbox[0]) must be bytes or str, got "
+        f"{type(item).__name__}; serialize it first, e.g. with pickle_dumps "
+        "or json_dumps"
+    )
+
+
+def _join(function: str, items: Sequence[Any], join: Any) -> Any:
+    if not isinstance(join, str | bytes):
+        raise TypeError(
+            f"{function}: join must be str or bytes, got {type(join).__name__}"
+        )
+    kind = str if isinstance(join, str) else bytes | bytearray | memoryview
+    for position, item in enumerate(items):
+        if not isinstance(item, kind):
+            raise TypeError(
+                f"{function}: input {position} is {type(item).__name__}, but "
+                f"join is {type(join).__name__}; all must be str or all bytes"
+            )
+    return join.join(items)
+
+
+# --- passers, zippers, joiners -------------------------------------------
+
+
+def ipasser(inbox: Sequence[Any], i: int = 0) -> Any:
+    """Return the ``i``-th input of the inbox (default: the first).
+
+    Raises TypeError for a non-int ``i`` and IndexError when the inbox has
+    no input ``i``.
+    """
+    inbox = _check_inbox("ipasser", inbox)
+    if isinstance(i, bool) or not isinstance(i, int):
+        raise TypeError(f"ipasser: i must be an int, got {type(i).__name__}")
+    if not -len(inbox) <= i < len(inbox):
+        raise IndexError(
+            f"ipasser: i={i} is out of range for an inbox of {len(inbox)} inputs"
+        )
+    return inbox[i]
+
+
+def npasser(inbox: Sequence[Any], n: int | None = None) -> tuple[Any, ...]:
+    """Return the first ``n`` inputs as a tuple (default: the whole inbox)."""
+    inbox = _check_inbox("npasser", inbox)
+    n = _check_count("npasser", "n", n)
+    return tuple(inbox[:n])
+
+
+def spasser(inbox: Sequence[Any], s: Sequence[int] | None = None) -> tuple[Any, ...]:
+    """Return the inputs with the indices in ``s``, in the order of ``s``.
+
+    s defaults to all indices, ``range(len(inbox))``. Indices may repeat
+    and may be negative. IndexError names an index that is out of range.
+    """
+    inbox = _check_inbox("spasser", inbox)
+    return tuple(inbox[index] for index in _check_indices("spasser", inbox, s))
+
+
+def _zip(function: str, inputs: Sequence[Any]) -> tuple[tuple[Any, ...], ...]:
+    for position, value in enumerate(inputs):
+        if not hasattr(value, "__iter__"):
+            raise TypeError(
+                f"{function}: input {position} is a {type(value).__name__}, "
+                "not a sequence; zippers zip sequences"
+            )
+    return tuple(zip(*inputs, strict=False))
+
+
+def nzipper(inbox: Sequence[Any], n: int | None = None) -> tuple[tuple[Any, ...], ...]:
+    """Zip the first ``n`` inputs (default: all), like ``zip(*inbox[:n])``.
+
+    Returns a tuple of tuples (not an iterator, so results can cross process
+    boundaries); as with zip, the shortest input decides the length.
+    """
+    inbox = _check_inbox("nzipper", inbox)
+    n = _check_count("nzipper", "n", n)
+    return _zip("nzipper", inbox[:n])
+
+
+def szipper(
+    inbox: Sequence[Any], s: Sequence[int] | None = None
+) -> tuple[tuple[Any, ...], ...]:
+    """Zip the inputs with the indices in ``s``, in the order of ``s``.
+
+    s defaults to all indices. Returns a tuple of tuples, as ``nzipper``.
+    """
+    inbox = _check_inbox("szipper", inbox)
+    indices = _check_indices("szipper", inbox, s)
+    return _zip("szipper", [inbox[index] for index in indices])
+
+
+def njoiner(inbox: Sequence[Any], n: int | None = None, join: str = "") -> Any:
+    """Join the first ``n`` inputs (default: all) with ``join``.
+
+    Inputs and ``join`` must all be str, or all bytes (TypeError otherwise).
+    """
+    inbox = _check_inbox("njoiner", inbox)
+    n = _check_count("njoiner", "n", n)
+    return _join("njoiner", inbox[:n], join)
+
+
+def sjoiner(
+    inbox: Sequence[Any], s: Sequence[int] | None = None, join: str = ""
+) -> Any:
+    """Join the inputs with the indices in ``s`` (in that order) with ``join``.
+
+    s defaults to all indices. Inputs and ``join``: all str or all bytes.
+    """
+    inbox = _check_inbox("sjoiner", inbox)
+    indices = _check_indices("sjoiner", inbox, s)
+    return _join("sjoiner", [inbox[index] for index in indices], join)
+
+
+# --- serialization -------------------------------------------------------
+
+
+def json_dumps(inbox: Sequence[Any]) -> str:
+    """Serialize the first input to a JSON ``str`` (``json.dumps``)."""
+    return json.dumps(_first("json_dumps", inbox))
+
+
+def json_loads(inbox: Sequence[Any]) -> Any:
+    """Deserialize the first input (JSON as str or bytes) with ``json.loads``."""
+    return json.loads(_first("json_loads", inbox))
+
+
+def pickle_dumps(inbox: Sequence[Any]) -> bytes:
+    """Pickle the first input with the highest (fastest) pickle protocol."""
+    return pickle.dumps(_first("pickle_dumps", inbox), pickle.HIGHEST_PROTOCOL)
+
+
+def pickle_loads(inbox: Sequence[Any]) -> Any:
+    """Unpickle the first input (bytes). Unpickle only data you trust."""
+    return pickle.loads(_first("pickle_loads", inbox))
+
+
+# --- items through files, FIFOs and sockets ------------------------------
+
+
+def dump_item(
+    inbox: Sequence[Any],
+    type: str = "file",  # noqa: A002 - the contract's argument name
+    prefix: str | None = None,
+    suffix: str | None = None,
+    dir: str | os.PathLike[str] | None = None,  # noqa: A002 - as the contract
+    timeout: float = 320,
+    buffer: int | None = None,
+) -> str:
+    """Write the first input where another process can load it; return a reference.
+
+    The item must be bytes-like (written as is) or str (written as UTF-8).
+    The reference is a string that `load_item` accepts in this or any other
+    process on the same machine.
+
+    type:
+      'file'    a temporary file ``dir/prefix*suffix``; the reference is its
+                path. It persists until loaded with remove=True.
+      'fifo'    a named pipe ``dir/prefix*suffix`` (POSIX only); the reference
+                is its path. A daemon thread of this process waits for a
+                reader, writes the item and removes the FIFO.
+      'socket'  a TCP socket on 127.0.0.1 (never another address); the
+                reference is ``tcp://127.0.0.1:PORT/TOKEN``. A daemon thread
+                sends the item to the first reader that shows the token.
+    prefix:  default ``"tmp_papy_<type>"``; suffix: default ``""``
+             (both ignored for sockets).
+    dir:     default ``tempfile.gettempdir()``; files and FIFOs only (a
+             ValueError for sockets).
+    timeout: seconds (default 320) that a FIFO or socket writer waits for its
+             reader, and at most waits for a stalled reader, before it gives
+             up and removes the FIFO / closes the socket. Such items live at
+             most as long as this process.
+    buffer:  size in bytes of the chunks written (default 64 KiB).
+    """
+    item = _as_bytes("dump_item", _first("dump_item", inbox))
+    if type not in ITEM_TYPES:
+        raise ValueError(f"dump_item: type must be one of {ITEM_TYPES}, got {type!r}")
+    for name, value in (("prefix", prefix), ("suffix", suffix)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"dump_item: {name} must be a str or None, got {value!r}")
+    timeout = _check_positive_number("dump_item", "timeout", timeout)
+    chunk = _check_buffer("dump_item", buffer)
+    if type == "socket":
+        if dir is not None:
+            raise ValueError(
+                "dump_item: dir applies to type 'file' and 'fifo' only, "
+                "not 'socket'; leave it None"
+            )
+        return _item_io.write_socket(item, timeout, chunk)
+
+    directory = os.fspath(dir) if dir is not None else tempfile.gettempdir()
+    if not os.path.isdir(directory):
+        raise NotADirectoryError(f"dump_item: dir {directory!r} is not a directory")
+    prefix = f"tmp_papy_{type}" if prefix is None else prefix
+    suffix = "" if suffix is None else suffix
+    if type == "file":
+        return _item_io.write_file(item, prefix, suffix, directory)
+    if not hasattr(os, "mkfifo"):
+        raise ValueError(
+            f"dump_item: type 'fifo' needs named pipes, which {sys.platform} "
+            "lacks; use 'socket' or 'file'"
+        )
+    return _item_io.write_fifo(item, prefix, suffix, directory, timeout, chunk)
+
+
+def load_item(
+    inbox: Sequence[Any],
+    type: str = "string",  # noqa: A002 - the contract's argument name
+    remove: bool = True,
+    buffer: int | None = None,
+    *,
+    timeout: float = 320,
+) -> Any:
+    """Load the item behind the reference in the first input (see `dump_item`).
+
+    The kind of reference (file, FIFO or socket) is found automatically.
+    type:    'string' (default) returns the item as ``bytes``; 'mmap' returns
+             a read-only ``mmap.mmap`` of a regular file (a ValueError for
+             FIFOs, sockets and empty files). An mmap cannot be pickled, so
+             use it within one process.
+    remove:  remove a regular file after loading (default True). FIFOs and
+             sockets are single-use: they are always consumed.
+    buffer:  size in bytes of the chunks read (default 64 KiB).
+    timeout: (keyword, an addition to the contract) seconds to wait for a
+             FIFO or socket writer to connect or to send more (default 320).
+
+    Raises ItemNotFoundError (a FileNotFoundError) for a path that does not
+    exist, ItemRefusedError (a ConnectionRefusedError) when nobody listens at
+    a socket reference, ItemTimeoutError (a TimeoutError) when the writer
+    sends nothing within ``timeout`` (the FIFO is then removed), and
+    ItemTruncatedError when the socket writer stopped half-way.
+    """
+    reference = _first("load_item", inbox)
+    if isinstance(reference, os.PathLike):
+        reference = os.fspath(reference)
+    if not isinstance(reference, str):
+        raise TypeError(
+            "load_item: inbox[0] must be a reference returned by dump_item "
+            f"(a str), got {_type_name(reference)}"
+        )
+    if type not in LOAD_TYPES:
+        raise ValueError(f"load_item: type must be one of {LOAD_TYPES}, got {type!r}")
+    chunk = _check_buffer("load_item", buffer)
+    timeout = _check_positive_number("load_item", "timeout", timeout)
+    return _item_io.load(reference, type == "mmap", bool(remove), chunk, timeout)
+
+
+def _type_name(value: Any) -> str:
+    # dump_item and load_item shadow the built-in ``type`` with an argument.
+    return value.__class__.__name__
+
+
+# --- streams -------------------------------------------------------------
+
+
+def _is_text(handle: Any) -> bool:
+    return isinstance(handle, io.TextIOBase) or "b" not in getattr(handle, "mode", "b")
+
+
+def _encode_like(handle_is_text: bool, function: str, name: str, value: Any) -> Any:
+    if handle_is_text:
+        if not isinstance(value, str):
+            raise TypeError(
+                f"{function}: {name} must be str for a text handle, got "
+                f"{_type_name(value)}; open the file in binary mode for bytes"
+            )
+        return value
+    return _as_bytes(function, value)
+
+
+def dump_stream(
+    inbox: Sequence[Any], handle: IO[Any], delimiter: str | bytes | None = None
+) -> Any:
+    """Write the first input to ``handle``, followed by a delimiter line.
+
+    Writes ``item + "\\n" + delimiter + "\\n"``: with the default delimiter
+    (None, meaning "") items are separated by a blank line. A text handle
+    takes str items; a binary handle takes bytes (as is) or str (UTF-8).
+    The handle is flushed after each item so readers see whole items.
+    Returns ``handle.name`` (None for handles without a name, e.g. StringIO).
+    Only one process may write to a handle: use it in a non-parallel Piper.
+    """
+    item = _first("dump_stream", inbox)
+    if not hasattr(handle, "write"):
+        raise TypeError(f"dump_stream: handle must be open for writing, got {handle!r}")
+    text = _is_text(handle)
+    delimiter = "" if delimiter is None else delimiter
+    item = _encode_like(text, "dump_stream", "the item (inbox[0])", item)
+    delimiter = _encode_like(text, "dump_stream", "delimiter", delimiter)
+    newline: Any = "\n" if text else b"\n"
+    handle.write(item + newline + delimiter + newline)
+    handle.flush()
+    return getattr(handle, "name", None)
+
+
+def load_stream(handle: IO[Any], delimiter: str | bytes | None = None) -> Iterator[Any]:
+    """Generate the items written by `dump_stream` to ``handle``.
+
+    An item ends at a line that equals the delimiter (default None, meaning
+    a blank line); the newline before that line is not part of the item.
+    Text handles give str, binary handles bytes. A last item without a
+    delimiter line is generated too. With the default delimiter, items must
+    not contain blank lines (nor end with a newline).
+    """
+    text = _is_text(handle)
+    delimiter = "" if delimiter is None else delimiter
+    delimiter = _encode_like(text, "load_stream", "delimiter", delimiter)
+    newline: Any = "\n" if text else b"\n"
+    end_line = delimiter + newline
+    lines: list[Any] = []
+    for line in handle:
+        if line == end_line:
+            yield _strip_one_newline(newline[:0].join(lines), newline)
+            lines = []
+        else:
+            lines.append(line)
+    if lines:
+        yield _strip_one_newline(newline[:0].join(lines), newline)
+
+
+def _strip_one_newline(item: Any, newline: Any) -> Any:
+    return item[: -len(newline)] if item.endswith(newline) else item
+
+
+def dump_pickle_stream(inbox: Sequence[Any], handle: IO[bytes]) -> Any:
+    """Append the first input to ``handle`` (binary, open for writing) as a pickle.
+
+    Uses the highest pickle protocol and flushes. Returns ``handle.name``
+    (None without one). Read back with `load_pickle_stream`.
+    """
+    item = _first("dump_pickle_stream", inbox)
+    if _is_text(handle) or not hasattr(handle, "write"):
+        raise TypeError(
+            "dump_pickle_stream: handle must be a binary file open for writing "
+            "(mode 'wb' or 'ab')"
+        )
+    pickle.dump(item, handle, pickle.HIGHEST_PROTOCOL)
+    handle.flush()
+    return getattr(handle, "name", None)
+
+
+def load_pickle_stream(handle: IO[bytes]) -> Iterator[Any]:
+    """Generate the objects pickled one after another into ``handle``.
+
+    Stops at the end of the file. The handle must be binary and read by one
+    process only. Unpickle only data you trust.
+    """
+    if _is_text(handle):
+        raise TypeError("load_pickle_stream: handle must be a binary file (mode 'rb')")
+    while True:
+        try:
+            yield pickle.load(handle)
+        except EOFError:
+            return
+
+
+def make_lines(
+    handle: IO[Any], follow: bool = False, wait: float = 0.1
+) -> Iterator[Any]:
+    """Generate the lines of ``handle`` (each with its newline, as read).
+
+    follow: when True, at the end of the file keep polling every ``wait``
+            seconds for new lines, like ``tail -f``: the generator never ends
+            by itself (close it, or stop consuming). A line is generated only
+            once its newline has arrived. When False (default) the generator
+            ends at the end of the file, with a last line that may lack its
+            newline.
+    """
+    wait = _check_positive_number("make_lines", "wait", wait)
+    partial: Any = None
+    while True:
+        line = handle.readline()
+        if line:
+            partial = line if partial is None else partial + line
+            if partial.endswith("\n" if isinstance(partial, str) else b"\n"):
+                yield partial
+                partial = None
+            continue
+        if not follow:
+            if partial:
+                yield partial
+            return
+        time.sleep(wait)
+
+
+# --- sinks ---------------------------------------------------------------
+
+
+def plugger(inbox: Sequence[Any]) -> None:
+    """Return None: a sink that discards its inputs."""
+    _check_inbox("plugger", inbox)
+    return None
+
+
+def print_(inbox: Sequence[Any]) -> None:
+    """Print the first input to ``sys.stdout`` (flushed) and return None."""
+    print(_first("print_", inbox), flush=True)
