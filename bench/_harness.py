@@ -1,0 +1,124 @@
+"""Shared by run.py and _sweep.py: what a measurement is and how one is run."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import _workloads
+
+HERE = Path(__file__).resolve().parent
+REFERENCE = "pool-tuned"
+
+
+@dataclass(frozen=True)
+class System:
+    label: str
+    system: str
+    opts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    what: str
+    n_full: int
+    n_quick: int
+    worker_type: str
+    workers: int
+    timeout_full: float
+    systems: tuple[System, ...]
+
+
+CPU_SECONDS = {"cpu": 0.002, "chain": 0.001}
+
+
+@dataclass
+class Outcome:
+    status: str  # "ok", "timeout", "error", "wrong"
+    data: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+
+
+def run_child(spec: dict[str, Any], timeout: float) -> Outcome:
+    """Run one measurement in a fresh process group; kill the group on timeout."""
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "_child.py"), json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid)
+        proc.communicate()
+        return Outcome("timeout", detail=f"no result within {timeout:.0f} s")
+    finally:
+        # Workers a system leaves behind must not outlive the measurement.
+        _kill_group(proc.pid)
+    if proc.returncode != 0 or not out.strip():
+        last = err.strip().splitlines()[-1:] or ["(no output)"]
+        return Outcome("error", detail=f"exit {proc.returncode}: {last[0][:200]}")
+    data = json.loads(out.strip().splitlines()[-1])
+    if spec.get("profile"):
+        data["profile"] = err
+    return Outcome("ok", data)
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def calibrate() -> dict[str, int]:
+    return {name: _workloads.calibrate_loops(s) for name, s in CPU_SECONDS.items()}
+
+
+def make_spec(
+    workload: Workload, system: System, quick: bool, loops: dict[str, int]
+) -> dict[str, Any]:
+    return {
+        "workload": workload.name,
+        "system": system.system,
+        "opts": system.opts,
+        "worker_type": workload.worker_type,
+        "workers": workload.workers,
+        "n": workload.n_quick if quick else workload.n_full,
+        "loops": loops.get(workload.name, 0),
+    }
+
+
+def expected(workload: str, n: int) -> tuple[int, int | None]:
+    """(count, checksum) every system must produce; None = compare to peers."""
+    if workload == "tiny":
+        return n, n * (n - 1)
+    if workload == "sleep":
+        return n, n * (n - 1) // 2
+    if workload == "gen-len":
+        return n, n * _workloads.BLOB_SIZE
+    if workload == "gen-item":
+        return n, n * _workloads.BLOB_SIZE + sum(i % 256 for i in range(n))
+    return n, None
+
+
+def check(outcome: Outcome, workload: str, n: int, peers: list[int]) -> Outcome:
+    if outcome.status != "ok":
+        return outcome
+    count, checksum = expected(workload, n)
+    got = outcome.data
+    if got["count"] != count:
+        return Outcome("wrong", got, f"{got['count']} results for {count} items")
+    if checksum is None and peers:
+        checksum = peers[0]
+    if checksum is not None and got["checksum"] != checksum:
+        return Outcome("wrong", got, "results differ from the expected ones")
+    return outcome
