@@ -1,0 +1,429 @@
+"""The byte protocol between a NuMap and one worker process.
+
+This module is the whole worker side. It imports only the standard library
+(and ``dill`` when it is installed) and nothing of ``numap``: the remote
+workers ship its source text to hosts where numap is not installed and run
+:func:`serve_stdio` there in a fresh interpreter.
+
+Frames (one ``bytes`` object each; the transport delimits them)::
+
+    parent -> worker
+      b"T" + task_id:Q                              + dumps((func, args, kwargs))
+      b"B" + batch_id:Q task_id:Q start:Q count:Q   + dumps(list of items)
+      b"S"                                          stop: finish and return
+    worker -> parent
+      b"R" + batch_id:Q                             + dumps((values, errors))
+
+A task's function is sent once per worker, before that worker's first batch
+of the task. ``values`` is a list with one entry per item of the batch;
+``errors`` maps an offset in the batch to the exception that replaces the
+value there (so that a function may return an exception object as a plain
+value). Exceptions carry the worker's traceback text as a note; failures of
+numap itself travel as ``(kind, message)`` pairs, kind being the name of a
+numap exception type (this module cannot import numap on a remote host).
+
+Payloads start with one flag byte: plain pickle (fast) or dill (for lambdas,
+closures and other objects plain pickle refuses).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import socket
+import struct
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+try:
+    import dill
+except ImportError:  # the worker host may not have dill; plain pickle still works
+    dill = None
+
+# An entry of a result's error map: the user's exception itself, or a
+# (kind, message) pair for a failure numap reports with its own exception
+# type (built by the parent, since numap may not be importable here).
+SERIALIZATION_ERROR = "SerializationError"
+REMOTE_ERROR = "RemoteError"
+Failure = BaseException | tuple[str, str]
+
+PICKLE_FLAG = b"P"
+DILL_FLAG = b"D"
+
+TASK = b"T"
+BATCH = b"B"
+STOP = b"S"
+RESULT = b"R"
+
+_TASK_HEADER = struct.Struct(">Q")
+_BATCH_HEADER = struct.Struct(">QQQQ")
+_RESULT_HEADER = struct.Struct(">Q")
+_FRAME_LENGTH = struct.Struct(">Q")
+
+
+class PayloadError(Exception):
+    """Data could not be pickled or unpickled; the message says which and why."""
+
+
+# --------------------------------------------------------------------------
+# Serialisation
+
+
+def dumps(obj: Any, prefer_dill: bool = False) -> bytes:
+    """Serialise ``obj``: plain pickle first, dill only when pickle fails.
+
+    ``prefer_dill`` tries dill first; used for task functions, which are sent
+    once and must survive on hosts whose ``__main__`` lacks their definitions.
+    Raises :class:`PayloadError` when neither can serialise the object.
+    """
+    if prefer_dill and dill is not None:
+        try:
+            return DILL_FLAG + dill.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # dill refused; plain pickle may still manage
+            pass
+    try:
+        return PICKLE_FLAG + pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as pickle_error:
+        if dill is None or prefer_dill:
+            raise PayloadError(_describe(pickle_error)) from pickle_error
+        try:
+            return DILL_FLAG + dill.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as dill_error:
+            raise PayloadError(_describe(dill_error)) from dill_error
+
+
+def dumps_task(func: Any, args: tuple = (), kwargs: dict | None = None) -> bytes:
+    """Serialise a task's (function, args, kwargs), once per task.
+
+    Functions defined in ``__main__`` go by value (dill) first: plain pickle
+    would name them by reference, and a worker's ``__main__`` is not the
+    caller's. Everything else pickles plainly, so a worker without dill can
+    run functions from importable modules.
+    """
+    target = getattr(func, "func", func)  # functools.partial
+    in_main = getattr(target, "__module__", None) == "__main__"
+    return dumps((func, tuple(args or ()), dict(kwargs or {})), prefer_dill=in_main)
+
+
+def loads(data: bytes) -> Any:
+    """Inverse of :func:`dumps`. Raises :class:`PayloadError` on failure."""
+    flag, body = data[:1], memoryview(data)[1:]
+    try:
+        if flag == PICKLE_FLAG:
+            return pickle.loads(body)
+        if flag == DILL_FLAG:
+            if dill is None:
+                raise PayloadError(
+                    "the data was pickled with dill, which is not installed "
+                    "here: install dill on this host"
+                )
+            return dill.loads(body)
+    except PayloadError:
+        raise
+    except Exception as error:
+        raise PayloadError(_describe(error)) from error
+    raise PayloadError(f"unknown payload flag {flag!r}: sender and receiver differ")
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+# --------------------------------------------------------------------------
+# Message encoding, used by both sides
+
+
+def encode_task(task_id: int, payload: bytes) -> bytes:
+    """Frame announcing task ``task_id``; ``payload`` is dumps((f, args, kw))."""
+    return TASK + _TASK_HEADER.pack(task_id) + payload
+
+
+def encode_batch(
+    batch_id: int, task_id: int, start: int, count: int, payload: bytes
+) -> bytes:
+    """Frame with ``count`` items (``payload`` = dumps(list)) of a task."""
+    return BATCH + _BATCH_HEADER.pack(batch_id, task_id, start, count) + payload
+
+
+def encode_stop() -> bytes:
+    return STOP
+
+
+def decode_result(frame: bytes) -> tuple[int, bytes]:
+    """Split a result frame into (batch_id, payload)."""
+    if frame[:1] != RESULT:
+        raise PayloadError(f"expected a result frame, got kind {frame[:1]!r}")
+    (batch_id,) = _RESULT_HEADER.unpack_from(frame, 1)
+    return batch_id, frame[1 + _RESULT_HEADER.size :]
+
+
+# --------------------------------------------------------------------------
+# Imports attached to functions with numap.imports
+
+
+def import_into(namespace: dict, modules: Any, forgive: bool = False) -> None:
+    """Import ``modules`` (the numap.imports spec) into ``namespace``.
+
+    Each entry is a comma-separated list of alternatives tried in order.
+    A plain name ``foo`` binds ``foo``; a dotted name ``foo.oof`` binds the
+    last component of the entry's FIRST alternative (``oof``), as
+    ``import foo.oof as oof`` would. Raises ImportError when no alternative
+    of an entry imports, unless ``forgive`` is true.
+    """
+    for entry in modules:
+        alternatives = [name.strip() for name in entry.split(",") if name.strip()]
+        if not alternatives:
+            continue
+        alias = alternatives[0].rsplit(".", 1)[-1]
+        errors = []
+        for name in alternatives:
+            try:
+                module = importlib.import_module(name)
+            except ImportError as error:
+                errors.append(f"{name}: {error}")
+                continue
+            namespace[alias if "." in name else name] = module
+            break
+        else:
+            if not forgive:
+                raise ImportError(
+                    f"none of the alternatives {entry!r} could be imported ("
+                    + "; ".join(errors)
+                    + ")"
+                )
+
+
+def apply_imports(func: Any) -> None:
+    """Run the imports recorded on ``func`` by numap.imports, if any."""
+    spec = getattr(func, "__numap_imports__", None)
+    if spec is None:
+        return
+    target = getattr(func, "func", func)  # functools.partial wraps the function
+    namespace = getattr(target, "__globals__", None)
+    if namespace is None:
+        return
+    modules, forgive = spec
+    import_into(namespace, modules, forgive)
+
+
+# --------------------------------------------------------------------------
+# The worker loop
+
+
+def _where() -> str:
+    return f"worker pid {os.getpid()} on host {socket.gethostname()}"
+
+
+def _portable_exception(error: BaseException, tb_text: str) -> Failure:
+    """The exception as it should travel: itself if it pickles round trip."""
+    error.add_note(f"Traceback in {_where()}:\n{tb_text.rstrip()}")
+    try:
+        loads(dumps(error))
+        return error
+    except Exception:
+        # Not picklable, or its class cannot be rebuilt from its args (a
+        # common trait of exceptions with custom __init__): send the text.
+        return _remote_error(
+            f"{type(error).__module__}.{type(error).__qualname__}: {error}\n"
+            f"Traceback in {_where()}:\n{tb_text.rstrip()}"
+        )
+
+
+def _remote_error(message: str) -> tuple[str, str]:
+    return (REMOTE_ERROR, message)
+
+
+def _serialization_error(message: str) -> tuple[str, str]:
+    return (SERIALIZATION_ERROR, message)
+
+
+def run_batch(
+    func: Callable, items: list, args: tuple, kwargs: dict
+) -> tuple[list, dict[int, Failure]]:
+    """Call ``func(item, *args, **kwargs)`` on each item.
+
+    Returns (values, errors); an item whose call raised has ``None`` in
+    values and its exception (with traceback text) in errors.
+    """
+    values: list = []
+    errors: dict[int, Failure] = {}
+    remaining = iter(items)
+    call = func if not args and not kwargs else _bind(func, args, kwargs)
+    while True:
+        try:
+            values.extend(map(call, remaining))
+            return values, errors
+        except (Exception, SystemExit) as error:
+            # map() consumed the failing item; values holds those before it.
+            errors[len(values)] = _portable_exception(error, traceback.format_exc())
+            values.append(None)
+
+
+def _bind(func: Callable, args: tuple, kwargs: dict) -> Callable:
+    def call(item: Any) -> Any:
+        return func(item, *args, **kwargs)
+
+    return call
+
+
+def _encode_values(
+    values: list, errors: dict[int, Failure], task_id: int, start: int
+) -> bytes:
+    try:
+        return dumps((values, errors))
+    except PayloadError:
+        pass
+    # Find the values that do not pickle; each becomes an error of its own.
+    for offset, value in enumerate(values):
+        if offset in errors:
+            continue
+        try:
+            dumps(value)
+        except PayloadError as error:
+            values[offset] = None
+            errors[offset] = _serialization_error(
+                f"the result for item {start + offset} of task {task_id} "
+                f"({type(value).__name__}) cannot be pickled: {error}"
+            )
+    return dumps((values, errors))
+
+
+class _Task:
+    """A task as one worker knows it: the function, or why it is unusable."""
+
+    def __init__(self, task_id: int, payload: bytes) -> None:
+        self.broken: str | None = None
+        self.imported = False
+        self.func: Callable | None = None
+        self.args: tuple = ()
+        self.kwargs: dict = {}
+        try:
+            self.func, args, kwargs = loads(payload)
+            self.args = tuple(args or ())
+            self.kwargs = dict(kwargs or {})
+        except PayloadError as error:
+            self.broken = (
+                f"the function of task {task_id} could not be unpickled in "
+                f"{_where()}: {error}"
+            )
+
+    def run(self, items: list, task_id: int, start: int) -> tuple[list, dict]:
+        if self.broken is None and not self.imported:
+            try:
+                apply_imports(self.func)
+                self.imported = True
+            except ImportError as error:
+                self.broken = (
+                    f"the imports of task {task_id} failed in {_where()}: {error}"
+                )
+        if self.broken is not None:
+            return _all_failed(len(items), self.broken)
+        assert self.func is not None
+        return run_batch(self.func, items, self.args, self.kwargs)
+
+
+def _all_failed(count: int, message: str) -> tuple[list, dict]:
+    return [None] * count, {i: _serialization_error(message) for i in range(count)}
+
+
+def serve(recv: Callable[[], bytes | None], send: Callable[[bytes], None]) -> None:
+    """Serve tasks until a stop frame or end of input.
+
+    ``recv`` returns the next frame (``None`` or EOFError/OSError at the end
+    of input); ``send`` sends one frame back.
+    """
+    tasks: dict[int, _Task] = {}
+    while True:
+        try:
+            frame = recv()
+        except (EOFError, OSError):
+            return
+        if frame is None:
+            return
+        kind = frame[:1]
+        if kind == STOP:
+            return
+        if kind == TASK:
+            (task_id,) = _TASK_HEADER.unpack_from(frame, 1)
+            tasks[task_id] = _Task(task_id, frame[1 + _TASK_HEADER.size :])
+        elif kind == BATCH:
+            send(_answer_batch(frame, tasks))
+        else:
+            raise ValueError(f"numap worker received an unknown frame {kind!r}")
+
+
+def _answer_batch(frame: bytes, tasks: dict[int, _Task]) -> bytes:
+    batch_id, task_id, start, count = _BATCH_HEADER.unpack_from(frame, 1)
+    task = tasks.get(task_id)
+    if task is None:
+        values, errors = _all_failed(
+            count, f"task {task_id} was never sent to {_where()}"
+        )
+    else:
+        try:
+            items = loads(frame[1 + _BATCH_HEADER.size :])
+        except PayloadError as error:
+            values, errors = _all_failed(
+                count,
+                f"items {start}..{start + count - 1} of task {task_id} could "
+                f"not be unpickled in {_where()}: {error}",
+            )
+        else:
+            values, errors = task.run(items, task_id, start)
+    payload = _encode_values(values, errors, task_id, start)
+    return RESULT + _RESULT_HEADER.pack(batch_id) + payload
+
+
+# --------------------------------------------------------------------------
+# Framing on binary streams (remote workers talk over stdin/stdout)
+
+
+def write_frame(stream: BinaryIO, data: bytes) -> None:
+    """Write ``data`` with an 8-byte big-endian length prefix, and flush."""
+    stream.write(_FRAME_LENGTH.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def read_frame(stream: BinaryIO) -> bytes | None:
+    """Read one frame; ``None`` at a clean end of stream.
+
+    Raises EOFError when the stream ends inside a frame.
+    """
+    header = _read_exactly(stream, _FRAME_LENGTH.size)
+    if not header:
+        return None
+    if len(header) < _FRAME_LENGTH.size:
+        raise EOFError("stream ended inside a frame header")
+    (length,) = _FRAME_LENGTH.unpack(header)
+    body = _read_exactly(stream, length)
+    if len(body) < length:
+        raise EOFError(f"stream ended after {len(body)} of {length} frame bytes")
+    return body
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes:
+    chunks = []
+    missing = size
+    while missing:
+        chunk = stream.read(missing)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        missing -= len(chunk)
+    return b"".join(chunks)
+
+
+def serve_stdio() -> None:
+    """Serve frames on stdin/stdout: the remote worker's entry point.
+
+    The user's function may print; its output goes to stderr so that stdout
+    carries frames only.
+    """
+    stdin = sys.stdin.buffer
+    stdout = sys.stdout.buffer
+    sys.stdout = sys.stderr
+    serve(lambda: read_frame(stdin), lambda data: write_frame(stdout, data))
