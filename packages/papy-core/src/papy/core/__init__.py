@@ -4,11 +4,13 @@ Functions are composed into Workers, placed in Pipers, connected by pipes
 into a Dagger (a directed acyclic graph) and run by a Plumber.
 """
 
+from papy.core._dagger import Dagger
 from papy.core._errors import DaggerError, PiperError, PlumberError, WorkerError
 from papy.core._piper import Piper
 from papy.core._worker import Worker
 
 __all__ = [
+    "Dagger",
     "DaggerError",
     "Piper",
     "PiperError",

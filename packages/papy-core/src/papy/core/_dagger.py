@@ -1,0 +1,337 @@
+"""Dagger: the topology of a pipeline, a directed acyclic graph of Pipers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Any
+
+from papy.core._errors import DaggerError
+from papy.core._piper import Piper
+from papy.core._streams import Valve
+from papy.graph import DictGraph, GraphError
+
+
+class Dagger(DictGraph):
+    """A directed acyclic graph of Pipers: the topology of a pipeline.
+
+    A *pipe* ``(A, B)`` says data flows from Piper A to Piper B. The graph
+    stores the reverse edge ``B -> A`` (a dependency), so a Piper's DictNode
+    holds its upstream Pipers.
+
+    Order: Pipers are connected and started in ``postorder`` (every Piper
+    after its upstream Pipers; unrelated branches sorted by their ``branch``
+    label, inherited from upstream Pipers, then shorter branches first, then
+    insertion order). A Piper's inputs, and the input Pipers matched to
+    ``datas``, follow this same order.
+
+    Arguments:
+      - pipers [default: ()]: valid ``add_piper`` arguments, added in order.
+      - pipes [default: ()]: valid ``add_pipe`` arguments, added in order.
+      - xtras [default: None]: one ``xtra`` dict per element of ``pipers``.
+    """
+
+    def __init__(
+        self,
+        pipers: Sequence[Any] = (),
+        pipes: Sequence[Sequence[Any]] = (),
+        xtras: Sequence[dict[Any, Any] | None] | None = None,
+    ) -> None:
+        super().__init__()
+        if xtras is not None and len(xtras) != len(pipers):
+            raise DaggerError(
+                f"Dagger: got {len(xtras)} xtras for {len(pipers)} pipers; give "
+                "one xtra dict per piper or none"
+            )
+        for index, piper in enumerate(pipers):
+            self.add_piper(piper, xtra=None if xtras is None else xtras[index])
+        self.add_pipes(pipes)
+        self._connected: list[Piper] = []
+        self._valves: list[Valve] = []
+
+    # --- finding Pipers ---------------------------------------------------
+
+    def resolve(self, piper: Any, forgive: bool = False) -> Any:
+        """Return the Piper given as an instance or as its ``id()``.
+
+        Raises DaggerError if it is not in this Dagger, or returns False when
+        ``forgive`` is True.
+        """
+        if isinstance(piper, Piper) and piper in self:
+            return piper
+        if isinstance(piper, int) and not isinstance(piper, bool):
+            for node in self:
+                if id(node) == piper:
+                    return node
+        if forgive:
+            return False
+        raise DaggerError(f"Dagger: Piper {piper!r} is not in this Dagger")
+
+    # --- adding and removing ------------------------------------------------
+
+    def add_piper(
+        self,
+        piper: Any,
+        xtra: dict[Any, Any] | None = None,
+        create: bool = True,
+        branch: Any = None,
+    ) -> tuple[bool, Piper]:
+        """Add a Piper unless it is already here; return (created, piper).
+
+        ``piper`` is a Piper, the id of a Piper in this Dagger, or (with
+        ``create``) anything the Piper constructor accepts (a Worker, a
+        function...), from which a new Piper is made. ``branch`` (default:
+        the Piper's own ``branch``) and ``xtra`` go to the graph node.
+
+        Raises DaggerError if it cannot be resolved and ``create`` is False.
+        """
+        found = self.resolve(piper, forgive=True)
+        if found is not False:
+            return False, found
+        created = False
+        if not isinstance(piper, Piper):
+            if not create or isinstance(piper, int):
+                raise DaggerError(
+                    f"Dagger: {piper!r} is not a Piper of this Dagger and "
+                    "create=False; add the Piper first"
+                )
+            piper = Piper(piper)
+            created = True
+        label = piper.branch if branch is None else branch
+        self.add_node(piper, xtra=xtra, branch=label)
+        return created, piper
+
+    def add_pipers(self, pipers: Sequence[Any], *args: Any, **kwargs: Any) -> None:
+        """Add Pipers in order; extra arguments go to ``add_piper``."""
+        for piper in pipers:
+            self.add_piper(piper, *args, **kwargs)
+
+    def del_piper(self, piper: Any, forced: bool = False) -> None:
+        """Remove a Piper (instance or id).
+
+        Raises DaggerError if it has downstream Pipers, unless ``forced``.
+        """
+        piper = self.resolve(piper)
+        downstream = self.get_downstream(piper)
+        if downstream and not forced:
+            names = ", ".join(repr(p.name) for p in downstream)
+            raise DaggerError(
+                f"Dagger: Piper {piper.name!r} feeds {names}; delete those pipes "
+                "first or use forced=True"
+            )
+        self.del_node(piper)
+
+    def del_pipers(self, pipers: Sequence[Any], *args: Any, **kwargs: Any) -> None:
+        """Remove Pipers from right to left; extra arguments go to ``del_piper``."""
+        for piper in reversed(list(pipers)):
+            self.del_piper(piper, *args, **kwargs)
+
+    def add_pipe(self, pipe: Sequence[Any], branch: Any = None) -> None:
+        """Add a pipe ``(A, ..., N)``: data flows from A to B, ... to N.
+
+        Elements are Pipers or valid ``add_piper`` arguments. Raises
+        DaggerError, changing nothing, if the pipe would close a cycle.
+        """
+        before = set(self)
+        pipers = [self.add_piper(p, branch=branch)[1] for p in pipe]
+        added: list[tuple[Piper, Piper]] = []
+        for upstream, downstream in zip(pipers, pipers[1:], strict=False):
+            if upstream is downstream or downstream in self.deep_nodes(upstream):
+                for edge in added:
+                    self.del_edge(edge)
+                for piper in pipers:
+                    if piper not in before and piper in self:
+                        self.del_node(piper)
+                raise DaggerError(
+                    f"Dagger: the pipe {upstream.name!r} -> {downstream.name!r} "
+                    "would close a cycle; a pipeline must be acyclic"
+                )
+            if upstream not in self[downstream]:
+                self.add_edge((downstream, upstream))
+                added.append((downstream, upstream))
+
+    def add_pipes(self, pipes: Sequence[Sequence[Any]], *args: Any, **kwargs: Any):
+        """Add pipes in order; extra arguments go to ``add_pipe``."""
+        for pipe in pipes:
+            self.add_pipe(pipe, *args, **kwargs)
+
+    def del_pipe(self, pipe: Sequence[Any], forced: bool = False) -> None:
+        """Delete a pipe: its connections, then its Pipers from right to left.
+
+        Without ``forced`` a Piper that still has downstream Pipers stays.
+        Raises DaggerError if a Piper or a connection is not in this Dagger.
+        """
+        pipers = [self.resolve(p) for p in pipe]
+        for upstream, downstream in zip(pipers, pipers[1:], strict=False):
+            if upstream not in self[downstream]:
+                raise DaggerError(
+                    f"Dagger: there is no pipe {upstream.name!r} -> "
+                    f"{downstream.name!r} to delete"
+                )
+        for upstream, downstream in zip(pipers, pipers[1:], strict=False):
+            self.del_edge((downstream, upstream))
+        for piper in reversed(pipers):
+            if piper in self and (forced or not self.get_downstream(piper)):
+                self.del_piper(piper, forced=forced)
+
+    def del_pipes(self, pipes: Sequence[Sequence[Any]], *args: Any, **kwargs: Any):
+        """Delete pipes in order; extra arguments go to ``del_pipe``."""
+        for pipe in pipes:
+            self.del_pipe(pipe, *args, **kwargs)
+
+    # --- topology queries ---------------------------------------------------
+
+    def postorder(self) -> list[Any]:
+        """Pipers with every Piper after its upstream Pipers (see class doc)."""
+        try:
+            return super().postorder()
+        except GraphError as error:
+            raise DaggerError(f"Dagger: {error}") from error
+
+    def get_upstream(self, piper: Piper) -> list[Piper]:
+        """The Pipers feeding ``piper``, in pipeline order."""
+        order = {p: i for i, p in enumerate(self.postorder())}
+        return sorted(self[piper], key=order.__getitem__)
+
+    def get_downstream(self, piper: Piper) -> list[Piper]:
+        """The Pipers ``piper`` feeds, in pipeline order."""
+        return [p for p in self.postorder() if piper in self[p]]
+
+    def get_inputs(self) -> list[Piper]:
+        """Pipers with no upstream Piper (the pipeline's inputs), in order."""
+        return [p for p in self.postorder() if not self[p]]
+
+    def get_outputs(self) -> list[Piper]:
+        """Pipers with no downstream Piper (the pipeline's outputs), in order."""
+        fed = {upstream for topo in self.values() for upstream in topo}
+        return [p for p in self.postorder() if p not in fed]
+
+    def children_after_parents(self, piper1: Piper, piper2: Piper) -> int:
+        """1 if piper1 is upstream of piper2, -1 if downstream, 0 if neither."""
+        if piper1 in self.deep_nodes(piper2):
+            return 1
+        if piper2 in self.deep_nodes(piper1):
+            return -1
+        return 0
+
+    # --- checking -----------------------------------------------------------
+
+    def check(self, datas: Sequence[Any] | None = None) -> None:
+        """Raise DaggerError if the pipeline could misalign or deadlock.
+
+        For every pipe A -> B, ``A.produce * A.spawn`` must equal
+        ``B.consume * B.spawn``; the Pipers feeding one Piper must emit the
+        same number of items per input item; ``datas`` (if given) must have
+        one input stream per input Piper.
+        """
+        order = self.postorder()
+        rate: dict[Piper, Fraction] = {}
+        for piper in order:
+            upstream = self.get_upstream(piper)
+            for source in upstream:
+                given = source.produce * source.spawn
+                taken = piper.consume * piper.spawn
+                if given != taken:
+                    raise DaggerError(
+                        f"Dagger: pipe {source.name!r} -> {piper.name!r} does not "
+                        f"align: produce*spawn of {source.name!r} is {given} but "
+                        f"consume*spawn of {piper.name!r} is {taken}; make them equal"
+                    )
+            rates = {rate[source] for source in upstream} or {Fraction(1)}
+            if len(rates) > 1:
+                detail = ", ".join(f"{s.name!r}: {rate[s]}" for s in upstream)
+                raise DaggerError(
+                    f"Dagger: the Pipers feeding {piper.name!r} emit different "
+                    f"numbers of items per input item ({detail}); their streams "
+                    "cannot be zipped"
+                )
+            rate[piper] = rates.pop() * piper.produce / piper.consume
+        if datas is not None:
+            inputs = [p for p in order if not self[p]]
+            if isinstance(datas, str | bytes) or len(datas) != len(inputs):
+                names = ", ".join(repr(p.name) for p in inputs)
+                raise DaggerError(
+                    f"Dagger: 'datas' must hold one input stream per input Piper "
+                    f"({len(inputs)}: {names}), got {datas!r}"
+                )
+
+    # --- running ------------------------------------------------------------
+
+    def connect_inputs(self, datas: Sequence[Any]) -> None:
+        """Connect the input Pipers (in pipeline order) to ``datas``.
+
+        ``datas`` holds one iterable of input items per input Piper. Raises
+        DaggerError if the number of streams does not match.
+        """
+        self.check(datas)
+        for piper, data in zip(self.get_inputs(), datas, strict=True):
+            valve = Valve(data)
+            piper.connect([valve])
+            self._valves.append(valve)
+            self._connected.append(piper)
+
+    def connect(self, datas: Sequence[Any] | None = None) -> None:
+        """Connect Pipers upstream first; with ``datas``, the inputs too.
+
+        Checks the topology first (see ``check``) and raises DaggerError
+        before connecting anything if it could misalign or deadlock.
+        """
+        self.check(datas)
+        if datas is not None:
+            self.connect_inputs(datas)
+        for piper in self.postorder():
+            upstream = self.get_upstream(piper)
+            if not upstream:
+                if piper.state == "new":
+                    raise DaggerError(
+                        f"Dagger: input Piper {piper.name!r} is not connected; "
+                        "give 'datas' to connect() or call connect_inputs()"
+                    )
+                continue
+            piper.connect(upstream)
+            self._connected.append(piper)
+
+    def disconnect(self, forced: bool = False) -> None:
+        """Disconnect Pipers downstream first (inputs included).
+
+        With ``forced`` every task of every NuMap used is removed, even tasks
+        that do not belong to this Dagger.
+        """
+        for piper in reversed(self._connected):
+            if piper.state != "new":
+                piper.disconnect(forced=forced)
+        self._connected = []
+        self._valves = []
+
+    def start(self) -> None:
+        """Start Pipers upstream first, in two stages so they can share NuMaps:
+        all with stages (0, 1), then all with stage (2,)."""
+        if not self._connected:
+            raise DaggerError("Dagger: connect() the pipeline before start()")
+        for piper in self._connected:
+            piper.start(stages=(0, 1))
+        for piper in self._connected:
+            piper.start(stages=(2,))
+
+    def close_inputs(self) -> None:
+        """Make the input streams end now; buffered items still flow out."""
+        for valve in self._valves:
+            valve.close()
+
+    def stop(self) -> None:
+        """Stop the Pipers (each NuMap once, with its end tasks)."""
+        ends = self._end_tasks()
+        for piper in self._connected:
+            if piper.state == "started":
+                piper.stop(ends=ends.get(id(piper.imap)))
+
+    def _end_tasks(self) -> dict[int, list[int]]:
+        """Per NuMap, the task ids whose results leave that NuMap."""
+        ends: dict[int, list[int]] = {}
+        for piper in self._connected:
+            if piper.imap is None:
+                continue
+            inside = [p for p in self.get_downstream(piper) if p.imap is piper.imap]
+            if not inside:
+                ends.setdefault(id(piper.imap), []).extend(piper._tasks)
+        return ends
