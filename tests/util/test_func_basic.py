@@ -26,7 +26,8 @@ inboxes = st.lists(st.integers(), min_size=1, max_size=6).map(tuple)
 
 
 @st.composite
-def inbox_and_indices(draw, element=st.integers()):
+def inbox_and_indices(draw, element=None):
+    element = st.integers() if element is None else element
     inbox = tuple(draw(st.lists(element, min_size=1, max_size=6)))
     indices = draw(st.lists(st.integers(-len(inbox), len(inbox) - 1), max_size=8))
     return inbox, indices

@@ -51,7 +51,8 @@ WRITER = textwrap.dedent(
     """
     import os, signal, sys, threading
     from papy.util.func import dump_item
-    kind, size, then, timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+    kind, size, then, timeout = sys.argv[1:5]
+    size, timeout = int(size), float(timeout)
     item = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
     print(dump_item((item,), type=kind, timeout=timeout), flush=True)
     if then == "wait":

@@ -438,7 +438,8 @@ def load_stream(handle: IO[Any], delimiter: str | bytes | None = None) -> Iterat
     a blank line); the newline before that line is not part of the item.
     Text handles give str, binary handles bytes. A last item without a
     delimiter line is generated too. With the default delimiter, items must
-    not contain blank lines (nor end with a newline).
+    not be empty, contain blank lines or end with a newline: those would
+    read back as several items.
     """
     text = _is_text(handle)
     delimiter = "" if delimiter is None else delimiter
