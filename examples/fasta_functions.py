@@ -177,10 +177,15 @@ def merge_row(inbox: tuple[dict[str, Any], ...]) -> str:
     return format_row(merged)
 
 
-def format_row(row: dict[str, Any]) -> str:
-    """One TSV line (no newline) with the values of ``COLUMNS`` in order."""
+def stats_row(inbox: tuple[dict[str, Any]]) -> str:
+    """The statistics of ``sequence_stats`` as a TSV line of ``STAT_COLUMNS``."""
+    return format_row(inbox[0], STAT_COLUMNS)
+
+
+def format_row(row: dict[str, Any], columns: list[str] = COLUMNS) -> str:
+    """One TSV line (no newline) with the values of ``columns`` in order."""
     cells = []
-    for column in COLUMNS:
+    for column in columns:
         value = row[column]
         cells.append(f"{value:.6f}" if isinstance(value, float) else str(value))
     return "\t".join(cells)

@@ -140,3 +140,16 @@ def test_tsv_sink_writes_header_then_rows(tmp_path):
     sink.close()
     assert (tmp_path / "sub" / "out.tsv").read_text() == "a\tb\n1\t2\n"
     assert sink.rows == 1
+
+
+@pytest.mark.timeout(10)
+def test_stats_row_has_the_stat_columns_only():
+    row = ff.stats_row((ff.sequence_stats((("r", "ACGTN"),)),))
+    assert row == "r\t5\t0.500000\t1"
+
+
+@pytest.mark.timeout(10)
+def test_check_record_refuses_protein():
+    assert ff.check_record((("d", "ACGTN"),)) == ("d", "ACGTN")
+    with pytest.raises(ValueError, match="'p' is not DNA: letters 'EKLM'"):
+        ff.check_record((("p", "MKLEACG"),))

@@ -244,7 +244,9 @@ def _numap_info(numap: Any, key: str) -> NuMapInfo:
 def describe(pipeline: Any, title: str = "pipeline") -> PipelineGraph:
     """Describe a Dagger/Plumber: its Pipers in upstream-to-downstream order
     and its pipes in the direction of the data flow."""
-    pipers = list(reversed(pipeline.postorder()))
+    # A Dagger's postorder lists every Piper after the Pipers it depends on,
+    # i.e. upstream first.
+    pipers = list(pipeline.postorder())
     graph = PipelineGraph(title=title)
     keys: dict[int, str] = {}
     numap_keys: dict[int, str] = {}
@@ -270,7 +272,6 @@ def describe(pipeline: Any, title: str = "pipeline") -> PipelineGraph:
             )
         )
     for piper in pipers:
-        # Graph edges point from a Piper to the Pipers it depends on.
-        for upstream in pipeline[piper].nodes():
+        for upstream in pipeline.get_upstream(piper):
             graph.pipes.append((keys[id(upstream)], keys[id(piper)]))
     return graph

@@ -54,8 +54,8 @@ class Session:
 
 
 def pipers_in_order(pipeline: Any) -> list[Any]:
-    """Pipers upstream first (the reverse of a postorder)."""
-    return list(reversed(list(pipeline.postorder())))
+    """Pipers upstream first (a Dagger's postorder)."""
+    return list(pipeline.postorder())
 
 
 def distinct_numaps(pipeline: Any) -> list[Any]:
