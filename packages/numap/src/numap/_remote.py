@@ -1,0 +1,405 @@
+"""Remote workers: worker processes on hosts that run a stock RPyC classic server.
+
+A remote host runs ``rpyc_classic`` (shipped with rpyc) and nothing of ours.
+For each remote worker the parent opens two rpyc connections to the host,
+installs a small agent (numap._remote_agent, sent as source text) in the
+server, and has it start one worker subprocess running numap._protocol (also
+sent as source text). NuMap's frames, whole batches of items or results, then
+travel as bytes through the connections; bytes cross rpyc by value, so
+results come back as plain values, never as network references::
+
+    parent                         rpyc_classic server           worker process
+    RemoteChannel.send --feed-->   agent.write  --stdin pipe-->   serve_stdio()
+    RemoteChannel.recv <--drain--  agent.read   <--stdout pipe--  serve_stdio()
+
+Why two connections: a classic server serves each connection with one
+thread, one request at a time, so a ``read`` waiting for results would hold
+up a ``write`` of the next batch behind it on the same connection. With one
+connection per direction, a send never waits for a recv.
+
+A classic server runs any code it is sent: it belongs on a trusted network
+(or behind SSL client certificates, see ``worker_remote_ssl``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import socket
+import ssl as ssl_module
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import Any
+
+import rpyc
+from rpyc.core.channel import Channel as RpycChannel
+from rpyc.core.service import ClassicClient
+from rpyc.core.stream import SocketStream
+from rpyc.utils.factory import connect_channel
+
+from numap import _remote_agent
+from numap._channel import Channel, ChannelLost
+from numap._errors import HostLostError, HostUnreachableError, NuMapError
+
+DEFAULT_PORT = 18812  # rpyc_classic's default port
+DEFAULT_SSL_PORT = 18821  # rpyc_classic's default port when it serves SSL
+CONNECT_TIMEOUT = 5.0  # seconds to wait for a host to accept a connection
+KEEPALIVE = 10  # seconds: TCP keepalive interval, so a vanished host is noticed
+STOP_TIMEOUT = 5.0  # seconds to wait for a remote worker to be stopped
+CLOSE_TIMEOUT = 2.0  # seconds to wait for rpyc's polite close of a connection
+SSL_KEYS = frozenset({"keyfile", "certfile", "ca_certs", "check_hostname"})
+
+_AGENT_SOURCE = inspect.getsource(_remote_agent)
+_AGENT_NAME = "_numap_remote_agent_" + sha256(_AGENT_SOURCE.encode()).hexdigest()[:12]
+_INSTALL_AGENT = f"""
+import sys as _sys, types as _types
+if {_AGENT_NAME!r} not in _sys.modules:
+    _module = _types.ModuleType({_AGENT_NAME!r})
+    exec(compile({_AGENT_SOURCE!r}, {_AGENT_NAME!r}, "exec"), _module.__dict__)
+    _sys.modules.setdefault({_AGENT_NAME!r}, _module)
+"""
+
+# The worker subprocess's program. It reads numap._protocol's source as the
+# first frame on stdin, runs it as a module of that name (so that a user's
+# module that imports numap on the host finds this protocol), then serves.
+# PR_SET_PDEATHSIG (Linux) kills the worker when the server thread that
+# started it ends, i.e. when its connection is gone, even mid-computation.
+_WORKER_BOOTSTRAP = """
+import sys, types
+try:
+    import ctypes, signal
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+except Exception:
+    pass
+_stream = sys.stdin.buffer
+_source = _stream.read(int.from_bytes(_stream.read(8), "big")).decode("utf-8")
+_protocol = types.ModuleType("numap._protocol")
+sys.modules["numap._protocol"] = _protocol
+exec(compile(_source, "<numap._protocol>", "exec"), _protocol.__dict__)
+_protocol.serve_stdio()
+"""
+
+
+def _protocol_source() -> bytes:
+    from numap import _protocol
+
+    return inspect.getsource(_protocol).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class HostAddress:
+    """Where a remote host's classic server listens, and how to reach it."""
+
+    host: str
+    port: int
+    ssl: Mapping[str, Any] | None = None
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_host_spec(spec: str, ssl: Mapping[str, Any] | None = None) -> HostAddress:
+    """Turn ``'host'`` or ``'host:port'`` into a HostAddress.
+
+    The port defaults to rpyc_classic's: 18812, or 18821 when ``ssl`` options
+    are given. IPv6 addresses go in brackets: ``'[::1]:18812'``.
+    Raises ValueError for an empty host or a port that is not 1-65535.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(
+            f"worker_remote: host {spec!r} must be a non-empty 'host' or "
+            "'host:port' string"
+        )
+    text = spec.strip()
+    port_text = None
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest.startswith(":"):
+            port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    else:
+        host = text
+    port = DEFAULT_SSL_PORT if ssl else DEFAULT_PORT
+    if port_text is not None:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(
+                f"worker_remote: host {spec!r} has port {port_text!r}; "
+                "give a number from 1 to 65535"
+            )
+        port = int(port_text)
+    if not host:
+        raise ValueError(f"worker_remote: host {spec!r} has no host name")
+    return HostAddress(host, port, ssl)
+
+
+def _check_ssl_options(options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    if not isinstance(options, Mapping):
+        raise TypeError(
+            f"{where} must be a dict with keys keyfile, certfile, ca_certs, "
+            f"check_hostname; got {type(options).__name__}"
+        )
+    unknown = set(options) - SSL_KEYS
+    if unknown:
+        raise ValueError(
+            f"{where} has unknown keys {sorted(unknown)}; use only {sorted(SSL_KEYS)}"
+        )
+    for key in ("keyfile", "certfile", "ca_certs"):
+        path = options.get(key)
+        if path is not None and not os.path.isfile(path):
+            raise ValueError(f"{where}[{key!r}] = {path!r} is not a file")
+    if options.get("keyfile") and not options.get("certfile"):
+        raise ValueError(f"{where} has a keyfile but no certfile; give both")
+    return dict(options)
+
+
+def _ssl_plan(
+    specs: list[str], ssl: Mapping[str, Any] | None
+) -> dict[str, dict[str, Any] | None]:
+    """The SSL options of each host spec.
+
+    ``ssl`` is None, one dict of options for every host (recognised by its
+    keys: keyfile, certfile, ca_certs, check_hostname), or a dict mapping
+    host specs, exactly as written in worker_remote, to such dicts.
+    """
+    if ssl is None:
+        return dict.fromkeys(specs)
+    if not isinstance(ssl, Mapping):
+        raise TypeError(
+            "worker_remote_ssl must be a dict of SSL options or a dict "
+            f"mapping host specs to such dicts; got {type(ssl).__name__}"
+        )
+    if set(ssl) & SSL_KEYS:
+        options = _check_ssl_options(ssl, "worker_remote_ssl")
+        return dict.fromkeys(specs, options)
+    strangers = set(ssl) - set(specs)
+    if strangers:
+        raise ValueError(
+            f"worker_remote_ssl names hosts {sorted(strangers)} that are not "
+            f"in worker_remote {specs}; give options for listed hosts, or "
+            f"one dict with keys {sorted(SSL_KEYS)} for all"
+        )
+    return {
+        spec: None
+        if ssl.get(spec) is None
+        else _check_ssl_options(ssl[spec], f"worker_remote_ssl[{spec!r}]")
+        for spec in specs
+    }
+
+
+def _ssl_kwargs(options: Mapping[str, Any]) -> dict[str, Any]:
+    # With a CA file the server's certificate is verified, host name
+    # included unless check_hostname=False; without one it is not verified.
+    kwargs: dict[str, Any] = {"server_side": False}
+    for key in ("keyfile", "certfile", "ca_certs"):
+        if options.get(key) is not None:
+            kwargs[key] = options[key]
+    if options.get("ca_certs") is not None:
+        kwargs["cert_reqs"] = ssl_module.CERT_REQUIRED
+        kwargs["check_hostname"] = bool(options.get("check_hostname", True))
+    else:
+        kwargs["cert_reqs"] = ssl_module.CERT_NONE
+        kwargs["check_hostname"] = False
+    return kwargs
+
+
+def connect(address: HostAddress) -> rpyc.Connection:
+    """Open one rpyc classic connection; HostUnreachableError if it fails.
+
+    The connection waits for replies without limit (rpyc's 30 s
+    ``sync_request_timeout`` would cut long batches) and exposes nothing of
+    the parent to the server.
+    """
+    options = {
+        "timeout": CONNECT_TIMEOUT,
+        "attempts": 1,
+        "nodelay": True,
+        "keepalive": KEEPALIVE,
+    }
+    try:
+        if address.ssl:
+            stream = SocketStream.ssl_connect(
+                address.host, address.port, _ssl_kwargs(address.ssl), **options
+            )
+        else:
+            stream = SocketStream.connect(address.host, address.port, **options)
+        # The connect timeout must not stay on the socket: a send that waits
+        # for a busy worker's pipe to drain would fail after it.
+        stream.sock.settimeout(None)
+        # zlib (rpyc's default above 3 kB) costs more than it saves on a LAN:
+        # 4x slower on large frames, measured on loopback.
+        channel = RpycChannel(stream, compress=False)
+        return connect_channel(channel, ClassicClient, {"sync_request_timeout": None})
+    except (OSError, EOFError) as error:
+        kind = "SSL " if isinstance(error, ssl_module.SSLError) else ""
+        raise HostUnreachableError(
+            f"cannot reach NuMap remote host {address} ({kind}{error}); "
+            f"check that rpyc_classic is running there and listens on port "
+            f"{address.port}{' with SSL' if address.ssl else ''}"
+        ) from error
+
+
+def _install_agent(connection: rpyc.Connection) -> Any:
+    connection.execute(_INSTALL_AGENT)
+    return connection.modules[_AGENT_NAME]
+
+
+def _close_connection(connection: rpyc.Connection | None) -> None:
+    if connection is None:
+        return
+    # rpyc's close asks the server politely, waiting sync_request_timeout:
+    # bounded here, so that a hung host cannot hang close().
+    connection._config["sync_request_timeout"] = CLOSE_TIMEOUT
+    with contextlib.suppress(Exception):  # it is going away either way
+        connection.close()
+
+
+class RemoteChannel(Channel):
+    """One worker process on a remote host, driven over two rpyc connections.
+
+    Concurrency: ``send`` and ``recv`` may run at the same time in two
+    threads; each has its own lock and its own connection (feed, drain), so
+    neither waits for the other. ``close`` may be called from any thread, at
+    any time, more than once. State:
+    - ``_closed`` (under ``_state_lock``) turns True once, in ``close``;
+      after that ``send``/``recv`` raise ChannelLost without network I/O.
+    - ``_feed`` is only used by ``send`` (and ``close``), ``_drain`` only by
+      ``recv`` (and ``close``).
+    """
+
+    replaceable = False
+    lost_error = HostLostError
+
+    def __init__(self, address: HostAddress, index: int) -> None:
+        """Connect to ``address`` and start remote worker number ``index``.
+
+        Raises HostUnreachableError if the host cannot be reached, NuMapError
+        if the server cannot run the worker.
+        """
+        self.address = address
+        self.label = f"host {address} worker {index}"
+        self._state_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._recv_lock = threading.Lock()
+        self._closed = False
+        self._feed: rpyc.Connection | None = None
+        self._drain: rpyc.Connection | None = None
+        self._token: str | None = None
+        try:
+            self._start_worker()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start_worker(self) -> None:
+        self._feed = connect(self.address)
+        try:
+            agent = _install_agent(self._feed)
+            self._token = agent.start_worker(
+                _WORKER_BOOTSTRAP, _protocol_source(), self._feed.root
+            )
+            self._write = agent.write
+            self._stop = rpyc.async_(agent.stop_worker)
+        except (OSError, EOFError) as error:
+            raise HostUnreachableError(
+                f"NuMap remote host {self.address} dropped the connection "
+                f"while starting {self.label}: {error}"
+            ) from error
+        except Exception as error:
+            raise NuMapError(
+                f"NuMap remote host {self.address} could not start a worker "
+                f"process: {error}"
+            ) from error
+        self._drain = connect(self.address)
+        drain_agent = _install_agent(self._drain)
+        if not drain_agent.attach(self._token, self._drain.root):
+            raise NuMapError(
+                f"NuMap remote host {self.address}: the rpyc_classic server "
+                "serves connections in separate processes; run it in its "
+                "default threaded mode (rpyc_classic -m threaded)"
+            )
+        self._read = drain_agent.read
+
+    def _lost(self, detail: object) -> ChannelLost:
+        return ChannelLost(f"lost {self.label}: {detail}")
+
+    def send(self, data: bytes) -> None:
+        """Send one frame to the remote worker; ChannelLost if it is gone."""
+        with self._send_lock:
+            if self._closed:
+                raise self._lost("the channel was closed")
+            try:
+                problem = self._write(self._token, data)
+            except Exception as error:
+                raise self._lost(_describe(error)) from error
+        if problem is not None:
+            raise self._lost(problem)
+
+    def recv(self) -> bytes:
+        """Wait for the remote worker's next frame; ChannelLost if it is gone."""
+        with self._recv_lock:
+            if self._closed:
+                raise self._lost("the channel was closed")
+            try:
+                frame = self._read(self._token)
+            except Exception as error:
+                raise self._lost(_describe(error)) from error
+        if not isinstance(frame, bytes):
+            raise self._lost(frame)
+        return frame
+
+    def close(self) -> None:
+        """Stop and reap the remote worker, then close both connections."""
+        with self._state_lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._token is not None and self._feed is not None:
+            try:
+                stopping = self._stop(self._token)
+                stopping.set_expiry(STOP_TIMEOUT)
+                stopping.wait()
+            except Exception:  # host gone: its watchdog or death ends the worker
+                pass
+        _close_connection(self._drain)
+        _close_connection(self._feed)
+
+    def __repr__(self) -> str:
+        return f"<RemoteChannel {self.label}{' closed' if self._closed else ''}>"
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, EOFError | ConnectionError | socket.timeout):
+        return f"connection to the host broken ({error or type(error).__name__})"
+    return f"{type(error).__name__}: {error}"
+
+
+def open_remote_channels(
+    worker_remote: Iterable[tuple[str, int]],
+    ssl: Mapping[str, Any] | None = None,
+) -> list[Channel]:
+    """Start the remote workers of a NuMap; one Channel per worker.
+
+    worker_remote: ('host' or 'host:port', n) pairs; n worker processes are
+    started on each host. ssl: None, a dict of SSL options (keyfile,
+    certfile, ca_certs, check_hostname) for every host, or a dict mapping
+    host specs to such dicts (hosts not named connect without SSL).
+    Raises HostUnreachableError naming host and port when a host cannot be
+    reached; no worker is left running then.
+    """
+    pairs = list(worker_remote)
+    ssl_options = _ssl_plan([spec for spec, _ in pairs], ssl)
+    plan = [(parse_host_spec(spec, ssl_options[spec]), count) for spec, count in pairs]
+    channels: list[Channel] = []
+    try:
+        for address, count in plan:
+            for index in range(count):
+                channels.append(RemoteChannel(address, index))
+    except BaseException:
+        for channel in channels:
+            channel.close()
+        raise
+    return channels

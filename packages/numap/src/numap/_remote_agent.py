@@ -1,0 +1,239 @@
+"""The agent NuMap installs in a remote RPyC classic server.
+
+SELF-CONTAINED: this module imports only the standard library and nothing of
+numap, because its SOURCE TEXT is sent to remote hosts that have only rpyc.
+The parent (numap._remote) executes that text once per server process as a
+module named ``_numap_remote_agent_<hash of the source>``, so that different
+numap versions using one server never share an agent.
+
+What runs where::
+
+    parent process            rpyc_classic server (threads)     worker process
+    --------------            -----------------------------     --------------
+    RemoteChannel.send --feed connection-->  write(token, frame) --stdin-->  serve_stdio
+    RemoteChannel.recv <--drain connection-- read(token)        <--stdout--  serve_stdio
+                                             watchdog thread: ends workers whose
+                                             connections closed
+
+Each worker is driven through two connections: a classic server serves each
+connection with one thread, one request at a time, so a ``read`` that waits
+for the worker's next frame would block a ``write`` queued behind it on the
+same connection. The two connections meet here, in the registry, by token.
+This requires the server's default ``threaded`` mode (one process for all
+connections).
+
+The CPU-bound work runs in the worker subprocess, never in the server, whose
+threads only copy bytes between the socket and the pipes.
+
+Registry invariants (``_workers`` guarded by ``_registry_lock``):
+- a token is in ``_workers`` from ``start_worker`` until ``stop_worker``;
+  ``stop_worker`` removes it first, so a worker is stopped exactly once;
+- every registered worker has at least one service; the watchdog stops a
+  worker as soon as any of its services' connections has closed, so a
+  dropped parent leaves no worker process behind.
+"""
+
+import collections
+import contextlib
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+HEADER_SIZE = 8  # length prefix of a frame: 8-byte big-endian, as numap._protocol
+WATCH_INTERVAL = 0.25  # seconds between the watchdog's looks at the connections
+STOP_GRACE = 2.0  # seconds a worker gets to exit after its stdin closes
+STDERR_LINES = 20  # last lines of a worker's stderr kept for error messages
+
+
+class _Worker:
+    """One worker subprocess and the server-side services of its connections."""
+
+    def __init__(self, process, service):
+        self.process = process
+        self.services = [service]
+        self.stderr_tail = collections.deque(maxlen=STDERR_LINES)
+        self.write_lock = threading.Lock()
+        self.stderr_thread = threading.Thread(
+            target=self._drain_stderr, name="numap-stderr", daemon=True
+        )
+        self.stderr_thread.start()
+
+    def _drain_stderr(self):
+        # Drained continuously so that a chatty worker never blocks on a full
+        # stderr pipe. The user's prints land there (stdout carries frames):
+        # they go on to the server's stderr, and the tail is kept for error
+        # messages.
+        prefix = f"[numap worker {self.process.pid}] "
+        try:
+            for raw in self.process.stderr:
+                line = raw.decode("utf-8", "replace").rstrip()
+                self.stderr_tail.append(line)
+                with contextlib.suppress(OSError, ValueError):
+                    sys.stderr.write(prefix + line + "\n")
+        except (OSError, ValueError):  # the pipe was closed by stop_worker
+            pass
+
+    def describe_exit(self):
+        """Say why the worker's pipes closed: exit code and stderr tail."""
+        try:
+            code = self.process.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.stderr_thread.join(timeout=0.5)
+        if code is None:
+            text = f"worker process {self.process.pid} closed its pipes"
+        elif code < 0:
+            text = f"worker process {self.process.pid} was killed by signal {-code}"
+        else:
+            text = f"worker process {self.process.pid} exited with code {code}"
+        tail = [line for line in self.stderr_tail if line]
+        if tail:
+            text += "; its last stderr lines: " + " | ".join(tail[-5:])
+        return text
+
+
+_workers: dict = {}  # token -> _Worker
+_registry_lock = threading.Lock()
+_watchdog = None
+
+
+def _plain_channel(service):
+    # zlib (rpyc's default for messages above 3 kB) costs more than it saves
+    # on a LAN: frames are sent uncompressed, as the parent sends them.
+    connection = getattr(service, "_conn", None)
+    channel = getattr(connection, "_channel", None)
+    if channel is not None and hasattr(channel, "compress"):
+        channel.compress = False
+
+
+def start_worker(bootstrap, payload, service):
+    """Start one worker subprocess and return its token.
+
+    bootstrap: the ``python -c`` program of the worker; it first reads one
+    frame, ``payload`` (the program it then runs), from its stdin.
+    service: the server-side service of the calling connection; the worker
+    is stopped when that connection closes.
+    """
+    _plain_channel(service)
+    process = subprocess.Popen(
+        [sys.executable, "-c", bootstrap],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        close_fds=True,
+    )
+    worker = _Worker(process, service)
+    token = uuid.uuid4().hex
+    with _registry_lock:
+        _workers[token] = worker
+        _ensure_watchdog()
+    problem = write(token, payload)
+    if problem is not None:
+        stop_worker(token)
+        raise RuntimeError("numap worker failed to start: " + problem)
+    return token
+
+
+def attach(token, service):
+    """Tie a second connection to a worker; False if the token is unknown.
+
+    An unknown token means the connections landed in different server
+    processes (a server in ``forking`` mode) or the worker already stopped.
+    """
+    _plain_channel(service)
+    with _registry_lock:
+        worker = _workers.get(token)
+        if worker is None:
+            return False
+        worker.services.append(service)
+        return True
+
+
+def write(token, data):
+    """Send one frame to the worker; None on success, else why it failed."""
+    worker = _workers.get(token)
+    if worker is None:
+        return "the worker was stopped"
+    header = len(data).to_bytes(HEADER_SIZE, "big")
+    try:
+        with worker.write_lock:
+            worker.process.stdin.write(header)
+            worker.process.stdin.write(data)
+            worker.process.stdin.flush()
+    except (OSError, ValueError):
+        return worker.describe_exit()
+    return None
+
+
+def read(token):
+    """Wait for the worker's next frame; bytes, or a str saying why none came."""
+    worker = _workers.get(token)
+    if worker is None:
+        return "the worker was stopped"
+    try:
+        header = worker.process.stdout.read(HEADER_SIZE)
+        if len(header) == HEADER_SIZE:
+            size = int.from_bytes(header, "big")
+            body = worker.process.stdout.read(size)
+            if len(body) == size:
+                return body
+    except (OSError, ValueError):
+        pass
+    return worker.describe_exit()
+
+
+def stop_worker(token):
+    """End a worker: close its stdin, give it time to exit, then kill it.
+
+    Reaps the process; returns its exit code, or None for an unknown token.
+    """
+    with _registry_lock:
+        worker = _workers.pop(token, None)
+    if worker is None:
+        return None
+    process = worker.process
+    with contextlib.suppress(OSError):
+        process.stdin.close()
+    try:
+        process.wait(timeout=STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    for pipe in (process.stdout, process.stderr):
+        with contextlib.suppress(OSError):
+            pipe.close()
+    return process.returncode
+
+
+def worker_pids():
+    """Process ids of the workers this agent runs now (for diagnostics)."""
+    with _registry_lock:
+        return [worker.process.pid for worker in _workers.values()]
+
+
+def _connection_closed(service):
+    connection = getattr(service, "_conn", None)
+    return connection is None or connection.closed
+
+
+def _watch():
+    while True:
+        time.sleep(WATCH_INTERVAL)
+        with _registry_lock:
+            orphaned = [
+                token
+                for token, worker in _workers.items()
+                if any(_connection_closed(service) for service in worker.services)
+            ]
+        for token in orphaned:
+            stop_worker(token)
+
+
+def _ensure_watchdog():
+    # Called with _registry_lock held.
+    global _watchdog
+    if _watchdog is None or not _watchdog.is_alive():
+        _watchdog = threading.Thread(target=_watch, name="numap-watchdog", daemon=True)
+        _watchdog.start()

@@ -1,0 +1,58 @@
+"""Functions the remote-worker tests run on remote hosts.
+
+They live in a module of their own, with only standard-library imports, so
+that a test server (whose PYTHONPATH holds this folder, as a user's host
+holds the user's modules) imports them cheaply when they travel by name.
+Functions that must travel by value (lambdas, closures) are made inside the
+tests instead.
+"""
+
+import os
+import sys
+import time
+
+
+def square(x):
+    return x * x
+
+
+def add(x, y):
+    return x + y
+
+
+def worker_pid(_):
+    return os.getpid()
+
+
+def slow_identity(x, delay=0.05):
+    time.sleep(delay)
+    return x
+
+
+def sleep_then_return(x, delay):
+    time.sleep(delay)
+    return x
+
+
+def fail_on_three(x):
+    if x == 3:
+        raise ValueError(f"item {x} is not welcome here")
+    return x
+
+
+def chatty(x):
+    # The worker's stdout carries frames: prints must not break them.
+    print(f"printing while working on {x}")
+    sys.stdout.flush()
+    return x + 1
+
+
+def spin(x, seconds=0.002):
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        pass
+    return x
+
+
+def double(x):
+    return x + x

@@ -1,0 +1,244 @@
+"""Real rpyc_classic servers on 127.0.0.1 for the remote-worker tests.
+
+Test modules import the fixtures they need from here (pytest finds fixtures
+imported into a test module). Every server:
+- listens on 127.0.0.1 and a free port, never any other address;
+- never registers with a registry (no --register: its default target is a
+  UDP broadcast address);
+- runs in its own session (process group), so a test can kill it together
+  with the worker processes it started, as a host dying would;
+- is killed in fixture teardown.
+The servers' PYTHONPATH holds this folder: a user's host has the modules
+their functions live in, and these tests' functions live here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+HERE = Path(__file__).resolve().parent
+RPYC_CLASSIC = str(Path(sys.executable).with_name("rpyc_classic"))
+LOOPBACK = "127.0.0.1"
+START_TIMEOUT = 15.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(condition, timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``condition`` until it is true or ``timeout`` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return bool(condition())
+
+
+class RpycServer:
+    """One rpyc_classic server process on 127.0.0.1, started by a test."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        ssl_files: dict[str, str] | None = None,
+        mode: str = "threaded",
+    ) -> None:
+        self.port = free_port()
+        self.spec = f"{LOOPBACK}:{self.port}"
+        command = [
+            RPYC_CLASSIC,
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(self.port),
+            "--mode",
+            mode,
+            "--quiet",
+        ]
+        if ssl_files is not None:
+            command += [
+                "--ssl-keyfile",
+                ssl_files["keyfile"],
+                "--ssl-certfile",
+                ssl_files["certfile"],
+                "--ssl-cafile",
+                ssl_files["cafile"],
+            ]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(HERE)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        )
+        self.log_path = workdir / f"rpyc_classic_{self.port}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            command,
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        if not wait_until(self._listening, START_TIMEOUT):
+            self.stop()
+            raise RuntimeError(
+                f"rpyc_classic did not listen on {self.spec} within "
+                f"{START_TIMEOUT} s; log: {self.log_path.read_text()}"
+            )
+
+    def _listening(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(
+                f"rpyc_classic exited with {self.process.returncode}: "
+                f"{self.log_path.read_text()}"
+            )
+        try:
+            with socket.create_connection((LOOPBACK, self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the server's child processes (the remote workers)."""
+        try:
+            children = psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+        return [
+            child.pid
+            for child in children
+            if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+        ]
+
+    def kill(self) -> None:
+        """Kill the server and its workers at once, as a host that dies."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        """Kill the server's whole process group and close its log."""
+        self.kill()
+        self._log.close()
+
+
+@pytest.fixture
+def rpyc_server(tmp_path: Path) -> Iterator[RpycServer]:
+    """A fresh rpyc_classic server on 127.0.0.1; killed after the test."""
+    server = RpycServer(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def second_rpyc_server(tmp_path: Path) -> Iterator[RpycServer]:
+    """Another server, for tests with two hosts."""
+    server = RpycServer(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_rpyc_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RpycServer]:
+    """One server for a whole test module, for tests that do not kill it."""
+    server = RpycServer(tmp_path_factory.mktemp("rpyc"))
+    yield server
+    server.stop()
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(
+        ["openssl", *args],
+        cwd=cwd,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=30,
+    )
+
+
+def make_certificates(folder: Path) -> dict[str, str]:
+    """A test CA, a server certificate for 127.0.0.1 and a client one.
+
+    Elliptic-curve keys (fast to make), valid for one day. Returns paths by
+    role: ca, server_key, server_cert, client_key, client_cert.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _openssl(
+        "req", "-x509", *curve, "-keyout", "ca.key", "-out", "ca.crt",
+        "-days", "1", "-subj", "/CN=numap test CA", cwd=folder,
+    )  # fmt: skip
+    (folder / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for role, subject in (("server", "/CN=127.0.0.1"), ("client", "/CN=numap")):
+        _openssl(
+            "req", *curve, "-keyout", f"{role}.key", "-out", f"{role}.csr",
+            "-subj", subject, cwd=folder,
+        )  # fmt: skip
+        extensions = ["-extfile", "server.ext"] if role == "server" else []
+        _openssl(
+            "x509", "-req", "-in", f"{role}.csr", "-CA", "ca.crt",
+            "-CAkey", "ca.key", "-CAcreateserial", "-out", f"{role}.crt",
+            "-days", "1", *extensions, cwd=folder,
+        )  # fmt: skip
+    return {
+        "ca": str(folder / "ca.crt"),
+        "server_key": str(folder / "server.key"),
+        "server_cert": str(folder / "server.crt"),
+        "client_key": str(folder / "client.key"),
+        "client_cert": str(folder / "client.crt"),
+    }
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Certificates made by openssl for the SSL tests."""
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def ssl_rpyc_server(
+    tmp_path_factory: pytest.TempPathFactory, certificates: dict[str, str]
+) -> Iterator[RpycServer]:
+    """A server that speaks SSL only and requires a client certificate."""
+    server = RpycServer(
+        tmp_path_factory.mktemp("rpyc_ssl"),
+        ssl_files={
+            "keyfile": certificates["server_key"],
+            "certfile": certificates["server_cert"],
+            "cafile": certificates["ca"],
+        },
+    )
+    yield server
+    server.stop()
+
+
+def client_ssl(certificates: dict[str, str]) -> dict[str, str]:
+    """The worker_remote_ssl options of a client with the test certificates."""
+    return {
+        "keyfile": certificates["client_key"],
+        "certfile": certificates["client_cert"],
+        "ca_certs": certificates["ca"],
+    }
