@@ -10,8 +10,9 @@ label to a key that always compares:
 3. Every other label is grouped by its type's qualified name
    (``module.QualName``) and the groups are sorted by that name. Within a
    group, tuples and lists are compared element by element with these same
-   rules; other values with their own ``<``, falling back to comparing their
-   ``repr`` when ``<`` raises ``TypeError``.
+   rules, sets and frozensets by their members in this order; other values
+   with their own ``<``, falling back to comparing their ``repr`` when ``<``
+   raises.
 
 Labels of one type should have a total order of their own (as numbers and
 strings do) for the result to be meaningful; the sort never raises anyway.
@@ -30,7 +31,11 @@ _BY_TYPE = 3
 
 
 class _SameTypeLabel:
-    """Wraps a label so that labels of one type compare without raising."""
+    """Wraps a label so that labels of one type compare without raising.
+
+    A pair the type cannot order (``<`` raises TypeError) is compared by
+    ``repr`` for equality too, so that equality and order always agree.
+    """
 
     __slots__ = ("value",)
 
@@ -41,6 +46,7 @@ class _SameTypeLabel:
         if not isinstance(other, _SameTypeLabel):
             return NotImplemented
         try:
+            self.value < other.value  # noqa: B015 - probes orderability
             return bool(self.value == other.value)
         except Exception:
             return repr(self.value) == repr(other.value)
@@ -48,7 +54,7 @@ class _SameTypeLabel:
     def __lt__(self, other: _SameTypeLabel) -> bool:
         try:
             return bool(self.value < other.value)
-        except TypeError:
+        except Exception:
             return repr(self.value) < repr(other.value)
 
     __hash__ = None  # type: ignore[assignment]
@@ -71,6 +77,9 @@ def branch_sort_key(label: Any) -> tuple[Any, ...]:
         return (_NUMBER, label)
     if isinstance(label, (tuple, list)):
         return (_BY_TYPE, _type_name(label), tuple(map(branch_sort_key, label)))
+    if isinstance(label, (set, frozenset)):
+        # Sets are only partially ordered by <; compare their sorted members.
+        return (_BY_TYPE, _type_name(label), tuple(sorted(map(branch_sort_key, label))))
     return (_BY_TYPE, _type_name(label), _SameTypeLabel(label))
 
 
