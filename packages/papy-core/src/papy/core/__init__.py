@@ -7,6 +7,7 @@ into a Dagger (a directed acyclic graph) and run by a Plumber.
 from papy.core._dagger import Dagger
 from papy.core._errors import DaggerError, PiperError, PlumberError, WorkerError
 from papy.core._piper import Piper
+from papy.core._plumber import Plumber
 from papy.core._worker import Worker
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "DaggerError",
     "Piper",
     "PiperError",
+    "Plumber",
     "PlumberError",
     "Worker",
     "WorkerError",

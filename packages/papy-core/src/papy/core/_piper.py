@@ -9,6 +9,7 @@ from typing import Any
 
 from papy.core import _numaps
 from papy.core._errors import PiperError, WorkerError
+from papy.core._log import get_logger
 from papy.core._streams import Splitter, Tee, group, merge, unroll, zip_inputs
 from papy.core._worker import Worker
 
@@ -135,6 +136,7 @@ class Piper:
         self.name = name or self.worker.name
         self.track = track
         self.repeat = repeat
+        self.log = get_logger(piper=self.name)
         self.inbox: list[Any] = []
         self.state = "new"
         self._consumers: list[Piper] = []
@@ -396,8 +398,11 @@ class Piper:
         for item in items:
             with self._stats_lock:
                 self.stats["items_out"] += 1
-                if isinstance(item, PiperError):
+                failed = isinstance(item, PiperError)
+                if failed:
                     self.stats["errors"] += 1
+            if failed:
+                self.log.warning("item failed", error=str(item))
             yield item
 
     def tracked(self) -> dict[int, Any]:

@@ -1,0 +1,315 @@
+"""Plumber: runs a Dagger's pipeline in a background thread.
+
+Threads::
+
+    caller ── start(datas) ──> connect + start Pipers and NuMaps
+    caller ── run() ─────────> run thread: pulls one item from every output
+                               Piper per round, until the outputs end
+    caller ── pause() ───────> run thread finishes its round, then waits
+    caller ── stop() ────────> inputs closed; run thread drains what is
+                               buffered; NuMaps stopped; Pipers disconnected
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from papy.core._dagger import Dagger
+from papy.core._errors import PiperError, PlumberError
+from papy.core._log import get_logger
+
+
+class Plumber(Dagger):
+    """A Dagger that also runs its pipeline: start, run, pause, stop, wait.
+
+    Arguments:
+      - logger_options [default: {}]: keyword arguments for
+        ``papy.util.config.start_logger``; given (non-empty), logging is
+        configured when the Plumber is made.
+      - dagger [default: None]: a Dagger whose Pipers and pipes are copied.
+      - name [default: None]: the pipeline's name in logs and saved files.
+      - other keyword arguments go to ``Dagger`` (pipers, pipes, xtras).
+
+    States::
+
+        new --start(datas)--> started --run()--> running --pause()--> paused
+        paused --run()--> running; running --(outputs end)--> finished
+        started | running | paused | finished --stop()--> stopped
+
+    ``stop`` on a running or paused pipeline closes the inputs and lets the
+    items already read flow out (every item is processed exactly once), then
+    stops every NuMap. Methods called in the wrong state raise PlumberError.
+
+    ``stats``: ``pipers_tracked`` ({Piper: {position: result}} for parallel
+    Pipers with ``track=True``), ``pipers`` ({Piper name: counters items_in,
+    items_out, errors, busy seconds}), ``run_start`` and ``run_end`` (epoch
+    seconds or None).
+    """
+
+    def __init__(
+        self,
+        logger_options: dict[str, Any] | None = None,
+        dagger: Dagger | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if dagger is not None:
+            for piper in dagger:
+                topo = dagger[piper]
+                self.add_piper(piper, xtra=dict(topo.xtra), branch=topo.branch)
+            for downstream, upstream in dagger.edges():
+                self.add_pipe((upstream, downstream))
+        self.logger_options = dict(logger_options or {})
+        if self.logger_options:
+            from papy.util.config import start_logger
+
+            start_logger(**self.logger_options)
+        self.name = name or f"pipeline_{id(self):x}"
+        self.log = get_logger(pipeline=self.name)
+        # Run state, all guarded by _lock (with _changed to wait on it):
+        #   state: see the class docstring;
+        #   _pause_wanted: the run thread must stop pulling after this round;
+        #   _paused_ack: the run thread is waiting (pulls nothing);
+        #   _draining: the run thread must pull everything left, then end.
+        # _finished is set once the run thread has ended (outputs exhausted,
+        # or an error in _failure).
+        self.state = "new"
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._pause_wanted = False
+        self._paused_ack = False
+        self._draining = False
+        self._finished = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        self._run_start: float | None = None
+        self._run_end: float | None = None
+        self._tracked: dict[Any, dict[int, Any]] = {}
+
+    # --- statistics -------------------------------------------------------
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """A snapshot of tracked results, per-Piper counters and run times."""
+        tracked = dict(self._tracked)
+        for piper in self:
+            if piper.track and piper.imap is not None and piper.state != "new":
+                tracked[piper] = piper.tracked()
+        counters = {}
+        for piper in self.postorder():
+            with piper._stats_lock:
+                counters[piper.name] = dict(piper.stats)
+        return {
+            "pipers_tracked": tracked,
+            "pipers": counters,
+            "run_start": self._run_start,
+            "run_end": self._run_end,
+        }
+
+    # --- state machine ------------------------------------------------------
+
+    def _require(self, action: str, *states: str) -> None:
+        if self.state not in states:
+            allowed = " or ".join(states)
+            raise PlumberError(
+                f"Plumber {self.name!r}: cannot {action} a {self.state} pipeline "
+                f"(it must be {allowed})"
+            )
+
+    def start(self, datas: Sequence[Any]) -> None:  # type: ignore[override]
+        """Connect the inputs to ``datas`` (one iterable per input Piper, in
+        pipeline order), connect the Pipers and start them and their NuMaps.
+
+        Raises PlumberError if already started, DaggerError for a topology
+        that does not fit ``datas`` (nothing is started then).
+        """
+        with self._lock:
+            self._require("start", "new", "stopped")
+        for piper in self:
+            piper.reset_stats()
+            piper.log = get_logger(pipeline=self.name, piper=piper.name)
+        self._tracked = {}
+        try:
+            self.connect(datas)
+            Dagger.start(self)
+        except BaseException:
+            self._abandon()
+            raise
+        with self._lock:
+            self.state = "started"
+            self._finished.clear()
+            self._failure = None
+            self._run_start = self._run_end = None
+        self.log.info("pipeline started", pipers=len(self))
+
+    def _abandon(self) -> None:
+        """Undo a failed start as far as possible."""
+        for piper in self._connected:
+            if piper.state == "started":
+                piper.stop(forced=True)
+        for piper in reversed(self._connected):
+            if piper.state != "new":
+                piper.disconnect(forced=True)
+        self._connected = []
+        self._valves = []
+
+    def run(self) -> None:
+        """Run (or resume) a started or paused pipeline in a background thread.
+
+        The thread pulls one result from every output Piper per round until
+        they are exhausted; results are discarded except for tracked Pipers.
+        Does nothing on a finished pipeline (e.g. one that ended while being
+        paused); raises PlumberError in other states.
+        """
+        with self._lock:
+            if self.state == "finished":
+                return
+            self._require("run", "started", "paused")
+            if self.state == "paused":
+                self._pause_wanted = False
+                self.state = "running"
+                self._changed.notify_all()
+                self.log.info("pipeline resumed")
+                return
+            self.state = "running"
+            self._run_start = time.time()
+            self._thread = threading.Thread(
+                target=self._run, name=f"papy-run-{self.name}", daemon=True
+            )
+        self.log.info("pipeline running")
+        self._thread.start()
+
+    def pause(self) -> None:
+        """Stop pulling results; return once the run thread pulls nothing.
+
+        Parallel Pipers go on until their NuMap buffers are full. Raises
+        PlumberError unless the pipeline is running.
+        """
+        with self._lock:
+            if self.state == "finished":
+                return
+            self._require("pause", "running")
+            self._pause_wanted = True
+            while not self._paused_ack and not self._finished.is_set():
+                self._changed.wait()
+            if not self._finished.is_set():
+                self.state = "paused"
+        self.log.info("pipeline paused")
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the running pipeline has finished.
+
+        Raises PlumberError (a RuntimeError) if it has not finished within
+        ``timeout`` seconds, if it was never run, or if the run failed (the
+        error is chained).
+        """
+        with self._lock:
+            if self.state in ("new", "started", "stopped") and self._thread is None:
+                raise PlumberError(
+                    f"Plumber {self.name!r}: cannot wait for a {self.state} "
+                    "pipeline; start() and run() it first"
+                )
+        if not self._finished.wait(timeout):
+            raise PlumberError(
+                f"Plumber {self.name!r}: the pipeline did not finish within {timeout} s"
+            )
+        if self._failure is not None:
+            raise PlumberError(
+                f"Plumber {self.name!r}: the run failed: {self._failure!r}"
+            ) from self._failure
+
+    def stop(self) -> None:  # type: ignore[override]
+        """Stop the pipeline: close its inputs, let buffered items flow out,
+        stop the NuMaps and disconnect the Pipers.
+
+        Raises PlumberError unless started, running, paused or finished.
+        """
+        with self._lock:
+            self._require("stop", "started", "running", "paused", "finished")
+        self.close_inputs()
+        if self._thread is None:
+            self._drain()
+        else:
+            with self._lock:
+                self._draining = True
+                self._pause_wanted = False
+                self._changed.notify_all()
+            self._thread.join()
+            self._thread = None
+        for piper in self:
+            if piper.track and piper.imap is not None and piper.state != "new":
+                self._tracked[piper] = piper.tracked()
+        Dagger.stop(self)
+        self.disconnect()
+        with self._lock:
+            self.state = "stopped"
+            self._draining = False
+            self._pause_wanted = False
+            self._paused_ack = False
+            if self._run_end is None and self._run_start is not None:
+                self._run_end = time.time()
+        self.log.info("pipeline stopped", **self._totals())
+
+    # --- the run thread -----------------------------------------------------
+
+    def _wait_while_paused(self) -> None:
+        with self._lock:
+            while self._pause_wanted and not self._draining:
+                self._paused_ack = True
+                self._changed.notify_all()
+                self._changed.wait()
+            self._paused_ack = False
+
+    def _run(self) -> None:
+        outputs = self.get_outputs()
+        try:
+            while True:
+                self._wait_while_paused()
+                if not self._pull_round(outputs):
+                    break
+            self._drain()
+        except BaseException as error:  # reported by wait()
+            self._failure = error
+            self.log.error("pipeline failed", error=repr(error))
+        with self._lock:
+            self._run_end = time.time()
+            if self.state in ("running", "paused"):
+                self.state = "finished"
+            self._finished.set()
+            self._changed.notify_all()
+        self.log.info("pipeline finished", **self._totals())
+
+    @staticmethod
+    def _pull_round(outputs: list[Any]) -> bool:
+        """Pull one result from every output; False once any is exhausted."""
+        alive = True
+        for piper in outputs:
+            try:
+                piper.next()
+            except StopIteration:
+                alive = False
+        return alive
+
+    def _drain(self) -> None:
+        """Pull every output to its end (after the inputs end or closed)."""
+        for piper in self.get_outputs():
+            if piper.state != "started":
+                continue
+            while True:
+                try:
+                    piper.next()
+                except StopIteration:
+                    break
+                except PiperError:  # only a debug Piper raises; go on draining
+                    continue
+
+    def _totals(self) -> dict[str, Any]:
+        stats = self.stats["pipers"]
+        return {
+            "items_out": sum(s["items_out"] for s in stats.values()),
+            "errors": sum(s["errors"] for s in stats.values()),
+        }

@@ -1,0 +1,176 @@
+"""Plumber on linear Pipers: state machine, stats, pause/resume, stop."""
+
+import threading
+
+import pytest
+import structlog
+from papy.core import Piper, Plumber, PlumberError
+from papy.util.config import start_logger
+
+
+def first(inbox):
+    return inbox[0]
+
+
+def inverse(inbox):
+    return 1 / inbox[0]
+
+
+class Recorder:
+    """A sink that records every item it sees (thread-safe)."""
+
+    def __init__(self, gate=None):
+        self.items = []
+        self.gate = gate
+        self.lock = threading.Lock()
+
+    def __call__(self, inbox):
+        if self.gate is not None:
+            self.gate.wait()
+        with self.lock:
+            self.items.append(inbox[0])
+        return inbox[0]
+
+
+@pytest.mark.timeout(10)
+def test_run_wait_stop_and_stats():
+    a = Piper(first, name="a")
+    b = Piper(inverse, name="b")
+    plumber = Plumber(pipes=[(a, b)], name="demo")
+    plumber.start([range(-2, 8)])
+    assert plumber.state == "started"
+    plumber.run()
+    plumber.wait(5)
+    assert plumber.state == "finished"
+    stats = plumber.stats
+    assert stats["pipers"]["a"]["items_in"] == 10
+    assert stats["pipers"]["b"]["items_out"] == 10
+    assert stats["pipers"]["b"]["errors"] == 1
+    assert stats["pipers"]["a"]["busy"] >= 0
+    assert stats["run_start"] <= stats["run_end"]
+    assert stats["pipers_tracked"] == {}
+    plumber.stop()
+    assert plumber.state == "stopped"
+    assert all(p.state == "new" for p in plumber)
+    # a stopped pipeline can be started again on new data
+    plumber.start([range(3)])
+    plumber.run()
+    plumber.wait(5)
+    plumber.stop()
+    assert plumber.stats["pipers"]["a"]["items_in"] == 3
+
+
+@pytest.mark.timeout(10)
+def test_state_rules():
+    plumber = Plumber(pipers=[Piper(first)])
+    for action in (plumber.run, plumber.pause, plumber.stop, plumber.wait):
+        with pytest.raises(PlumberError):
+            action()
+    plumber.start([range(3)])
+    with pytest.raises(PlumberError, match="cannot start"):
+        plumber.start([range(3)])
+    with pytest.raises(PlumberError, match="cannot pause"):
+        plumber.pause()
+    plumber.stop()
+    assert plumber.state == "stopped"
+
+
+@pytest.mark.timeout(10)
+def test_wait_timeout_raises_runtime_error():
+    gate = threading.Event()
+    plumber = Plumber(pipers=[Piper(Recorder(gate))])
+    plumber.start([range(5)])
+    plumber.run()
+    with pytest.raises(RuntimeError, match="did not finish"):
+        plumber.wait(0.2)
+    gate.set()
+    plumber.wait(5)
+    plumber.stop()
+
+
+@pytest.mark.timeout(20)
+def test_pause_resume_keeps_every_item_exactly_once():
+    sink = Recorder()
+    a = Piper(first)
+    b = Piper(sink)
+    plumber = Plumber(pipes=[(a, b)])
+    plumber.start([range(5000)])
+    plumber.run()
+    for _ in range(5):
+        plumber.pause()
+        seen = len(sink.items)
+        assert len(sink.items) == seen  # nothing is pulled while paused
+        plumber.run()
+    plumber.wait(10)
+    plumber.stop()
+    assert sink.items == list(range(5000))
+
+
+@pytest.mark.timeout(20)
+def test_stop_mid_stream_processes_read_items_once():
+    sink = Recorder()
+
+    def endless():
+        i = 0
+        while True:
+            yield i
+            i += 1
+
+    plumber = Plumber(pipers=[Piper(sink)])
+    plumber.start([endless()])
+    plumber.run()
+    while len(sink.items) < 100:
+        threading.Event().wait(0.01)
+    plumber.pause()
+    plumber.stop()
+    assert plumber.state == "stopped"
+    assert sink.items == list(range(len(sink.items)))
+
+
+@pytest.mark.timeout(10)
+def test_debug_error_is_reported_by_wait():
+    plumber = Plumber(pipers=[Piper(inverse, debug=True)])
+    plumber.start([[1, 0, 2]])
+    plumber.run()
+    with pytest.raises(PlumberError, match="run failed"):
+        plumber.wait(5)
+    plumber.stop()
+
+
+@pytest.mark.timeout(10)
+def test_logs_bind_pipeline_and_piper_names():
+    plumber = Plumber(pipers=[Piper(inverse, name="inv")], name="logged")
+    with structlog.testing.capture_logs() as logs:
+        plumber.start([[1, 0]])
+        plumber.run()
+        plumber.wait(5)
+        plumber.stop()
+    failed = [e for e in logs if e["event"] == "item failed"]
+    assert failed and failed[0]["piper"] == "inv"
+    assert failed[0]["pipeline"] == "logged"
+    assert any(e["event"] == "pipeline finished" for e in logs)
+
+
+@pytest.mark.timeout(10)
+def test_logger_options_start_the_papy_logger(tmp_path):
+    log_file = tmp_path / "papy.log"
+    plumber = Plumber(
+        logger_options={"log_to_file": True, "log_filename": str(log_file)},
+        pipers=[Piper(first)],
+        name="to_file",
+    )
+    plumber.start([range(3)])
+    plumber.run()
+    plumber.wait(5)
+    plumber.stop()
+    text = log_file.read_text()
+    start_logger()  # removes the file handler again
+    assert "pipeline finished" in text and "to_file" in text
+
+
+@pytest.mark.timeout(10)
+def test_plumber_from_dagger():
+    a, b = Piper(first, name="a"), Piper(first, name="b")
+    source = Plumber(pipes=[(a, b)])
+    plumber = Plumber(dagger=source)
+    assert set(plumber.edges()) == {(b, a)}
