@@ -477,6 +477,22 @@ class DictGraph(dict[Hashable, DictNode]):
         least 1. (In a Dagger: how many input pipers feed a piper, directly
         or not.)
         """
+        try:
+            order = self._dependencies_first()
+        except GraphError:
+            return self._node_width_by_search()
+        # Acyclic: the sinks below a node are the union of those below its
+        # targets, built up dependencies first (sets of sinks as bit masks).
+        bit = {node: 1 << index for index, node in enumerate(self)}
+        sinks_below: dict[Hashable, int] = {}
+        for node in order:
+            mask = 0 if self[node] else bit[node]
+            for target in self[node]:
+                mask |= sinks_below[target]
+            sinks_below[node] = mask
+        return {node: sinks_below[node].bit_count() for node in self}
+
+    def _node_width_by_search(self) -> dict[Hashable, int]:
         widths = {}
         for node, topo in self.items():
             reachable = set(topo.deep_nodes())
