@@ -1,0 +1,352 @@
+"""Run Python or bash scripts as PaPy Worker functions.
+
+``script(inbox, cfg)`` runs one script per item in a child process:
+
+    inbox[0] ──(stdin, or the last command-line argument)──> script
+    result   <──(stdout)─────────────────────────────────── script
+    ScriptError(returncode, stderr) <── non-zero exit status
+
+A configuration is a plain dict (see `get_config`), so it pickles and can be
+given to a Worker as an argument::
+
+    cfg = get_config("bash")
+    cfg["source"] = "tr a-z A-Z"
+    Worker(script, (cfg,))          # each item: "abc" -> "ABC"
+
+Python scripts run with the current interpreter (``sys.executable``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "BASH_TEMPLATE",
+    "LANGUAGES",
+    "PYTHON_TEMPLATE",
+    "ScriptError",
+    "ScriptTimeoutError",
+    "get_config",
+    "script",
+    "write_template",
+]
+
+LANGUAGES = ("python", "bash")
+INPUT_MODES = ("stdin", "argv")
+
+PYTHON_TEMPLATE = '''\
+#!/usr/bin/env python3
+"""A PaPy script worker.
+
+papy.util.script.script() sends one item on standard input (or as the last
+command-line argument, with cfg["input"] = "argv") and takes what this
+script writes to standard output as the result. Exit with a non-zero status
+(an uncaught exception does) to report an error: the Piper then gets a
+ScriptError carrying the status and what was written to standard error.
+"""
+
+import sys
+
+
+def process(item: str) -> str:
+    """Turn one input item into one result. Edit me."""
+    return item
+
+
+def main() -> None:
+    item = sys.stdin.read()
+    sys.stdout.write(process(item))
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+BASH_TEMPLATE = """\
+#!/usr/bin/env bash
+# A PaPy script worker.
+#
+# papy.util.script.script() sends one item on standard input (or as the last
+# command-line argument, with cfg["input"] = "argv") and takes what this
+# script writes to standard output as the result. Exit with a non-zero status
+# to report an error: the Piper then gets a ScriptError carrying the status
+# and what was written to standard error.
+set -euo pipefail
+
+item="$(cat)"          # the input item (trailing newlines are dropped)
+printf '%s' "$item"    # the result: edit me
+"""
+
+_TEMPLATES = {"python": PYTHON_TEMPLATE, "bash": BASH_TEMPLATE}
+
+
+class ScriptError(RuntimeError):
+    """A script exited with a non-zero status.
+
+    Attributes: ``command`` (the argument list run), ``returncode`` (exit
+    status; negative -N when killed by signal N), ``stderr`` (its standard
+    error, decoded as text) and ``stdout`` (its standard output, as the
+    result would have been).
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        returncode: int | None,
+        stderr: str,
+        stdout: Any = None,
+    ) -> None:
+        self.command = list(command)
+        self.returncode = returncode
+        self.stderr = stderr
+        self.stdout = stdout
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        if self.returncode is not None and self.returncode < 0:
+            try:
+                status = f"was killed by {signal.Signals(-self.returncode).name}"
+            except ValueError:
+                status = f"was killed by signal {-self.returncode}"
+        else:
+            status = f"exited with status {self.returncode}"
+        tail = self.stderr.strip()[-2000:]
+        where = " ".join(self.command)[:200]
+        message = f"script {status}: {where}"
+        return f"{message}\nstderr:\n{tail}" if tail else message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its fields, so it survives pickling between worker
+        # processes (the default would call __init__ with the message only).
+        return (type(self), (self.command, self.returncode, self.stderr, self.stdout))
+
+
+class ScriptTimeoutError(ScriptError, TimeoutError):
+    """A script ran longer than cfg["timeout"] and was killed."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        returncode: int | None,
+        stderr: str,
+        stdout: Any = None,
+        timeout: float | None = None,
+    ) -> None:
+        self.timeout = timeout
+        super().__init__(command, returncode, stderr, stdout)
+
+    def _describe(self) -> str:
+        where = " ".join(self.command)[:200]
+        tail = self.stderr.strip()[-2000:]
+        message = (
+            f"script ran longer than timeout={self.timeout} s and was killed: {where}"
+        )
+        return f"{message}\nstderr:\n{tail}" if tail else message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        fields = (self.command, self.returncode, self.stderr, self.stdout, self.timeout)
+        return (type(self), fields)
+
+
+def _check_lang(function: str, lang: Any) -> str:
+    if lang not in LANGUAGES:
+        raise ValueError(f"{function}: lang must be one of {LANGUAGES}, got {lang!r}")
+    return str(lang)
+
+
+def get_config(lang: str = "python") -> dict[str, Any]:
+    """Return a new default configuration dict for scripts in ``lang``.
+
+    lang: 'python' (default) or 'bash'. Keys (set the script, the rest is
+    optional):
+      lang        'python' or 'bash'
+      executable  interpreter: ``sys.executable`` for Python, the ``bash``
+                  found on PATH (or "bash") for bash
+      script      path of a script file to run, or None
+      source      the script's code as a string (used when script is None)
+      args        list of extra command-line arguments (default [])
+      input       'stdin' (default): inbox[0] is written to the script's
+                  standard input; 'argv': inbox[0] (a str) is passed as the
+                  last command-line argument and stdin is empty
+      text        True (default): the result is stdout decoded as str;
+                  False: the result is stdout as bytes
+      encoding    text encoding for str items, stdout and stderr ('utf-8')
+      timeout     seconds before the script is killed (None: no limit)
+      env         dict of environment variables added to os.environ, or None
+      cwd         working directory of the script, or None (inherited)
+    """
+    lang = _check_lang("get_config", lang)
+    executable = sys.executable if lang == "python" else shutil.which("bash") or "bash"
+    return {
+        "lang": lang,
+        "executable": executable,
+        "script": None,
+        "source": None,
+        "args": [],
+        "input": "stdin",
+        "text": True,
+        "encoding": "utf-8",
+        "timeout": None,
+        "env": None,
+        "cwd": None,
+    }
+
+
+def _complete_config(cfg: Any) -> dict[str, Any]:
+    if not isinstance(cfg, Mapping):
+        raise TypeError(
+            f"script: cfg must be a dict (see get_config), got {type(cfg).__name__}"
+        )
+    merged = get_config(_check_lang("script", cfg.get("lang", "python")))
+    unknown = set(cfg) - set(merged)
+    if unknown:
+        raise ValueError(
+            f"script: cfg has unknown keys {sorted(unknown)}; known keys: "
+            f"{sorted(merged)}"
+        )
+    merged.update(cfg)
+    if (merged["script"] is None) == (merged["source"] is None):
+        raise ValueError(
+            "script: set exactly one of cfg['script'] (a file path) and "
+            "cfg['source'] (code as a string)"
+        )
+    if merged["input"] not in INPUT_MODES:
+        raise ValueError(
+            f"script: cfg['input'] must be one of {INPUT_MODES}, "
+            f"got {merged['input']!r}"
+        )
+    args = merged["args"]
+    if isinstance(args, str | bytes) or not isinstance(args, Sequence):
+        raise TypeError("script: cfg['args'] must be a list of strings")
+    timeout = merged["timeout"]
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or timeout <= 0
+    ):
+        raise ValueError(
+            f"script: cfg['timeout'] must be None or a positive number, got {timeout!r}"
+        )
+    return merged
+
+
+def _command(cfg: Mapping[str, Any], item: Any) -> list[str]:
+    if cfg["script"] is not None:
+        command = [cfg["executable"], os.fspath(cfg["script"])]
+    elif cfg["lang"] == "python":
+        command = [cfg["executable"], "-c", cfg["source"]]
+    else:
+        # bash -c CODE NAME ARGS...: NAME becomes $0, ARGS $1...
+        command = [cfg["executable"], "-c", cfg["source"], "papy-script"]
+    command.extend(str(arg) for arg in cfg["args"])
+    if cfg["input"] == "argv":
+        if not isinstance(item, str):
+            raise TypeError(
+                "script: with cfg['input'] = 'argv' the item (inbox[0]) must be a "
+                f"str, got {type(item).__name__}"
+            )
+        command.append(item)
+    return command
+
+
+def _stdin_bytes(cfg: Mapping[str, Any], item: Any) -> bytes:
+    if cfg["input"] == "argv" or item is None:
+        return b""
+    if isinstance(item, str):
+        return item.encode(cfg["encoding"])
+    if isinstance(item, bytes | bytearray | memoryview):
+        return bytes(item)
+    raise TypeError(
+        f"script: the item (inbox[0]) must be str, bytes or None, got "
+        f"{type(item).__name__}; serialize it first, e.g. with json_dumps"
+    )
+
+
+def _decode(data: bytes | None, encoding: str) -> str:
+    return (data or b"").decode(encoding, errors="replace")
+
+
+def script(inbox: Sequence[Any], cfg: Mapping[str, Any]) -> Any:
+    """Run the script described by ``cfg`` on the first input; return its output.
+
+    inbox[0] (str, bytes or None) reaches the script as cfg["input"] says
+    (standard input by default); the script's standard output is the result,
+    as str (cfg["text"] True, the default) or bytes, unchanged (a trailing
+    newline is kept). ``cfg`` may be partial: missing keys come from
+    ``get_config(cfg.get("lang", "python"))``.
+
+    Raises ScriptError (with returncode and stderr) when the script exits
+    with a non-zero status or is killed, ScriptTimeoutError when it runs
+    longer than cfg["timeout"] (it is killed first), FileNotFoundError when
+    the interpreter or script file does not exist, and TypeError/ValueError
+    naming the bad input or cfg key.
+    """
+    if isinstance(inbox, str | bytes) or not isinstance(inbox, Sequence):
+        raise TypeError(
+            "script: inbox must be a sequence of inputs (e.g. a tuple), got "
+            f"{type(inbox).__name__}"
+        )
+    if not inbox:
+        raise ValueError("script: inbox is empty, it needs at least one input")
+    cfg = _complete_config(cfg)
+    item = inbox[0]
+    command = _command(cfg, item)
+    data = _stdin_bytes(cfg, item)
+    if cfg["script"] is not None and not os.path.isfile(cfg["script"]):
+        raise FileNotFoundError(f"script: cfg['script'] {cfg['script']!r} not found")
+    env = None if cfg["env"] is None else {**os.environ, **cfg["env"]}
+    try:
+        done = subprocess.run(
+            command,
+            input=data,
+            capture_output=True,
+            timeout=cfg["timeout"],
+            env=env,
+            cwd=cfg["cwd"],
+            check=False,
+        )
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"script: cfg['executable'] {cfg['executable']!r} not found"
+        ) from None
+    except subprocess.TimeoutExpired as expired:
+        raise ScriptTimeoutError(
+            command,
+            None,
+            _decode(expired.stderr, cfg["encoding"]),
+            expired.output,
+            timeout=cfg["timeout"],
+        ) from None
+    if done.returncode != 0:
+        raise ScriptError(
+            command,
+            done.returncode,
+            _decode(done.stderr, cfg["encoding"]),
+            done.stdout,
+        )
+    if cfg["text"]:
+        return done.stdout.decode(cfg["encoding"])
+    return done.stdout
+
+
+def write_template(fn: str | os.PathLike[str], lang: str = "python") -> str:
+    """Write a script template for ``lang`` ('python' or 'bash') to ``fn``.
+
+    The template reads the item from standard input and writes it back
+    unchanged: edit its marked part. The file is overwritten if it exists
+    and made executable. Returns the path written.
+    """
+    lang = _check_lang("write_template", lang)
+    if not isinstance(fn, str | os.PathLike):
+        raise TypeError(f"write_template: fn must be a path, got {type(fn).__name__}")
+    path = os.fspath(fn)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(_TEMPLATES[lang])
+    os.chmod(path, 0o755)
+    return path

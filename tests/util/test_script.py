@@ -1,0 +1,206 @@
+"""Script workers: real Python and bash child processes."""
+
+import concurrent.futures
+import multiprocessing
+import os
+import pickle
+import shutil
+import signal
+import stat
+import sys
+
+import pytest
+from papy.util.script import (
+    ScriptError,
+    ScriptTimeoutError,
+    get_config,
+    script,
+    write_template,
+)
+
+needs_bash = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+
+
+def python_cfg(source, **changes):
+    cfg = get_config("python")
+    cfg["source"] = source
+    cfg.update(changes)
+    return cfg
+
+
+def bash_cfg(source, **changes):
+    cfg = get_config("bash")
+    cfg["source"] = source
+    cfg.update(changes)
+    return cfg
+
+
+@pytest.mark.timeout(10)
+def test_get_config_defaults():
+    python = get_config()
+    assert python["lang"] == "python"
+    assert python["executable"] == sys.executable
+    assert python["input"] == "stdin" and python["text"] is True
+    assert python["script"] is None and python["source"] is None
+    assert get_config("bash")["lang"] == "bash"
+    assert get_config() is not get_config()
+    with pytest.raises(ValueError, match="lang"):
+        get_config("perl")
+
+
+@pytest.mark.timeout(20)
+def test_python_source_reads_stdin_and_returns_stdout():
+    cfg = python_cfg("import sys; sys.stdout.write(sys.stdin.read()[::-1])")
+    assert script(("abc é",), cfg) == "é cba"
+    assert script((b"xyz", "other input"), cfg) == "zyx"
+    assert script((None,), cfg) == ""
+
+
+@pytest.mark.timeout(20)
+def test_python_scripts_use_the_current_interpreter():
+    cfg = python_cfg("import sys; print(sys.executable, sys.version_info[0])")
+    assert script(("",), cfg) == f"{sys.executable} 3\n"
+
+
+@needs_bash
+@pytest.mark.timeout(20)
+def test_bash_source_with_args_env_cwd_and_bytes_output(tmp_path):
+    cfg = bash_cfg(
+        'printf "%s|%s|%s|%s|" "$1" "$2" "$GREETING" "$(pwd)"; tr a-z A-Z',
+        args=["one", 2],
+        env={"GREETING": "hello"},
+        cwd=str(tmp_path),
+        text=False,
+    )
+    assert script(("abc",), cfg) == f"one|2|hello|{tmp_path}|ABC".encode()
+
+
+@pytest.mark.timeout(20)
+def test_item_as_last_argument():
+    cfg = python_cfg("import sys; print(sys.argv[1:])", input="argv", args=["-x"])
+    assert script(("the item",), cfg) == "['-x', 'the item']\n"
+    with pytest.raises(TypeError, match="argv"):
+        script((b"bytes",), cfg)
+
+
+@pytest.mark.timeout(20)
+def test_partial_config_is_completed_from_defaults():
+    assert script(("q",), {"source": "print(input() * 2)"}) == "qq\n"
+
+
+@pytest.mark.timeout(20)
+def test_failing_python_script_carries_status_and_stderr():
+    cfg = python_cfg("import sys; print('partial'); sys.exit('bad input: ' + input())")
+    with pytest.raises(ScriptError) as caught:
+        script(("x1",), cfg)
+    error = caught.value
+    assert error.returncode == 1
+    assert "bad input: x1" in error.stderr
+    assert error.stdout == b"partial\n"
+    assert "status 1" in str(error) and "bad input: x1" in str(error)
+
+    with pytest.raises(ScriptError) as caught:
+        script(("",), python_cfg("raise KeyError('missing')"))
+    assert "Traceback" in caught.value.stderr
+    assert "KeyError: 'missing'" in caught.value.stderr
+
+
+@needs_bash
+@pytest.mark.timeout(20)
+def test_failing_bash_script_and_killed_script():
+    with pytest.raises(ScriptError) as caught:
+        script(("",), bash_cfg("echo 'no such thing' >&2; exit 7"))
+    assert caught.value.returncode == 7
+    assert caught.value.stderr == "no such thing\n"
+
+    with pytest.raises(ScriptError, match="SIGKILL") as caught:
+        script(("",), bash_cfg("kill -9 $$"))
+    assert caught.value.returncode == -signal.SIGKILL
+
+
+@pytest.mark.timeout(20)
+def test_script_running_too_long_is_killed():
+    cfg = python_cfg(
+        "import sys, time; print('started', file=sys.stderr, flush=True); "
+        "time.sleep(30)",
+        timeout=0.5,
+    )
+    with pytest.raises(ScriptTimeoutError) as caught:
+        script(("",), cfg)
+    assert isinstance(caught.value, TimeoutError)
+    assert isinstance(caught.value, ScriptError)
+    assert caught.value.timeout == 0.5
+    assert "timeout=0.5" in str(caught.value)
+
+
+@pytest.mark.timeout(10)
+def test_script_errors_survive_pickling():
+    error = ScriptError(["bash", "-c", "exit 2"], 2, "oops\n", b"")
+    again = pickle.loads(pickle.dumps(error))
+    assert again.command == error.command
+    assert (again.returncode, again.stderr, again.stdout) == (2, "oops\n", b"")
+    assert str(again) == str(error)
+    timeout = pickle.loads(pickle.dumps(ScriptTimeoutError(["x"], None, "", None, 3)))
+    assert timeout.timeout == 3 and isinstance(timeout, TimeoutError)
+
+
+@pytest.mark.timeout(30)
+def test_script_error_comes_back_from_a_worker_process():
+    cfg = python_cfg("import sys; sys.stderr.write('from child'); sys.exit(4)")
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        error = pool.submit(script, ("item",), cfg).exception(timeout=20)
+        good = pool.submit(script, ("ok",), python_cfg("print(input())")).result(20)
+    assert isinstance(error, ScriptError)
+    assert error.returncode == 4 and error.stderr == "from child"
+    assert good == "ok\n"
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("lang", ["python", pytest.param("bash", marks=needs_bash)])
+def test_written_templates_run_as_identity_scripts(tmp_path, lang):
+    path = tmp_path / f"worker.{lang}"
+    path.write_text("old content")
+    assert write_template(path, lang) == str(path)
+    assert os.stat(path).st_mode & stat.S_IXUSR
+    assert "old content" not in path.read_text()
+    cfg = get_config(lang)
+    cfg["script"] = str(path)
+    assert script(("item text",), cfg) == "item text"
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("inbox", "cfg", "error", "match"),
+    [
+        (("x",), "print(1)", TypeError, "cfg must be a dict"),
+        (("x",), {"source": "1", "sorce": "2"}, ValueError, "unknown keys.*sorce"),
+        (("x",), {}, ValueError, "exactly one"),
+        (("x",), {"source": "1", "script": "f.py"}, ValueError, "exactly one"),
+        (("x",), {"lang": "ruby", "source": "1"}, ValueError, "lang"),
+        (("x",), {"source": "1", "input": "file"}, ValueError, "input"),
+        (("x",), {"source": "1", "timeout": 0}, ValueError, "timeout"),
+        (("x",), {"source": "1", "args": "-v"}, TypeError, "args"),
+        (({"a": 1},), {"source": "1"}, TypeError, "json_dumps"),
+        ((), {"source": "1"}, ValueError, "empty"),
+        ("x", {"source": "1"}, TypeError, "inbox"),
+        (("x",), {"script": "/no/such/script.py"}, FileNotFoundError, "script"),
+        (
+            ("x",),
+            {"source": "1", "executable": "/no/such/python"},
+            FileNotFoundError,
+            "executable",
+        ),
+    ],
+)
+def test_bad_input_and_config_name_the_problem(inbox, cfg, error, match):
+    with pytest.raises(error, match=match):
+        script(inbox, cfg)
+
+
+@pytest.mark.timeout(10)
+def test_write_template_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="lang"):
+        write_template(tmp_path / "t", "perl")
+    with pytest.raises(TypeError, match="fn"):
+        write_template(5)
