@@ -85,7 +85,10 @@ class LiveView:
     def __init__(self, console: Console, title: str) -> None:
         self._title = title
         self._live = Live(
-            counts_table([], 0.0, title), console=console, auto_refresh=False
+            counts_table([], 0.0, title),
+            console=console,
+            auto_refresh=False,
+            transient=True,  # the summary table replaces it at the end
         )
         self._live.start()
 
@@ -94,7 +97,6 @@ class LiveView:
         self._live.update(counts_table(counts, seconds, title), refresh=True)
 
     def close(self) -> None:
-        # The last drawn table stays on screen; the summary follows it.
         self._live.stop()
 
 
@@ -136,11 +138,11 @@ def print_summary(console: Console, counts: list[PiperCounts], total: Totals) ->
 
 
 def log_summary(logger: Any, counts: list[PiperCounts], total: Totals) -> None:
-    """The summary as log events: one ``piper_summary`` per Piper, then
-    ``pipeline_summary``."""
+    """The summary as log events: one ``piper summary`` per Piper, then
+    ``pipeline summary``."""
     for count in counts:
         logger.info(
-            "piper_summary",
+            "piper summary",
             piper=count.name,
             runs_on=count.mode,
             items_in=count.items_in,
@@ -149,7 +151,7 @@ def log_summary(logger: Any, counts: list[PiperCounts], total: Totals) -> None:
             busy_s=round(count.busy_seconds, 3),
         )
     logger.info(
-        "pipeline_summary",
+        "pipeline summary",
         items_in=total.items_in,
         items_out=total.items_out,
         errors=total.errors,

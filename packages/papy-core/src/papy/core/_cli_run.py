@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from papy.core._cli_errors import ErrorCollector
 from papy.core._cli_exits import ExitStatus
 from papy.core._cli_load import LoadedPipeline, PipelineFileError, load_pipeline_file
 from papy.core._cli_progress import (
@@ -232,14 +233,14 @@ def run_command(args: argparse.Namespace) -> int:
         _call_finish(loaded, session)
         return fail(str(error), ExitStatus.BAD_INPUT, error.details, args.debug)
 
-    session.logger.info("pipeline_start", pipeline=str(loaded.path), inputs=args.inputs)
+    collector = ErrorCollector(max(args.show_errors, 0))
+    collector.attach(pipeline)
+    session.logger.info("papy run", pipeline=str(loaded.path), inputs=args.inputs)
     try:
         seconds = drive(session, pipeline, datas)
     finally:
         finish_lines = _call_finish(loaded, session)
     counts = piper_counts(pipeline)
-    names = [piper.name for piper in pipers_in_order(pipeline)]
-    del names
     total = totals(
         counts,
         [piper.name for piper in pipeline.get_inputs()],
@@ -256,8 +257,27 @@ def run_command(args: argparse.Namespace) -> int:
         else:
             session.logger.info("output", message=line)
     if total.errors:
+        report_failures(collector, total.errors, args.debug)
         return int(ExitStatus.ITEMS_FAILED)
     return int(ExitStatus.OK)
+
+
+def report_failures(collector: ErrorCollector, errors: int, debug: bool) -> None:
+    """The first failed items on stderr (with tracebacks under --debug)."""
+    shown = collector.first
+    head = f"papy: {errors} item(s) failed"
+    if shown:
+        head += f"; the first {len(shown)}:" if len(shown) < errors else ":"
+    sys.stderr.write(head + "\n")
+    for failed in shown:
+        sys.stderr.write(f"  {failed.summary()}\n")
+        if debug and failed.traceback():
+            indented = "".join(
+                "    " + line for line in failed.traceback().splitlines(True)
+            )
+            sys.stderr.write(indented.rstrip("\n") + "\n")
+    if not debug and any(failed.traceback() for failed in shown):
+        sys.stderr.write("papy: (rerun with --debug to see the Python tracebacks)\n")
 
 
 def _call_finish(loaded: LoadedPipeline, session: Session) -> list[str]:

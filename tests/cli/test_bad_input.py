@@ -1,0 +1,102 @@
+"""`papy` on user mistakes: a clear message, no traceback unless --debug,
+and a distinct exit status for each kind of mistake."""
+
+from __future__ import annotations
+
+import pytest
+from cli_helpers import PIPELINES
+
+BAD_PIPELINE = 4
+BAD_INPUT = 5
+
+
+def assert_clean_error(result, status, *fragments):
+    assert result.status == status, result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+@pytest.mark.timeout(30)
+def test_missing_pipeline_file(papy):
+    result = papy("run", "no_such_pipeline.py")
+    assert_clean_error(
+        result,
+        BAD_PIPELINE,
+        "papy: error: pipeline file 'no_such_pipeline.py' does not exist",
+    )
+
+
+@pytest.mark.timeout(30)
+def test_syntax_error(papy, tmp_path):
+    (tmp_path / "broken.py").write_text(
+        "from papy.core import Plumber\n\npipeline = Plumber(\n"
+    )
+    result = papy("run", "broken.py")
+    assert_clean_error(result, BAD_PIPELINE, "syntax error (broken.py, line 3)")
+    debug = papy("run", "broken.py", "--debug")
+    assert debug.status == BAD_PIPELINE
+    assert "SyntaxError" in debug.stderr
+
+
+@pytest.mark.timeout(30)
+def test_file_without_pipeline(papy):
+    result = papy("run", str(PIPELINES / "no_pipeline.py"))
+    assert_clean_error(result, BAD_PIPELINE, "defines no module-level `pipeline`")
+
+
+@pytest.mark.timeout(30)
+def test_pipeline_that_is_not_a_plumber(papy):
+    result = papy("graph", str(PIPELINES / "not_a_plumber.py"))
+    assert_clean_error(result, BAD_PIPELINE, "`pipeline` is a list, expected a Plumber")
+
+
+@pytest.mark.timeout(30)
+def test_file_raising_while_loading(papy):
+    result = papy("run", str(PIPELINES / "raises_on_load.py"))
+    assert_clean_error(
+        result,
+        BAD_PIPELINE,
+        "raised JSONDecodeError while loading, line 5",
+        "rerun with --debug",
+    )
+    debug = papy("run", str(PIPELINES / "raises_on_load.py"), "--debug")
+    assert debug.status == BAD_PIPELINE
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert 'json.loads("{not json")' in debug.stderr
+
+
+@pytest.mark.timeout(30)
+def test_input_that_does_not_exist(papy, tmp_path):
+    (tmp_path / "real.txt").write_text("a\nb\n")
+    result = papy(
+        "run",
+        str(PIPELINES / "line_counts.py"),
+        "real.txt",
+        "missing.txt",
+        env={"LINE_COUNTS_OUTPUT": str(tmp_path / "out.tsv")},
+    )
+    assert_clean_error(result, BAD_INPUT, "input does not exist: 'missing.txt'")
+
+
+@pytest.mark.timeout(30)
+def test_paths_as_items_need_an_input(papy, tmp_path):
+    result = papy(
+        "run",
+        str(PIPELINES / "line_counts.py"),
+        env={"LINE_COUNTS_OUTPUT": str(tmp_path / "out.tsv")},
+    )
+    assert_clean_error(
+        result, BAD_INPUT, "defines no make_inputs(paths)", "give at least one INPUT"
+    )
+
+
+@pytest.mark.timeout(30)
+def test_bad_command_line(papy):
+    assert papy().status == 2
+    result = papy("run", "x.py", "--workers", "0")
+    assert result.status == 2
+    assert "must be at least 1" in result.stderr
+    result = papy("graph", str(PIPELINES / "line_counts.py"), "-o", "x.txt")
+    assert result.status == 2
+    assert "unknown suffix '.txt'" in result.stderr
