@@ -58,6 +58,7 @@ class RpycServer:
         workdir: Path,
         ssl_files: dict[str, str] | None = None,
         mode: str = "threaded",
+        python_path: tuple[Path, ...] = (),
     ) -> None:
         self.port = free_port()
         self.spec = f"{LOOPBACK}:{self.port}"
@@ -81,8 +82,9 @@ class RpycServer:
                 ssl_files["cafile"],
             ]
         env = dict(os.environ)
+        inherited = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         env["PYTHONPATH"] = os.pathsep.join(
-            [str(HERE)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+            [str(HERE), *map(str, python_path), *inherited]
         )
         self.log_path = workdir / f"rpyc_classic_{self.port}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
@@ -154,6 +156,27 @@ def rpyc_server(tmp_path: Path) -> Iterator[RpycServer]:
 def second_rpyc_server(tmp_path: Path) -> Iterator[RpycServer]:
     """Another server, for tests with two hosts."""
     server = RpycServer(tmp_path)
+    yield server
+    server.stop()
+
+
+REMOTE_ONLY_MODULE = "numap_remote_only_module"
+
+
+@pytest.fixture(scope="module")
+def remote_only_rpyc_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RpycServer]:
+    """A server whose hosts can import a module the parent cannot.
+
+    The module ``numap_remote_only_module`` (``REMOTE_ONLY_MODULE``) has
+    ``def triple(x)``; it lives in a folder only on the server's PYTHONPATH.
+    """
+    folder = tmp_path_factory.mktemp("remote_only")
+    (folder / f"{REMOTE_ONLY_MODULE}.py").write_text(
+        "def triple(x):\n    return 3 * x\n"
+    )
+    server = RpycServer(tmp_path_factory.mktemp("rpyc"), python_path=(folder,))
     yield server
     server.stop()
 

@@ -31,9 +31,11 @@ from numap._remote import (
     parse_host_spec,
 )
 from remote_servers import (
+    REMOTE_ONLY_MODULE,
     RpycServer,
     certificates,
     client_ssl,
+    remote_only_rpyc_server,
     rpyc_server,
     shared_rpyc_server,
     ssl_rpyc_server,
@@ -41,7 +43,13 @@ from remote_servers import (
 )
 
 # Fixtures from remote_servers, named here so that pytest finds them.
-FIXTURES = (certificates, rpyc_server, shared_rpyc_server, ssl_rpyc_server)
+FIXTURES = (
+    certificates,
+    remote_only_rpyc_server,
+    rpyc_server,
+    shared_rpyc_server,
+    ssl_rpyc_server,
+)
 
 
 def run_batch(channel: Any, func: Any, items: list, args: tuple = ()) -> tuple:
@@ -207,6 +215,24 @@ def test_pipelined_batches_come_back_complete_and_in_order(shared_rpyc_server, b
             assert got_id == batch_id
             assert values == [item + item for item in items]
             assert errors == {}
+    finally:
+        channel.close()
+
+
+@pytest.mark.timeout(20)
+def test_imports_attached_to_a_function_run_on_the_host(remote_only_rpyc_server):
+    # The function's module cannot be imported here: numap.imports(...,
+    # forgive=True) would skip it in the parent. What the function gets on
+    # the host proves the host applied the imports.
+    namespace = {"__name__": "made_in_a_test"}
+    exec(f"def call(x):\n    return {REMOTE_ONLY_MODULE}.triple(x)\n", namespace)
+    function = namespace["call"]
+    function.__numap_imports__ = ((REMOTE_ONLY_MODULE,), False)
+    with pytest.raises(ImportError):
+        __import__(REMOTE_ONLY_MODULE)
+    (channel,) = open_remote_channels([(remote_only_rpyc_server.spec, 1)])
+    try:
+        assert run_batch(channel, function, [1, 2]) == ([3, 6], {})
     finally:
         channel.close()
 
