@@ -96,8 +96,10 @@ def test_add_edge_is_idempotent():
 @pytest.mark.parametrize(
     ("edge", "error", "message"),
     [
-        ("ab", TypeError, "edge must be a pair"),
-        (5, TypeError, "edge must be a pair"),
+        ("ab", TypeError, "edge must be an ordered pair"),
+        (5, TypeError, "edge must be an ordered pair"),
+        ({1, 2}, TypeError, "edge must be an ordered pair"),
+        ({1: 2, 3: 4}, TypeError, "edge must be an ordered pair"),
         ((1, 2, 3), ValueError, "got 3 item"),
         ((1,), ValueError, "got 1 item"),
         (([1], 2), TypeError, r"edge\[0\] must be hashable"),
@@ -120,6 +122,31 @@ def test_add_edges_checks_every_edge_first():
     graph2 = DictGraph()
     graph2.add_edges([(1, 2)], True)
     assert set(graph2.edges()) == {(1, 2), (2, 1)}
+
+
+def test_edges_may_be_one_shot_iterators():
+    graph = DictGraph()
+    graph.add_edges(iter(pair) for pair in [(1, 2), (2, 3)])
+    assert graph.edges() == ((1, 2), (2, 3))
+    graph.del_edges(iter(pair) for pair in [(1, 2)])
+    assert graph.edges() == ((2, 3),)
+
+
+def test_copy_has_independent_topology():
+    graph = DictGraph(edges=[(1, 2), (2, 3)])
+    graph[2].branch = "b"
+    graph[2].xtra["k"] = "v"
+    graph.note = "kept"
+    duplicate = graph.copy()
+    assert type(duplicate) is DictGraph
+    assert duplicate == graph
+    assert duplicate.note == "kept"
+    assert duplicate[1][2] is duplicate[2]
+    assert duplicate[2] is not graph[2]
+    duplicate.add_edge((3, 1))
+    duplicate[2].xtra["k"] = "changed"
+    assert graph.edges() == ((1, 2), (2, 3))
+    assert graph[2].xtra == {"k": "v"}
 
 
 def test_del_node_removes_incident_edges():
@@ -188,7 +215,7 @@ def test_edges_limited_to_nodes():
     assert graph.edges() == ((1, 2), (2, 3), (3, 1))
     assert graph.edges(nodes=[3, 1]) == ((3, 1), (1, 2))
     assert graph.edges([]) == ()
-    with pytest.raises(KeyError, match="nodes 9 is not in the graph"):
+    with pytest.raises(KeyError, match="nodes includes 9, which is not in the graph"):
         graph.edges([9])
 
 

@@ -13,8 +13,10 @@ postorder lists upstream pipers first.)
 
 from __future__ import annotations
 
+import copy
 from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,9 +58,11 @@ def _as_list(items: Any, argument: str, what: str) -> list[Any]:
 
 
 def _as_edge(edge: Any, argument: str) -> Edge:
-    if isinstance(edge, (str, bytes, bytearray)) or not isinstance(edge, Iterable):
+    unordered = isinstance(edge, (AbstractSet, Mapping))
+    text = isinstance(edge, (str, bytes, bytearray))
+    if unordered or text or not isinstance(edge, Iterable):
         raise TypeError(
-            f"{argument} must be a pair (node, node) such as a tuple; "
+            f"{argument} must be an ordered pair (node, node) such as a tuple; "
             f"got {type(edge).__name__}: {edge!r}"
         )
     pair = tuple(edge)
@@ -69,6 +73,11 @@ def _as_edge(edge: Any, argument: str) -> Edge:
     _require_hashable(pair[0], f"{argument}[0]")
     _require_hashable(pair[1], f"{argument}[1]")
     return pair[0], pair[1]
+
+
+def _as_edges(edges: Any) -> list[Edge]:
+    edge_list = _as_list(edges, "edges", "edges (pairs of node objects)")
+    return [_as_edge(edge, f"edges[{index}]") for index, edge in enumerate(edge_list)]
 
 
 def _unique(items: Iterable[Hashable]) -> list[Hashable]:
@@ -189,8 +198,7 @@ class DictGraph(dict[Hashable, DictNode]):
         A node object listed twice is removed once.
         """
         node_list = _unique(_as_list(nodes, "nodes", "node objects"))
-        for node in node_list:
-            self._topo(node, "nodes")
+        self._require_all(node_list, "nodes")
         for node in node_list:
             self.del_node(node)
 
@@ -220,10 +228,7 @@ class DictGraph(dict[Hashable, DictNode]):
 
         Every edge is checked before any is added.
         """
-        edge_list = _as_list(edges, "edges", "edges (pairs of node objects)")
-        for index, edge in enumerate(edge_list):
-            _as_edge(edge, f"edges[{index}]")
-        for edge in edge_list:
+        for edge in _as_edges(edges):
             self.add_edge(edge, *args, **kwargs)
 
     def del_edge(self, edge: Iterable[Hashable], double: bool = False) -> None:
@@ -252,9 +257,7 @@ class DictGraph(dict[Hashable, DictNode]):
         If one cannot be removed (``KeyError``), the edges already removed
         are restored before the error propagates: all or nothing.
         """
-        edge_list = _as_list(edges, "edges", "edges (pairs of node objects)")
-        for index, edge in enumerate(edge_list):
-            _as_edge(edge, f"edges[{index}]")
+        edge_list = _as_edges(edges)
         saved = {node: list(topo) for node, topo in self.items()}
         try:
             for edge in edge_list:
@@ -281,8 +284,7 @@ class DictGraph(dict[Hashable, DictNode]):
             sources = list(self)
         else:
             sources = _unique(_as_list(nodes, "nodes", "node objects"))
-            for node in sources:
-                self._topo(node, "nodes")
+            self._require_all(sources, "nodes")
         return tuple((source, target) for source in sources for target in self[source])
 
     def incoming_edges(self, node: Hashable) -> tuple[Edge, ...]:
@@ -321,6 +323,14 @@ class DictGraph(dict[Hashable, DictNode]):
         """Reset the traversal flags of every DictNode; see ``DictNode.clear``."""
         for topo in self.values():
             topo.clear()
+
+    def _require_all(self, nodes: list[Hashable], argument: str) -> None:
+        for index, node in enumerate(nodes):
+            _require_hashable(node, f"{argument}[{index}]")
+            if node not in self:
+                raise KeyError(
+                    f"{argument} includes {node!r}, which is not in the graph"
+                )
 
     def _topo(self, node: Hashable, argument: str) -> DictNode:
         _require_hashable(node, argument)
@@ -613,6 +623,24 @@ class DictGraph(dict[Hashable, DictNode]):
             walk.append(node)
             node = next(t for t in self[node] if t in stuck)
         return walk[position[node] :] + [node]
+
+    def copy(self) -> DictGraph:  # type: ignore[override]
+        """Return a new graph of the same type with the same topology.
+
+        Node objects are shared; DictNodes (with their ``branch`` and a copy
+        of their ``xtra``) are new, so changing the copy's edges leaves this
+        graph alone. Other instance attributes are copied shallowly.
+        (``dict.copy`` would return a plain dict sharing the DictNodes.)
+        """
+        duplicate = copy.copy(self)
+        for node, topo in self.items():
+            fresh = DictNode(topo.entity, topo.xtra)
+            fresh.branch = topo.branch
+            duplicate[node] = fresh
+        for node, topo in self.items():
+            for target in topo:
+                duplicate[node][target] = duplicate[target]
+        return duplicate
 
     def __repr__(self) -> str:
         name = type(self).__name__
