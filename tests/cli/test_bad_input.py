@@ -100,3 +100,26 @@ def test_bad_command_line(papy):
     result = papy("graph", str(PIPELINES / "line_counts.py"), "-o", "x.txt")
     assert result.status == 2
     assert "unknown suffix '.txt'" in result.stderr
+
+
+@pytest.mark.timeout(30)
+def test_pipes_that_do_not_align_are_refused_at_start(papy):
+    result = papy("run", str(PIPELINES / "mismatched.py"))
+    assert_clean_error(result, BAD_PIPELINE, "cannot start the pipeline", "pairs")
+
+
+@pytest.mark.timeout(30)
+def test_make_inputs_that_raises(papy, tmp_path):
+    (tmp_path / "data.json").write_text("[1, 2,")
+    result = papy("run", str(PIPELINES / "bad_make_inputs.py"), "data.json")
+    assert_clean_error(
+        result, BAD_INPUT, "make_inputs() of bad_make_inputs.py raised JSONDecodeError"
+    )
+
+
+@pytest.mark.timeout(30)
+def test_make_inputs_with_the_wrong_number_of_streams(papy):
+    result = papy("run", str(PIPELINES / "bad_make_inputs.py"))
+    assert_clean_error(
+        result, BAD_INPUT, "returned 2 input stream(s) but the pipeline has 1 input"
+    )

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from papy.core._cli_progress import (
     print_summary,
     totals,
 )
+from papy.core._errors import DaggerError, PiperError, PlumberError
 from papy.core.cli import fail
 from rich.console import Console
 
@@ -130,8 +132,6 @@ def make_datas(loaded: LoadedPipeline, paths: list[str]) -> list[Any]:
     try:
         datas = list(make_inputs(list(paths)))
     except Exception as error:
-        import traceback
-
         raise InputError(
             f"make_inputs() of {loaded.path.name} raised "
             f"{type(error).__name__}: {error}",
@@ -178,8 +178,28 @@ class _ConsoleStream:
         return None
 
 
-def drive(session: Session, pipeline: Any, datas: list[Any]) -> float:
-    """Start the pipeline, run it to the end showing progress; return seconds."""
+class RunFailed(Exception):
+    """The pipeline's run thread ended with an error (not an item error)."""
+
+
+def _finished(pipeline: Any, timeout: float) -> bool:
+    """Wait up to ``timeout`` s; True once the run has ended, RunFailed if the
+    run thread failed (``wait`` chains that failure as the cause)."""
+    try:
+        pipeline.wait(timeout)
+    except PlumberError as error:
+        if error.__cause__ is None:
+            return False
+        raise RunFailed(f"{type(error.__cause__).__name__}: {error.__cause__}") from (
+            error.__cause__
+        )
+    return True
+
+
+def drive(session: Session, pipeline: Any) -> float:
+    """Run a started pipeline to its end, showing progress; stop it; return
+    the seconds it ran. On Ctrl-C the pipeline is stopped (the items already
+    read flow out) before KeyboardInterrupt goes on."""
     view: ProgressView
     if session.on_terminal:
         view = LiveView(session.console, f"papy run {Path(session.args.pipeline).name}")
@@ -187,31 +207,19 @@ def drive(session: Session, pipeline: Any, datas: list[Any]) -> float:
         view = LogView(session.logger, session.args.progress_interval)
     begin = time.monotonic()
     try:
-        pipeline.start(datas)
         pipeline.run()
-        while True:
+        while not _finished(pipeline, 0.2):
             view.update(piper_counts(pipeline), time.monotonic() - begin)
-            try:
-                pipeline.wait(0.2)
-                break
-            except RuntimeError:
-                continue
-    except KeyboardInterrupt:
-        _stop_quietly(pipeline)
-        raise
-    finally:
-        view.update(piper_counts(pipeline), time.monotonic() - begin)
+    except BaseException:
         view.close()
+        with contextlib.suppress(PlumberError):
+            pipeline.stop()
+        raise
     seconds = time.monotonic() - begin
-    _stop_quietly(pipeline)
+    view.update(piper_counts(pipeline), seconds)
+    view.close()
+    pipeline.stop()
     return seconds
-
-
-def _stop_quietly(pipeline: Any) -> None:
-    for action in ("pause", "stop"):
-        # Already paused or stopped: nothing is left to do.
-        with contextlib.suppress(Exception):
-            getattr(pipeline, action)()
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -237,9 +245,29 @@ def run_command(args: argparse.Namespace) -> int:
     collector.attach(pipeline)
     session.logger.info("papy run", pipeline=str(loaded.path), inputs=args.inputs)
     try:
-        seconds = drive(session, pipeline, datas)
+        pipeline.start(datas)
+    except (DaggerError, PiperError, PlumberError) as error:
+        _call_finish(loaded, session)
+        return fail(
+            f"cannot start the pipeline in {args.pipeline}: {error}",
+            ExitStatus.BAD_PIPELINE,
+        )
+    failure: RunFailed | None = None
+    seconds = 0.0
+    try:
+        seconds = drive(session, pipeline)
+    except RunFailed as error:
+        failure = error
     finally:
         finish_lines = _call_finish(loaded, session)
+    if failure is not None:
+        details = "".join(traceback.format_exception(failure.__cause__ or failure))
+        return fail(
+            f"the pipeline stopped with an error: {failure}",
+            ExitStatus.INTERNAL,
+            details,
+            args.debug,
+        )
     counts = piper_counts(pipeline)
     total = totals(
         counts,
