@@ -8,6 +8,7 @@ from papy.core._dagger import Dagger
 from papy.core._errors import DaggerError, PiperError, PlumberError, WorkerError
 from papy.core._piper import Piper
 from papy.core._plumber import Plumber
+from papy.core._save import load_pipeline
 from papy.core._worker import Worker
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "PlumberError",
     "Worker",
     "WorkerError",
+    "load_pipeline",
 ]

@@ -12,6 +12,7 @@ Threads::
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from typing import Any
 from papy.core._dagger import Dagger
 from papy.core._errors import PiperError, PlumberError
 from papy.core._log import get_logger
+from papy.core._save import load_pipeline, pipeline_source
 
 
 class Plumber(Dagger):
@@ -253,6 +255,46 @@ class Plumber(Dagger):
             if self._run_end is None and self._run_start is not None:
                 self._run_end = time.time()
         self.log.info("pipeline stopped", **self._totals())
+
+    # --- saving and loading -------------------------------------------------
+
+    def save(self, filename: str | os.PathLike[str]) -> None:
+        """Write the pipeline as Python source to ``filename``.
+
+        Functions importable from a module are imported; functions defined
+        in the running script are copied as source; NuMaps keep their
+        settings. The file defines a module-level ``pipeline`` Plumber.
+        Raises PlumberError for what cannot be written (lambdas, nested
+        functions, arguments that are not Python literals).
+        """
+        source = pipeline_source(self)
+        with open(filename, "w", encoding="utf-8") as handle:
+            handle.write(source)
+        self.log.info("pipeline saved", filename=os.fspath(filename))
+
+    def load(self, filename: str | os.PathLike[str]) -> Plumber:
+        """Replace this (new or stopped) pipeline's Pipers and pipes with those
+        of the pipeline file ``filename``; returns self.
+
+        WARNING: loading EXECUTES the file's code; load only files you trust.
+        Raises PlumberError if the file defines no ``pipeline`` Plumber or
+        this pipeline is in use.
+        """
+        with self._lock:
+            self._require("load", "new", "stopped")
+        loaded = load_pipeline(filename)
+        for piper in list(self):
+            self.del_node(piper)
+        for piper in loaded:
+            topo = loaded[piper]
+            self.add_piper(piper, xtra=dict(topo.xtra), branch=topo.branch)
+        for downstream in loaded:
+            for upstream in loaded[downstream]:
+                self.add_pipe((upstream, downstream))
+        self.name = loaded.name
+        self.logger_options = dict(loaded.logger_options)
+        self.log = get_logger(pipeline=self.name)
+        return self
 
     # --- the run thread -----------------------------------------------------
 
