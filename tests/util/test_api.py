@@ -1,0 +1,72 @@
+"""The public surface of papy.util matches the contract's signatures."""
+
+import inspect
+
+import papy.util
+import pytest
+from papy.util import codefile, config, func, runtime, script
+
+# name -> the contract's signature (PaPy 1.x API reference), Python 3 form.
+CONTRACT = {
+    config.get_defaults: "()",
+    config.start_logger: (
+        "(log_to_file=False, log_to_stream=False, log_to_file_level=20, "
+        "log_to_stream_level=20, log_filename=None, log_stream=None, "
+        "log_rotate=True, log_size=524288, log_number=3)"
+    ),
+    func.dump_item: (
+        "(inbox, type='file', prefix=None, suffix=None, dir=None, timeout=320, "
+        "buffer=None)"
+    ),
+    func.dump_pickle_stream: "(inbox, handle)",
+    func.dump_stream: "(inbox, handle, delimiter=None)",
+    func.ipasser: "(inbox, i=0)",
+    func.json_dumps: "(inbox)",
+    func.json_loads: "(inbox)",
+    func.load_pickle_stream: "(handle)",
+    func.load_stream: "(handle, delimiter=None)",
+    func.make_lines: "(handle, follow=False, wait=0.1)",
+    func.njoiner: "(inbox, n=None, join='')",
+    func.npasser: "(inbox, n=None)",
+    func.nzipper: "(inbox, n=None)",
+    func.pickle_dumps: "(inbox)",
+    func.pickle_loads: "(inbox)",
+    func.plugger: "(inbox)",
+    func.print_: "(inbox)",
+    func.sjoiner: "(inbox, s=None, join='')",
+    func.spasser: "(inbox, s=None)",
+    func.szipper: "(inbox, s=None)",
+    script.get_config: "(lang='python')",
+    script.script: "(inbox, cfg)",
+    script.write_template: "(fn, lang='python')",
+    runtime.get_runtime: "()",
+}
+
+
+def _plain_signature(function):
+    signature = inspect.signature(function)
+    empty = inspect.Parameter.empty
+    parameters = [p.replace(annotation=empty) for p in signature.parameters.values()]
+    return str(signature.replace(parameters=parameters, return_annotation=empty))
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("function", list(CONTRACT), ids=lambda f: f.__qualname__)
+def test_signature_matches_the_contract(function):
+    assert _plain_signature(function) == CONTRACT[function]
+
+
+@pytest.mark.timeout(10)
+def test_load_item_adds_only_a_keyword_timeout():
+    assert _plain_signature(func.load_item) == (
+        "(inbox, type='string', remove=True, buffer=None, *, timeout=320)"
+    )
+
+
+@pytest.mark.timeout(10)
+def test_modules_export_what_they_document():
+    assert set(papy.util.__all__) == {"codefile", "config", "func", "runtime", "script"}
+    for module in (codefile, config, func, runtime, script):
+        for name in module.__all__:
+            assert getattr(module, name).__doc__ or not callable(getattr(module, name))
+    assert not hasattr(papy, "__file__") or papy.__file__ is None  # namespace
