@@ -171,3 +171,27 @@ def test_rank_width_counts_nodes_per_rank():
     assert DictGraph().rank_width() == {}
     with pytest.raises(GraphError):
         DictGraph(edges=[(1, 2), (2, 1)]).rank_width()
+
+
+def test_postorder_of_a_dagger_like_pipeline():
+    # Data flow: src -> {c1 -> c2, a1 -> a2, b1 -> b2} -> merge -> out, with
+    # branch labels only on the first piper after the fork. A Dagger stores
+    # each pipe reversed (downstream -> upstream).
+    pipes = [
+        ("src", "c1", "c2", "merge"),
+        ("src", "a1", "a2", "merge"),
+        ("src", "b1", "b2", "merge"),
+        ("merge", "out"),
+    ]
+    graph = DictGraph()
+    for pipe in pipes:
+        for upstream, downstream in zip(pipe, pipe[1:], strict=False):
+            graph.add_edge((downstream, upstream))
+    for first, label in (("c1", "c"), ("a1", "a"), ("b1", "b")):
+        graph[first].branch = label
+    expected = ["src", "a1", "a2", "b1", "b2", "c1", "c2", "merge", "out"]
+    assert graph.postorder() == expected
+    assert [graph.inherited_branch(p) for p in ("a2", "b2", "c2")] == ["a", "b", "c"]
+    assert graph.node_rank()["out"] == 4
+    assert graph.node_width() == dict.fromkeys(graph, 1)
+    assert graph.rank_width() == {0: 1, 1: 3, 2: 3, 3: 1, 4: 1}
