@@ -5,9 +5,8 @@ import pickle
 import pytest
 from papy.graph import DictGraph, DictNode
 
-pytestmark = pytest.mark.timeout(5)
 
-
+@pytest.mark.timeout(5)
 def test_empty_graph():
     graph = DictGraph()
     assert graph == {}
@@ -16,6 +15,7 @@ def test_empty_graph():
     assert graph.postorder() == []
 
 
+@pytest.mark.timeout(5)
 def test_constructor_adds_nodes_with_xtras_then_edges():
     graph = DictGraph(nodes=["a", "b"], edges=[("a", "c")], xtras=[{"k": 1}, None])
     assert graph.nodes() == ["a", "b", "c"]
@@ -24,6 +24,7 @@ def test_constructor_adds_nodes_with_xtras_then_edges():
     assert graph.edges() == (("a", "c"),)
 
 
+@pytest.mark.timeout(5)
 def test_add_node_returns_true_only_when_new():
     graph = DictGraph()
     assert graph.add_node("a", xtra={"x": 1}, branch=3) is True
@@ -34,6 +35,7 @@ def test_add_node_returns_true_only_when_new():
     assert graph["a"].entity == "a"
 
 
+@pytest.mark.timeout(5)
 def test_add_node_copies_xtra():
     xtra = {"k": [1]}
     graph = DictGraph()
@@ -42,6 +44,7 @@ def test_add_node_copies_xtra():
     assert graph["a"].xtra == {"k": [1]}
 
 
+@pytest.mark.timeout(5)
 def test_add_node_rejects_unhashable_and_bad_xtra():
     graph = DictGraph()
     with pytest.raises(TypeError, match="node must be hashable"):
@@ -51,6 +54,7 @@ def test_add_node_rejects_unhashable_and_bad_xtra():
     assert graph == {}
 
 
+@pytest.mark.timeout(5)
 def test_add_nodes_all_or_no_xtras():
     graph = DictGraph()
     graph.add_nodes(iter([1, 2, 3]))
@@ -62,6 +66,7 @@ def test_add_nodes_all_or_no_xtras():
     assert 6 not in graph
 
 
+@pytest.mark.timeout(5)
 def test_add_nodes_bad_arguments_add_nothing():
     graph = DictGraph()
     with pytest.raises(TypeError, match="nodes must be an iterable"):
@@ -77,6 +82,7 @@ def test_add_nodes_bad_arguments_add_nothing():
     assert graph == {}
 
 
+@pytest.mark.timeout(5)
 def test_add_edge_creates_nodes_and_shares_dictnodes():
     graph = DictGraph()
     graph.add_edge(("a", "b"))
@@ -88,6 +94,7 @@ def test_add_edge_creates_nodes_and_shares_dictnodes():
     assert graph["c"]["b"] is graph["b"]
 
 
+@pytest.mark.timeout(5)
 def test_add_edge_is_idempotent():
     graph = DictGraph(edges=[(1, 2), (1, 2)])
     assert graph.edges() == ((1, 2),)
@@ -105,6 +112,7 @@ def test_add_edge_is_idempotent():
         (([1], 2), TypeError, r"edge\[0\] must be hashable"),
     ],
 )
+@pytest.mark.timeout(5)
 def test_add_edge_rejects_non_pairs(edge, error, message):
     graph = DictGraph()
     with pytest.raises(error, match=message):
@@ -112,6 +120,7 @@ def test_add_edge_rejects_non_pairs(edge, error, message):
     assert graph == {}
 
 
+@pytest.mark.timeout(5)
 def test_add_edges_checks_every_edge_first():
     graph = DictGraph()
     with pytest.raises(ValueError, match=r"edges\[1\] must be a pair"):
@@ -124,6 +133,7 @@ def test_add_edges_checks_every_edge_first():
     assert set(graph2.edges()) == {(1, 2), (2, 1)}
 
 
+@pytest.mark.timeout(5)
 def test_edges_may_be_one_shot_iterators():
     graph = DictGraph()
     graph.add_edges(iter(pair) for pair in [(1, 2), (2, 3)])
@@ -132,6 +142,7 @@ def test_edges_may_be_one_shot_iterators():
     assert graph.edges() == ((2, 3),)
 
 
+@pytest.mark.timeout(5)
 def test_copy_has_independent_topology():
     graph = DictGraph(edges=[(1, 2), (2, 3)])
     graph[2].branch = "b"
@@ -149,6 +160,7 @@ def test_copy_has_independent_topology():
     assert graph[2].xtra == {"k": "v"}
 
 
+@pytest.mark.timeout(5)
 def test_del_node_removes_incident_edges():
     graph = DictGraph(edges=[(1, 2), (2, 3), (3, 2), (4, 2), (2, 2)])
     assert graph.del_node(2) is True
@@ -156,18 +168,21 @@ def test_del_node_removes_incident_edges():
     assert graph.edges() == ()
 
 
+@pytest.mark.timeout(5)
 def test_del_node_without_edges_returns_true():
     graph = DictGraph(nodes=["lonely"])
     assert graph.del_node("lonely") is True
     assert graph == {}
 
 
+@pytest.mark.timeout(5)
 def test_del_node_absent_raises_key_error():
     graph = DictGraph(nodes=[1])
     with pytest.raises(KeyError, match="not in the graph"):
         graph.del_node(2)
 
 
+@pytest.mark.timeout(5)
 def test_del_nodes_is_all_or_nothing():
     graph = DictGraph(edges=[(1, 2), (2, 3)])
     with pytest.raises(KeyError, match="99"):
@@ -178,6 +193,7 @@ def test_del_nodes_is_all_or_nothing():
     assert graph.edges() == ()
 
 
+@pytest.mark.timeout(5)
 def test_del_edge_keeps_nodes():
     graph = DictGraph(edges=[(1, 2), (2, 1)])
     graph.del_edge((1, 2))
@@ -185,6 +201,7 @@ def test_del_edge_keeps_nodes():
     assert graph.edges() == ((2, 1),)
 
 
+@pytest.mark.timeout(5)
 def test_del_edge_double_and_missing():
     graph = DictGraph(edges=[(1, 2), (2, 1), (2, 3)])
     graph.del_edge((1, 2), double=True)
@@ -198,6 +215,7 @@ def test_del_edge_double_and_missing():
         graph.del_edge((2,))
 
 
+@pytest.mark.timeout(5)
 def test_del_edges_all_or_nothing():
     graph = DictGraph(edges=[(1, 2), (2, 3), (3, 4)])
     with pytest.raises(KeyError):
@@ -210,6 +228,7 @@ def test_del_edges_all_or_nothing():
     assert graph.edges() == ()
 
 
+@pytest.mark.timeout(5)
 def test_edges_limited_to_nodes():
     graph = DictGraph(edges=[(1, 2), (2, 3), (3, 1)])
     assert graph.edges() == ((1, 2), (2, 3), (3, 1))
@@ -219,6 +238,7 @@ def test_edges_limited_to_nodes():
         graph.edges([9])
 
 
+@pytest.mark.timeout(5)
 def test_incoming_and_outgoing_edges():
     graph = DictGraph(edges=[(1, 2), (3, 2), (2, 4)])
     assert graph.incoming_edges(2) == ((1, 2), (3, 2))
@@ -231,6 +251,7 @@ def test_incoming_and_outgoing_edges():
         graph.outgoing_edges(9)
 
 
+@pytest.mark.timeout(5)
 def test_iter_nodes_and_nodes():
     graph = DictGraph(nodes=[3, 1, 2])
     iterator = graph.iter_nodes()
@@ -239,6 +260,7 @@ def test_iter_nodes_and_nodes():
     assert graph.nodes() == [3, 1, 2]
 
 
+@pytest.mark.timeout(5)
 def test_arbitrary_hashable_node_objects():
     class Thing:
         pass
@@ -249,6 +271,7 @@ def test_arbitrary_hashable_node_objects():
     assert graph.deep_nodes(None) == [a, b]
 
 
+@pytest.mark.timeout(5)
 def test_equality_compares_nodes_edges_branch_and_xtra():
     graph1 = DictGraph(edges=[(1, 2), (2, 1)])
     graph2 = DictGraph(edges=[(2, 1), (1, 2)])
@@ -261,6 +284,7 @@ def test_equality_compares_nodes_edges_branch_and_xtra():
     assert graph1 != graph2
 
 
+@pytest.mark.timeout(5)
 def test_pickle_round_trip_keeps_shared_dictnodes():
     graph = DictGraph(edges=[(1, 2), (2, 3), (3, 1)], nodes=[0])
     graph[2].branch = "b"
@@ -273,6 +297,7 @@ def test_pickle_round_trip_keeps_shared_dictnodes():
     assert copy[3].xtra == {"k": "v"}
 
 
+@pytest.mark.timeout(5)
 def test_repr_is_flat():
     graph = DictGraph(edges=[(1, 2), (2, 1)])
     assert repr(graph) == "DictGraph(nodes=[1, 2], edges=[(1, 2), (2, 1)])"

@@ -5,14 +5,13 @@ from collections import deque
 import pytest
 from papy.graph import DictGraph, GraphError
 
-pytestmark = pytest.mark.timeout(5)
-
 
 def diamond():
     # D depends on B and C, which both depend on A.
     return DictGraph(edges=[("D", "B"), ("D", "C"), ("B", "A"), ("C", "A")])
 
 
+@pytest.mark.timeout(5)
 def test_deep_nodes_is_reachability():
     graph = diamond()
     assert graph.deep_nodes("D") == ["B", "A", "C"]
@@ -21,11 +20,13 @@ def test_deep_nodes_is_reachability():
         graph.deep_nodes("Z")
 
 
+@pytest.mark.timeout(5)
 def test_deep_nodes_includes_self_only_on_cycle():
     graph = DictGraph(edges=[(1, 2), (2, 1), (2, 3)])
     assert graph.deep_nodes(1) == [2, 1, 3]
 
 
+@pytest.mark.timeout(5)
 def test_dictnode_deep_nodes_with_allnodes():
     graph = diamond()
     found = ["B"]
@@ -34,6 +35,7 @@ def test_dictnode_deep_nodes_with_allnodes():
     assert found == ["B", "C", "A"]
 
 
+@pytest.mark.timeout(5)
 def test_dfs_postorder_and_bucket():
     graph = diamond()
     assert graph.dfs("D") == ["A", "B", "C", "D"]
@@ -43,6 +45,7 @@ def test_dfs_postorder_and_bucket():
     assert list(bucket) == ["D", "C", "B", "A"]
 
 
+@pytest.mark.timeout(5)
 def test_dfs_continues_until_clear_nodes():
     graph = diamond()
     assert graph.dfs("B") == ["A", "B"]
@@ -53,11 +56,13 @@ def test_dfs_continues_until_clear_nodes():
     assert graph.dfs("D") == ["A", "B", "C", "D"]
 
 
+@pytest.mark.timeout(5)
 def test_dfs_on_cycle_visits_each_node_once():
     graph = DictGraph(edges=[(1, 2), (2, 3), (3, 1)])
     assert graph.dfs(1) == [3, 2, 1]
 
 
+@pytest.mark.timeout(5)
 def test_dfs_bad_arguments():
     graph = diamond()
     with pytest.raises(KeyError):
@@ -68,6 +73,7 @@ def test_dfs_bad_arguments():
         graph.dfs("D", [], None)
 
 
+@pytest.mark.timeout(5)
 def test_dfs_long_chain_has_no_recursion_limit():
     chain = DictGraph(edges=[(i + 1, i) for i in range(5000)])
     assert chain.dfs(5000) == list(range(5001))
@@ -75,6 +81,7 @@ def test_dfs_long_chain_has_no_recursion_limit():
     assert chain.deep_nodes(5000) == list(range(4999, -1, -1))
 
 
+@pytest.mark.timeout(5)
 def test_dictnode_clear_keeps_edges():
     graph = diamond()
     graph.dfs("D")
@@ -85,6 +92,7 @@ def test_dictnode_clear_keeps_edges():
     assert list(graph["D"].iternodes()) == ["B", "C"]
 
 
+@pytest.mark.timeout(5)
 def test_postorder_diamond_branch_sorts_left_to_right():
     graph = diamond()
     assert graph.postorder() == ["A", "B", "C", "D"]
@@ -93,12 +101,14 @@ def test_postorder_diamond_branch_sorts_left_to_right():
     assert graph.postorder() == ["A", "C", "B", "D"]
 
 
+@pytest.mark.timeout(5)
 def test_postorder_shorter_branch_first():
     # M depends on a chain of three and a chain of one.
     graph = DictGraph(edges=[("M", "a3"), ("a3", "a2"), ("a2", "a1"), ("M", "b1")])
     assert graph.postorder() == ["b1", "a1", "a2", "a3", "M"]
 
 
+@pytest.mark.timeout(5)
 def test_postorder_branch_label_beats_length():
     graph = DictGraph(edges=[("M", "a3"), ("a3", "a2"), ("a2", "a1"), ("M", "b1")])
     graph["a3"].branch = 0
@@ -106,6 +116,7 @@ def test_postorder_branch_label_beats_length():
     assert graph.postorder() == ["a1", "a2", "a3", "b1", "M"]
 
 
+@pytest.mark.timeout(5)
 def test_postorder_branch_is_inherited_from_dependencies():
     # Data flow P -> X1 -> Y1 and P -> X2 -> Y2 (a fork), stored reversed.
     graph = DictGraph(edges=[("Y2", "X2"), ("X2", "P"), ("Y1", "X1"), ("X1", "P")])
@@ -118,6 +129,7 @@ def test_postorder_branch_is_inherited_from_dependencies():
     assert graph.postorder() == ["P", "X2", "Y2", "X1", "Y1"]
 
 
+@pytest.mark.timeout(5)
 def test_postorder_is_deterministic_by_insertion_order():
     graph1 = DictGraph(nodes=["x", "y", "z"])
     graph2 = DictGraph(nodes=["z", "y", "x"])
@@ -125,6 +137,7 @@ def test_postorder_is_deterministic_by_insertion_order():
     assert graph2.postorder() == ["z", "y", "x"]
 
 
+@pytest.mark.timeout(5)
 def test_postorder_resets_flags():
     graph = diamond()
     graph.dfs("D")
@@ -132,6 +145,7 @@ def test_postorder_resets_flags():
     assert not any(topo.discovered for topo in graph.values())
 
 
+@pytest.mark.timeout(5)
 def test_postorder_refuses_cycles():
     graph = DictGraph(edges=[(0, 1), (1, 2), (2, 3), (3, 1)])
     with pytest.raises(GraphError, match="cycle") as caught:
@@ -145,6 +159,7 @@ def test_postorder_refuses_cycles():
     assert not any(topo.discovered for topo in graph.values())
 
 
+@pytest.mark.timeout(5)
 def test_self_loop_is_a_cycle():
     graph = DictGraph(edges=[(1, 1)])
     with pytest.raises(GraphError):
@@ -154,17 +169,20 @@ def test_self_loop_is_a_cycle():
     assert graph.node_width() == {1: 0}
 
 
+@pytest.mark.timeout(5)
 def test_node_rank_longest_path_to_sink():
     graph = DictGraph(edges=[("D", "B"), ("D", "A"), ("B", "A")], nodes=["E"])
     assert graph.node_rank() == {"E": 0, "D": 2, "B": 1, "A": 0}
 
 
+@pytest.mark.timeout(5)
 def test_node_width_counts_reachable_sinks():
     graph = DictGraph(edges=[("J", "X"), ("J", "Y"), ("X", "I1"), ("Y", "I2")])
     graph.add_edge(("Y", "I1"))
     assert graph.node_width() == {"J": 2, "X": 1, "Y": 2, "I1": 1, "I2": 1}
 
 
+@pytest.mark.timeout(5)
 def test_rank_width_counts_nodes_per_rank():
     graph = diamond()
     assert graph.rank_width() == {0: 1, 1: 2, 2: 1}
@@ -173,6 +191,7 @@ def test_rank_width_counts_nodes_per_rank():
         DictGraph(edges=[(1, 2), (2, 1)]).rank_width()
 
 
+@pytest.mark.timeout(5)
 def test_postorder_of_a_dagger_like_pipeline():
     # Data flow: src -> {c1 -> c2, a1 -> a2, b1 -> b2} -> merge -> out, with
     # branch labels only on the first piper after the fork. A Dagger stores
