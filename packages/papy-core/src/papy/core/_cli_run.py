@@ -281,7 +281,7 @@ def run_command(args: argparse.Namespace) -> int:
         log_summary(session.logger, counts, total)
     for line in finish_lines:
         if on_terminal:
-            console.print(line, markup=False, highlight=False)
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
         else:
             session.logger.info("output", message=line)
     if total.errors:
