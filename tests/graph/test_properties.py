@@ -299,3 +299,49 @@ def test_pickle_round_trip(case):
     for topo in copy.values():
         for target, target_topo in topo.items():
             assert target_topo is copy[target]
+
+
+@st.composite
+def forests(draw):
+    """A random DAG in which every node has at most one incoming edge, so the
+    nodes each node's edges lead to head disjoint subtrees."""
+    count = draw(st.integers(1, MAX_NODES))
+    edges = []
+    for child in range(1, count):
+        parent = draw(st.one_of(st.none(), st.integers(0, child - 1)))
+        if parent is not None:
+            edges.append((parent, child))
+    order = draw(st.permutations(range(count)))
+    graph = DictGraph(nodes=order, edges=edges)
+    for node in order:
+        graph[node].branch = draw(LABELS)
+    return graph, edges
+
+
+@pytest.mark.timeout(20)
+@given(forests())
+def test_postorder_sorts_subtrees_by_branch_then_length_then_insertion(case):
+    graph, edges = case
+    order = graph.postorder()
+    ranks = {}
+    insertion = {node: index for index, node in enumerate(graph)}
+
+    def length(node):
+        return (
+            independent_rank(graph, node, ranks),
+            len(reachable(edges, graph, node)),
+            insertion[node],
+        )
+
+    def subtree_cmp(node1, node2):
+        by_branch = graph.cmp_branch(node1, node2)
+        if by_branch:
+            return by_branch
+        return (length(node1) > length(node2)) - (length(node1) < length(node2))
+
+    for node, topo in graph.items():
+        expected = sorted(topo, key=cmp_to_key(subtree_cmp))
+        assert sorted(topo, key=order.index) == expected
+        block = reachable(edges, graph, node) | {node}
+        positions = sorted(order.index(each) for each in block)
+        assert positions == list(range(positions[0], positions[0] + len(block)))
