@@ -66,7 +66,7 @@ def test_dot_has_every_piper_pipe_and_setting():
         assert f"  {upstream} -> {downstream};" in dot
     assert "f → g\\nprocess x2\\nproduce=2" in dot
     assert "consume=2 spawn=3" in dot
-    assert "process x0 + remote 127.0.0.1:18812 x2\\nrepeat" in dot
+    assert "remote 127.0.0.1:18812 x2\\nrepeat" in dot
     assert "read\\nparse\\nlinear" in dot
     assert "(no function)" in dot
     # the two pipers sharing NuMap "cpu" sit in one dashed cluster

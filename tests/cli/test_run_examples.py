@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import sys
 
 import pytest
@@ -195,3 +196,24 @@ def test_http_checksums_on_threads(papy, tmp_path):
         data = file.read_bytes()
         assert url.startswith("http://127.0.0.1:") and url.endswith(file.name)
         assert (int(size), digest) == (len(data), hashlib.sha256(data).hexdigest())
+
+
+@pytest.mark.timeout(90)
+def test_remote_workers_on_a_local_rpyc_classic_server(papy, tmp_path):
+    fasta = ff.write_demo_fasta(tmp_path / "r.fasta", sequences=120, seed=5)
+    result = papy("run", str(EXAMPLES / "remote_fasta_stats.py"), "r.fasta", timeout=80)
+    assert result.status == 0, result.output
+    header, rows = read_tsv(tmp_path / "remote_fasta_stats.tsv")
+    assert header == ff.STAT_COLUMNS
+    expected = [
+        expected_row(name, sequence)[:4] for name, sequence in read_fasta(fasta)
+    ]
+    assert rows == expected
+    port = int(re.search(r"by workers on 127\.0\.0\.1:(\d+)", result.stdout).group(1))
+    summary = {
+        event["piper"]: event for event in log_events(result.stdout, "piper summary")
+    }
+    assert summary["stats"]["runs_on"] == f"'remote 127.0.0.1:{port} x2'"
+    # finish() stopped the server: nothing listens on its port any more.
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()

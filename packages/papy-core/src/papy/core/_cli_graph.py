@@ -35,8 +35,11 @@ class NuMapInfo:
     remote: tuple[tuple[str, int], ...] = ()
 
     def summary(self) -> str:
-        """e.g. ``process x2`` or ``process x0 + 127.0.0.1:18812 x2``."""
-        parts = [f"{self.worker_type} x{self.worker_num}"]
+        """e.g. ``process x2``, ``remote 127.0.0.1:18812 x2`` or both joined
+        by ``+`` (local workers are left out when there are none)."""
+        parts = []
+        if self.worker_num or not self.remote:
+            parts.append(f"{self.worker_type} x{self.worker_num}")
         parts += [f"remote {host} x{number}" for host, number in self.remote]
         return " + ".join(parts)
 
@@ -110,6 +113,7 @@ def to_dot(graph: PipelineGraph) -> str:
     out = [
         f"digraph {_dot_string(graph.title)} {{",
         "  rankdir=LR;",
+        '  graph [fontname="Helvetica"];',
         '  node [shape=box, style="rounded", fontname="Helvetica"];',
         '  edge [fontname="Helvetica"];',
     ]
@@ -227,7 +231,8 @@ def _safe_key(prefix: str, number: int, name: str) -> str:
     return f"{prefix}{number}_" + re.sub(r"[^A-Za-z0-9_]", "_", name)[:40]
 
 
-def _numap_info(numap: Any, key: str) -> NuMapInfo:
+def numap_info(numap: Any, key: str = "numap") -> NuMapInfo:
+    """What a NuMap object says about its workers."""
     remote = []
     for entry in getattr(numap, "worker_remote", None) or ():
         host, number = entry
@@ -257,7 +262,7 @@ def describe(pipeline: Any, title: str = "pipeline") -> PipelineGraph:
         info = None
         if numap is not None:
             numap_key = numap_keys.setdefault(id(numap), f"numap{len(numap_keys)}")
-            info = _numap_info(numap, numap_key)
+            info = numap_info(numap, numap_key)
         worker = piper.worker
         graph.nodes.append(
             PiperNode(

@@ -19,6 +19,7 @@ from typing import Any
 
 from papy.core._cli_errors import ErrorCollector
 from papy.core._cli_exits import ExitStatus
+from papy.core._cli_graph import numap_info
 from papy.core._cli_load import LoadedPipeline, PipelineFileError, load_pipeline_file
 from papy.core._cli_progress import (
     LiveView,
@@ -71,23 +72,35 @@ def distinct_numaps(pipeline: Any) -> list[Any]:
 
 
 def runs_on(piper: Any) -> str:
-    numap = piper.parallel
-    if not numap:
+    """``linear``, or where the Piper's NuMap runs, e.g. ``process x2``."""
+    if not piper.parallel:
         return "linear"
-    text = f"{numap.worker_type} x{numap.worker_num}"
-    for host, number in getattr(numap, "worker_remote", None) or ():
-        text += f" + {host} x{number}"
-    return text
+    return numap_info(piper.parallel).summary()
+
+
+class OverrideError(Exception):
+    """--workers / --worker-type cannot apply to one of the pipeline's NuMaps."""
 
 
 def override_workers(
     pipeline: Any, workers: int | None, worker_type: str | None
 ) -> None:
-    """Apply --workers / --worker-type to every NuMap before it starts."""
+    """Apply --workers / --worker-type to every NuMap before it starts.
+
+    A NuMap with remote workers keeps them: ``workers`` sets its local
+    workers only if it has some (a purely remote NuMap stays remote), and
+    it cannot become a thread NuMap (OverrideError).
+    """
     for numap in distinct_numaps(pipeline):
+        remote = bool(getattr(numap, "worker_remote", None))
+        if worker_type == "thread" and remote:
+            raise OverrideError(
+                f"--worker-type thread: NuMap {numap.name!r} has remote workers, "
+                "which need worker_type 'process'"
+            )
         if worker_type is not None:
             numap.worker_type = worker_type
-        if workers is not None:
+        if workers is not None and not (remote and numap.worker_num == 0):
             numap.worker_num = workers
 
 
@@ -233,7 +246,11 @@ def run_command(args: argparse.Namespace) -> int:
         args, console, on_terminal, setup_logging(args, on_terminal, console)
     )
     pipeline = loaded.pipeline
-    override_workers(pipeline, args.workers, args.worker_type)
+    try:
+        override_workers(pipeline, args.workers, args.worker_type)
+    except OverrideError as error:
+        _call_finish(loaded, session)
+        return fail(str(error), ExitStatus.USAGE)
     try:
         check_paths(args.inputs)
         datas = make_datas(loaded, args.inputs)
