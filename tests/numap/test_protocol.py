@@ -76,7 +76,9 @@ class StdioWorker:
 
     def send_task(self, task_id, func, args=(), kwargs=None):
         payload = _protocol.dumps_task(func, args, kwargs)
-        _protocol.write_frame(self.process.stdin, _protocol.encode_task(task_id, payload))
+        _protocol.write_frame(
+            self.process.stdin, _protocol.encode_task(task_id, payload)
+        )
 
     def run(self, task_id, items, start=0):
         self.batches += 1

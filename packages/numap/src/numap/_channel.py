@@ -15,6 +15,7 @@ connected by a duplex pipe. Remote channels live in :mod:`numap._remote`.
 from __future__ import annotations
 
 import abc
+import contextlib
 import signal
 import threading
 from typing import Any
@@ -141,10 +142,8 @@ class ProcessChannel(Channel):
 
     def ask_to_stop(self) -> None:
         """Send the stop frame: the worker ends after its queued batches."""
-        try:
+        with contextlib.suppress(ChannelLost):
             self.send(_protocol.encode_stop())
-        except ChannelLost:
-            pass
 
     def wait(self, timeout: float | None) -> bool:
         """Wait for the worker to exit; True when it has."""

@@ -241,15 +241,21 @@ def _serialization_error(message: str) -> tuple[str, str]:
 
 
 def run_batch(
-    func: Callable, items: list, args: tuple, kwargs: dict
-) -> tuple[list, dict[int, Failure]]:
+    func: Callable,
+    items: list,
+    args: tuple,
+    kwargs: dict,
+    on_error: Callable[[BaseException, str], Any] | None = None,
+) -> tuple[list, dict[int, Any]]:
     """Call ``func(item, *args, **kwargs)`` on each item.
 
     Returns (values, errors); an item whose call raised has ``None`` in
-    values and its exception (with traceback text) in errors.
+    values and ``on_error(exception, traceback_text)`` in errors (by
+    default the exception made ready to travel to another process).
     """
+    describe = on_error or _portable_exception
     values: list = []
-    errors: dict[int, Failure] = {}
+    errors: dict[int, Any] = {}
     remaining = iter(items)
     call = func if not args and not kwargs else _bind(func, args, kwargs)
     while True:
@@ -258,7 +264,7 @@ def run_batch(
             return values, errors
         except (Exception, SystemExit) as error:
             # map() consumed the failing item; values holds those before it.
-            errors[len(values)] = _portable_exception(error, traceback.format_exc())
+            errors[len(values)] = describe(error, traceback.format_exc())
             values.append(None)
 
 

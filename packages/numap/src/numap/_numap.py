@@ -1,0 +1,739 @@
+"""NuMap: the lazy, buffered, multi-task parallel map.
+
+Data flow (one NuMap)::
+
+    task iterables                                        consumers
+    (or upstream _NuMapTask)                              (next / iteration)
+          |                                                     ^
+          v                                                     |
+    [feeder thread] --submit(batch)--> [pool] --deliver--> per-task _Output
+     takes `stride` items of task 0,    ThreadPool: worker     (ready deque,
+     then of task 1, ... while the      threads run batches    pending batches)
+     buffer has room; cuts them into    ProcessPool: one reader     |
+     batches of ceil(stride/workers)    thread per worker channel   |
+          ^                                                         |
+          +------------ buffer slot freed when next() hands out ----+
+
+Who owns what:
+  - the feeder thread alone pulls from the task iterables and calls
+    ``pool.submit``; it waits on ``_space_free`` when the buffer is full;
+  - pool threads (thread workers, or readers of worker channels) call
+    ``_deliver`` with whole batches of results; ``_deliver`` wakes
+    consumers through ``_result_ready``;
+  - consumers (any thread calling ``next``) pop single results.
+All of that state lives in this module under one lock, ``_lock``, shared by
+both conditions; its invariants are written next to it in NuMap.__init__ and
+in :class:`_Output`.
+
+A chained task whose iterable is a task of the same NuMap takes its input
+from that task's output directly: the item keeps the buffer slot it holds
+(a result handed to the next task is still inside the map), so a chain
+cannot deadlock on its own buffer.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from numap._errors import NuMapError
+from numap._pool import ProcessPool, Raised, TaskSpec, ThreadPool
+
+WORKER_TYPES = ("process", "thread")
+
+
+class _Stopping(Exception):
+    """Raised inside the feeder when the NuMap is being stopped."""
+
+
+class _Output:
+    """The results of one task on their way to the consumer.
+
+    Guarded by the NuMap's ``_lock``. Invariants:
+      - ``ready`` holds results that may be handed out now, in order;
+        entries that stand for errors are :class:`Raised`;
+      - ordered: ``pending`` maps the start index of a batch that arrived
+        early to its values; ``merged`` is the index of the first result not
+        yet moved to ``ready`` (no pending key is below it);
+      - ``skipped`` (ordered) holds indices given up by a ``next`` that timed
+        out with skip=True; ``skip_count`` (unordered) counts such results
+        still to be dropped; dropped results free their buffer slot;
+      - ``entered`` counts items the feeder has pulled into the map;
+        ``total`` is None until the task's input ends, then ``entered``;
+      - ``taken`` counts results handed out or skipped; the task is
+        finished when ``total is not None and taken >= total``.
+    """
+
+    __slots__ = (
+        "ready",
+        "pending",
+        "merged",
+        "skipped",
+        "skip_count",
+        "entered",
+        "total",
+        "taken",
+        "tracked",
+    )
+
+    def __init__(self, tracked: dict | None) -> None:
+        self.ready: deque = deque()
+        self.pending: dict[int, list] = {}
+        self.merged = 0
+        self.skipped: set[int] = set()
+        self.skip_count = 0
+        self.entered = 0
+        self.total: int | None = None
+        self.taken = 0
+        self.tracked = tracked
+
+    def finished(self) -> bool:
+        return self.total is not None and self.taken >= self.total and not self.ready
+
+
+class _Task:
+    """A task as added: function, input, and where its results go."""
+
+    __slots__ = ("spec", "iterable", "upstream", "output", "tracked")
+
+    def __init__(
+        self, spec: TaskSpec, iterable: Iterable, upstream: int | None, track: bool
+    ) -> None:
+        self.spec = spec
+        self.iterable = iterable
+        self.upstream = upstream  # task id in the same NuMap, or None
+        self.tracked: dict | None = {} if track else None
+        self.output = _Output(self.tracked)
+
+
+class _NuMapTask:
+    """Iterator over the results of one task of a NuMap.
+
+    ``task`` is the task id; ``timeout`` and ``block`` are passed to
+    :meth:`NuMap.next` on every step. Usable as the iterable of another
+    task, in the same NuMap (chaining) or in another one.
+    """
+
+    def __init__(
+        self, numap: NuMap, task: int, timeout: float | None = None, block: bool = True
+    ) -> None:
+        self.numap = numap
+        self.task = task
+        self.timeout = timeout
+        self.block = block
+
+    def __iter__(self) -> _NuMapTask:
+        return self
+
+    def __next__(self) -> Any:
+        return self.numap.next(timeout=self.timeout, task=self.task, block=self.block)
+
+    def next(self) -> Any:
+        return self.__next__()
+
+    def __repr__(self) -> str:
+        return f"<_NuMapTask {self.task} of {self.numap.name}>"
+
+
+_live_numaps: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_live_numaps() -> None:
+    # Registered after multiprocess is imported, so it runs before
+    # multiprocess's own exit handler (atexit runs in reverse order): the
+    # workers are ended here, never orphaned.
+    for numap in list(_live_numaps):
+        numap._abandon()
+
+
+def _check_positive(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"NuMap({name}=...): expected an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"NuMap({name}={value}): must be at least {minimum}")
+    return value
+
+
+def _check_remote(worker_remote: Any) -> list[tuple[str, int]]:
+    if isinstance(worker_remote, str | bytes):
+        raise TypeError(
+            "NuMap(worker_remote=...): expected a sequence of (host, n) pairs, "
+            f"e.g. [('127.0.0.1', 2)], got the string {worker_remote!r}"
+        )
+    hosts = []
+    for entry in worker_remote:
+        if not (isinstance(entry, Sequence) and len(entry) == 2):
+            raise TypeError(
+                "NuMap(worker_remote=...): each entry must be a (host, n) pair "
+                f"like ('127.0.0.1:18812', 2), got {entry!r}"
+            )
+        host, number = entry
+        if not isinstance(host, str) or not host:
+            raise TypeError(
+                f"NuMap(worker_remote=...): host must be 'host' or 'host:port', "
+                f"got {host!r}"
+            )
+        _check_positive(f"worker_remote[{host!r}] worker count", number)
+        hosts.append((host, number))
+    return hosts
+
+
+class NuMap:
+    """A lazy, buffered, multi-task parallel map over threads or processes.
+
+    Arguments (all optional):
+      func, iterable, args, kwargs: a first task, as in :meth:`add_task`;
+        ``iterable`` is required when ``func`` is given (an empty one is
+        fine).
+      worker_type: 'process' [default] or 'thread'. Process workers are
+        started with multiprocess, so lambdas and closures work.
+      worker_num: number of local workers [default: the CPU count, min 1];
+        may be 0 only with remote workers.
+      worker_remote: ('host' or 'host:port', n) pairs: n worker processes
+        on each host running an rpyc classic server; needs worker_type
+        'process'.
+      worker_remote_ssl: SSL options for the remote hosts (beyond 1.x; see
+        the README).
+      stride: items taken from one task before moving to the next
+        [default: total number of workers].
+      buffer: most items inside the map at once, from input to the
+        result handed out by next [default: stride x number of tasks,
+        computed at start]; at least stride.
+      ordered: results of each task in input order [default: True], or as
+        they finish.
+      skip: when next() times out, drop that result when it arrives
+        [default: False: a later next() returns it].
+      name: [default: "imap_<id>"].
+
+    Raises TypeError or ValueError naming the argument when one is invalid.
+    """
+
+    def __init__(
+        self,
+        func: Callable | None = None,
+        iterable: Iterable | None = None,
+        args: Sequence | None = None,
+        kwargs: dict | None = None,
+        worker_type: str | None = None,
+        worker_num: int | None = None,
+        worker_remote: Iterable[tuple[str, int]] | None = None,
+        stride: int | None = None,
+        buffer: int | None = None,
+        ordered: bool = True,
+        skip: bool = False,
+        name: str | None = None,
+        worker_remote_ssl: dict | None = None,
+    ) -> None:
+        self.worker_type = "process" if worker_type is None else worker_type
+        if self.worker_type not in WORKER_TYPES:
+            raise ValueError(
+                f"NuMap(worker_type={worker_type!r}): must be 'process' or 'thread'"
+            )
+        self.worker_remote = (
+            None if worker_remote is None else _check_remote(worker_remote)
+        )
+        if self.worker_remote is not None and self.worker_type != "process":
+            raise ValueError(
+                "NuMap(worker_remote=...) needs worker_type='process', got "
+                f"worker_type={self.worker_type!r}"
+            )
+        remote_num = sum(n for _, n in self.worker_remote or ())
+        if worker_num is None:
+            worker_num = max(1, os.cpu_count() or 1)
+        self.worker_num = _check_positive(
+            "worker_num", worker_num, minimum=0 if remote_num else 1
+        )
+        self.worker_remote_ssl = worker_remote_ssl
+        total_workers = self.worker_num + remote_num
+        self.stride = (
+            total_workers if stride is None else _check_positive("stride", stride)
+        )
+        if buffer is not None:
+            _check_positive("buffer", buffer)
+            if buffer < self.stride:
+                raise ValueError(
+                    f"NuMap(buffer={buffer}): must be at least stride "
+                    f"({self.stride}); raise buffer or lower stride"
+                )
+        self._buffer_arg = buffer
+        self.buffer = buffer
+        self.ordered = bool(ordered)
+        self.skip = bool(skip)
+        self.name = name if name is not None else f"imap_{id(self)}"
+        self._started = threading.Event()
+
+        self._tasks: list[_Task] = []
+        self._tasks_tracked: dict[int, dict] = {}
+
+        # Run state. Guarded by _lock (both conditions share it):
+        #   _free         buffer slots not held by an item; 0 <= _free <= buffer;
+        #                 taken by the feeder before it pulls from an input,
+        #                 given back when next() hands a result out
+        #   _feeder_wants slots the waiting feeder asks for (0: not waiting);
+        #                 next() wakes it only when that many are free, or
+        #                 when a consumer is about to block
+        #   _stopping     the feeder must end; set by stop()
+        #   _stopped      stop() finished; next() raises StopIteration
+        #   _ever_started start() ran once: next() no longer starts the map
+        self._lock = threading.Lock()
+        self._result_ready = threading.Condition(self._lock)
+        self._space_free = threading.Condition(self._lock)
+        self._free = 0
+        self._feeder_wants = 0
+        self._stopping = False
+        self._stopped = False
+        self._ever_started = False
+        self._pool: ThreadPool | ProcessPool | None = None
+        self._feeder: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+        if func is not None:
+            if iterable is None:
+                raise ValueError(
+                    "NuMap(func=..., iterable=None): a function needs an iterable "
+                    "(an empty one is fine)"
+                )
+            self.add_task(func, iterable, args, kwargs)
+
+    # -- tasks -------------------------------------------------------------
+
+    def add_task(
+        self,
+        func: Callable,
+        iterable: Iterable,
+        args: Sequence | None = None,
+        kwargs: dict | None = None,
+        timeout: float | None = None,
+        block: bool = True,
+        track: bool = False,
+    ) -> _NuMapTask:
+        """Add a task: ``func(item, *args, **kwargs)`` for each item.
+
+        iterable may be the result iterator of an earlier task of this or
+        another NuMap (chaining). timeout and block are the defaults of the
+        returned iterator's next calls. With track=True, results (or
+        exceptions) are kept in ``_tasks_tracked[task_id]`` as
+        {index: result}. Returns the task's result iterator (a _NuMapTask
+        whose ``task`` attribute is the task id). Raises NuMapError once
+        the NuMap has started.
+        """
+        if not callable(func):
+            raise TypeError(f"NuMap.add_task(func={func!r}): func must be callable")
+        if iterable is None:
+            raise TypeError("NuMap.add_task(iterable=None): an iterable is required")
+        if self._started.is_set():
+            raise NuMapError(
+                f"{self.name}: add tasks before start(); stop() the NuMap first"
+            )
+        upstream = None
+        if isinstance(iterable, _NuMapTask) and iterable.numap is self:
+            upstream = iterable.task
+        else:
+            iter(iterable)  # fail here, not in the feeder, if it is no iterable
+        spec = TaskSpec(func, tuple(args or ()), dict(kwargs or {}))
+        task = _Task(spec, iterable, upstream, track)
+        task_id = len(self._tasks)
+        self._tasks.append(task)
+        if task.tracked is not None:
+            self._tasks_tracked[task_id] = task.tracked
+        return _NuMapTask(self, task_id, timeout, block)
+
+    def get_task(
+        self, task: int = 0, timeout: float | None = None, block: bool = True
+    ) -> _NuMapTask:
+        """An iterator over the results of task ``task`` only."""
+        self._check_task(task)
+        return _NuMapTask(self, task, timeout, block)
+
+    def pop_task(self, number: int | bool) -> None:
+        """Remove the last ``number`` tasks (True: all). Not while started."""
+        if self._started.is_set():
+            raise NuMapError(f"{self.name}: stop() the NuMap before pop_task")
+        if number is True:
+            number = len(self._tasks)
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            raise ValueError(
+                f"NuMap.pop_task(number={number!r}): a positive int or True"
+            )
+        for _ in range(min(number, len(self._tasks))):
+            self._tasks.pop()
+            self._tasks_tracked.pop(len(self._tasks), None)
+
+    def _check_task(self, task: int) -> None:
+        if not 0 <= task < len(self._tasks):
+            raise IndexError(
+                f"{self.name}: no task {task}; task ids are 0..{len(self._tasks) - 1}"
+            )
+
+    # -- start -------------------------------------------------------------
+
+    def start(self, stages: Sequence[int] = (1, 2)) -> None:
+        """Start the workers (stage 1) and the feeding threads (stage 2).
+
+        After stage 1 ``_started`` is set and next() blocks until stage 2
+        runs. The stages may be run by separate calls, each once.
+        """
+        with self._start_lock:
+            if 1 in stages:
+                self._start_pool()
+            if 2 in stages:
+                self._start_feeder()
+
+    def _start_pool(self) -> None:
+        if self._started.is_set():
+            raise NuMapError(f"{self.name}: already started")
+        if self.worker_type == "thread":
+            pool: ThreadPool | ProcessPool = ThreadPool(self.worker_num, self._deliver)
+        else:
+            pool = ProcessPool(
+                self.worker_num, self._deliver, remote=self._remote_opener()
+            )
+        with self._lock:
+            self._stopping = False
+            self._stopped = False
+            self._free = 0
+            self._feeder_wants = 0
+            for task in self._tasks:
+                task.output = _Output(task.tracked)
+        pool.start()
+        self._pool = pool
+        self._ever_started = True
+        _live_numaps.add(self)
+        self._started.set()
+
+    def _remote_opener(self) -> Callable[[], list] | None:
+        hosts = self.worker_remote
+        if hosts is None:
+            return None
+        ssl = self.worker_remote_ssl
+
+        def open_channels() -> list:
+            try:
+                from numap import _remote
+            except ImportError as error:
+                raise NotImplementedError(
+                    f"NuMap(worker_remote=...): remote workers are not "
+                    f"available in this installation ({error})"
+                ) from error
+            return _remote.open_remote_channels(hosts, ssl=ssl)
+
+        return open_channels
+
+    def _start_feeder(self) -> None:
+        if not self._started.is_set():
+            raise NuMapError(f"{self.name}: start stage 1 before stage 2")
+        if self._feeder is not None:
+            raise NuMapError(f"{self.name}: stage 2 already started")
+        assert self._pool is not None
+        ntasks = max(1, len(self._tasks))
+        self.buffer = self._buffer_arg or self.stride * ntasks
+        self._pool.set_tasks([task.spec for task in self._tasks])
+        with self._lock:
+            self._free = self.buffer
+        self._feeder = threading.Thread(
+            target=self._feed, name=f"numap-feeder {self.name}", daemon=True
+        )
+        self._feeder.start()
+
+    # -- feeding -----------------------------------------------------------
+
+    def _batch_size(self) -> int:
+        assert self._pool is not None
+        workers = max(1, self._pool.size)
+        return max(1, -(-self.stride // workers))
+
+    def _feed(self) -> None:
+        sources: list[Iterator | None] = [
+            None if task.upstream is not None else iter(task.iterable)
+            for task in self._tasks
+        ]
+        active = list(range(len(self._tasks)))
+        batch = self._batch_size()
+        try:
+            while active:
+                for task_id in list(active):
+                    if not self._feed_stride(task_id, sources[task_id], batch):
+                        active.remove(task_id)
+        except _Stopping:
+            return
+
+    def _feed_stride(self, task_id: int, source: Iterator | None, batch: int) -> bool:
+        """Feed up to ``stride`` items of a task; False when its input ended."""
+        task = self._tasks[task_id]
+        remaining = self.stride
+        while remaining > 0:
+            want = min(remaining, batch)
+            if source is None:
+                items, ended = self._pull_upstream(task, want)
+                if not items and not ended:
+                    return True  # upstream has nothing in flight: next turn
+            else:
+                items, ended = self._pull_input(source, want)
+            if items:
+                self._submit(task_id, task.output.entered, items)
+                with self._lock:
+                    task.output.entered += len(items)
+                remaining -= len(items)
+            if ended:
+                with self._lock:
+                    task.output.total = task.output.entered
+                    self._result_ready.notify_all()
+                return False
+        return True
+
+    def _pull_input(self, source: Iterator, want: int) -> tuple[list, bool]:
+        granted = self._reserve(want)
+        items: list = []
+        ended = False
+        append = items.append
+        for _ in range(granted):
+            try:
+                append(next(source))
+            except StopIteration:
+                ended = True
+                break
+            except Exception as error:
+                # A failing input is that item's error; the map goes on.
+                append(Raised(error))
+        if len(items) < granted:
+            self._release(granted - len(items))
+        return items, ended
+
+    def _pull_upstream(self, task: _Task, want: int) -> tuple[list, bool]:
+        assert task.upstream is not None
+        upstream = self._tasks[task.upstream].output
+        with self._lock:
+            available = upstream.entered - upstream.taken
+            ended = upstream.total is not None and upstream.taken >= upstream.total
+        items: list = []
+        for _ in range(min(want, available)):
+            try:
+                # The result keeps its buffer slot: it is this task's input now.
+                items.append(self._take(task.upstream, None, feeding=True))
+            except StopIteration:
+                return items, True
+        return items, ended and not items
+
+    def _submit(self, task_id: int, start: int, items: list) -> None:
+        assert self._pool is not None
+        if not any(type(item) is Raised for item in items):
+            self._pool.submit(task_id, start, items)
+            return
+        # Errors from the input go straight to the output; the rest runs.
+        run: list = []
+        run_start = start
+        for index, item in enumerate(items, start):
+            if type(item) is Raised:
+                if run:
+                    self._pool.submit(task_id, run_start, run)
+                    run = []
+                self._deliver(task_id, index, [item])
+                run_start = index + 1
+            else:
+                run.append(item)
+        if run:
+            self._pool.submit(task_id, run_start, run)
+
+    def _reserve(self, want: int) -> int:
+        with self._lock:
+            while self._free == 0 and not self._stopping:
+                self._feeder_wants = want
+                self._space_free.wait()
+            self._feeder_wants = 0
+            if self._stopping:
+                raise _Stopping
+            granted = min(self._free, want)
+            self._free -= granted
+            return granted
+
+    def _release(self, slots: int) -> None:
+        with self._lock:
+            self._free += slots
+
+    # -- results -----------------------------------------------------------
+
+    def _deliver(self, task_id: int, start: int, values: list) -> None:
+        """Store a batch of results (called by pool threads and the feeder)."""
+        with self._lock:
+            output = self._tasks[task_id].output
+            if output.tracked is not None:
+                for index, value in enumerate(values, start):
+                    output.tracked[index] = (
+                        value.error if type(value) is Raised else value
+                    )
+            if self.ordered:
+                dropped = self._merge_ordered(output, start, values)
+            else:
+                dropped = 0
+                if output.skip_count:
+                    dropped = min(output.skip_count, len(values))
+                    output.skip_count -= dropped
+                    values = values[dropped:]
+                output.ready.extend(values)
+            if dropped:
+                self._free += dropped
+                self._space_free.notify()
+            self._result_ready.notify_all()
+
+    def _merge_ordered(self, output: _Output, start: int, values: list) -> int:
+        if start != output.merged:
+            output.pending[start] = values
+            return 0
+        dropped = 0
+        while True:
+            end = start + len(values)
+            if output.skipped:
+                kept = [
+                    value
+                    for index, value in enumerate(values, start)
+                    if index not in output.skipped
+                ]
+                dropped += len(values) - len(kept)
+                output.skipped.difference_update(range(start, end))
+                values = kept
+            output.ready.extend(values)
+            output.merged = start = end
+            next_values = output.pending.pop(start, None)
+            if next_values is None:
+                return dropped
+            values = next_values
+
+    def next(
+        self, timeout: float | None = None, task: int = 0, block: bool = True
+    ) -> Any:
+        """Return the next result of task ``task`` [default: 0].
+
+        timeout: seconds to wait; then the built-in TimeoutError is raised
+          (with skip=True that result is dropped when it arrives; otherwise
+          a later next returns it). block=False is timeout=0.
+        Raises the exception the function raised for that item (with the
+        worker's traceback as a note), a numap error for an item lost with
+        its worker or that could not be pickled, or StopIteration when the
+        task has no more results. Starts the NuMap if it never ran.
+        """
+        if not self._ever_started:
+            with self._start_lock:
+                needs_start = not self._ever_started
+            if needs_start:
+                self.start()
+        return self._take(task, 0.0 if not block else timeout)
+
+    def __next__(self) -> Any:
+        return self.next()
+
+    def __iter__(self) -> NuMap:
+        return self
+
+    def _take(self, task_id: int, timeout: float | None, feeding: bool = False) -> Any:
+        self._check_task(task_id)
+        with self._lock:
+            output = self._tasks[task_id].output
+            deadline = None
+            while not output.ready:
+                if output.finished() or self._stopped:
+                    raise StopIteration
+                if feeding and self._stopping:
+                    raise _Stopping
+                if self._feeder_wants and self._free:
+                    self._space_free.notify()  # we wait; let it use what it has
+                if timeout is not None:
+                    if deadline is None:
+                        deadline = time.monotonic() + timeout
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        self._timed_out(output)
+                        raise TimeoutError(
+                            f"{self.name}: no result of task {task_id} within "
+                            f"{timeout} s"
+                        )
+                    self._result_ready.wait(remaining)
+                else:
+                    self._result_ready.wait()
+            value = output.ready.popleft()
+            output.taken += 1
+            if not feeding:
+                self._free += 1
+                if self._feeder_wants and self._free >= self._feeder_wants:
+                    self._space_free.notify()
+        if type(value) is Raised and not feeding:
+            raise value.error
+        return value
+
+    def _timed_out(self, output: _Output) -> None:
+        if not self.skip:
+            return
+        output.taken += 1
+        if self.ordered:
+            output.skipped.add(output.merged + len(output.skipped))
+        else:
+            output.skip_count += 1
+
+    # -- stop --------------------------------------------------------------
+
+    def stop(self, ends: Sequence[int] | None = None, forced: bool = False) -> None:
+        """Stop the NuMap: the feeder, the workers, every thread it started.
+
+        ends: ids of the tasks whose results nobody inside the map consumes;
+          stop blocks, lets the workers finish what they hold and discards
+          those results. forced (used only when ends is None): only trigger
+          stopping and return at once; call ``_stop()`` later to finish.
+        With neither, stop behaves as with ends=all tasks. Pending results
+        that were not taken are discarded.
+        """
+        if ends is not None:
+            for task_id in ends:
+                self._check_task(task_id)
+        with self._lock:
+            self._stopping = True
+            self._space_free.notify_all()
+            self._result_ready.notify_all()
+        if ends is None and forced:
+            return
+        self._stop()
+
+    def _stop(self, graceful: bool = True) -> None:
+        """Finish stopping: join the feeder, close the pool, drop results."""
+        with self._lock:
+            self._stopping = True
+            self._space_free.notify_all()
+            self._result_ready.notify_all()
+        feeder, self._feeder = self._feeder, None
+        if feeder is not None and feeder is not threading.current_thread():
+            feeder.join(None if graceful else 1.0)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close(graceful=graceful)
+        with self._lock:
+            self._stopped = True
+            for task in self._tasks:
+                task.output.ready.clear()
+                task.output.pending.clear()
+            self._result_ready.notify_all()
+        _live_numaps.discard(self)
+        self._started.clear()
+
+    def _abandon(self) -> None:
+        # At interpreter exit: end the workers now, without waiting for them.
+        self._stop(graceful=False)
+
+    def __enter__(self) -> NuMap:
+        if not self._started.is_set():
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "started" if self._started.is_set() else "not started"
+        return (
+            f"<NuMap {self.name} {self.worker_type} x{self.worker_num} "
+            f"tasks={len(self._tasks)} {state}>"
+        )

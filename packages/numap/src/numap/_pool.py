@@ -1,0 +1,416 @@
+"""Worker pools: they run batches of items and deliver batches of results.
+
+A pool receives batches ``(task_id, start, items)`` from the NuMap's feeder
+thread through :meth:`submit` and hands each batch's results, in item order,
+to the ``deliver(task_id, start, values)`` callback it was built with. A
+value that stands for an error is wrapped in :class:`Raised`. Every item
+submitted is delivered exactly once, as a value or as an error, whatever
+happens to the workers.
+
+:class:`ThreadPool` runs the functions in threads of this process and never
+pickles anything. :class:`ProcessPool` drives :class:`~numap._channel.Channel`
+objects (local processes, remote workers); it ships each task's function to
+each worker once, sends items in batches, tracks which batches each worker
+holds, and when a worker is lost, delivers its batches as errors and
+replaces it if it can.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from numap import _protocol
+from numap._channel import Channel, ChannelLost, ProcessChannel
+from numap._errors import NuMapError, RemoteError, SerializationError
+
+Deliver = Callable[[int, int, list], None]
+
+# How long a graceful close waits for workers to finish the batches they
+# hold, before they are terminated.
+GRACEFUL_CLOSE_SECONDS = 30.0
+
+
+class Raised:
+    """An error in the place of a result: ``next`` raises ``error``."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class TaskSpec:
+    """What a pool needs to know about a task."""
+
+    __slots__ = ("func", "args", "kwargs")
+
+    def __init__(self, func: Callable, args: tuple, kwargs: dict) -> None:
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
+
+
+def errors_for(count: int, error: BaseException) -> list:
+    return [Raised(error) for _ in range(count)]
+
+
+# --------------------------------------------------------------------------
+# Threads
+
+
+def _keep_traceback(error: BaseException, traceback_text: str) -> BaseException:
+    # In this process the exception keeps its own __traceback__.
+    return error
+
+
+class ThreadPool:
+    """``worker_num`` threads that take batches from one queue.
+
+    State: ``_batches`` is a SimpleQueue of batches (``None`` tells one
+    thread to end); ``_tasks`` is replaced, never mutated, by set_tasks.
+    Threads are daemons so that a program exiting without stop() is not
+    held by a function that never returns.
+    """
+
+    def __init__(self, worker_num: int, deliver: Deliver) -> None:
+        self.size = worker_num
+        self._deliver = deliver
+        self._batches: queue.SimpleQueue = queue.SimpleQueue()
+        self._tasks: Sequence[TaskSpec] = ()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for number in range(self.size):
+            thread = threading.Thread(
+                target=self._work, name=f"numap-thread-worker-{number}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def set_tasks(self, tasks: Sequence[TaskSpec]) -> None:
+        self._tasks = tuple(tasks)
+
+    def submit(self, task_id: int, start: int, items: list) -> None:
+        self._batches.put((task_id, start, items))
+
+    def _work(self) -> None:
+        while True:
+            batch = self._batches.get()
+            if batch is None:
+                return
+            task_id, start, items = batch
+            task = self._tasks[task_id]
+            values, errors = _protocol.run_batch(
+                task.func, items, task.args, task.kwargs, _keep_traceback
+            )
+            for offset, error in errors.items():
+                values[offset] = Raised(error)
+            self._deliver(task_id, start, values)
+
+    def close(self, graceful: bool = True) -> None:
+        """End the threads after the batches already queued; join them.
+
+        A thread stuck in a function that never returns cannot be ended;
+        with graceful=False the threads are not waited for.
+        """
+        for _ in self._threads:
+            self._batches.put(None)
+        if graceful:
+            for thread in self._threads:
+                thread.join()
+        self._threads = []
+
+
+# --------------------------------------------------------------------------
+# Processes
+
+
+class _Worker:
+    """One channel as the pool sees it.
+
+    State, guarded by the pool's ``_lock``:
+      inflight  batch_id -> (task_id, start, count) sent and not answered
+      load      total items in inflight
+      sent      task ids whose function this worker has received
+      lost      set once, when the channel broke or was closed; a lost
+                worker is never chosen again and its inflight is empty
+    """
+
+    __slots__ = ("channel", "inflight", "load", "sent", "lost", "reader")
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.inflight: dict[int, tuple[int, int, int]] = {}
+        self.load = 0
+        self.sent: set[int] = set()
+        self.lost = False
+        self.reader: threading.Thread | None = None
+
+
+class ProcessPool:
+    """Batches to worker channels, results back through one reader per channel.
+
+    Threads: the NuMap's feeder calls submit (only it sends batches); one
+    reader thread per worker receives that worker's result frames and
+    delivers them. A lost channel is handled by whichever thread sees it
+    first (reader or feeder); :meth:`_lose` is idempotent.
+
+    State, guarded by ``_lock``:
+      _workers   live workers (lost ones are removed at once)
+      _closing   set by close(): lost workers are no longer replaced
+      _readers   every reader thread ever started, for close() to join
+    """
+
+    def __init__(
+        self,
+        worker_num: int,
+        deliver: Deliver,
+        remote: Callable[[], list[Channel]] | None = None,
+        context: Any = None,
+    ) -> None:
+        self.size = worker_num
+        self._deliver = deliver
+        self._open_remote = remote
+        self._context = context
+        self._lock = threading.Lock()
+        self._workers: list[_Worker] = []
+        self._readers: list[threading.Thread] = []
+        self._closing = False
+        self._batch_ids = itertools.count()
+        self._task_frames: list[bytes | None] = []
+        self._task_broken: list[str | None] = []
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> None:
+        channels: list[Channel] = []
+        try:
+            for _ in range(self.size):
+                channels.append(ProcessChannel(self._context))
+            if self._open_remote is not None:
+                channels.extend(self._open_remote())
+        except BaseException:
+            for channel in channels:
+                channel.close()
+            raise
+        self.size = len(channels)
+        for channel in channels:
+            self._add_worker(channel)
+
+    def _add_worker(self, channel: Channel) -> None:
+        worker = _Worker(channel)
+        reader = threading.Thread(
+            target=self._read,
+            args=(worker,),
+            name=f"numap-reader {channel.label}",
+            daemon=True,
+        )
+        worker.reader = reader
+        with self._lock:
+            self._workers.append(worker)
+            self._readers.append(reader)
+        reader.start()
+
+    def set_tasks(self, tasks: Sequence[TaskSpec]) -> None:
+        """Pickle each task's function once; workers receive it on first use."""
+        frames: list[bytes | None] = []
+        broken: list[str | None] = []
+        for task_id, task in enumerate(tasks):
+            try:
+                payload = _protocol.dumps_task(task.func, task.args, task.kwargs)
+            except _protocol.PayloadError as error:
+                frames.append(None)
+                broken.append(
+                    f"the function, args or kwargs of task {task_id} cannot be "
+                    f"pickled for a worker process: {error}; use "
+                    "worker_type='thread' or a picklable function"
+                )
+            else:
+                frames.append(_protocol.encode_task(task_id, payload))
+                broken.append(None)
+        self._task_frames = frames
+        self._task_broken = broken
+
+    def close(self, graceful: bool = True) -> None:
+        """Stop every worker and join every reader thread.
+
+        graceful: workers first finish the batches they hold (their results
+        are still delivered); otherwise they are terminated at once.
+        """
+        with self._lock:
+            self._closing = True
+            workers = list(self._workers)
+        if graceful:
+            for worker in workers:
+                with contextlib.suppress(ChannelLost):
+                    worker.channel.send(_protocol.encode_stop())
+            for worker in workers:
+                if worker.reader is not None:
+                    worker.reader.join(GRACEFUL_CLOSE_SECONDS)
+        for worker in workers:
+            self._lose(worker, "the NuMap was stopped")
+        with self._lock:
+            readers = list(self._readers)
+        for reader in readers:
+            if reader is not threading.current_thread():
+                reader.join()
+
+    # -- sending -----------------------------------------------------------
+
+    def submit(self, task_id: int, start: int, items: list) -> None:
+        broken = self._task_broken[task_id]
+        if broken is not None:
+            self._deliver(task_id, start, errors_for(len(items), _ser(broken)))
+            return
+        try:
+            payload = _protocol.dumps(items)
+        except _protocol.PayloadError:
+            self._submit_picklable_runs(task_id, start, items)
+            return
+        self._dispatch(task_id, start, len(items), payload)
+
+    def _submit_picklable_runs(self, task_id: int, start: int, items: list) -> None:
+        # Some item does not pickle: it alone gets an error; the runs of
+        # items around it are sent as batches of their own.
+        run: list = []
+        run_start = start
+        for index, item in enumerate(items, start):
+            try:
+                _protocol.dumps(item)
+            except _protocol.PayloadError as error:
+                if run:
+                    self._dispatch(task_id, run_start, len(run), _protocol.dumps(run))
+                    run = []
+                message = (
+                    f"item {index} of task {task_id} ({type(item).__name__}) "
+                    f"cannot be pickled for a worker process: {error}"
+                )
+                self._deliver(task_id, index, [Raised(_ser(message))])
+                run_start = index + 1
+                continue
+            run.append(item)
+        if run:
+            self._dispatch(task_id, run_start, len(run), _protocol.dumps(run))
+
+    def _dispatch(self, task_id: int, start: int, count: int, payload: bytes) -> None:
+        while True:
+            with self._lock:
+                live = [worker for worker in self._workers if not worker.lost]
+                if not live:
+                    break
+                worker = min(live, key=_load)
+                batch_id = next(self._batch_ids)
+                worker.inflight[batch_id] = (task_id, start, count)
+                worker.load += count
+                announce = task_id not in worker.sent
+                worker.sent.add(task_id)
+            frame = _protocol.encode_batch(batch_id, task_id, start, count, payload)
+            try:
+                if announce:
+                    task_frame = self._task_frames[task_id]
+                    assert task_frame is not None
+                    worker.channel.send(task_frame)
+                worker.channel.send(frame)
+                return
+            except ChannelLost as lost:
+                # The batch was registered, so _lose delivers it as errors.
+                self._lose(worker, lost.reason)
+                return
+        error = NuMapError(
+            f"no worker is left to run items {start}..{start + count - 1} of "
+            f"task {task_id}: every worker was lost and none could be replaced"
+        )
+        self._deliver(task_id, start, errors_for(count, error))
+
+    # -- receiving ---------------------------------------------------------
+
+    def _read(self, worker: _Worker) -> None:
+        channel = worker.channel
+        while True:
+            try:
+                frame = channel.recv()
+            except ChannelLost as lost:
+                self._lose(worker, lost.reason)
+                return
+            batch_id, payload = _protocol.decode_result(frame)
+            with self._lock:
+                entry = worker.inflight.pop(batch_id, None)
+                if entry is not None:
+                    worker.load -= entry[2]
+            if entry is None:
+                continue  # already delivered as lost, or a stray frame
+            task_id, start, count = entry
+            self._deliver(
+                task_id, start, _decode_values(payload, task_id, start, count)
+            )
+
+    def _lose(self, worker: _Worker, reason: str) -> None:
+        with self._lock:
+            if worker.lost:
+                return
+            worker.lost = True
+            self._workers.remove(worker)
+            held = list(worker.inflight.values())
+            worker.inflight.clear()
+            worker.load = 0
+            replace = worker.channel.replaceable and not self._closing
+        for task_id, start, count in held:
+            values = [
+                Raised(
+                    worker.channel.lost_error(
+                        f"{reason} while it held item {index} of task {task_id}"
+                    )
+                )
+                for index in range(start, start + count)
+            ]
+            self._deliver(task_id, start, values)
+        worker.channel.close()
+        if replace:
+            try:
+                channel = ProcessChannel(self._context)
+            except OSError:
+                return  # no replacement: the other workers carry on
+            with self._lock:
+                closing = self._closing
+            if closing:
+                channel.close()
+                return
+            self._add_worker(channel)
+
+
+def _load(worker: _Worker) -> int:
+    return worker.load
+
+
+def _ser(message: str) -> SerializationError:
+    return SerializationError(message)
+
+
+_FAILURE_TYPES: dict[str, type[BaseException]] = {
+    _protocol.SERIALIZATION_ERROR: SerializationError,
+    _protocol.REMOTE_ERROR: RemoteError,
+}
+
+
+def _decode_values(payload: bytes, task_id: int, start: int, count: int) -> list:
+    try:
+        values, errors = _protocol.loads(payload)
+    except _protocol.PayloadError as error:
+        return errors_for(
+            count,
+            SerializationError(
+                f"the results of items {start}..{start + count - 1} of task "
+                f"{task_id} could not be unpickled: {error}"
+            ),
+        )
+    for offset, failure in errors.items():
+        if isinstance(failure, tuple):
+            kind, message = failure
+            failure = _FAILURE_TYPES.get(kind, RemoteError)(message)
+        values[offset] = Raised(failure)
+    return values
