@@ -25,3 +25,29 @@ def pair(inbox):
 
 def total(inbox):
     return sum(sum(e) if isinstance(e, tuple) else e for e in inbox)
+
+
+def flatten(inbox):
+    """Every number in an inbox, in order (entries may be tuples)."""
+    values = []
+    for entry in inbox:
+        if isinstance(entry, tuple):
+            values.extend(entry)
+        else:
+            values.append(entry)
+    return values
+
+
+def mix(inbox, salt, produce=1, repeat=False):
+    """An order-sensitive function that fails on some inputs.
+
+    Returns ``produce`` numbers (a tuple) unless produce is 1 or repeat.
+    """
+    value = salt
+    for position, number in enumerate(flatten(inbox), 1):
+        value = (value * 31 + position * number) % 1009
+    if value % 11 == 3:
+        raise ValueError(f"unlucky {value}")
+    if produce == 1 or repeat:
+        return value
+    return tuple((value + j) % 1009 for j in range(produce))
