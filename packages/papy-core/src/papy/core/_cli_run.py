@@ -26,6 +26,7 @@ from papy.core._cli_progress import (
     LogView,
     PiperCounts,
     ProgressView,
+    Totals,
     log_summary,
     print_summary,
     totals,
@@ -166,7 +167,9 @@ def setup_logging(args: argparse.Namespace, on_terminal: bool, console: Console)
     from papy.util.config import start_logger
 
     level = args.log_level or "INFO"
-    stream_level = level if (args.log_level or not on_terminal) else "WARNING"
+    # On a terminal the live table shows progress and the end lists failed
+    # items, so the screen gets only errors unless a level was asked for.
+    stream_level = level if (args.log_level or not on_terminal) else "ERROR"
     return start_logger(
         log_to_file=bool(args.log_file),
         log_filename=args.log_file,
@@ -209,20 +212,26 @@ def _finished(pipeline: Any, timeout: float) -> bool:
     return True
 
 
-def drive(session: Session, pipeline: Any) -> float:
-    """Run a started pipeline to its end, showing progress; stop it; return
-    the seconds it ran. On Ctrl-C the pipeline is stopped (the items already
-    read flow out) before KeyboardInterrupt goes on."""
+def drive(session: Session, pipeline: Any) -> tuple[float, bool]:
+    """Run a started pipeline to its end, showing progress, and stop it.
+
+    Returns the seconds it ran and whether it was interrupted: on Ctrl-C the
+    pipeline is stopped (the items already read flow out) and the run counts
+    as interrupted. Raises RunFailed if the run thread failed.
+    """
     view: ProgressView
     if session.on_terminal:
         view = LiveView(session.console, f"papy run {Path(session.args.pipeline).name}")
     else:
         view = LogView(session.logger, session.args.progress_interval)
     begin = time.monotonic()
+    interrupted = False
     try:
         pipeline.run()
         while not _finished(pipeline, 0.2):
             view.update(piper_counts(pipeline), time.monotonic() - begin)
+    except KeyboardInterrupt:
+        interrupted = True
     except BaseException:
         view.close()
         with contextlib.suppress(PlumberError):
@@ -232,10 +241,59 @@ def drive(session: Session, pipeline: Any) -> float:
     view.update(piper_counts(pipeline), seconds)
     view.close()
     pipeline.stop()
-    return seconds
+    return seconds, interrupted
+
+
+class CommandError(Exception):
+    """``papy run`` cannot go on: the message for the user, the exit status
+    and (for --debug) a traceback."""
+
+    def __init__(self, message: str, status: ExitStatus, details: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.details = details
+
+
+def start_and_run(
+    session: Session, loaded: LoadedPipeline, collector: ErrorCollector
+) -> tuple[float, bool]:
+    """Apply the overrides, make the inputs, start and run the pipeline.
+
+    Returns ``drive``'s (seconds, interrupted); raises CommandError.
+    """
+    args = session.args
+    pipeline = loaded.pipeline
+    try:
+        override_workers(pipeline, args.workers, args.worker_type)
+    except OverrideError as error:
+        raise CommandError(str(error), ExitStatus.USAGE) from error
+    try:
+        check_paths(args.inputs)
+        datas = make_datas(loaded, args.inputs)
+    except InputError as error:
+        raise CommandError(str(error), ExitStatus.BAD_INPUT, error.details) from error
+    collector.attach(pipeline)
+    session.logger.info("papy run", pipeline=str(loaded.path), inputs=args.inputs)
+    try:
+        pipeline.start(datas)
+    except (DaggerError, PiperError, PlumberError) as error:
+        raise CommandError(
+            f"cannot start the pipeline in {args.pipeline}: {error}",
+            ExitStatus.BAD_PIPELINE,
+        ) from error
+    try:
+        return drive(session, pipeline)
+    except RunFailed as error:
+        cause = error.__cause__ or error
+        raise CommandError(
+            f"the pipeline stopped with an error: {error}",
+            ExitStatus.INTERNAL,
+            "".join(traceback.format_exception(cause)),
+        ) from error
 
 
 def run_command(args: argparse.Namespace) -> int:
+    """``papy run``: returns the exit status (see ``_cli_exits``)."""
     on_terminal = sys.stdout.isatty()
     console = Console()
     try:
@@ -245,46 +303,31 @@ def run_command(args: argparse.Namespace) -> int:
     session = Session(
         args, console, on_terminal, setup_logging(args, on_terminal, console)
     )
-    pipeline = loaded.pipeline
-    try:
-        override_workers(pipeline, args.workers, args.worker_type)
-    except OverrideError as error:
-        _call_finish(loaded, session)
-        return fail(str(error), ExitStatus.USAGE)
-    try:
-        check_paths(args.inputs)
-        datas = make_datas(loaded, args.inputs)
-    except InputError as error:
-        _call_finish(loaded, session)
-        return fail(str(error), ExitStatus.BAD_INPUT, error.details, args.debug)
-
     collector = ErrorCollector(max(args.show_errors, 0))
-    collector.attach(pipeline)
-    session.logger.info("papy run", pipeline=str(loaded.path), inputs=args.inputs)
     try:
-        pipeline.start(datas)
-    except (DaggerError, PiperError, PlumberError) as error:
+        seconds, interrupted = start_and_run(session, loaded, collector)
+    except CommandError as error:
+        _call_finish(loaded, session)  # let the file release what it holds
+        return fail(str(error), error.status, error.details, args.debug)
+    except BaseException:
         _call_finish(loaded, session)
-        return fail(
-            f"cannot start the pipeline in {args.pipeline}: {error}",
-            ExitStatus.BAD_PIPELINE,
-        )
-    failure: RunFailed | None = None
-    seconds = 0.0
-    try:
-        seconds = drive(session, pipeline)
-    except RunFailed as error:
-        failure = error
-    finally:
-        finish_lines = _call_finish(loaded, session)
-    if failure is not None:
-        details = "".join(traceback.format_exception(failure.__cause__ or failure))
-        return fail(
-            f"the pipeline stopped with an error: {failure}",
-            ExitStatus.INTERNAL,
-            details,
-            args.debug,
-        )
+        raise
+    finish_lines = _call_finish(loaded, session)
+    total = summarise(session, loaded.pipeline, seconds, finish_lines)
+    if interrupted:
+        sys.stderr.write("papy: interrupted; the summary covers the items read\n")
+        return int(ExitStatus.INTERRUPTED)
+    if total.errors:
+        report_failures(collector, total.errors, args.debug)
+        return int(ExitStatus.ITEMS_FAILED)
+    return int(ExitStatus.OK)
+
+
+def summarise(
+    session: Session, pipeline: Any, seconds: float, finish_lines: list[str]
+) -> Totals:
+    """Print (terminal) or log the per-Piper summary, the total and the lines
+    from ``finish()``; return the totals."""
     counts = piper_counts(pipeline)
     total = totals(
         counts,
@@ -292,19 +335,15 @@ def run_command(args: argparse.Namespace) -> int:
         [piper.name for piper in pipeline.get_outputs()],
         seconds,
     )
-    if on_terminal:
-        print_summary(console, counts, total)
+    if session.on_terminal:
+        print_summary(session.console, counts, total)
+        for line in finish_lines:
+            session.console.print(line, markup=False, highlight=False, soft_wrap=True)
     else:
         log_summary(session.logger, counts, total)
-    for line in finish_lines:
-        if on_terminal:
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
-        else:
+        for line in finish_lines:
             session.logger.info("output", message=line)
-    if total.errors:
-        report_failures(collector, total.errors, args.debug)
-        return int(ExitStatus.ITEMS_FAILED)
-    return int(ExitStatus.OK)
+    return total
 
 
 def report_failures(collector: ErrorCollector, errors: int, debug: bool) -> None:

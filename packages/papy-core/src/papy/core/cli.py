@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=str.upper,
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="lowest level logged [INFO; on a terminal the screen shows "
-        "WARNING and above unless this is given]",
+        "only ERROR and above unless this is given]",
     )
     run.add_argument(
         "--show-errors",
