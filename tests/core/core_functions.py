@@ -51,3 +51,28 @@ def mix(inbox, salt, produce=1, repeat=False):
     if produce == 1 or repeat:
         return value
     return tuple((value + j) % 1009 for j in range(produce))
+
+
+def sleepy(inbox, slow=(), seconds=1.0):
+    """Returns the item; sleeps ``seconds`` first for items in ``slow``."""
+    import time
+
+    if inbox[0] in slow:
+        time.sleep(seconds)
+    return inbox[0]
+
+
+def fail_on(inbox, bad=()):
+    if inbox[0] in bad:
+        raise ValueError(f"bad item {inbox[0]}")
+    return inbox[0]
+
+
+def busy(inbox, seconds=0.0002):
+    """Burns about ``seconds`` of CPU and returns the item."""
+    import time
+
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+    return inbox[0]
