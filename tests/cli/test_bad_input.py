@@ -4,7 +4,7 @@ and a distinct exit status for each kind of mistake."""
 from __future__ import annotations
 
 import pytest
-from cli_helpers import PIPELINES
+from cli_helpers import EXAMPLES, PIPELINES
 
 BAD_PIPELINE = 4
 BAD_INPUT = 5
@@ -123,3 +123,12 @@ def test_make_inputs_with_the_wrong_number_of_streams(papy):
     assert_clean_error(
         result, BAD_INPUT, "returned 2 input stream(s) but the pipeline has 1 input"
     )
+
+
+@pytest.mark.timeout(30)
+def test_thread_override_of_a_remote_numap_is_refused(papy, tmp_path):
+    result = papy(
+        "run", str(EXAMPLES / "remote_fasta_stats.py"), "--worker-type", "thread"
+    )
+    assert_clean_error(result, 2, "NuMap 'remote' has remote workers")
+    assert not (tmp_path / "remote_fasta_stats.tsv").exists()
