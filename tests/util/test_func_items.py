@@ -254,7 +254,7 @@ def test_socket_listens_on_loopback_and_ignores_a_wrong_token():
     host, _, port = address.rpartition(":")
     assert host == "127.0.0.1"
     wrong = "0" * len(token) if token != "0" * len(token) else "1" * len(token)
-    with pytest.raises(ItemTruncatedError):
+    with pytest.raises(ItemRefusedError, match="without sending"):
         load_item((f"tcp://{address}/{wrong}",), timeout=2)
     assert load_item((reference,)) == b"secret"
     join_writer_threads()

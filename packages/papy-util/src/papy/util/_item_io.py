@@ -34,6 +34,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import fcntl
 import mmap
 import os
 import secrets
@@ -80,6 +81,10 @@ class ItemRefusedError(ItemError, ConnectionRefusedError):
 
 class ItemTruncatedError(ItemError):
     """The writer stopped before sending the whole item."""
+
+
+class ItemBusyError(ItemError):
+    """Another reader is already loading this FIFO."""
 
 
 # --- pending FIFOs -------------------------------------------------------
@@ -293,12 +298,7 @@ def load(
     try:
         mode = os.stat(reference).st_mode
     except FileNotFoundError:
-        raise ItemNotFoundError(
-            errno.ENOENT,
-            "load_item: no file or FIFO (already loaded and removed, or its "
-            "writer timed out?)",
-            reference,
-        ) from None
+        raise _not_found(reference) from None
     if stat.S_ISFIFO(mode):
         if as_mmap:
             raise ValueError(
@@ -313,34 +313,69 @@ def load(
     return _read_file(reference, as_mmap, remove, chunk)
 
 
+def _not_found(reference: str) -> ItemNotFoundError:
+    return ItemNotFoundError(
+        errno.ENOENT,
+        "load_item: no such file or FIFO (already loaded and removed, or its "
+        "writer timed out?)",
+        reference,
+    )
+
+
 def _read_file(path: str, as_mmap: bool, remove: bool, chunk: int) -> Any:
+    if as_mmap and os.stat(path).st_size == 0:
+        raise ValueError(
+            f"load_item: cannot memory-map the empty file {path!r}; use type='string'"
+        )
+    if not remove:
+        return _read_regular(path, as_mmap, chunk)
+    # Claim the file by renaming it (atomic): of two readers racing for one
+    # item, exactly one gets it and the other an ItemNotFoundError.
+    claimed = f"{path}.loading-{secrets.token_hex(4)}"
+    try:
+        os.rename(path, claimed)
+    except FileNotFoundError:
+        raise _not_found(path) from None
+    try:
+        return _read_regular(claimed, as_mmap, chunk)
+    finally:
+        # A mapping stays valid after its file is unlinked (POSIX).
+        _unlink_quietly(claimed)
+
+
+def _read_regular(path: str, as_mmap: bool, chunk: int) -> Any:
     with open(path, "rb", buffering=chunk) as handle:
         if as_mmap:
-            if os.fstat(handle.fileno()).st_size == 0:
-                raise ValueError(
-                    f"load_item: cannot memory-map the empty file {path!r}; "
-                    "use type='string'"
-                )
-            result: Any = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        else:
-            result = handle.read()
-    if remove:
-        # The mapping stays valid after the file is unlinked (POSIX).
-        _unlink_quietly(path)
-    return result
+            return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        return handle.read()
 
 
 def _read_fifo(path: str, chunk: int, timeout: float) -> bytes:
     # O_NONBLOCK: a blocking open would hang forever without a writer.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        return _read_until_eof(fd, path, chunk, timeout)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise _not_found(path) from None
+    try:
+        try:
+            # One reader per item: a second reader must not take part of
+            # the data from the shared pipe buffer.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ItemBusyError(
+                errno.EBUSY, "load_item: another reader is loading this FIFO", path
+            ) from None
+        try:
+            return _read_until_eof(fd, path, chunk, timeout)
+        finally:
+            # FIFOs are single-use whatever ``remove`` says (the contract
+            # makes removal mandatory). Unlinking only after reading lets a
+            # writer that has not yet connected still find the path, and
+            # unlinking before closing (while holding the lock) keeps a late
+            # reader from locking a FIFO whose data is gone.
+            _unlink_quietly(path)
     finally:
         os.close(fd)
-        # FIFOs are single-use whatever ``remove`` says (the contract makes
-        # removal mandatory); unlinking only after reading lets a writer
-        # that has not yet connected still find the path.
-        _unlink_quietly(path)
 
 
 def _read_until_eof(fd: int, path: str, chunk: int, timeout: float) -> bytes:
@@ -381,38 +416,52 @@ def _read_socket(reference: str, chunk: int, timeout: float) -> bytes:
     host, port, token = _parse_socket_reference(reference)
     try:
         connection = socket.create_connection((host, port), timeout=timeout)
-    except ConnectionRefusedError:
+    except TimeoutError:
+        raise ItemTimeoutError(
+            errno.ETIMEDOUT, f"load_item: no connection within {timeout} s", reference
+        ) from None
+    except ConnectionError:
         raise ItemRefusedError(
             errno.ECONNREFUSED,
             "load_item: connection refused (already loaded, or its writer "
             "timed out or its process ended?)",
             reference,
         ) from None
-    except TimeoutError:
-        raise ItemTimeoutError(
-            errno.ETIMEDOUT, f"load_item: no connection within {timeout} s", reference
-        ) from None
     with connection:
         try:
-            connection.sendall(token + b"\n")
-            magic, length = _HEADER.unpack(_receive_exactly(connection, _HEADER.size))
-            if magic != _MAGIC:
-                raise ItemError(
-                    errno.EPROTO,
-                    "load_item: the peer is not a dump_item writer",
-                    reference,
-                )
-            return _receive_item(connection, length, chunk)
+            magic, length = _request(connection, token)
+        except (EOFError, ConnectionError):
+            raise ItemRefusedError(
+                errno.ECONNREFUSED,
+                "load_item: the writer closed the connection without sending the "
+                "item (already loaded by another reader, or a wrong token?)",
+                reference,
+            ) from None
         except TimeoutError:
             raise ItemTimeoutError(
                 errno.ETIMEDOUT,
                 f"load_item: the socket's writer sent nothing for {timeout} s",
                 reference,
             ) from None
-        except (EOFError, ConnectionResetError) as error:
+        if magic != _MAGIC:
+            raise ItemError(
+                errno.EPROTO, "load_item: the peer is not a dump_item writer", reference
+            )
+        try:
+            return _receive_item(connection, length, chunk)
+        except (EOFError, ConnectionError, TimeoutError) as error:
             raise ItemTruncatedError(
-                errno.EPIPE, f"load_item: item incomplete ({error})", reference
+                errno.EPIPE,
+                f"load_item: item incomplete, the writer stopped ({error})",
+                reference,
             ) from None
+
+
+def _request(connection: socket.socket, token: bytes) -> tuple[bytes, int]:
+    """Show the token; return the header's magic and item length."""
+    connection.sendall(token + b"\n")
+    magic, length = _HEADER.unpack(_receive_exactly(connection, _HEADER.size))
+    return magic, length
 
 
 def _receive_item(connection: socket.socket, length: int, chunk: int) -> bytes:

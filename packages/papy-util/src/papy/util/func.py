@@ -29,6 +29,7 @@ from typing import IO, Any
 
 from papy.util import _item_io
 from papy.util._item_io import (
+    ItemBusyError,
     ItemError,
     ItemNotFoundError,
     ItemRefusedError,
@@ -37,6 +38,7 @@ from papy.util._item_io import (
 )
 
 __all__ = [
+    "ItemBusyError",
     "ItemError",
     "ItemNotFoundError",
     "ItemRefusedError",
@@ -308,7 +310,8 @@ def dump_item(
              reader, and at most waits for a stalled reader, before it gives
              up and removes the FIFO / closes the socket. Such items live at
              most as long as this process.
-    buffer:  size in bytes of the chunks written (default 64 KiB).
+    buffer:  size in bytes of the chunks written to a FIFO or socket
+             (default 64 KiB); a file is written in one call.
     """
     item = _as_bytes("dump_item", _first("dump_item", inbox))
     if type not in ITEM_TYPES:
@@ -367,6 +370,9 @@ def load_item(
     a socket reference, ItemTimeoutError (a TimeoutError) when the writer
     sends nothing within ``timeout`` (the FIFO is then removed), and
     ItemTruncatedError when the socket writer stopped half-way.
+    Loading is exactly-once: of two readers racing for one item (with
+    remove=True), one gets it and the other an ItemNotFoundError,
+    ItemBusyError (FIFO) or socket error.
     """
     reference = _first("load_item", inbox)
     if isinstance(reference, os.PathLike):
