@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 from core_functions import both, first, scale, square_root
+from numap import NuMap
 from papy.core import Dagger, Piper, Plumber, PlumberError, Worker, load_pipeline
 
 
@@ -29,11 +30,20 @@ def describe(plumber):
                 piper.track,
                 piper.repeat,
                 plumber[piper].xtra,
-                piper.imap is None,
+                numap_settings(piper.imap),
+                [p.name for p in plumber.postorder() if p.imap is piper.imap],
             )
         )
     pipes = sorted((up.name, down.name) for down, up in plumber.edges())
     return plumber.name, plumber.logger_options, pipers, pipes
+
+
+def numap_settings(numap):
+    if numap is None:
+        return None
+    keys = ("worker_type", "worker_num", "worker_remote", "stride", "buffer")
+    keys += ("ordered", "skip", "name")
+    return {key: getattr(numap, key) for key in keys}
 
 
 def run(plumber, datas):
@@ -81,13 +91,12 @@ def test_functions_of_the_script_are_saved_as_source(tmp_path):
         textwrap.dedent(
             f"""
             import math as m
-            from papy.core import Dagger, Piper, Plumber
+            from papy.core import Piper, Plumber, Worker
 
             def root_plus(inbox, plus):
                 return m.sqrt(inbox[0]) + plus
 
-            a = Piper(root_plus_worker := __import__("papy.core").core.Worker(
-                root_plus, (1,)), name="a")
+            a = Piper(Worker(root_plus, (1,)), name="a")
             plumber = Plumber(pipers=[a], name="scripted")
             plumber.save({str(saved)!r})
             """
@@ -111,3 +120,28 @@ def test_unsavable_functions_and_files_without_pipeline(tmp_path):
     empty.write_text("x = 1\n")
     with pytest.raises(PlumberError, match="pipeline"):
         load_pipeline(empty)
+
+
+@pytest.mark.timeout(60)
+def test_round_trip_with_numaps_and_their_settings(tmp_path):
+    threads = NuMap(
+        worker_type="thread", worker_num=3, stride=2, buffer=9, skip=True, name="t"
+    )
+    processes = NuMap(worker_type="process", worker_num=2, stride=1, name="p")
+    a = Piper(first, parallel=threads, name="a", timeout=5)
+    b = Piper(Worker(scale, (2,)), parallel=processes, name="b", track=True)
+    c = Piper(Worker((first, scale), ((), (3,))), parallel=threads, name="c")
+    d = Piper(both, parallel=processes, name="d", spawn=1)
+    plumber = Plumber(pipes=[(a, d), (c, d)], name="with_numaps")
+    plumber.add_pipe((a, Piper(first, name="e")))
+    del b
+    path = tmp_path / "numaps.py"
+    plumber.save(path)
+    text = path.read_text()
+    assert "NuMap(worker_type='thread', worker_num=3" in text
+    loaded = load_pipeline(path)
+    assert describe(loaded) == describe(plumber)
+    numaps = {p.imap for p in loaded if p.imap is not None}
+    assert len(numaps) == 2
+    datas = [[1, 2, 3], [4, 5, 6]]
+    assert run(loaded, datas) == run(plumber, datas)

@@ -95,6 +95,9 @@ class _Writer:
         settings = {key: getattr(numap, key) for key in NUMAP_SETTINGS}
         if settings.get("worker_remote") is not None:
             settings["worker_remote"] = [tuple(r) for r in settings["worker_remote"]]
+        ssl = getattr(numap, "worker_remote_ssl", None)
+        if ssl is not None:
+            settings["worker_remote_ssl"] = ssl
         self.numap_lines.append(
             codefile.render(codefile.NUMAP, name=name, arguments=_arguments(**settings))
         )
