@@ -624,7 +624,7 @@ class DictGraph(dict[Hashable, DictNode]):
             node = next(t for t in self[node] if t in stuck)
         return walk[position[node] :] + [node]
 
-    def copy(self) -> DictGraph:  # type: ignore[override]
+    def copy(self) -> DictGraph:
         """Return a new graph of the same type with the same topology.
 
         Node objects are shared; DictNodes (with their ``branch`` and a copy

@@ -112,7 +112,7 @@ class DictNode(dict[Hashable, "DictNode"]):
         equal = self.__eq__(other)
         return equal if equal is NotImplemented else not equal
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
     def __repr__(self) -> str:
         targets = ", ".join(repr(node) for node in self)
