@@ -21,6 +21,7 @@ import threading
 from typing import Any
 
 import multiprocess
+import multiprocess.util
 
 from numap import _protocol
 from numap._errors import WorkerLostError
@@ -56,6 +57,11 @@ class Channel(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """End and reap the worker. Idempotent."""
+
+
+def interpreter_exiting() -> bool:
+    """True once multiprocess's exit handler runs: start no more processes."""
+    return bool(getattr(multiprocess.util, "_exiting", False))
 
 
 def process_context() -> Any:

@@ -146,9 +146,10 @@ _live_numaps: weakref.WeakSet = weakref.WeakSet()
 
 @atexit.register
 def _stop_live_numaps() -> None:
-    # Registered after multiprocess is imported, so it runs before
-    # multiprocess's own exit handler (atexit runs in reverse order): the
-    # workers are ended here, never orphaned.
+    # Registered after multiprocess.util (imported by numap._channel) has
+    # registered its own exit handler, so this one runs first (atexit runs
+    # in reverse order): workers are ended here while the pool still
+    # knows them, and lost ones are not replaced during the exit.
     for numap in list(_live_numaps):
         numap._abandon()
 

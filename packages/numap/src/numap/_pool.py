@@ -25,7 +25,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from numap import _protocol
-from numap._channel import Channel, ChannelLost, ProcessChannel
+from numap._channel import (
+    Channel,
+    ChannelLost,
+    ProcessChannel,
+    interpreter_exiting,
+)
 from numap._errors import NuMapError, RemoteError, SerializationError
 
 Deliver = Callable[[int, int, list], None]
@@ -163,6 +168,8 @@ class ProcessPool:
     State, guarded by ``_lock``:
       _workers   live workers (lost ones are removed at once)
       _closing   set by close(): lost workers are no longer replaced
+      _replacing replacements being started; while it is > 0 and no worker
+                 is live, _dispatch waits on _worker_added instead of failing
       _readers   every reader thread ever started, for close() to join
     """
 
@@ -181,6 +188,8 @@ class ProcessPool:
         self._workers: list[_Worker] = []
         self._readers: list[threading.Thread] = []
         self._closing = False
+        self._replacing = 0  # lost workers whose replacement is starting
+        self._worker_added = threading.Condition(self._lock)
         self._batch_ids = itertools.count()
         self._task_frames: list[bytes | None] = []
         self._task_broken: list[str | None] = []
@@ -301,6 +310,9 @@ class ProcessPool:
         while True:
             with self._lock:
                 live = [worker for worker in self._workers if not worker.lost]
+                while not live and self._replacing:
+                    self._worker_added.wait()
+                    live = [worker for worker in self._workers if not worker.lost]
                 if not live:
                     break
                 worker = min(live, key=_load)
@@ -358,7 +370,24 @@ class ProcessPool:
             held = list(worker.inflight.values())
             worker.inflight.clear()
             worker.load = 0
-            replace = worker.channel.replaceable and not self._closing
+            replace = (
+                worker.channel.replaceable
+                and not self._closing
+                and not interpreter_exiting()
+            )
+            if replace:
+                self._replacing += 1
+        try:
+            worker.channel.close()
+            if replace:
+                self._replace()
+        finally:
+            if replace:
+                with self._lock:
+                    self._replacing -= 1
+                    self._worker_added.notify_all()
+        # Delivered last, so that the items these errors free in the buffer
+        # find the replacement already in place.
         for task_id, start, count in held:
             values = [
                 Raised(
@@ -369,17 +398,17 @@ class ProcessPool:
                 for index in range(start, start + count)
             ]
             self._deliver(task_id, start, values)
-        worker.channel.close()
-        if replace:
-            try:
-                channel = ProcessChannel(self._context)
-            except OSError:
-                return  # no replacement: the other workers carry on
-            with self._lock:
-                closing = self._closing
-            if closing:
-                channel.close()
-                return
+
+    def _replace(self) -> None:
+        try:
+            channel = ProcessChannel(self._context)
+        except OSError:
+            return  # no replacement: the other workers carry on
+        with self._lock:
+            closing = self._closing
+        if closing:
+            channel.close()
+        else:
             self._add_worker(channel)
 
 

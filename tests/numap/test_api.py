@@ -1,0 +1,292 @@
+"""NuMap's public API: arguments, defaults, tasks, stages, imports."""
+
+import contextlib
+import os
+import sys
+
+import numap
+import pytest
+from numap import NuMap, NuMapError, imports
+
+
+def identity(x):
+    return x
+
+
+def add(x, a, b=0):
+    return x + a + b
+
+
+@pytest.mark.timeout(10)
+def test_public_api_surface():
+    assert sorted(numap.__all__) == [
+        "HostLostError",
+        "HostUnreachableError",
+        "NuMap",
+        "NuMapError",
+        "RemoteError",
+        "SerializationError",
+        "WorkerLostError",
+        "imports",
+    ]
+
+
+@pytest.mark.timeout(10)
+def test_defaults():
+    nm = NuMap()
+    assert nm.worker_type == "process"
+    assert nm.worker_num == max(1, os.cpu_count() or 1)
+    assert nm.worker_remote is None
+    assert nm.stride == nm.worker_num
+    assert nm.buffer is None  # computed at start, when the tasks are known
+    assert nm.ordered is True and nm.skip is False
+    assert nm.name == f"imap_{id(nm)}"
+    assert not nm._started.is_set()
+    assert nm._tasks == [] and nm._tasks_tracked == {}
+
+
+@pytest.mark.timeout(20)
+def test_buffer_defaults_to_stride_times_tasks_at_start():
+    nm = NuMap(worker_type="thread", worker_num=3)
+    for _ in range(4):
+        nm.add_task(identity, [])
+    nm.start()
+    try:
+        assert nm.stride == 3
+        assert nm.buffer == 12
+    finally:
+        nm.stop()
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "words"),
+    [
+        ({"worker_type": "fork"}, ValueError, "worker_type"),
+        ({"worker_num": 0}, ValueError, "worker_num"),
+        ({"worker_num": -1}, ValueError, "worker_num"),
+        ({"worker_num": 1.5}, TypeError, "worker_num"),
+        ({"stride": 0}, ValueError, "stride"),
+        ({"stride": 2, "buffer": 1}, ValueError, "buffer"),
+        ({"buffer": 0}, ValueError, "buffer"),
+        ({"worker_remote": "localhost"}, TypeError, "worker_remote"),
+        ({"worker_remote": [("localhost",)]}, TypeError, "worker_remote"),
+        ({"worker_remote": [("localhost", 0)]}, ValueError, "worker_remote"),
+        (
+            {"worker_remote": [("localhost", 1)], "worker_type": "thread"},
+            ValueError,
+            "worker_type='process'",
+        ),
+        ({"func": identity}, ValueError, "iterable"),
+    ],
+)
+@pytest.mark.timeout(10)
+def test_invalid_arguments_are_refused_naming_the_argument(options, error, words):
+    with pytest.raises(error, match=words):
+        NuMap(**options)
+
+
+@pytest.mark.timeout(10)
+def test_worker_num_zero_is_fine_with_remote_workers():
+    nm = NuMap(worker_num=0, worker_remote=[("127.0.0.1:1", 2)])
+    assert nm.stride == 2
+
+
+@pytest.mark.timeout(20)
+def test_empty_iterable_is_a_valid_empty_map():
+    nm = NuMap(identity, [], worker_type="thread")
+    assert len(nm._tasks) == 1
+    assert list(nm) == []
+    nm.stop()
+
+
+@pytest.mark.timeout(20)
+def test_iteration_starts_the_map_and_is_task_zero():
+    nm = NuMap(add, range(5), args=(10,), kwargs={"b": 100}, worker_type="thread")
+    assert list(nm) == [110 + x for x in range(5)]
+    nm.stop()
+
+
+@pytest.mark.timeout(20)
+def test_add_task_returns_task_iterator_with_its_id():
+    nm = NuMap(worker_type="thread", worker_num=2)
+    first = nm.add_task(identity, range(3))
+    second = nm.add_task(add, range(3), args=(1,))
+    assert (first.task, second.task) == (0, 1)
+    nm.start()
+    try:
+        assert [nm.next(task=1), nm.next(task=0)] == [1, 0]
+        assert list(zip(nm.get_task(0), nm.get_task(task=1), strict=False)) == [
+            (1, 2),
+            (2, 3),
+        ]
+    finally:
+        nm.stop()
+
+
+@pytest.mark.timeout(20)
+def test_add_task_validates_its_arguments():
+    nm = NuMap(worker_type="thread")
+    with pytest.raises(TypeError, match="func"):
+        nm.add_task(42, [])
+    with pytest.raises(TypeError, match="iterable"):
+        nm.add_task(identity, None)
+    with pytest.raises(TypeError):
+        nm.add_task(identity, 42)
+    with pytest.raises(IndexError, match="no task 3"):
+        nm.get_task(3)
+
+
+@pytest.mark.timeout(20)
+def test_no_tasks_after_start_and_no_pop_while_started():
+    nm = NuMap(identity, range(2), worker_type="thread")
+    nm.start()
+    try:
+        with pytest.raises(NuMapError, match="before start"):
+            nm.add_task(identity, [])
+        with pytest.raises(NuMapError, match="pop_task"):
+            nm.pop_task(1)
+        with pytest.raises(NuMapError, match="already started"):
+            nm.start()
+    finally:
+        nm.stop()
+
+
+@pytest.mark.timeout(10)
+def test_pop_task_removes_the_last_tasks():
+    nm = NuMap(worker_type="thread")
+    for _ in range(4):
+        nm.add_task(identity, [], track=True)
+    nm.pop_task(1)
+    assert len(nm._tasks) == 3 and sorted(nm._tasks_tracked) == [0, 1, 2]
+    nm.pop_task(True)
+    assert nm._tasks == [] and nm._tasks_tracked == {}
+    with pytest.raises(ValueError, match="number"):
+        nm.pop_task(0)
+
+
+@pytest.mark.timeout(20)
+def test_start_in_two_stages():
+    nm = NuMap(worker_type="process", worker_num=2)
+    results = nm.add_task(identity, range(4))
+    with pytest.raises(NuMapError, match="stage 1"):
+        nm.start(stages=(2,))
+    nm.start(stages=(1,))
+    assert nm._started.is_set()
+    with pytest.raises(TimeoutError):
+        nm.next(timeout=0.05)  # no feeder yet: next blocks
+    nm.start(stages=(2,))
+    try:
+        assert list(results) == [0, 1, 2, 3]
+    finally:
+        nm.stop()
+
+
+def fail_on_two(x):
+    if x == 2:
+        raise KeyError(x)
+    return x
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_tracked_results_by_index(worker_type):
+    nm = NuMap(worker_type=worker_type, worker_num=2)
+    results = nm.add_task(fail_on_two, range(4), track=True)
+    nm.start()
+    try:
+        for _ in range(4):
+            with contextlib.suppress(KeyError):
+                next(results)
+    finally:
+        nm.stop()
+    tracked = nm._tasks_tracked[0]
+    assert sorted(tracked) == [0, 1, 2, 3]
+    assert tracked[3] == 3
+    assert isinstance(tracked[2], KeyError)
+
+
+@pytest.mark.timeout(30)
+def test_chain_across_two_numaps():
+    upstream = NuMap(identity, range(6), worker_type="thread", worker_num=2)
+    downstream = NuMap(worker_type="process", worker_num=2)
+    results = downstream.add_task(add, upstream, args=(100,))
+    upstream.start()
+    downstream.start()
+    try:
+        assert list(results) == [100 + x for x in range(6)]
+    finally:
+        downstream.stop()
+        upstream.stop()
+
+
+@pytest.mark.timeout(10)
+def test_worker_remote_is_opened_at_start_not_in_init():
+    # Nothing listens on port 1: construction succeeds, start reports it.
+    nm = NuMap(identity, [1], worker_num=0, worker_remote=[("127.0.0.1:1", 1)])
+    with pytest.raises((numap.HostUnreachableError, NotImplementedError)):
+        nm.start()
+    assert not nm._started.is_set()
+
+
+# -- imports ----------------------------------------------------------------
+
+
+@imports(["colorsys"])
+def uses_colorsys(x):
+    return colorsys.rgb_to_hsv(x, 0, 0)[2]  # noqa: F821 - bound by imports
+
+
+@imports(["os.path"])
+def uses_dotted(x):
+    return path.basename(x)  # noqa: F821 - bound by imports
+
+
+@imports(["no_such_module_numap, json"])
+def uses_alternative(x):
+    return json.dumps(x)  # noqa: F821 - bound by imports
+
+
+@imports(["no_such_module_numap.sub, xml.sax.saxutils"])
+def uses_dotted_alternative(x):
+    return sub.escape(x)  # noqa: F821 - bound by imports
+
+
+@pytest.mark.timeout(10)
+def test_imports_binds_the_documented_names():
+    module = sys.modules[__name__]
+    assert module.colorsys.__name__ == "colorsys"
+    assert module.path is os.path
+    assert module.json.__name__ == "json"
+    assert module.sub.__name__ == "xml.sax.saxutils"
+    assert uses_colorsys.__numap_imports__ == (("colorsys",), False)
+
+
+@pytest.mark.timeout(10)
+def test_imports_raises_unless_forgiven():
+    with pytest.raises(ImportError, match="no_such_module_numap"):
+        imports(["no_such_module_numap"])(identity)
+    assert imports(["no_such_module_numap"], forgive=True)(identity) is identity
+    with pytest.raises(TypeError, match="list"):
+        imports("json")
+
+
+@pytest.mark.timeout(30)
+def test_imports_are_applied_in_worker_processes():
+    # Remove the module the decorator bound; workers started afterwards
+    # must bind it again themselves before the first call.
+    module = sys.modules[__name__]
+    del module.colorsys
+    try:
+        nm = NuMap(worker_num=2)
+        results = nm.add_task(uses_colorsys, [0.5, 1.0])
+        other = nm.add_task(uses_alternative, [[1]])
+        nm.start()
+        try:
+            assert list(results) == [0.5, 1.0]
+            assert list(other) == ["[1]"]
+        finally:
+            nm.stop()
+    finally:
+        import colorsys
+
+        module.colorsys = colorsys

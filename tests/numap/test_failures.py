@@ -1,0 +1,273 @@
+"""Failure paths: each affected item yields an error, the rest goes on."""
+
+import ctypes
+import os
+import signal
+import time
+
+import pytest
+from numap import NuMap, NuMapError, SerializationError, WorkerLostError
+
+
+def collect(iterator):
+    """Every result or error of an iterator, in order, as (kind, value)."""
+    outcomes = []
+    while True:
+        try:
+            outcomes.append(("ok", next(iterator)))
+        except StopIteration:
+            return outcomes
+        except Exception as error:
+            outcomes.append(("error", error))
+
+
+def run(func, items, **options):
+    numap = NuMap(func, items, **options)
+    numap.start()
+    try:
+        return collect(numap)
+    finally:
+        numap.stop()
+
+
+def kill_on_three(x):
+    if x == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * 10
+
+
+def segfault_on_three(x):
+    if x == 3:
+        ctypes.string_at(0)
+    return x * 10
+
+
+def exit_on_three(x):
+    if x == 3:
+        os._exit(7)
+    return x * 10
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("func", "cause"),
+    [
+        (kill_on_three, "killed by SIGKILL"),
+        (segfault_on_three, "killed by SIGSEGV"),
+        (exit_on_three, "exited with code 7"),
+    ],
+)
+def test_lost_worker_turns_its_item_into_an_error_and_is_replaced(func, cause):
+    outcomes = run(func, range(8), worker_num=2)
+    assert len(outcomes) == 8
+    kind, error = outcomes[3]
+    assert kind == "error"
+    assert isinstance(error, WorkerLostError)
+    assert cause in str(error)
+    assert "process " in str(error) and "item 3 of task 0" in str(error)
+    assert outcomes[:3] + outcomes[4:] == [
+        ("ok", x * 10) for x in (0, 1, 2, 4, 5, 6, 7)
+    ]
+
+
+@pytest.mark.timeout(30)
+def test_lost_worker_errors_every_item_of_its_batch_and_stream_goes_on():
+    # One worker, batches of 4, one batch in flight: the whole batch held
+    # by the dying worker is lost; the replacement runs the next batches.
+    outcomes = run(kill_on_three, range(12), worker_num=1, stride=4, buffer=4)
+    kinds = [kind for kind, _ in outcomes]
+    assert kinds == ["error"] * 4 + ["ok"] * 8
+    assert [value for _, value in outcomes[4:]] == [x * 10 for x in range(4, 12)]
+
+
+def always_dies(x):
+    os._exit(1)
+
+
+@pytest.mark.timeout(60)
+def test_function_that_always_kills_its_worker_does_not_hang():
+    outcomes = run(always_dies, range(6), worker_num=2)
+    assert len(outcomes) == 6
+    assert all(isinstance(error, WorkerLostError) for _, error in outcomes)
+
+
+class HoldsAGenerator:
+    """A callable that neither pickle nor dill can serialise."""
+
+    def __init__(self):
+        self.state = (i for i in range(3))
+
+    def __call__(self, x):
+        return x
+
+
+@pytest.mark.timeout(30)
+def test_unpicklable_function_makes_every_item_an_error():
+    outcomes = run(HoldsAGenerator(), range(5), worker_num=2)
+    assert len(outcomes) == 5
+    for kind, error in outcomes:
+        assert kind == "error"
+        assert isinstance(error, SerializationError)
+        assert "function" in str(error) and "task 0" in str(error)
+
+
+@pytest.mark.timeout(30)
+def test_unpicklable_function_runs_on_threads():
+    outcomes = run(HoldsAGenerator(), range(5), worker_type="thread")
+    assert outcomes == [("ok", x) for x in range(5)]
+
+
+def identity(x):
+    return x
+
+
+@pytest.mark.timeout(30)
+def test_unpicklable_argument_is_an_error_for_that_item_only():
+    items = [1, 2, (i for i in range(2)), 4, 5, 6]
+    outcomes = run(identity, items, worker_num=2, stride=6)
+    assert outcomes[:2] == [("ok", 1), ("ok", 2)]
+    kind, error = outcomes[2]
+    assert kind == "error" and isinstance(error, SerializationError)
+    assert "item 2 of task 0" in str(error)
+    assert outcomes[3:] == [("ok", 4), ("ok", 5), ("ok", 6)]
+
+
+def generator_for_two(x):
+    if x == 2:
+        return (i for i in range(3))
+    return x
+
+
+@pytest.mark.timeout(30)
+def test_unpicklable_result_is_an_error_for_that_item_only():
+    outcomes = run(generator_for_two, range(5), worker_num=2, stride=5)
+    assert [kind for kind, _ in outcomes] == ["ok", "ok", "error", "ok", "ok"]
+    assert isinstance(outcomes[2][1], SerializationError)
+    assert "result for item 2 of task 0" in str(outcomes[2][1])
+
+
+def fail_on_odd(x):
+    if x % 2:
+        raise ValueError(f"odd item {x}")
+    return x
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_exception_in_function_is_raised_for_its_item_and_map_goes_on(worker_type):
+    outcomes = run(fail_on_odd, range(6), worker_type=worker_type, worker_num=2)
+    assert [kind for kind, _ in outcomes] == ["ok", "error"] * 3
+    error = outcomes[1][1]
+    assert isinstance(error, ValueError) and str(error) == "odd item 1"
+    if worker_type == "process":
+        assert "raise ValueError" in error.__notes__[0]
+    else:
+        assert error.__traceback__ is not None
+
+
+def failing_input():
+    yield 1
+    raise RuntimeError("input broke")
+
+
+@pytest.mark.timeout(30)
+def test_exception_from_the_input_is_that_items_error():
+    outcomes = run(identity, failing_input(), worker_type="thread")
+    assert outcomes[0] == ("ok", 1)
+    assert outcomes[1][0] == "error" and "input broke" in str(outcomes[1][1])
+    assert len(outcomes) == 2
+
+
+@pytest.mark.timeout(30)
+def test_errors_pass_through_chained_tasks():
+    numap = NuMap(worker_type="process", worker_num=2)
+    first = numap.add_task(fail_on_odd, range(6))
+    second = numap.add_task(identity, first)
+    numap.start()
+    try:
+        outcomes = collect(second)
+    finally:
+        numap.stop()
+    assert [kind for kind, _ in outcomes] == ["ok", "error"] * 3
+    assert str(outcomes[3][1]) == "odd item 3"
+
+
+def slow_first(x):
+    if x == 0:
+        time.sleep(0.5)
+    return x
+
+
+@pytest.mark.timeout(30)
+def test_timeout_without_skip_returns_the_late_result_later():
+    numap = NuMap(slow_first, range(3), worker_type="thread", worker_num=2)
+    numap.start()
+    try:
+        with pytest.raises(TimeoutError):
+            numap.next(timeout=0.01)
+        assert [numap.next(), numap.next(), numap.next()] == [0, 1, 2]
+        with pytest.raises(StopIteration):
+            numap.next()
+    finally:
+        numap.stop()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("ordered", [True, False])
+def test_timeout_with_skip_drops_the_late_result(ordered):
+    numap = NuMap(
+        slow_first,
+        range(3),
+        worker_type="thread",
+        worker_num=2,
+        skip=True,
+        ordered=ordered,
+    )
+    numap.start()
+    try:
+        if ordered:
+            with pytest.raises(TimeoutError):
+                numap.next(timeout=0.01)
+            assert list(numap) == [1, 2]
+        else:
+            assert numap.next() in (1, 2)
+            assert numap.next() in (1, 2)
+            with pytest.raises(TimeoutError):
+                numap.next(timeout=0.01)
+            with pytest.raises(StopIteration):
+                numap.next()
+    finally:
+        numap.stop()
+
+
+@pytest.mark.timeout(30)
+def test_non_blocking_next_raises_timeout_when_nothing_is_ready():
+    numap = NuMap(slow_first, [0], worker_type="thread", worker_num=1)
+    numap.start()
+    try:
+        with pytest.raises(TimeoutError):
+            numap.next(block=False)
+        assert numap.next() == 0
+    finally:
+        numap.stop()
+
+
+@pytest.mark.timeout(30)
+def test_no_worker_left_is_an_error_not_a_hang():
+    # A process NuMap whose every worker is lost and cannot be replaced:
+    # simulated by closing the pool's workers before feeding.
+    numap = NuMap(identity, range(4), worker_num=1)
+    numap.start(stages=(1,))
+    pool = numap._pool
+    pool._closing = True  # lost workers will not be replaced
+    for worker in list(pool._workers):
+        os.kill(worker.channel.pid, signal.SIGKILL)
+        pool._lose(worker, "killed by the test")
+    numap.start(stages=(2,))
+    try:
+        outcomes = collect(numap)
+    finally:
+        numap.stop()
+    assert len(outcomes) == 4
+    assert all(isinstance(error, NuMapError) for _, error in outcomes)
+    assert "no worker is left" in str(outcomes[0][1])

@@ -1,0 +1,161 @@
+"""Shutdown leaves nothing behind: stop(), Ctrl-C, exit without stop()."""
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import psutil
+import pytest
+from numap import NuMap
+
+
+def identity(x):
+    return x
+
+
+def numap_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("numap")]
+
+
+def wait_until(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def alive(pids):
+    running = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                running.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return running
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_stop_joins_every_thread_and_process(worker_type):
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
+    numap = NuMap(identity, itertools.count(), worker_type=worker_type, worker_num=3)
+    numap.start()
+    assert [numap.next() for _ in range(5)] == list(range(5))
+    workers = {
+        child.pid for child in psutil.Process().children(recursive=True)
+    } - before
+    assert len(workers) == (3 if worker_type == "process" else 0)
+    assert numap_threads()
+    numap.stop(ends=[0])
+    assert numap_threads() == []
+    assert alive(workers) == []
+    assert not numap._started.is_set()
+    with pytest.raises(StopIteration):
+        numap.next()
+
+
+@pytest.mark.timeout(30)
+def test_forced_stop_returns_at_once_and_stop_finishes_later():
+    numap = NuMap(identity, itertools.count(), worker_type="thread", worker_num=2)
+    numap.start()
+    numap.next()
+    numap.stop(forced=True)
+    numap._stop()
+    assert numap_threads() == []
+
+
+@pytest.mark.timeout(30)
+def test_stopped_numap_can_start_again():
+    numap = NuMap(worker_type="process", worker_num=2)
+    numap.add_task(identity, range(3))
+    numap.start()
+    assert list(numap) == [0, 1, 2]
+    numap.stop()
+    numap.pop_task(True)
+    results = numap.add_task(identity, range(5, 8))
+    numap.start()
+    assert list(results) == [5, 6, 7]
+    numap.stop()
+
+
+@pytest.mark.timeout(30)
+def test_context_manager_stops():
+    with NuMap(identity, range(4), worker_type="thread", worker_num=2) as numap:
+        assert list(numap) == [0, 1, 2, 3]
+    assert numap_threads() == []
+
+
+SCRIPT_HEAD = """
+import itertools, os, sys, time, faulthandler
+faulthandler.dump_traceback_later(10, exit=True)
+import psutil
+from numap import NuMap
+
+def slow(x):
+    time.sleep(0.01)
+    return x
+
+numap = NuMap(slow, itertools.count(), worker_num=2)
+numap.start()
+first = [numap.next() for _ in range(3)]
+pids = [c.pid for c in psutil.Process().children(recursive=True)]
+print(" ".join(map(str, pids)), flush=True)
+"""
+
+
+def run_script(body):
+    code = textwrap.dedent(SCRIPT_HEAD) + textwrap.dedent(body)
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_while_iterating_leaves_no_process_behind():
+    process = run_script("for result in numap:\n    pass\n")
+    pids = [int(pid) for pid in process.stdout.readline().split()]
+    assert len(pids) == 2 and alive(pids) == pids
+    time.sleep(0.2)  # well inside the loop
+    os.kill(process.pid, signal.SIGINT)
+    process.wait(timeout=30)
+    stderr = process.stderr.read()
+    assert "KeyboardInterrupt" in stderr
+    assert wait_until(lambda: alive(pids) == []), f"orphans: {alive(pids)}"
+    process.stdout.close()
+    process.stderr.close()
+
+
+@pytest.mark.timeout(60)
+def test_exit_without_stop_leaves_no_process_behind():
+    process = run_script("print('done', first, flush=True)\n")
+    pids = [int(pid) for pid in process.stdout.readline().split()]
+    assert len(pids) == 2
+    assert process.stdout.readline().strip() == "done [0, 1, 2]"
+    code = process.wait(timeout=30)
+    assert code == 0, process.stderr.read()
+    assert wait_until(lambda: alive(pids) == []), f"orphans: {alive(pids)}"
+    process.stdout.close()
+    process.stderr.close()
+
+
+@pytest.mark.timeout(60)
+def test_parent_killed_leaves_no_process_behind():
+    # SIGKILL runs no exit handler: the workers must notice on their own.
+    process = run_script("time.sleep(60)\n")
+    pids = [int(pid) for pid in process.stdout.readline().split()]
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    assert wait_until(lambda: alive(pids) == []), f"orphans: {alive(pids)}"
+    process.stdout.close()
+    process.stderr.close()
