@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ class System:
     label: str
     system: str
     opts: dict[str, Any] = field(default_factory=dict)
+    # Overrides the workload's timeout (for peers known to be far too slow).
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -47,8 +51,51 @@ class Outcome:
     detail: str = ""
 
 
+def _cpu_seconds() -> tuple[float, float, float]:
+    """(busy CPU s of the whole machine, all CPU s, CPU s of our reaped children)."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (
+        (sum(fields) - idle) / hz,
+        sum(fields) / hz,
+        usage.ru_utime + usage.ru_stime,
+    )
+
+
+def others_share(before: tuple, after: tuple) -> float:
+    """Share of the machine's CPU that processes other than ours used in between."""
+    busy = after[0] - before[0]
+    total = after[1] - before[1]
+    ours = after[2] - before[2]
+    return max(0.0, busy - ours) / total if total > 0 else 0.0
+
+
+def wait_for_quiet(max_share: float, patience: float) -> float:
+    """Wait (at most `patience` s) until other processes use under `max_share`.
+
+    Returns the share seen last. Another job on the machine steals CPU from
+    the measurement; this lets a recorded run pick quiet moments.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        before = _cpu_seconds()
+        time.sleep(0.5)
+        share = others_share(before, _cpu_seconds())
+        if share <= max_share or time.monotonic() > deadline:
+            return share
+
+
 def run_child(spec: dict[str, Any], timeout: float) -> Outcome:
-    """Run one measurement in a fresh process group; kill the group on timeout."""
+    """Run one measurement in a fresh process group; kill the group on timeout.
+
+    Besides the child's own numbers, records ``others``: the share of the
+    machine's CPU used by other processes while it ran (0 on a quiet
+    machine; timings taken at a high share are not to be trusted).
+    """
+    before = _cpu_seconds()
     proc = subprocess.Popen(
         [sys.executable, str(HERE / "_child.py"), json.dumps(spec)],
         stdout=subprocess.PIPE,
@@ -69,6 +116,7 @@ def run_child(spec: dict[str, Any], timeout: float) -> Outcome:
         last = err.strip().splitlines()[-1:] or ["(no output)"]
         return Outcome("error", detail=f"exit {proc.returncode}: {last[0][:200]}")
     data = json.loads(out.strip().splitlines()[-1])
+    data["others"] = others_share(before, _cpu_seconds())
     if spec.get("profile"):
         data["profile"] = err
     return Outcome("ok", data)

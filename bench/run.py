@@ -36,10 +36,13 @@ from _harness import (  # noqa: E402
     check,
     make_spec,
     run_child,
+    wait_for_quiet,
 )
 
 
-def _process_systems(chunk: int, stride: int, buffer: int) -> tuple[System, ...]:
+def _process_systems(
+    chunk: int, stride: int, buffer: int, pypeln_timeout: float | None = None
+) -> tuple[System, ...]:
     return (
         System("numap", "numap"),
         System("numap-tuned", "numap", {"stride": stride, "buffer": buffer}),
@@ -48,7 +51,7 @@ def _process_systems(chunk: int, stride: int, buffer: int) -> tuple[System, ...]
         System("multiprocess", "multiprocess", {"chunk": chunk}),
         System("futures", "futures", {"chunk": chunk}),
         System("mpire", "mpire", {"chunk": chunk}),
-        System("pypeln", "pypeln"),
+        System("pypeln", "pypeln", timeout=pypeln_timeout),
     )
 
 
@@ -63,8 +66,8 @@ WORKLOADS: tuple[Workload, ...] = (
         50_000,
         "process",
         2,
-        60,
-        _process_systems(chunk=1024, stride=1024, buffer=4096),
+        120,
+        _process_systems(chunk=1024, stride=1024, buffer=4096, pypeln_timeout=40),
     ),
     Workload(
         "cpu",
@@ -102,7 +105,7 @@ WORKLOADS: tuple[Workload, ...] = (
         10_000,
         "process",
         2,
-        60,
+        120,
         _process_systems(chunk=16, stride=16, buffer=64),
     ),
     Workload(
@@ -112,7 +115,7 @@ WORKLOADS: tuple[Workload, ...] = (
         10_000,
         "process",
         2,
-        90,
+        150,
         _process_systems(chunk=16, stride=16, buffer=64),
     ),
     Workload(
@@ -136,13 +139,16 @@ def run_all(
     repeats: int,
     quick: bool,
     loops: dict[str, int],
+    quiet: float | None,
 ) -> Results:
     results: Results = {}
     for repeat in range(repeats):
         for workload in workloads:
             n = workload.n_quick if quick else workload.n_full
-            timeout = workload.timeout_full / (2 if quick else 1)
             for system in workload.systems:
+                timeout = (system.timeout or workload.timeout_full) / (
+                    2 if quick else 1
+                )
                 if systems_filter and system.label not in systems_filter:
                     continue
                 key = (workload.name, system.label)
@@ -151,6 +157,8 @@ def run_all(
                     # One hang is reported; repeating it would only eat time.
                     continue
                 spec = make_spec(workload, system, quick, loops)
+                if quiet is not None:
+                    wait_for_quiet(quiet, patience=20)
                 outcome = run_child(spec, timeout)
                 peers = _reference_checksums(results, workload.name)
                 outcome = check(outcome, workload.name, n, peers)
@@ -189,6 +197,7 @@ class Row:
     first: float | None
     peak_mb: float | None
     base_mb: float | None
+    others: float | None
     status: str
 
 
@@ -197,13 +206,14 @@ def summarise(outs: list[Outcome]) -> Row:
     bad = [o for o in outs if o.status != "ok"]
     status = "ok" if not bad else f"{bad[0].status}: {bad[0].detail}"
     if not good:
-        return Row(None, None, None, None, status)
+        return Row(None, None, None, None, None, status)
     firsts = [d["first"] for d in good if d["first"] is not None]
     return Row(
         statistics.median(d["time"] for d in good),
         statistics.median(firsts) if firsts else None,
         statistics.median(d["peak_mb"] for d in good),
         statistics.median(d["base_mb"] for d in good),
+        statistics.median(d["others"] for d in good),
         status if bad else f"ok x{len(good)}",
     )
 
@@ -218,7 +228,7 @@ def print_tables(workloads: list[Workload], results: Results) -> dict:
     }
     header = (
         f"{'system':13} {'median s':>9} {'/pool-tuned':>11} {'first ms':>9} "
-        f"{'peak MB':>8} {'base MB':>8}  runs"
+        f"{'peak MB':>8} {'base MB':>8} {'others%':>7}  runs"
     )
     for workload in workloads:
         labels = [
@@ -239,8 +249,8 @@ def print_tables(workloads: list[Workload], results: Results) -> dict:
             print(
                 f"{label:13} {_fmt(row.time, '{:.3f}'):>9} {_fmt(ratio, '{:.2f}'):>11} "
                 f"{_fmt(row.first and row.first * 1000, '{:.1f}'):>9} "
-                f"{_fmt(row.peak_mb, '{:.0f}'):>8} {_fmt(row.base_mb, '{:.0f}'):>8}  "
-                f"{row.status}"
+                f"{_fmt(row.peak_mb, '{:.0f}'):>8} {_fmt(row.base_mb, '{:.0f}'):>8} "
+                f"{_fmt(row.others and row.others * 100, '{:.0f}'):>7}  {row.status}"
             )
     return summary
 
@@ -355,6 +365,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--systems", help="comma-separated system labels to run")
     parser.add_argument("--sweep", action="store_true", help="stride/buffer trade-off")
     parser.add_argument("--profile", metavar="WORKLOAD:LABEL", help="cProfile one run")
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        metavar="SHARE",
+        help="before each run wait (up to 20 s) until other processes use at "
+        "most this share of the CPU, e.g. 0.1",
+    )
     parser.add_argument("--json", type=Path, help="write raw results here")
     return parser.parse_args(argv)
 
@@ -404,7 +421,7 @@ def main(argv: list[str] | None = None) -> None:
         f"# {repeats} repeat(s){' (quick sizes)' if args.quick else ''}; "
         f"CPU loops per 2 ms: {loops['cpu']}, per 1 ms: {loops['chain']}"
     )
-    results = run_all(workloads, systems, repeats, args.quick, loops)
+    results = run_all(workloads, systems, repeats, args.quick, loops, args.quiet)
     summary = print_tables(workloads, results)
     print_targets(targets(summary, args.quick))
     print(f"\n# total wall time {time.perf_counter() - started:.0f} s")
