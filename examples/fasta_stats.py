@@ -8,7 +8,8 @@ Run it with the ``papy`` command::
 Without an INPUT it writes a reproducible demo file, ``fasta_stats_demo.fasta``
 (3000 random DNA sequences, about 3.3 MB), in the current directory. The
 result is a TSV, ``fasta_stats.tsv`` in the current directory (set the
-environment variable FASTA_STATS_OUTPUT to write elsewhere), with one row per
+environment variable FASTA_STATS_OUTPUT to write elsewhere; and
+FASTA_STATS_DEMO_SEQUENCES to change the size of the demo file), with one row per
 sequence: id, length, GC content, number of N bases and the count of every
 3-mer.
 
@@ -32,6 +33,7 @@ from papy.core import Piper, Plumber, Worker
 
 OUTPUT = Path(os.environ.get("FASTA_STATS_OUTPUT", "fasta_stats.tsv"))
 DEMO_INPUT = Path("fasta_stats_demo.fasta")
+DEMO_SEQUENCES = int(os.environ.get("FASTA_STATS_DEMO_SEQUENCES", "3000"))
 
 sink = ff.TsvSink(ff.COLUMNS)
 
@@ -56,7 +58,7 @@ def make_inputs(paths):
     """One input stream (for ``records``): the records of the FASTA files,
     or of a freshly generated demo file when no path is given."""
     if not paths:
-        paths = [ff.write_demo_fasta(DEMO_INPUT)]
+        paths = [ff.write_demo_fasta(DEMO_INPUT, sequences=DEMO_SEQUENCES)]
     _inputs[:] = [Path(path).resolve() for path in paths]
     sink.open(OUTPUT)
     return [ff.read_fasta_files(_inputs)]
