@@ -95,7 +95,7 @@ def _try_load(reference):
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", ["file", "fifo", "socket"])
 def test_two_readers_race_for_one_item_and_exactly_one_wins(pool, kind):
-    for _ in range(8):
+    for _ in range(30):
         reference = dump_item((b"only once",), type=kind, timeout=5)
         outcomes = pool.map(_try_load, [reference, reference], chunksize=1)
         assert outcomes.count(b"only once") == 1, outcomes

@@ -4,12 +4,12 @@ This is the machinery behind ``papy.util.func.dump_item`` / ``load_item``.
 
   writer process                              reader process (or the same)
   --------------                              ----------------------------
-  dump_item(type='file')   write temp file ─> load_item: read, unlink
+  dump_item(type='file')   write temp file ─> load_item: rename, read, unlink
   dump_item(type='fifo')   mkfifo, start  ─┐
-                           writer thread   ├> load_item: open, poll, read,
-                           (waits for a    │  unlink
-                           reader, writes, │
-                           unlinks)       ─┘
+                           writer thread   ├> load_item: open, lock, poll,
+                           (waits for a    │  read, unlink
+                           reader, writes; │
+                           unlinks if none)┘
   dump_item(type='socket') listen on       ┐
                            127.0.0.1:0,    ├> load_item: connect, send token,
                            writer thread   │  read header + data
@@ -21,6 +21,11 @@ for a socket. The token makes the writer hand its data only to a reader that
 holds the reference (not to any program that happens to connect), and the
 header (magic + length) lets the reader tell a complete item from a writer
 that died half-way.
+
+Each item is loaded at most once, even by readers racing in different
+processes: a file is claimed by renaming it (atomic); a FIFO's reader takes
+an exclusive flock and checks the path still names the FIFO it opened (the
+winner unlinks it before unlocking); a socket writer serves one reader.
 
 Writer threads are daemon threads of the process that called dump_item:
 the item lives as long as that process (the contract's "volatile"). Every
@@ -182,19 +187,24 @@ def _open_fifo_for_writing(path: str, deadline: float) -> int | None:
 
 
 def _fifo_writer(path: str, data: bytes, timeout: float, chunk: int) -> None:
+    # Once a reader has connected, the FIFO is the reader's to remove: a
+    # writer that unlinked it after writing could make the reader holding
+    # the lock think another reader had consumed the item (_still_linked).
     try:
         fd = _open_fifo_for_writing(path, time.monotonic() + timeout)
         if fd is None:
+            _unlink_quietly(path)  # nobody came in time
             return
         try:
             _write_all(fd, data, timeout, chunk)
         except (BrokenPipeError, TimeoutError):
-            pass  # the reader left early or stalled: it sees a short item
+            pass  # the reader left early or stalled; it removes the FIFO
         finally:
             os.close(fd)
-    finally:
-        # Unlinking while the reader still reads is fine: it holds the fd.
+    except BaseException:
         _unlink_quietly(path)
+        raise
+    finally:
         _pending_discard(path)
 
 
@@ -365,6 +375,10 @@ def _read_fifo(path: str, chunk: int, timeout: float) -> bytes:
             raise ItemBusyError(
                 errno.EBUSY, "load_item: another reader is loading this FIFO", path
             ) from None
+        if not _still_linked(path, fd):
+            # We opened it just before another reader, which has since read
+            # it all and removed it (it unlinks before it unlocks).
+            raise _not_found(path)
         try:
             return _read_until_eof(fd, path, chunk, timeout)
         finally:
@@ -376,6 +390,15 @@ def _read_fifo(path: str, chunk: int, timeout: float) -> bytes:
             _unlink_quietly(path)
     finally:
         os.close(fd)
+
+
+def _still_linked(path: str, fd: int) -> bool:
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def _read_until_eof(fd: int, path: str, chunk: int, timeout: float) -> bytes:
