@@ -132,3 +132,21 @@ def test_thread_override_of_a_remote_numap_is_refused(papy, tmp_path):
     )
     assert_clean_error(result, 2, "NuMap 'remote' has remote workers")
     assert not (tmp_path / "remote_fasta_stats.tsv").exists()
+
+
+@pytest.mark.timeout(30)
+def test_graph_into_a_missing_folder(papy):
+    result = papy("graph", str(PIPELINES / "line_counts.py"), "-o", "nowhere/g.dot")
+    assert_clean_error(result, 6, "No such file or directory")
+
+
+@pytest.mark.timeout(30)
+def test_help_says_what_and_gives_examples(papy):
+    for args in ((), ("run",), ("graph",)):
+        result = papy(*args, "--help")
+        assert result.status == 0, result.output
+        assert "example" in result.stdout
+        assert "exit status:" in result.stdout
+    assert "papy run examples/fasta_stats.py" in papy("--help").stdout
+    assert "make_inputs(paths)" in papy("run", "--help").stdout
+    assert "apt-get install graphviz" in papy("graph", "--help").stdout

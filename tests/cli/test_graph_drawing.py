@@ -7,6 +7,8 @@ import shutil
 import subprocess
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from papy.core._cli_graph import (
     GraphOutputError,
     NuMapInfo,
@@ -137,3 +139,30 @@ def test_graphviz_accepts_the_dot_text(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("\nedge ") == len(small_graph().pipes)
+
+
+def dot_unescape(text: str) -> str:
+    return re.sub(r"\\(.)", lambda match: {"n": "\n"}.get(match[1], match[1]), text)
+
+
+names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
+
+
+@given(st.lists(names, min_size=1, max_size=6))
+@pytest.mark.timeout(60)
+def test_any_piper_name_survives_dot_and_mermaid(piper_names):
+    graph = PipelineGraph(title="t")
+    graph.nodes = [
+        PiperNode(f"p{number}", name, ("f",)) for number, name in enumerate(piper_names)
+    ]
+    graph.pipes = [(f"p{n}", f"p{n + 1}") for n in range(len(piper_names) - 1)]
+    dot = to_dot(graph)
+    labels = re.findall(r'^  p\d+ \[label="((?:[^"\\]|\\.)*)"\];$', dot, re.M)
+    shown = [" ".join(name.splitlines()) or " " for name in piper_names]
+    assert [dot_unescape(label).split("\n")[0] for label in labels] == shown
+    mermaid = to_mermaid(graph)
+    for line in mermaid.splitlines()[1:]:
+        if "[" in line:
+            assert line.count('"') == 2 and line.endswith('"]')
+            assert "<" not in line.replace("<br/>", "")
+            assert "\n" not in line

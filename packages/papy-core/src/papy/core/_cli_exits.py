@@ -23,8 +23,9 @@ exit status:
   2    bad command-line arguments
   3    the pipeline ran but some items failed (the first errors are shown)
   4    the pipeline file is missing, is not valid Python, raised while loading,
-       or defines no module-level `pipeline` Plumber
-  5    an INPUT does not exist, or the pipeline's make_inputs() failed
+       defines no module-level `pipeline` Plumber, or its pipes do not fit
+  5    an INPUT does not exist, or the pipeline's make_inputs() failed or
+       returned the wrong number of input streams
   6    papy graph could not write an output file (e.g. Graphviz missing)
-  130  interrupted (Ctrl-C)
+  130  interrupted (Ctrl-C): the pipeline is stopped, the summary printed
 """

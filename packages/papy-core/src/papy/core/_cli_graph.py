@@ -69,7 +69,10 @@ class PiperNode:
         return " ".join(parts)
 
     def label_lines(self) -> list[str]:
-        lines = [self.name, " → ".join(self.functions) or "(no function)"]
+        """Name, functions, where it runs, settings: one line each (any line
+        break inside a name becomes a space)."""
+        name = " ".join(self.name.splitlines()) or " "
+        lines = [name, " → ".join(self.functions) or "(no function)"]
         lines.append(self.numap.summary() if self.numap else "linear")
         if self.settings():
             lines.append(self.settings())
@@ -137,8 +140,9 @@ def to_dot(graph: PipelineGraph) -> str:
 
 
 def _mermaid_text(text: str) -> str:
-    # Inside a quoted Mermaid label, '"' ends the label and '<'/'>' are HTML.
-    replacements = {'"': "#quot;", "<": "#lt;", ">": "#gt;"}
+    # Inside a quoted Mermaid label, '"' ends the label, '<'/'>' are HTML and
+    # '#' starts an entity code, so each is written as an entity code.
+    replacements = {'"': "#quot;", "<": "#lt;", ">": "#gt;", "#": "#35;"}
     return "".join(replacements.get(char, char) for char in text)
 
 
