@@ -150,3 +150,11 @@ def test_help_says_what_and_gives_examples(papy):
     assert "papy run examples/fasta_stats.py" in papy("--help").stdout
     assert "make_inputs(paths)" in papy("run", "--help").stdout
     assert "apt-get install graphviz" in papy("graph", "--help").stdout
+
+
+@pytest.mark.timeout(30)
+def test_log_file_that_cannot_be_written(papy, tmp_path):
+    result = papy(
+        "run", str(PIPELINES / "line_counts.py"), "--log-file", "no/such/dir/run.log"
+    )
+    assert_clean_error(result, 2, "cannot write the log file 'no/such/dir/run.log'")

@@ -300,9 +300,14 @@ def run_command(args: argparse.Namespace) -> int:
         loaded = load_pipeline_file(args.pipeline)
     except PipelineFileError as error:
         return fail(str(error), ExitStatus.BAD_PIPELINE, error.details, args.debug)
-    session = Session(
-        args, console, on_terminal, setup_logging(args, on_terminal, console)
-    )
+    try:
+        logger = setup_logging(args, on_terminal, console)
+    except OSError as error:
+        return fail(
+            f"cannot write the log file {args.log_file!r}: {error.strerror}",
+            ExitStatus.USAGE,
+        )
+    session = Session(args, console, on_terminal, logger)
     collector = ErrorCollector(max(args.show_errors, 0))
     try:
         seconds, interrupted = start_and_run(session, loaded, collector)
