@@ -128,14 +128,23 @@ def test_batch_runs_remotely_and_comes_back_as_plain_values(channel):
     assert not isinstance(values, rpyc.BaseNetref)
 
 
+def made_elsewhere(source: str, name: str) -> Any:
+    """A function defined in a module the host cannot import (nor can we)."""
+    namespace: dict[str, Any] = {"__name__": "made_in_a_test"}
+    exec(source, namespace)
+    return namespace[name]
+
+
 @pytest.mark.timeout(20)
 def test_closures_travel_by_value(channel):
-    offset = 40
-
-    def add_offset(x):
-        return x + offset
-
-    values, errors = run_batch(channel, add_offset, [1, 2])
+    make_adder = made_elsewhere(
+        "def make_adder(offset):\n"
+        "    def add_offset(x):\n"
+        "        return x + offset\n"
+        "    return add_offset\n",
+        "make_adder",
+    )
+    values, errors = run_batch(channel, make_adder(40), [1, 2])
     assert (values, errors) == ([41, 42], {})
 
 
@@ -224,9 +233,9 @@ def test_imports_attached_to_a_function_run_on_the_host(remote_only_rpyc_server)
     # The function's module cannot be imported here: numap.imports(...,
     # forgive=True) would skip it in the parent. What the function gets on
     # the host proves the host applied the imports.
-    namespace = {"__name__": "made_in_a_test"}
-    exec(f"def call(x):\n    return {REMOTE_ONLY_MODULE}.triple(x)\n", namespace)
-    function = namespace["call"]
+    function = made_elsewhere(
+        f"def call(x):\n    return {REMOTE_ONLY_MODULE}.triple(x)\n", "call"
+    )
     function.__numap_imports__ = ((REMOTE_ONLY_MODULE,), False)
     with pytest.raises(ImportError):
         __import__(REMOTE_ONLY_MODULE)

@@ -23,6 +23,7 @@ A classic server runs any code it is sent: it belongs on a trusted network
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import inspect
 import os
@@ -50,6 +51,7 @@ CONNECT_TIMEOUT = 5.0  # seconds to wait for a host to accept a connection
 KEEPALIVE = 10  # seconds: TCP keepalive interval, so a vanished host is noticed
 STOP_TIMEOUT = 5.0  # seconds to wait for a remote worker to be stopped
 CLOSE_TIMEOUT = 2.0  # seconds to wait for rpyc's polite close of a connection
+MAX_PENDING_WRITES = 16  # frames sent but not yet confirmed written on the host
 SSL_KEYS = frozenset({"keyfile", "certfile", "ca_certs", "check_hostname"})
 
 _AGENT_SOURCE = inspect.getsource(_remote_agent)
@@ -260,14 +262,27 @@ def _close_connection(connection: rpyc.Connection | None) -> None:
 class RemoteChannel(Channel):
     """One worker process on a remote host, driven over two rpyc connections.
 
+    Latency is hidden on both connections, because a network round trip
+    costs far more than a local pipe: ``send`` issues the write
+    asynchronously and returns (up to MAX_PENDING_WRITES writes may be
+    unanswered; their answers are checked by later sends), and ``recv``
+    asks for the next frame as soon as it has one, so that the host is
+    already waiting for it while the parent decodes this one.
+
     Concurrency: ``send`` and ``recv`` may run at the same time in two
     threads; each has its own lock and its own connection (feed, drain), so
     neither waits for the other. ``close`` may be called from any thread, at
     any time, more than once. State:
     - ``_closed`` (under ``_state_lock``) turns True once, in ``close``;
       after that ``send``/``recv`` raise ChannelLost without network I/O.
-    - ``_feed`` is only used by ``send`` (and ``close``), ``_drain`` only by
-      ``recv`` (and ``close``).
+    - ``_broken`` is set once, by whichever of ``send``/``recv`` first
+      learns that the worker or host is gone (a reason); both raise
+      ChannelLost with it from then on (an asynchronous write to a dead
+      host may otherwise look fine).
+    - ``_pending_writes`` (under ``_send_lock``): answers of writes not yet
+      checked, oldest first; an answer is None or why the write failed.
+    - ``_next_frame`` (under ``_recv_lock``): the read already asked for,
+      or None.
     """
 
     replaceable = False
@@ -285,9 +300,12 @@ class RemoteChannel(Channel):
         self._send_lock = threading.Lock()
         self._recv_lock = threading.Lock()
         self._closed = False
+        self._broken: str | None = None
         self._feed: rpyc.Connection | None = None
         self._drain: rpyc.Connection | None = None
         self._token: str | None = None
+        self._pending_writes: collections.deque[Any] = collections.deque()
+        self._next_frame: Any = None
         try:
             self._start_worker()
         except BaseException:
@@ -301,7 +319,8 @@ class RemoteChannel(Channel):
             self._token = agent.start_worker(
                 _WORKER_BOOTSTRAP, _protocol_source(), self._feed.root
             )
-            self._write = agent.write
+            # rpyc.async_ wrappers are weakly cached: keep them referenced.
+            self._write = rpyc.async_(agent.write)
             self._stop = rpyc.async_(agent.stop_worker)
         except (OSError, EOFError) as error:
             raise HostUnreachableError(
@@ -321,30 +340,58 @@ class RemoteChannel(Channel):
                 "serves connections in separate processes; run it in its "
                 "default threaded mode (rpyc_classic -m threaded)"
             )
-        self._read = drain_agent.read
+        self._read = rpyc.async_(drain_agent.read)
 
     def _lost(self, detail: object) -> ChannelLost:
-        return ChannelLost(f"lost {self.label}: {detail}")
+        if self._broken is None:
+            self._broken = f"lost {self.label}: {detail}"
+        return ChannelLost(self._broken)
+
+    def _check_usable(self) -> None:
+        if self._broken is not None:
+            raise ChannelLost(self._broken)
+        if self._closed:
+            raise ChannelLost(f"{self.label}: the channel was closed")
 
     def send(self, data: bytes) -> None:
-        """Send one frame to the remote worker; ChannelLost if it is gone."""
+        """Send one frame to the remote worker; ChannelLost if it is gone.
+
+        Returns once the frame is on its way; a write that failed on the
+        host is reported by a later send (and the worker's loss by recv).
+        """
         with self._send_lock:
-            if self._closed:
-                raise self._lost("the channel was closed")
+            self._check_usable()
             try:
-                problem = self._write(self._token, data)
+                self._check_writes(wait=len(self._pending_writes) >= MAX_PENDING_WRITES)
+                self._pending_writes.append(self._write(self._token, data))
+            except ChannelLost:
+                raise
             except Exception as error:
                 raise self._lost(_describe(error)) from error
-        if problem is not None:
-            raise self._lost(problem)
+
+    def _check_writes(self, wait: bool) -> None:
+        # Called with _send_lock held. Pops the answered writes, oldest
+        # first; with wait, waits for the oldest one at least.
+        while self._pending_writes:
+            oldest = self._pending_writes[0]
+            if not wait and not oldest.ready:
+                return
+            problem = oldest.value
+            self._pending_writes.popleft()
+            wait = False
+            if problem is not None:
+                raise self._lost(problem)
 
     def recv(self) -> bytes:
         """Wait for the remote worker's next frame; ChannelLost if it is gone."""
         with self._recv_lock:
-            if self._closed:
-                raise self._lost("the channel was closed")
+            self._check_usable()
             try:
-                frame = self._read(self._token)
+                asked = self._next_frame or self._read(self._token)
+                self._next_frame = None
+                frame = asked.value
+                if isinstance(frame, bytes):
+                    self._next_frame = self._read(self._token)
             except Exception as error:
                 raise self._lost(_describe(error)) from error
         if not isinstance(frame, bytes):
