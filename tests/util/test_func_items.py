@@ -347,3 +347,32 @@ def test_item_errors_are_oserrors_with_errno():
         load_item(("/nonexistent/tmp_papy",))
     except ItemNotFoundError as error:
         assert error.errno == errno.ENOENT
+
+
+def _sleep_in_child(seconds):
+    time.sleep(seconds)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["fifo", "socket"])
+def test_forked_child_does_not_keep_a_writer_alive(kind):
+    import multiprocessing
+
+    # Forked while the writer waits: without the at-fork cleanup the child
+    # would keep the port listening (a late reader would hang until its
+    # timeout instead of being refused) or hold the FIFO's write end.
+    reference = dump_item((b"x" * 300_000,), type=kind, timeout=0.5)
+    child = multiprocessing.get_context("fork").Process(
+        target=_sleep_in_child, args=(5,)
+    )
+    child.start()
+    try:
+        if kind == "fifo":
+            assert load_item((reference,), timeout=3) == b"x" * 300_000
+        else:
+            join_writer_threads()  # the writer gives up after 0.5 s
+            with pytest.raises(ItemRefusedError):
+                load_item((reference,), timeout=3)
+    finally:
+        child.kill()
+        child.join()

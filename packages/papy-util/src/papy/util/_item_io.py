@@ -92,31 +92,89 @@ class ItemBusyError(ItemError):
     """Another reader is already loading this FIFO."""
 
 
-# --- pending FIFOs -------------------------------------------------------
-# Invariant: a path is in _PENDING_FIFOS[pid] exactly while a writer thread
-# of process pid may still open it; the thread removes both the FIFO and the
-# entry when it is done. The pid key keeps a forked child's exit from
-# removing FIFOs that belong to its parent's writer threads.
-_PENDING_LOCK = threading.Lock()
-_PENDING_FIFOS: dict[int, set[str]] = {}
+# --- state shared by the writer threads of this process --------------------
+# Invariants, both guarded by _LOCK:
+# - _PENDING_FIFOS holds exactly the FIFO paths whose writer thread has not
+#   finished; the thread discards its path when done, and the atexit hook
+#   removes what is left when the interpreter exits.
+# - _OPEN_BY_WRITERS holds exactly the descriptors the writer threads have
+#   open (FIFO write ends as ints, sockets as objects). A process forked
+#   from this one closes its copies at once: otherwise a child that inherits
+#   a FIFO's write end keeps the reader from seeing EOF, and one that
+#   inherits a listening socket keeps a dead writer's port answering.
+# Writers open and close under _LOCK, and fork takes _LOCK first, so a child
+# never inherits a descriptor missing from the registry.
+_LOCK = threading.Lock()
+_PENDING_FIFOS: set[str] = set()
+_OPEN_BY_WRITERS: dict[int, socket.socket | None] = {}
 
 
 def _pending_add(path: str) -> None:
-    with _PENDING_LOCK:
-        _PENDING_FIFOS.setdefault(os.getpid(), set()).add(path)
+    with _LOCK:
+        _PENDING_FIFOS.add(path)
 
 
 def _pending_discard(path: str) -> None:
-    with _PENDING_LOCK:
-        _PENDING_FIFOS.get(os.getpid(), set()).discard(path)
+    with _LOCK:
+        _PENDING_FIFOS.discard(path)
 
 
 @atexit.register
 def _remove_pending_fifos() -> None:
-    with _PENDING_LOCK:
-        paths = _PENDING_FIFOS.pop(os.getpid(), set())
+    with _LOCK:
+        paths = list(_PENDING_FIFOS)
+        _PENDING_FIFOS.clear()
     for path in paths:
         _unlink_quietly(path)
+
+
+def _open_fifo_end(path: str) -> int:
+    with _LOCK:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        _OPEN_BY_WRITERS[fd] = None
+    return fd
+
+
+def _close_fifo_end(fd: int) -> None:
+    with _LOCK:
+        del _OPEN_BY_WRITERS[fd]
+        os.close(fd)
+
+
+def _close_socket(sock: socket.socket) -> None:
+    with _LOCK:
+        _OPEN_BY_WRITERS.pop(sock.fileno(), None)
+        sock.close()
+
+
+def _lock_before_fork() -> None:
+    _LOCK.acquire()
+
+
+def _unlock_after_fork_in_parent() -> None:
+    _LOCK.release()
+
+
+def _after_fork_in_child() -> None:
+    global _LOCK
+    # The writer threads do not exist in the child: drop their descriptors
+    # and their FIFOs (which the parent still serves and cleans up).
+    for fd, sock in _OPEN_BY_WRITERS.items():
+        if sock is not None:
+            sock.detach()  # so that the object never closes a reused number
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _OPEN_BY_WRITERS.clear()
+    _PENDING_FIFOS.clear()
+    _LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_lock_before_fork,
+        after_in_parent=_unlock_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 
 
 def _unlink_quietly(path: str) -> None:
@@ -174,7 +232,7 @@ def _open_fifo_for_writing(path: str, deadline: float) -> int | None:
     pause = _FIFO_POLL_FIRST
     while True:
         try:
-            return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            return _open_fifo_end(path)
         except FileNotFoundError:
             return None  # removed by a reader that gave up: nobody will come
         except OSError as error:
@@ -200,7 +258,7 @@ def _fifo_writer(path: str, data: bytes, timeout: float, chunk: int) -> None:
         except (BrokenPipeError, TimeoutError):
             pass  # the reader left early or stalled; it removes the FIFO
         finally:
-            os.close(fd)
+            _close_fifo_end(fd)
     except BaseException:
         _unlink_quietly(path)
         raise
@@ -223,8 +281,11 @@ def _write_all(fd: int, data: bytes, idle_timeout: float, chunk: int) -> None:
 
 
 def write_socket(data: bytes, timeout: float, chunk: int) -> str:
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with _LOCK:
+        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        _OPEN_BY_WRITERS[server.fileno()] = server
     try:
+        server.setblocking(False)  # see _accept
         server.bind((HOST, 0))
         server.listen(8)
         port = server.getsockname()[1]
@@ -237,7 +298,7 @@ def write_socket(data: bytes, timeout: float, chunk: int) -> str:
         )
         thread.start()
     except BaseException:
-        server.close()
+        _close_socket(server)
         raise
     return f"{SOCKET_SCHEME}{HOST}:{port}/{token}"
 
@@ -246,19 +307,38 @@ def _socket_writer(
     server: socket.socket, token: bytes, data: bytes, timeout: float, chunk: int
 ) -> None:
     deadline = time.monotonic() + timeout
-    with server:
+    try:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            server.settimeout(remaining)
+            connection = _accept(server, remaining)
+            if connection is None:
+                continue
             try:
-                connection, _ = server.accept()
-            except TimeoutError:
-                return
-            with connection:
                 if _serve(connection, token, data, timeout, chunk):
                     return
+            finally:
+                _close_socket(connection)
+    finally:
+        _close_socket(server)
+
+
+def _accept(server: socket.socket, timeout: float) -> socket.socket | None:
+    """Wait up to ``timeout`` for a reader; its connection, or None."""
+    # Wait outside the lock (a blocked accept() under it would block fork),
+    # then accept without blocking under it, so the new socket is tracked.
+    poller = select.poll()
+    poller.register(server, select.POLLIN)
+    if not poller.poll(timeout * 1000):
+        return None
+    with _LOCK:
+        try:
+            connection, _ = server.accept()
+        except BlockingIOError:
+            return None  # the peer gave up in between
+        _OPEN_BY_WRITERS[connection.fileno()] = connection
+    return connection
 
 
 def _serve(
