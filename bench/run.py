@@ -55,9 +55,12 @@ def _process_systems(
     )
 
 
-# Tuned settings: the chunksize that did best for Pool.imap in a sweep on
-# this machine, and NuMap's stride/buffer set the way a user sets a
-# chunksize (see bench/README.md for the sweeps behind these numbers).
+# Tuned settings: a chunksize that did well for Pool.imap in a sweep on this
+# machine, and NuMap's stride/buffer set the way a user sets a chunksize:
+# NuMap cuts a stride into batches of stride/workers items, so
+# stride = chunksize x workers makes its batches Pool's chunks, and
+# buffer = 4 x stride keeps four strides in flight (bench/README.md has the
+# sweeps behind these numbers).
 WORKLOADS: tuple[Workload, ...] = (
     Workload(
         "tiny",
@@ -67,7 +70,7 @@ WORKLOADS: tuple[Workload, ...] = (
         "process",
         2,
         120,
-        _process_systems(chunk=1024, stride=1024, buffer=4096, pypeln_timeout=40),
+        _process_systems(chunk=1024, stride=2048, buffer=8192, pypeln_timeout=40),
     ),
     Workload(
         "cpu",
@@ -106,7 +109,7 @@ WORKLOADS: tuple[Workload, ...] = (
         "process",
         2,
         120,
-        _process_systems(chunk=16, stride=16, buffer=64),
+        _process_systems(chunk=8, stride=16, buffer=64),
     ),
     Workload(
         "gen-item",
@@ -116,7 +119,7 @@ WORKLOADS: tuple[Workload, ...] = (
         "process",
         2,
         150,
-        _process_systems(chunk=16, stride=16, buffer=64),
+        _process_systems(chunk=8, stride=16, buffer=64),
     ),
     Workload(
         "chain",
