@@ -166,3 +166,20 @@ def test_import_from_path_loads_once_and_names_missing_things(tmp_path):
         import_from_path(module_file, "missing")
     with pytest.raises(FileNotFoundError, match="no such file"):
         import_from_path(tmp_path / "absent.py", "inc")
+
+
+@pytest.mark.timeout(10)
+def test_functions_loaded_by_path_are_saved_by_path(tmp_path):
+    module_file = tmp_path / "by_path.py"
+    module_file.write_text("def negate(inbox):\n    return -inbox[0]\n")
+    negate = import_from_path(module_file, "negate")
+    code = function_code(negate)
+    assert code.kind == "path"
+    assert repr(str(module_file)) in code.code
+    built: dict = {}
+    exec(  # noqa: S102
+        assemble(["from papy.util.codefile import import_from_path", code.code]),
+        built,
+    )
+    assert built["negate"]((4,)) == -4
+    assert function_code(negate, prefer="source").kind == "source"

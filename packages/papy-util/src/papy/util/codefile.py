@@ -123,6 +123,11 @@ PIPER_ADD = Template("${pipeline}.add_piper(${arguments})")
 PIPE = Template("${pipeline}.add_pipe(${arguments})")
 
 
+# Modules loaded by import_from_path, by absolute file path. Their names
+# (``_papy_path_<n>_<stem>``) mean nothing to another process.
+_PATH_MODULES: dict[str, ModuleType] = {}
+
+
 class CodefileError(ValueError):
     """A value or function cannot be written as Python source."""
 
@@ -226,13 +231,23 @@ def _importable(func: Callable[..., Any]) -> bool:
     return getattr(module, qualname, None) is func
 
 
+def _path_module_file(func: Callable[..., Any]) -> str | None:
+    """The file of ``func``'s module if `import_from_path` loaded it."""
+    module = sys.modules.get(getattr(func, "__module__", None) or "")
+    for path, loaded in _PATH_MODULES.items():
+        if loaded is module:
+            return path
+    return None
+
+
 def function_code(func: Callable[..., Any], prefer: str = "import") -> FunctionCode:
     """Decide how a saved pipeline refers to ``func`` and render that code.
 
     prefer: "import" (default) imports a function that lives at the top level
     of an importable module, and otherwise copies its source; "source" always
     copies the source of a top-level ``def``; "path" loads it from its .py
-    file with `import_from_path`.
+    file with `import_from_path`. A function whose module was itself loaded
+    with `import_from_path` is loaded by path again (unless "source").
 
     Raises CodefileError for lambdas, nested functions and functions with
     no available source (built in C, defined at the interactive prompt)
@@ -245,7 +260,11 @@ def function_code(func: Callable[..., Any], prefer: str = "import") -> FunctionC
     name = getattr(func, "__name__", None)
     if not callable(func) or not name:
         raise CodefileError(f"func must be a named function, got {func!r:.60}")
-    if prefer == "import" and _importable(func):
+    loaded_from = _path_module_file(func)
+    if loaded_from is not None and prefer != "source":
+        # Its module name exists only in this process: load it by path again.
+        prefer = "path"
+    elif prefer == "import" and _importable(func):
         code = render(FUNCTION_IMPORT, module=func.__module__, attribute=name)
         return FunctionCode("import", name, code)
     if name == "<lambda>" or "<locals>" in getattr(func, "__qualname__", ""):
@@ -254,7 +273,7 @@ def function_code(func: Callable[..., Any], prefer: str = "import") -> FunctionC
             "at the top level of a module so it can be saved"
         )
     if prefer == "path":
-        filename = inspect.getsourcefile(func)
+        filename = loaded_from or inspect.getsourcefile(func)
         if filename is None:
             raise CodefileError(f"{name} has no source file to load it from")
         code = render(
@@ -310,9 +329,6 @@ def import_from_path(path: str | os.PathLike[str], attribute: str) -> Any:
         return getattr(module, attribute)
     except AttributeError:
         raise AttributeError(f"{full_path!r} does not define {attribute!r}") from None
-
-
-_PATH_MODULES: dict[str, ModuleType] = {}
 
 
 def _load_path_module(full_path: str) -> ModuleType:
