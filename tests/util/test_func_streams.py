@@ -160,3 +160,14 @@ def test_stream_written_by_one_process_read_by_another(tmp_path):
     with open(path) as handle:
         items = list(load_stream(handle, "//"))
     assert items == [f"item {number}\nsecond line" for number in range(100)]
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "loader",
+    [load_stream, load_pickle_stream, make_lines],
+    ids=lambda f: f.__name__,
+)
+def test_stream_loaders_name_a_bad_handle(loader):
+    with pytest.raises(TypeError, match=f"{loader.__name__}: handle"):
+        next(loader(42))

@@ -397,6 +397,14 @@ def _type_name(value: Any) -> str:
 # --- streams -------------------------------------------------------------
 
 
+def _check_readable(function: str, handle: Any, method: str) -> None:
+    if not hasattr(handle, method):
+        raise TypeError(
+            f"{function}: handle must be a file open for reading, got "
+            f"{_type_name(handle)}"
+        )
+
+
 def _is_text(handle: Any) -> bool:
     return isinstance(handle, io.TextIOBase) or "b" not in getattr(handle, "mode", "b")
 
@@ -447,6 +455,7 @@ def load_stream(handle: IO[Any], delimiter: str | bytes | None = None) -> Iterat
     not be empty, contain blank lines or end with a newline: those would
     read back as several items.
     """
+    _check_readable("load_stream", handle, "__iter__")
     text = _is_text(handle)
     delimiter = "" if delimiter is None else delimiter
     delimiter = _encode_like(text, "load_stream", "delimiter", delimiter)
@@ -490,6 +499,7 @@ def load_pickle_stream(handle: IO[bytes]) -> Iterator[Any]:
     Stops at the end of the file. The handle must be binary and read by one
     process only. Unpickle only data you trust.
     """
+    _check_readable("load_pickle_stream", handle, "read")
     if _is_text(handle):
         raise TypeError("load_pickle_stream: handle must be a binary file (mode 'rb')")
     while True:
@@ -511,6 +521,7 @@ def make_lines(
             ends at the end of the file, with a last line that may lack its
             newline.
     """
+    _check_readable("make_lines", handle, "readline")
     wait = _check_positive_number("make_lines", "wait", wait)
     partial: Any = None
     while True:
