@@ -309,6 +309,7 @@ def test_socket_peer_that_says_nothing_times_out():
         ({"prefix": 3}, TypeError, "prefix"),
         ({"type": "socket", "dir": "/tmp"}, ValueError, "dir"),
         ({"dir": "/no/such/dir"}, NotADirectoryError, "dir"),
+        ({"dir": 5}, TypeError, "dir"),
     ],
 )
 def test_dump_item_bad_arguments(kwargs, error, match):

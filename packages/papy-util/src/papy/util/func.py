@@ -329,6 +329,8 @@ def dump_item(
             )
         return _item_io.write_socket(item, timeout, chunk)
 
+    if dir is not None and not isinstance(dir, str | os.PathLike):
+        raise TypeError(f"dump_item: dir must be a path (str) or None, got {dir!r}")
     directory = os.fspath(dir) if dir is not None else tempfile.gettempdir()
     if not os.path.isdir(directory):
         raise NotADirectoryError(f"dump_item: dir {directory!r} is not a directory")
