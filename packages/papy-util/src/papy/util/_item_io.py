@@ -60,6 +60,7 @@ _HEADER = struct.Struct("!8sQ")  # magic, item length in bytes
 _MAGIC = b"PAPYITEM"
 _TOKEN_BYTES = 16
 _TOKEN_LINE = 2 * _TOKEN_BYTES + 1  # hex token + b"\n"
+_TOKEN_WAIT = 5.0  # seconds a connected peer has to show the token
 
 # A writer polls for a FIFO reader (opening a FIFO for writing without a
 # reader fails at once with O_NONBLOCK; a blocking open could not time out).
@@ -345,11 +346,14 @@ def _serve(
     connection: socket.socket, token: bytes, data: bytes, timeout: float, chunk: int
 ) -> bool:
     """Send the item if the peer shows the token; True when it was sent."""
-    connection.settimeout(timeout)
+    # A reader sends its token right after connecting; a silent stranger
+    # must not keep the real reader waiting in the backlog for long.
+    connection.settimeout(min(timeout, _TOKEN_WAIT))
     try:
         shown = _receive_exactly(connection, _TOKEN_LINE)
         if shown != token + b"\n":
             return False  # a stranger, not our reader: wait for the right one
+        connection.settimeout(timeout)
         connection.sendall(_HEADER.pack(_MAGIC, len(data)))
         view = memoryview(data)
         for start in range(0, len(view), chunk):
