@@ -219,3 +219,13 @@ def test_get_defaults_documents_os_dependent_values():
     assert defaults["HAS_FIFO"] == hasattr(os, "mkfifo")
     assert defaults["LOG_FILENAME"] == "PaPy_log"
     assert get_defaults() is not get_defaults()
+
+
+@pytest.mark.timeout(10)
+def test_unwritable_log_file_keeps_the_previous_configuration(tmp_path):
+    stream = io.StringIO()
+    start_logger(log_to_stream=stream)
+    with pytest.raises(OSError):
+        start_logger(log_to_file=True, log_filename=tmp_path / "missing" / "log")
+    structlog.get_logger("papy").info("still here")
+    assert "still here" in stream.getvalue()

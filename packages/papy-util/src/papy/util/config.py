@@ -242,9 +242,13 @@ def start_logger(
     standard ``"papy"`` logger; ``.bind(...)`` adds context to its events.
 
     Raises TypeError or ValueError naming the argument for a wrong level,
-    stream, size or number. Worker processes forked afterwards inherit the
-    handlers; several processes rotating one file is not safe, so use a
-    stream or non-rotating file for multi-process pipelines.
+    stream, size or number, and OSError when the log file cannot be opened
+    (the previous configuration then stays in place).
+
+    Worker processes forked afterwards inherit the handlers and structlog's
+    configuration; spawned ones do not (call start_logger in them). Several
+    processes rotating one file is not safe: use a stream or a non-rotating
+    file for multi-process pipelines.
     """
     file_level = _check_level("log_to_file_level", log_to_file_level)
     stream_level = _check_level("log_to_stream_level", log_to_stream_level)
@@ -259,8 +263,8 @@ def start_logger(
                 f"log_filename must be a path (str), got {type(log_filename).__name__}"
             )
 
-    root = logging.getLogger()
-    _remove_papy_handlers(root)
+    # New handlers first: if the file cannot be opened, the previous
+    # configuration stays in place.
     handlers: list[logging.Handler] = []
     if log_to_file:
         assert log_filename is not None
@@ -275,6 +279,8 @@ def start_logger(
         stream_handler.setLevel(stream_level)
         stream_handler.setFormatter(_stream_formatter())
         handlers.append(stream_handler)
+    root = logging.getLogger()
+    _remove_papy_handlers(root)
     for handler in handlers:
         setattr(handler, _PAPY_HANDLER_MARK, True)
         root.addHandler(handler)
