@@ -326,6 +326,7 @@ def test_dump_item_bad_arguments(kwargs, error, match):
         (("x",), {"buffer": -1}, ValueError, "buffer"),
         (("x",), {"timeout": -1}, ValueError, "timeout"),
         (("tcp://127.0.0.1:1/short",), {}, ValueError, "malformed"),
+        ((f"tcp://10.0.0.1:80/{'a' * 32}",), {}, ValueError, "loopback"),
         ((), {}, ValueError, "empty"),
         ("abc", {}, TypeError, "inbox"),
     ],

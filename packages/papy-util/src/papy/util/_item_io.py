@@ -516,6 +516,11 @@ def _parse_socket_reference(reference: str) -> tuple[str, int, bytes]:
             f"load_item: malformed socket reference {reference!r}; expected "
             f"'{SOCKET_SCHEME}HOST:PORT/TOKEN' as returned by dump_item"
         )
+    if host != HOST:
+        raise ValueError(
+            f"load_item: socket reference {reference!r} is not on {HOST}; "
+            "items travel over the loopback interface only"
+        )
     return host, int(port), token.encode("ascii")
 
 

@@ -372,6 +372,8 @@ def load_item(
     a socket reference, ItemTimeoutError (a TimeoutError) when the writer
     sends nothing within ``timeout`` (the FIFO is then removed), and
     ItemTruncatedError when the socket writer stopped half-way.
+    A FIFO carries no length, so a FIFO writer killed half-way yields a short
+    item; sockets (length-checked) and files do not have this limit.
     Loading is exactly-once: of two readers racing for one item (with
     remove=True), one gets it and the other an ItemNotFoundError,
     ItemBusyError (FIFO) or socket error.
