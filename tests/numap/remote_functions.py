@@ -56,3 +56,16 @@ def spin(x, seconds=0.002):
 
 def double(x):
     return x + x
+
+
+def value_and_pid(x):
+    return x, os.getpid()
+
+
+def slow_value_and_pid(x, delay=0.01):
+    time.sleep(delay)
+    return x, os.getpid()
+
+
+def increment(x):
+    return x + 1
