@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
-from papy.util import _item_io
+import papy.util._item_io as _item_io
 from papy.util._item_io import (
     ItemBusyError,
     ItemError,
@@ -121,7 +121,7 @@ def _check_indices(function: str, inbox: Sequence[Any], s: Any) -> list[int]:
 def _check_positive_number(function: str, name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ValueError(f"{function}: {name} must be a positive number, got {value!r}")
-    return value
+    return float(value)
 
 
 def _check_buffer(function: str, buffer: Any) -> int:
@@ -395,7 +395,7 @@ def load_item(
 
 def _type_name(value: Any) -> str:
     # dump_item and load_item shadow the built-in ``type`` with an argument.
-    return value.__class__.__name__
+    return str(value.__class__.__name__)
 
 
 # --- streams -------------------------------------------------------------
