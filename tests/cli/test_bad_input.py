@@ -158,3 +158,28 @@ def test_log_file_that_cannot_be_written(papy, tmp_path):
         "run", str(PIPELINES / "line_counts.py"), "--log-file", "no/such/dir/run.log"
     )
     assert_clean_error(result, 2, "cannot write the log file 'no/such/dir/run.log'")
+
+
+@pytest.mark.timeout(30)
+def test_input_that_breaks_off(papy, tmp_path):
+    out = tmp_path / "kept.txt"
+    result = papy(
+        "run", str(PIPELINES / "breaks_off.py"), env={"BREAKS_OFF_OUTPUT": str(out)}
+    )
+    assert_clean_error(
+        result,
+        BAD_INPUT,
+        "reading the input of piper 'keep' failed after 3 item(s): "
+        "OSError: the device went away",
+    )
+    assert out.read_text() == "a\nb\nc\n"
+    assert "] pipeline summary" in result.stdout
+
+
+@pytest.mark.timeout(30)
+def test_input_file_of_the_wrong_kind(papy, tmp_path):
+    (tmp_path / "notes.txt").write_text("hello\nworld\n")
+    result = papy("run", str(EXAMPLES / "fasta_stats.py"), "notes.txt")
+    assert_clean_error(
+        result, BAD_INPUT, "before any '>' header: is this a FASTA file?"
+    )

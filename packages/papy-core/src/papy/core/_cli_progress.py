@@ -24,6 +24,8 @@ class PiperCounts:
     items_out: int
     errors: int
     busy_seconds: float
+    is_input: bool = False  # an input Piper of the pipeline
+    is_output: bool = False  # an output Piper of the pipeline
 
 
 @dataclass(frozen=True)
@@ -32,20 +34,25 @@ class Totals:
     items_out: int  # results of the output Pipers
     errors: int  # error results of the output Pipers (items that failed)
     seconds: float
+    pipers_with_errors: tuple[str, ...] = ()  # any Piper that passed on errors
+
+    @property
+    def failed(self) -> bool:
+        """Some item did not go through (also when its error did not reach
+        an output, e.g. when an input stream broke off)."""
+        return bool(self.errors or self.pipers_with_errors)
 
 
-def totals(
-    counts: list[PiperCounts], inputs: list[str], outputs: list[str], seconds: float
-) -> Totals:
+def totals(counts: list[PiperCounts], seconds: float) -> Totals:
     """Totals over the pipeline: what entered through the input Pipers and
     what left through the output Pipers (intermediate Pipers are not summed,
     so an item is counted once however many Pipers it crossed)."""
-    by_name = {count.name: count for count in counts}
     return Totals(
-        items_in=sum(by_name[name].items_in for name in inputs if name in by_name),
-        items_out=sum(by_name[name].items_out for name in outputs if name in by_name),
-        errors=sum(by_name[name].errors for name in outputs if name in by_name),
+        items_in=sum(count.items_in for count in counts if count.is_input),
+        items_out=sum(count.items_out for count in counts if count.is_output),
+        errors=sum(count.errors for count in counts if count.is_output),
         seconds=seconds,
+        pipers_with_errors=tuple(count.name for count in counts if count.errors),
     )
 
 
@@ -130,7 +137,7 @@ class LogView:
 def print_summary(console: Console, counts: list[PiperCounts], total: Totals) -> None:
     """The summary for a person at a terminal: a table and one total line."""
     console.print(counts_table(counts, total.seconds, "Pipeline finished"))
-    status = "[red]with errors[/red]" if total.errors else "[green]all ok[/green]"
+    status = "[red]with errors[/red]" if total.failed else "[green]all ok[/green]"
     console.print(
         f"total: {total.items_in:,} items in, {total.items_out:,} out, "
         f"{total.errors:,} failed, {total.seconds:.2f} s - {status}"

@@ -20,6 +20,7 @@ from typing import Any
 from papy.core._cli_errors import ErrorCollector
 from papy.core._cli_exits import ExitStatus
 from papy.core._cli_graph import numap_info
+from papy.core._cli_inputs import GuardedStream, InputError, check_paths, make_datas
 from papy.core._cli_load import LoadedPipeline, PipelineFileError, load_pipeline_file
 from papy.core._cli_progress import (
     LiveView,
@@ -34,15 +35,6 @@ from papy.core._cli_progress import (
 from papy.core._errors import DaggerError, PiperError, PlumberError
 from papy.core.cli import fail
 from rich.console import Console
-
-
-class InputError(Exception):
-    """The INPUT paths cannot be turned into input streams. ``details`` holds
-    a traceback worth showing with --debug, or ''."""
-
-    def __init__(self, message: str, details: str = "") -> None:
-        super().__init__(message)
-        self.details = details
 
 
 @dataclass
@@ -106,6 +98,8 @@ def override_workers(
 
 
 def piper_counts(pipeline: Any) -> list[PiperCounts]:
+    inputs = {id(piper) for piper in pipeline.get_inputs()}
+    outputs = {id(piper) for piper in pipeline.get_outputs()}
     counts = []
     for piper in pipers_in_order(pipeline):
         stats = dict(piper.stats)
@@ -117,47 +111,11 @@ def piper_counts(pipeline: Any) -> list[PiperCounts]:
                 items_out=int(stats.get("items_out", 0)),
                 errors=int(stats.get("errors", 0)),
                 busy_seconds=float(stats.get("busy", 0.0)),
+                is_input=id(piper) in inputs,
+                is_output=id(piper) in outputs,
             )
         )
     return counts
-
-
-# -- inputs -----------------------------------------------------------------------
-
-
-def check_paths(paths: list[str]) -> None:
-    missing = [path for path in paths if not Path(path).exists()]
-    if missing:
-        listed = ", ".join(repr(path) for path in missing)
-        raise InputError(f"input does not exist: {listed}")
-
-
-def make_datas(loaded: LoadedPipeline, paths: list[str]) -> list[Any]:
-    """One iterable per input Piper, in the order of ``get_inputs()``."""
-    inputs = list(loaded.pipeline.get_inputs())
-    make_inputs = loaded.hook("make_inputs")
-    if make_inputs is None:
-        if not paths:
-            raise InputError(
-                f"{loaded.path.name} defines no make_inputs(paths), so its input "
-                "pipers read the INPUT paths as items: give at least one INPUT"
-            )
-        return [list(paths) for _ in inputs]
-    try:
-        datas = list(make_inputs(list(paths)))
-    except Exception as error:
-        raise InputError(
-            f"make_inputs() of {loaded.path.name} raised "
-            f"{type(error).__name__}: {error}",
-            "".join(traceback.format_exception(error)),
-        ) from error
-    if len(datas) != len(inputs):
-        names = ", ".join(repr(piper.name) for piper in inputs)
-        raise InputError(
-            f"make_inputs() of {loaded.path.name} returned {len(datas)} input "
-            f"stream(s) but the pipeline has {len(inputs)} input piper(s): {names}"
-        )
-    return datas
 
 
 # -- running ----------------------------------------------------------------------
@@ -254,12 +212,20 @@ class CommandError(Exception):
         self.details = details
 
 
+@dataclass
+class RunResult:
+    seconds: float
+    interrupted: bool
+    streams: list[GuardedStream]
+
+
 def start_and_run(
     session: Session, loaded: LoadedPipeline, collector: ErrorCollector
-) -> tuple[float, bool]:
+) -> RunResult:
     """Apply the overrides, make the inputs, start and run the pipeline.
 
-    Returns ``drive``'s (seconds, interrupted); raises CommandError.
+    Raises CommandError when any step before the run fails, or the run
+    thread fails.
     """
     args = session.args
     pipeline = loaded.pipeline
@@ -269,20 +235,20 @@ def start_and_run(
         raise CommandError(str(error), ExitStatus.USAGE) from error
     try:
         check_paths(args.inputs)
-        datas = make_datas(loaded, args.inputs)
+        streams = make_datas(loaded, args.inputs)
     except InputError as error:
         raise CommandError(str(error), ExitStatus.BAD_INPUT, error.details) from error
     collector.attach(pipeline)
     session.logger.info("papy run", pipeline=str(loaded.path), inputs=args.inputs)
     try:
-        pipeline.start(datas)
+        pipeline.start(streams)
     except (DaggerError, PiperError, PlumberError) as error:
         raise CommandError(
             f"cannot start the pipeline in {args.pipeline}: {error}",
             ExitStatus.BAD_PIPELINE,
         ) from error
     try:
-        return drive(session, pipeline)
+        seconds, interrupted = drive(session, pipeline)
     except RunFailed as error:
         cause = error.__cause__ or error
         raise CommandError(
@@ -290,6 +256,7 @@ def start_and_run(
             ExitStatus.INTERNAL,
             "".join(traceback.format_exception(cause)),
         ) from error
+    return RunResult(seconds, interrupted, streams)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -310,7 +277,7 @@ def run_command(args: argparse.Namespace) -> int:
     session = Session(args, console, on_terminal, logger)
     collector = ErrorCollector(max(args.show_errors, 0))
     try:
-        seconds, interrupted = start_and_run(session, loaded, collector)
+        result = start_and_run(session, loaded, collector)
     except CommandError as error:
         _call_finish(loaded, session)  # let the file release what it holds
         return fail(str(error), error.status, error.details, args.debug)
@@ -318,12 +285,19 @@ def run_command(args: argparse.Namespace) -> int:
         _call_finish(loaded, session)
         raise
     finish_lines = _call_finish(loaded, session)
-    total = summarise(session, loaded.pipeline, seconds, finish_lines)
-    if interrupted:
+    total = summarise(session, loaded.pipeline, result.seconds, finish_lines)
+    if result.interrupted:
         sys.stderr.write("papy: interrupted; the summary covers the items read\n")
         return int(ExitStatus.INTERRUPTED)
-    if total.errors:
-        report_failures(collector, total.errors, args.debug)
+    broken = [stream.failure() for stream in result.streams if stream.failure()]
+    if total.failed:
+        report_failures(collector, total, args.debug)
+    if broken:
+        for failure in broken:
+            assert failure is not None
+            fail(str(failure), ExitStatus.BAD_INPUT, failure.details, args.debug)
+        return int(ExitStatus.BAD_INPUT)
+    if total.failed:
         return int(ExitStatus.ITEMS_FAILED)
     return int(ExitStatus.OK)
 
@@ -334,12 +308,7 @@ def summarise(
     """Print (terminal) or log the per-Piper summary, the total and the lines
     from ``finish()``; return the totals."""
     counts = piper_counts(pipeline)
-    total = totals(
-        counts,
-        [piper.name for piper in pipeline.get_inputs()],
-        [piper.name for piper in pipeline.get_outputs()],
-        seconds,
-    )
+    total = totals(counts, seconds)
     if session.on_terminal:
         print_summary(session.console, counts, total)
         for line in finish_lines:
@@ -351,12 +320,16 @@ def summarise(
     return total
 
 
-def report_failures(collector: ErrorCollector, errors: int, debug: bool) -> None:
+def report_failures(collector: ErrorCollector, total: Totals, debug: bool) -> None:
     """The first failed items on stderr (with tracebacks under --debug)."""
     shown = collector.first
-    head = f"papy: {errors} item(s) failed"
-    if shown:
-        head += f"; the first {len(shown)}:" if len(shown) < errors else ":"
+    if total.errors:
+        head = f"papy: {total.errors} item(s) failed"
+        if shown:
+            head += f"; the first {len(shown)}:" if len(shown) < total.errors else ":"
+    else:
+        names = ", ".join(repr(name) for name in total.pipers_with_errors)
+        head = f"papy: errors in piper(s) {names} did not reach the outputs"
     sys.stderr.write(head + "\n")
     for failed in shown:
         sys.stderr.write(f"  {failed.summary()}\n")

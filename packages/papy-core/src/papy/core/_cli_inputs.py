@@ -1,0 +1,125 @@
+"""Turning the INPUT paths of ``papy run`` into the pipeline's input streams.
+
+With a ``make_inputs(paths)`` in the pipeline file, its iterables are the
+streams; without one, every input Piper gets the paths themselves as items.
+Each stream is wrapped in a ``GuardedStream``: an exception raised while
+reading the input (a malformed file, say) ends that stream instead of
+breaking the pipeline, and is reported afterwards as an input error.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from papy.core._cli_load import LoadedPipeline
+
+
+class InputError(Exception):
+    """The INPUT paths cannot be turned into input streams, or reading one
+    failed. ``details`` holds a traceback worth showing with --debug, or ''."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class GuardedStream:
+    """An input stream that ends, instead of raising, when reading fails.
+
+    ``items`` counts the items handed out; ``error`` is the exception that
+    ended the stream early, or None. The pipeline reads a stream from one
+    thread at a time, but the CLI reads ``error`` from another; ``_lock``
+    keeps the pair consistent.
+    """
+
+    def __init__(self, name: str, source: Iterable[Any]) -> None:
+        self.name = name
+        self.items = 0
+        self.error: BaseException | None = None
+        self._source: Iterator[Any] = iter(source)
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> GuardedStream:
+        return self
+
+    def __next__(self) -> Any:
+        if self.error is not None:
+            raise StopIteration
+        try:
+            item = next(self._source)
+        except StopIteration:
+            raise
+        except Exception as error:
+            with self._lock:
+                self.error = error
+            raise StopIteration from error
+        with self._lock:
+            self.items += 1
+        return item
+
+    def failure(self) -> InputError | None:
+        """An InputError describing why the stream ended early, or None."""
+        with self._lock:
+            error, items = self.error, self.items
+        if error is None:
+            return None
+        return InputError(
+            f"reading the input of piper {self.name!r} failed after {items} "
+            f"item(s): {type(error).__name__}: {error}",
+            "".join(traceback.format_exception(error)),
+        )
+
+
+def check_paths(paths: list[str]) -> None:
+    """Raise InputError naming every path that does not exist."""
+    missing = [path for path in paths if not Path(path).exists()]
+    if missing:
+        listed = ", ".join(repr(path) for path in missing)
+        raise InputError(f"input does not exist: {listed}")
+
+
+def make_datas(loaded: LoadedPipeline, paths: list[str]) -> list[GuardedStream]:
+    """One guarded stream per input Piper, in the order of ``get_inputs()``.
+
+    Raises InputError if there is no make_inputs and no path, if make_inputs
+    raises, or if it returns a different number of streams than there are
+    input Pipers.
+    """
+    inputs = list(loaded.pipeline.get_inputs())
+    make_inputs = loaded.hook("make_inputs")
+    if make_inputs is None:
+        if not paths:
+            raise InputError(
+                f"{loaded.path.name} defines no make_inputs(paths), so its input "
+                "pipers read the INPUT paths as items: give at least one INPUT"
+            )
+        sources: list[Any] = [list(paths) for _ in inputs]
+    else:
+        try:
+            sources = list(make_inputs(list(paths)))
+        except Exception as error:
+            raise InputError(
+                f"make_inputs() of {loaded.path.name} raised "
+                f"{type(error).__name__}: {error}",
+                "".join(traceback.format_exception(error)),
+            ) from error
+    if len(sources) != len(inputs):
+        names = ", ".join(repr(piper.name) for piper in inputs)
+        raise InputError(
+            f"make_inputs() of {loaded.path.name} returned {len(sources)} input "
+            f"stream(s) but the pipeline has {len(inputs)} input piper(s): {names}"
+        )
+    streams = []
+    for piper, source in zip(inputs, sources, strict=True):
+        try:
+            streams.append(GuardedStream(piper.name, source))
+        except TypeError as error:
+            raise InputError(
+                f"make_inputs() of {loaded.path.name}: the input for piper "
+                f"{piper.name!r} is not iterable ({type(source).__name__})"
+            ) from error
+    return streams
