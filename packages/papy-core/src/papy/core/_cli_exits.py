@@ -24,8 +24,9 @@ exit status:
   3    the pipeline ran but some items failed (the first errors are shown)
   4    the pipeline file is missing, is not valid Python, raised while loading,
        defines no module-level `pipeline` Plumber, or its pipes do not fit
-  5    an INPUT does not exist, or the pipeline's make_inputs() failed or
-       returned the wrong number of input streams
+  5    an INPUT does not exist, the pipeline's make_inputs() failed or
+       returned the wrong number of streams, or reading an input broke off
+       (the items read before go through)
   6    papy graph could not write an output file (e.g. Graphviz missing)
   130  interrupted (Ctrl-C): the pipeline is stopped, the summary printed
 """
