@@ -378,3 +378,39 @@ def test_forked_child_does_not_keep_a_writer_alive(kind):
     finally:
         child.kill()
         child.join()
+
+
+@pytest.mark.timeout(20)
+def test_child_forked_mid_write_does_not_hold_the_fifo_open():
+    import multiprocessing
+    import select
+
+    size = 2_000_000  # far more than a pipe buffer: the writer blocks mid-way
+    reference = dump_item((b"y" * size,), type="fifo", timeout=10)
+    reader = os.open(reference, os.O_RDONLY | os.O_NONBLOCK)
+    child = None
+    try:
+        poller = select.poll()
+        poller.register(reader, select.POLLIN)
+        assert poller.poll(5000), "the writer never connected"
+        child = multiprocessing.get_context("fork").Process(
+            target=_sleep_in_child, args=(10,)
+        )
+        child.start()
+        received = 0
+        while True:
+            # EOF must come once the parent's writer closes its end; a child
+            # holding a copy of that end would stall this loop until timeout.
+            assert poller.poll(5000), "no EOF: someone still holds the write end"
+            part = os.read(reader, 65536)
+            if not part:
+                break
+            received += len(part)
+        assert received == size
+    finally:
+        os.close(reader)
+        os.unlink(reference)
+        if child is not None:
+            child.kill()
+            child.join()
+    join_writer_threads()
