@@ -1,0 +1,80 @@
+"""Small parts of `papy run`: guarded input streams, totals, failed items."""
+
+from __future__ import annotations
+
+import traceback
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from papy.core import PiperError, WorkerError
+from papy.core._cli_errors import FailedItem
+from papy.core._cli_inputs import GuardedStream
+from papy.core._cli_progress import PiperCounts, totals
+
+
+def breaking(items, error):
+    yield from items
+    raise error
+
+
+@given(st.lists(st.integers(), max_size=30), st.booleans())
+@pytest.mark.timeout(30)
+def test_guarded_stream_hands_out_every_item_then_ends(items, breaks):
+    source = breaking(items, ValueError("bad")) if breaks else iter(items)
+    stream = GuardedStream("reader", source)
+    assert list(stream) == items
+    assert list(stream) == []  # stays ended
+    assert stream.items == len(items)
+    failure = stream.failure()
+    if breaks:
+        assert failure is not None
+        assert str(failure) == (
+            f"reading the input of piper 'reader' failed after {len(items)} "
+            "item(s): ValueError: bad"
+        )
+        assert "Traceback" in failure.details
+    else:
+        assert failure is None
+
+
+@pytest.mark.timeout(10)
+def test_guarded_stream_refuses_what_is_not_iterable():
+    with pytest.raises(TypeError):
+        GuardedStream("x", 5)
+
+
+@pytest.mark.timeout(10)
+def test_totals_count_inputs_and_outputs_once():
+    counts = [
+        PiperCounts("read", "linear", 10, 10, 0, 0.1, is_input=True),
+        PiperCounts("work", "process x2", 10, 10, 2, 1.0),
+        PiperCounts("a", "linear", 10, 10, 2, 0.1, is_output=True),
+        PiperCounts("b", "linear", 10, 10, 2, 0.1, is_output=True),
+    ]
+    total = totals(counts, 3.0)
+    assert (total.items_in, total.items_out, total.errors) == (10, 20, 4)
+    assert total.pipers_with_errors == ("work", "a", "b")
+    assert total.failed
+    clean = totals([PiperCounts("only", "linear", 3, 3, 0, 0.0, True, True)], 1.0)
+    assert not clean.failed
+
+
+@pytest.mark.timeout(10)
+def test_failed_item_names_where_it_started():
+    try:
+        int("seven")
+    except ValueError as error:
+        worker_error = WorkerError(
+            "Worker 'w': function 'f' raised ValueError()",
+            error,
+            traceback.format_exc(),
+            "f",
+        )
+    origin = PiperError("Piper 'first': Worker 'w' ...", worker_error)
+    passed_on = PiperError("Piper 'second': upstream error", origin)
+    failed = FailedItem("second", 4, passed_on)
+    assert failed.origin() is origin
+    assert failed.summary() == "second result #4: Piper 'first': Worker 'w' ..."
+    assert "ValueError: invalid literal" in failed.traceback()
+    assert FailedItem("x", 0, PiperError("timeout", TimeoutError())).traceback() == ""
