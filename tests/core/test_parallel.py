@@ -230,3 +230,46 @@ def test_wait_timeout_with_a_slow_parallel_piper():
     plumber.wait(10)
     plumber.stop()
     threading.enumerate()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_native_chain_on_one_numap_keeps_errors_and_counters(worker_type):
+    numap = NuMap(worker_type=worker_type, worker_num=2, stride=4)
+    a = Piper(Worker(fail_on, (), {"bad": (2,)}), parallel=numap, name="a")
+    b = Piper(Worker(fail_on, (), {"bad": (5,)}), parallel=numap, name="b")
+    c = Piper(first, parallel=numap, name="c", track=True)
+    plumber = Plumber(pipes=[(a, b, c)])
+    plumber.start([range(20)])
+    assert b._chained_from is a and c._chained_from is b  # read inside the NuMap
+    plumber.run()
+    plumber.wait(30)
+    stats = plumber.stats
+    plumber.stop()
+    tracked = stats["pipers_tracked"][c]
+    assert sorted(tracked) == list(range(20))
+    for index, result in tracked.items():
+        if index in (2, 5):
+            assert isinstance(result, WorkerError)
+            assert isinstance(result.exception, PiperError)
+        else:
+            assert result == index
+    counts = stats["pipers"]
+    for name in "abc":
+        assert counts[name]["items_in"] == 20
+        assert counts[name]["items_out"] == 20
+    assert counts["a"]["errors"] == 1
+    assert counts["b"]["errors"] == 2
+    assert counts["c"]["errors"] == 2
+    assert wait_no_children() == []
+
+
+@pytest.mark.timeout(60)
+def test_no_native_chain_where_a_reader_goes_through_the_parent():
+    numap = NuMap(worker_type="thread", worker_num=2, stride=3)
+    a = Piper(first, parallel=numap, name="a")
+    b = Piper(pair, parallel=numap, produce=2, name="b")
+    c = Piper(both, parallel=numap, consume=2, name="c", track=True)
+    plumber = Plumber(pipes=[(a, b, c)])
+    stats = run_plumber(plumber, [range(7)])
+    assert stats["pipers_tracked"][c] == {i: ((i, -i),) for i in range(7)}

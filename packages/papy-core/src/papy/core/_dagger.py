@@ -277,6 +277,7 @@ class Dagger(DictGraph):
         before connecting anything if it could misalign or deadlock.
         """
         self.check(datas)
+        self._allow_native_chains()
         if datas is not None:
             self.connect_inputs(datas)
         for piper in self.postorder():
@@ -290,6 +291,25 @@ class Dagger(DictGraph):
                 continue
             piper.connect(upstream)
             self._connected.append(piper)
+
+    def _allow_native_chains(self) -> None:
+        """Mark the Pipers that may read their upstream by NuMap chaining.
+
+        A Piper may if it could on its own (``Piper.can_chain_from``) and so
+        can every Piper downstream of it on the same NuMap: a Piper reading
+        through the parent inside a NuMap's feeder would otherwise wait for
+        results of a chained task that the feeder never fed.
+        """
+        able = {}
+        for piper in self:
+            upstream = list(self[piper])
+            able[piper] = len(upstream) == 1 and piper.can_chain_from(
+                upstream[0], len(self.get_downstream(upstream[0]))
+            )
+        for piper in self:
+            later = [p for p in self if piper in self.deep_nodes(p)]
+            same = [p for p in later if p.imap is not None and p.imap is piper.imap]
+            piper._chain_allowed = able[piper] and all(able[p] for p in same)
 
     def disconnect(self, forced: bool = False) -> None:
         """Disconnect Pipers downstream first (inputs included).

@@ -30,6 +30,40 @@ class Timed:
         return result, time.perf_counter() - begin
 
 
+class Chained:
+    """Calls a Worker on the raw result of the upstream Piper's NuMap task.
+
+    Used when a Piper reads its only upstream Piper inside the same NuMap
+    (native NuMap chaining: the items never leave the worker pool's buffer
+    and the feeder never waits). Does in the worker what the upstream
+    Piper would have done in the parent (turn a WorkerError into a
+    PiperError) and returns ``(result, seconds, passed)``, where ``passed``
+    holds ``(seconds, failed)`` of each chained upstream Piper, nearest
+    first, so the parent can keep their counters.
+    """
+
+    def __init__(self, worker: Worker, upstream_name: str) -> None:
+        self.worker = worker
+        self.upstream_name = upstream_name
+
+    def __call__(self, raw: tuple[Any, ...]) -> tuple[Any, float, tuple[Any, ...]]:
+        upstream_result, upstream_seconds = raw[0], raw[1]
+        further = raw[2] if len(raw) == 3 else ()
+        failed = isinstance(upstream_result, WorkerError)
+        item = upstream_result
+        if failed:
+            if isinstance(upstream_result.exception, PiperError):
+                item = upstream_result.exception
+            else:
+                item = PiperError(
+                    f"Piper {self.upstream_name!r}: {upstream_result}", upstream_result
+                )
+        begin = time.perf_counter()
+        result = self.worker((item,))
+        passed = ((upstream_seconds, failed), *further)
+        return result, time.perf_counter() - begin, passed
+
+
 class _Failure:
     """A result slot that the map engine filled with an exception."""
 
@@ -141,6 +175,12 @@ class Piper:
         self.state = "new"
         self._consumers: list[Piper] = []
         self._tasks: list[int] = []
+        self._task_iterators: list[Any] = []
+        self._copies: list[Iterator[Any]] = []
+        self._chained_from: Piper | None = None
+        # Set by a Dagger: native NuMap chaining from the upstream Piper is
+        # safe for this Piper (see _chain_source).
+        self._chain_allowed = False
         self._outbox: Iterator[Any] | None = None
         self._tee: Tee | None = None
         self._stages: set[int] = set()
@@ -199,18 +239,63 @@ class Piper:
                     )
                 source._consumers.append(self)
         self.inbox = list(inbox)
-        splitter = Splitter(_Deferred(self._make_inboxes), self.spawn, self.stride)
-        timed = Timed(self.worker)
-        if self.imap is None:
-            copies = [map(timed, splitter.view(t)) for t in range(self.spawn)]
-            self._copies = copies
+        self._chained_from = self._chain_source()
+        if self._chained_from is not None:
+            upstream = self._chained_from
+            chained = Chained(self.worker, upstream.name)
+            task = self.imap.add_task(
+                chained, upstream._task_iterators[0], track=self.track
+            )
+            self._task_iterators = [task]
         else:
-            self._tasks = []
-            for t in range(self.spawn):
-                task = self.imap.add_task(timed, splitter.view(t), track=self.track)
-                self._tasks.append(task.task)
+            inboxes: Any = _Deferred(self._make_inboxes)
+            if self.spawn == 1:
+                views = [inboxes]
+            else:
+                splitter = Splitter(inboxes, self.spawn, self.stride)
+                views = [splitter.view(t) for t in range(self.spawn)]
+            timed = Timed(self.worker)
+            if self.imap is None:
+                self._copies = [map(timed, view) for view in views]
+            else:
+                self._task_iterators = [
+                    self.imap.add_task(timed, view, track=self.track) for view in views
+                ]
+        self._tasks = [task.task for task in self._task_iterators]
         self._outbox = self._make_outbox()
         self.state = "connected"
+
+    def can_chain_from(self, upstream: Piper, readers: int) -> bool:
+        """Whether this Piper could read ``upstream`` by native NuMap chaining.
+
+        Only when nothing in between needs the parent: both on the same
+        NuMap, ``upstream`` read by this Piper only (``readers`` == 1), all
+        of consume, produce and spawn 1 across the pipe, and no upstream
+        timeout or debug (both act in the parent).
+        """
+        if self.imap is None or upstream.imap is not self.imap or readers != 1:
+            return False
+        settings = (upstream.spawn, upstream.produce, self.consume, self.spawn)
+        return (
+            settings == (1, 1, 1, 1) and not upstream.debug and upstream.timeout is None
+        )
+
+    def _chain_source(self) -> Piper | None:
+        """The upstream Piper to read through native NuMap chaining, if any.
+
+        A Dagger allows it (``_chain_allowed``) only where no Piper on the
+        same NuMap reads this one's results through the parent: the NuMap's
+        feeder never waits for a natively chained task, so such a reader
+        could wait for results that are never fed.
+        """
+        if not self._chain_allowed or len(self.inbox) != 1:
+            return None
+        upstream = self.inbox[0]
+        if not isinstance(upstream, Piper):
+            return None
+        if not self.can_chain_from(upstream, len(upstream._consumers)):
+            return None
+        return upstream
 
     def disconnect(self, forced: bool = False) -> None:
         """Disconnect from the upstream Pipers or input data.
@@ -236,6 +321,9 @@ class Piper:
                 source._consumers.remove(self)
         self.inbox = []
         self._tasks = []
+        self._task_iterators = []
+        self._copies = []
+        self._chained_from = None
         self._outbox = None
         self._tee = None
         self._stages = set()
@@ -360,7 +448,15 @@ class Piper:
         if isinstance(raw, _Failure):
             item: Any = raw.error
         else:
-            result, seconds = raw
+            if self._chained_from is not None:
+                result, seconds, passed = raw
+                upstream = self._chained_from
+                for upstream_seconds, upstream_failed in passed:
+                    upstream._passed(upstream_seconds, upstream_failed)
+                    upstream = upstream._chained_from
+                self._count("items_in")
+            else:
+                result, seconds = raw
             self._count("busy", seconds)
             item = result
             if isinstance(result, WorkerError):
@@ -371,6 +467,18 @@ class Piper:
         if self.debug and isinstance(item, PiperError):
             raise item
         return item
+
+    def _passed(self, seconds: float, failed: bool) -> None:
+        """Count an item this Piper made that went on inside its NuMap."""
+        with self._stats_lock:
+            if self._chained_from is not None:
+                self.stats["items_in"] += 1
+            self.stats["items_out"] += 1
+            self.stats["busy"] += seconds
+            if failed:
+                self.stats["errors"] += 1
+        if failed:
+            self.log.warning("item failed", error="(passed on inside the NuMap)")
 
     def _expand(self, item: Any) -> Sequence[Any]:
         n = self.produce
@@ -390,8 +498,18 @@ class Piper:
             raise error
         return [error] * n
 
+    def _single_copy(self) -> Iterator[Any]:
+        while True:
+            try:
+                yield self._next_of_copy(0)
+            except StopIteration:
+                return
+
     def _make_outbox(self) -> Iterator[Any]:
-        results = merge(self._next_of_copy, self.spawn, self.stride)
+        if self.spawn == 1:
+            results = self._single_copy()
+        else:
+            results = merge(self._next_of_copy, self.spawn, self.stride)
         items: Iterator[Any] = map(self._to_item, results)
         if self.produce > 1:
             items = unroll(items, self.produce, self.stride, self._expand)

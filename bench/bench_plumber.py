@@ -1,0 +1,183 @@
+"""Benchmark: a 3-stage pipeline as a PaPy Plumber vs pypeln and Pool.imap.
+
+The pipeline: two CPU stages of about 0.2 ms each, then a trivial sink,
+over 20,000 integers. Contenders, each run in a fresh process:
+
+  papy        Plumber, the three Pipers on ONE shared process NuMap
+  pypeln      pl.process.map x 3 (workers per stage = --workers)
+  pool-chain  multiprocessing Pool.imap(stage2, Pool.imap(stage1, data)),
+              sink in the parent
+  pool-single one Pool.imap of the composed function stage2(stage1(x)),
+              sink in the parent (the lower bound for this machine)
+
+Every contender uses --workers worker processes (default: CPU count) and
+the same batch size (--chunk: Pool.imap chunksize, NuMap stride = chunk x
+workers so that each worker batch is `chunk` items). Medians of --repeat
+runs and ratios to pool-single are printed in one table.
+
+    /work/venv/bin/python bench/bench_plumber.py [--items 20000]
+        [--repeat 3] [--workers N] [--chunk 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+STAGE_SECONDS = 0.0002
+
+
+def burn(x: int) -> int:
+    end = time.perf_counter() + STAGE_SECONDS
+    while time.perf_counter() < end:
+        pass
+    return x
+
+
+def stage1(x: int) -> int:
+    return burn(x) + 1
+
+
+def stage2(x: int) -> int:
+    return burn(x) * 2
+
+
+def sink(x: int) -> int:
+    return x
+
+
+def composed(x: int) -> int:
+    return stage2(stage1(x))
+
+
+def inbox_stage1(inbox: tuple) -> int:
+    return stage1(inbox[0])
+
+
+def inbox_stage2(inbox: tuple) -> int:
+    return stage2(inbox[0])
+
+
+def inbox_sink(inbox: tuple) -> int:
+    return inbox[0]
+
+
+def expected_checksum(items: int) -> int:
+    return sum((x + 1) * 2 for x in range(items))
+
+
+def run_papy(items: int, workers: int, chunk: int) -> int:
+    from numap import NuMap
+
+    from papy.core import Piper, Plumber
+
+    numap = NuMap(worker_type="process", worker_num=workers, stride=chunk * workers)
+    first = Piper(inbox_stage1, parallel=numap, name="stage1")
+    second = Piper(inbox_stage2, parallel=numap, name="stage2")
+    last = Piper(inbox_sink, parallel=numap, name="sink", track=True)
+    plumber = Plumber(pipes=[(first, second, last)], name="bench")
+    plumber.start([range(items)])
+    plumber.run()
+    plumber.wait()
+    tracked = plumber.stats["pipers_tracked"][last]
+    plumber.stop()
+    return sum(tracked.values())
+
+
+def run_pypeln(items: int, workers: int, chunk: int) -> int:
+    import pypeln as pl
+
+    stream = pl.process.map(stage1, range(items), workers=workers, maxsize=chunk)
+    stream = pl.process.map(stage2, stream, workers=workers, maxsize=chunk)
+    stream = pl.process.map(sink, stream, workers=1, maxsize=chunk)
+    return sum(stream)
+
+
+def run_pool_chain(items: int, workers: int, chunk: int) -> int:
+    import multiprocessing
+
+    with multiprocessing.Pool(workers) as pool:
+        firsts = pool.imap(stage1, range(items), chunksize=chunk)
+        seconds = pool.imap(stage2, firsts, chunksize=chunk)
+        return sum(sink(x) for x in seconds)
+
+
+def run_pool_single(items: int, workers: int, chunk: int) -> int:
+    import multiprocessing
+
+    with multiprocessing.Pool(workers) as pool:
+        results = pool.imap(composed, range(items), chunksize=chunk)
+        return sum(sink(x) for x in results)
+
+
+CONTENDERS = {
+    "papy": run_papy,
+    "pypeln": run_pypeln,
+    "pool-chain": run_pool_chain,
+    "pool-single": run_pool_single,
+}
+
+
+def child(name: str, items: int, workers: int, chunk: int) -> None:
+    begin = time.perf_counter()
+    checksum = CONTENDERS[name](items, workers, chunk)
+    seconds = time.perf_counter() - begin
+    print(json.dumps({"seconds": seconds, "checksum": checksum}))
+
+
+def measure(name: str, items: int, workers: int, chunk: int) -> float:
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        name,
+        "--items",
+        str(items),
+        "--workers",
+        str(workers),
+        "--chunk",
+        str(chunk),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{done.stderr}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if result["checksum"] != expected_checksum(items):
+        raise RuntimeError(f"{name} returned a wrong checksum {result['checksum']}")
+    return result["seconds"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--chunk", type=int, default=32)
+    parser.add_argument("--child", choices=sorted(CONTENDERS))
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.items, args.workers, args.chunk)
+        return
+    print(
+        f"{args.items} items, 2 x {STAGE_SECONDS * 1000:.1f} ms CPU stages + sink, "
+        f"{args.workers} workers, chunk {args.chunk}, median of {args.repeat}"
+    )
+    times: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+    for _ in range(args.repeat):
+        for name in CONTENDERS:  # interleaved, so load changes hit all alike
+            times[name].append(measure(name, args.items, args.workers, args.chunk))
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    base = medians["pool-single"]
+    print(f"{'contender':<12} {'median s':>9} {'vs pool-single':>15}  runs")
+    for name in CONTENDERS:
+        runs = " ".join(f"{t:.2f}" for t in times[name])
+        print(f"{name:<12} {medians[name]:9.3f} {medians[name] / base:14.2f}x  {runs}")
+
+
+if __name__ == "__main__":
+    main()
