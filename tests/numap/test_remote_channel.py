@@ -357,29 +357,6 @@ def test_dropped_connection_leaves_no_worker_on_the_host(rpyc_server):
         parent.wait()
 
 
-@pytest.mark.timeout(30)
-def test_long_calls_are_not_cut_by_rpyc_request_timeout(channel, monkeypatch):
-    # rpyc cuts synchronous requests after DEFAULT_CONFIG's 30 s. Lowered to
-    # 1 s here, a plain classic connection fails a 2.5 s call, while the
-    # channel (opened after the change) waits for its 2.5 s batch.
-    monkeypatch.setitem(rpyc.core.protocol.DEFAULT_CONFIG, "sync_request_timeout", 1)
-    host, port = channel.address.host, channel.address.port
-    plain = rpyc.classic.connect(host, port)
-    try:
-        with pytest.raises(rpyc.AsyncResultTimeout):
-            plain.modules.time.sleep(2.5)
-    finally:
-        plain.close()
-    (fresh,) = open_remote_channels([(str(channel.address), 1)])
-    try:
-        values, errors = run_batch(
-            fresh, remote_functions.sleep_then_return, ["done"], (2.5,)
-        )
-        assert (values, errors) == (["done"], {})
-    finally:
-        fresh.close()
-
-
 @pytest.mark.timeout(20)
 def test_forking_server_is_refused_with_advice(tmp_path):
     server = RpycServer(tmp_path, mode="forking")

@@ -31,6 +31,7 @@ import socket
 import ssl as ssl_module
 import threading
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any
@@ -51,6 +52,7 @@ CONNECT_TIMEOUT = 5.0  # seconds to wait for a host to accept a connection
 KEEPALIVE = 10  # seconds: TCP keepalive interval, so a vanished host is noticed
 STOP_TIMEOUT = 5.0  # seconds to wait for a remote worker to be stopped
 CLOSE_TIMEOUT = 2.0  # seconds to wait for rpyc's polite close of a connection
+MAX_PARALLEL_STARTS = 16  # remote workers started at the same time
 MAX_PENDING_WRITES = 16  # frames sent but not yet confirmed written on the host
 SSL_KEYS = frozenset({"keyfile", "certfile", "ca_certs", "check_hostname"})
 
@@ -440,13 +442,31 @@ def open_remote_channels(
     pairs = list(worker_remote)
     ssl_options = _ssl_plan([spec for spec, _ in pairs], ssl)
     plan = [(parse_host_spec(spec, ssl_options[spec]), count) for spec, count in pairs]
-    channels: list[Channel] = []
+    workers = [(address, index) for address, count in plan for index in range(count)]
+    if not workers:
+        return []
+    # Started side by side: each worker costs a few network round trips and
+    # a Python start-up on its host.
+    starter = ThreadPoolExecutor(
+        max_workers=min(len(workers), MAX_PARALLEL_STARTS),
+        thread_name_prefix="numap-remote-start",
+    )
+    futures = [starter.submit(RemoteChannel, *worker) for worker in workers]
     try:
-        for address, count in plan:
-            for index in range(count):
-                channels.append(RemoteChannel(address, index))
-    except BaseException:
-        for channel in channels:
-            channel.close()
-        raise
-    return channels
+        wait(futures)
+    finally:
+        # Also on Ctrl-C: every start ends (bounded by the connect timeout),
+        # so that no worker started here is left behind.
+        starter.shutdown(wait=True, cancel_futures=True)
+        started = [
+            f.result() for f in futures if not f.cancelled() and f.exception() is None
+        ]
+        failures = [
+            f.exception() for f in futures if not f.cancelled() and f.exception()
+        ]
+        if failures or len(started) < len(workers):
+            for channel in started:
+                channel.close()
+    if failures:
+        raise failures[0]  # type: ignore[misc]
+    return list(started)
