@@ -223,3 +223,15 @@ def test_remote_workers_on_a_local_rpyc_classic_server(papy, tmp_path):
     # finish() stopped the server: nothing listens on its port any more.
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+@pytest.mark.timeout(60)
+def test_functions_defined_in_the_pipeline_file_run_on_processes(papy, tmp_path):
+    out = tmp_path / "squares.txt"
+    result = papy(
+        "run",
+        str(PIPELINES / "inline_process.py"),
+        env={"INLINE_PROCESS_OUTPUT": str(out)},
+    )
+    assert result.status == 0, result.output
+    assert out.read_text().split() == [str(n * n + 1000) for n in range(40)]
