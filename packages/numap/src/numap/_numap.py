@@ -16,7 +16,9 @@ Data flow (one NuMap)::
 
 Who owns what:
   - the feeder thread alone pulls from the task iterables and calls
-    ``pool.submit``; it waits on ``_space_free`` when the buffer is full;
+    ``pool.submit``; it waits on ``_feeder_wakeup`` when the buffer is
+    full (a consumer that frees space while it waits may feed one batch
+    itself, see ``_feed_inline``);
   - pool threads (thread workers, or readers of worker channels) call
     ``_deliver`` with whole batches of results; ``_deliver`` wakes
     consumers through ``_result_ready``;
@@ -50,6 +52,43 @@ WORKER_TYPES = ("process", "thread")
 
 class _Stopping(Exception):
     """Raised inside the feeder when the NuMap is being stopped."""
+
+
+# What one feeding step achieved.
+_PROGRESS = "progress"  # items entered the map, or a task's input ended
+_NO_SPACE = "no space"  # the buffer is full: wait for next() to free slots
+_NOTHING_READY = "nothing ready"  # a chained task's upstream has no result
+_DONE = "done"  # every input has ended
+
+
+class _Weave:
+    """Whose turn it is to feed: ``stride`` items of each task in turn.
+
+    Owned by the holder of NuMap._feed_role. ``active`` lists the tasks
+    whose input has not ended, ``position`` indexes the one whose turn it
+    is, ``left`` is what remains of its stride; ``sources`` holds each
+    task's input iterator (None for a task chained to one of this map).
+    """
+
+    def __init__(self, sources: list[Iterator | None], stride: int, batch: int) -> None:
+        self.sources = sources
+        self.stride = stride
+        self.batch = batch
+        self.active = list(range(len(sources)))
+        self.position = 0
+        self.left = stride
+
+    def has_chained(self) -> bool:
+        return any(self.sources[task] is None for task in self.active)
+
+    def end_turn(self, finished: bool) -> None:
+        if finished:
+            del self.active[self.position]
+        else:
+            self.position += 1
+        if self.active:
+            self.position %= len(self.active)
+        self.left = self.stride
 
 
 class _Output:
@@ -277,17 +316,28 @@ class NuMap:
         #   _free         buffer slots not held by an item; 0 <= _free <= buffer;
         #                 taken by the feeder before it pulls from an input,
         #                 given back when next() hands a result out
-        #   _feeder_wants slots the waiting feeder asks for (0: not waiting);
-        #                 next() wakes it only when that many are free, or
-        #                 when a consumer is about to block
+        #   _feeder_wants slots the feeder waits for (0: not waiting for
+        #                 space); it is woken when that many are free, or
+        #                 when a consumer waits for a result and any is free
+        #   _feeder_awaits_delivery  the feeder waits for any delivery (a
+        #                 chained task's upstream had no result ready)
+        #   _deliveries   counts batches delivered (lost-wakeup guard)
+        #   _consumers_waiting  threads inside next() waiting for a result
         #   _stopping     the feeder must end; set by stop()
         #   _stopped      stop() finished; next() raises StopIteration
         #   _ever_started start() ran once: next() no longer starts the map
         self._lock = threading.Lock()
         self._result_ready = threading.Condition(self._lock)
-        self._space_free = threading.Condition(self._lock)
+        self._feeder_wakeup = threading.Condition(self._lock)
         self._free = 0
         self._feeder_wants = 0
+        self._feeder_awaits_delivery = False
+        self._deliveries = 0
+        self._consumers_waiting = 0
+        # The weave (whose turn, how much of its stride is left) and the
+        # inputs belong to whoever holds _feed_role.
+        self._feed_role = threading.Lock()
+        self._weave = _Weave([], 1, 1)
         self._stopping = False
         self._stopped = False
         self._ever_started = False
@@ -401,6 +451,8 @@ class NuMap:
             self._stopped = False
             self._free = 0
             self._feeder_wants = 0
+            self._feeder_awaits_delivery = False
+            self._consumers_waiting = 0
             for task in self._tasks:
                 task.output = _Output(task.tracked)
         pool.start()
@@ -436,6 +488,14 @@ class NuMap:
         ntasks = max(1, len(self._tasks))
         self.buffer = self._buffer_arg or self.stride * ntasks
         self._pool.set_tasks([task.spec for task in self._tasks])
+        self._weave = _Weave(
+            sources=[
+                None if task.upstream is not None else iter(task.iterable)
+                for task in self._tasks
+            ],
+            stride=self.stride,
+            batch=self._batch_size(),
+        )
         with self._lock:
             self._free = self.buffer
         self._feeder = threading.Thread(
@@ -444,6 +504,10 @@ class NuMap:
         self._feeder.start()
 
     # -- feeding -----------------------------------------------------------
+    #
+    # The holder of _feed_role pulls from the inputs and submits batches: the
+    # feeder thread, or, while the feeder waits for buffer space, a consumer
+    # that just freed enough of it (one step, saving a thread hand-off).
 
     def _batch_size(self) -> int:
         assert self._pool is not None
@@ -451,46 +515,102 @@ class NuMap:
         return max(1, -(-self.stride // workers))
 
     def _feed(self) -> None:
-        sources: list[Iterator | None] = [
-            None if task.upstream is not None else iter(task.iterable)
-            for task in self._tasks
-        ]
-        active = list(range(len(self._tasks)))
-        batch = self._batch_size()
-        try:
-            while active:
-                for task_id in list(active):
-                    if not self._feed_stride(task_id, sources[task_id], batch):
-                        active.remove(task_id)
-        except _Stopping:
-            return
+        idle_steps = 0
+        min_want = 0  # least space a task of this idle round asked for
+        deliveries_seen = 0
+        while True:
+            with self._lock:
+                if idle_steps == 0:
+                    deliveries_seen = self._deliveries
+            with self._feed_role:
+                try:
+                    status, want = self._step()
+                except _Stopping:
+                    return
+                if status is _NO_SPACE and self._weave.has_chained():
+                    # A chained task may move without new space: its turn.
+                    self._weave.end_turn(finished=False)
+            if status is _DONE:
+                return
+            if status is _PROGRESS:
+                idle_steps = min_want = 0
+                continue
+            if status is _NO_SPACE:
+                min_want = want if not min_want else min(min_want, want)
+            idle_steps += 1
+            if idle_steps >= len(self._weave.active):
+                if not self._wait_for_change(deliveries_seen, min_want):
+                    return
+                idle_steps = min_want = 0
 
-    def _feed_stride(self, task_id: int, source: Iterator | None, batch: int) -> bool:
-        """Feed up to ``stride`` items of a task; False when its input ended."""
+    def _wait_for_change(self, deliveries_seen: int, want: int) -> bool:
+        """Wait for a delivery or for ``want`` free slots (0: space does not
+        matter); False when stopping."""
+        with self._lock:
+            while not self._stopping:
+                if self._deliveries != deliveries_seen:
+                    break
+                if want and self._space_enough(want):
+                    break
+                self._feeder_awaits_delivery = True
+                self._feeder_wants = want
+                self._feeder_wakeup.wait()
+            self._feeder_awaits_delivery = False
+            self._feeder_wants = 0
+            return not self._stopping
+
+    def _space_enough(self, want: int) -> bool:
+        return self._free >= want or (self._free > 0 and self._consumers_waiting > 0)
+
+    def _step(self) -> tuple[str, int]:
+        """Feed one batch of the task whose turn it is (holding _feed_role).
+
+        Returns (status, slots wanted when status is _NO_SPACE).
+        """
+        weave = self._weave
+        if not weave.active:
+            return _DONE, 0
+        if self._stopping:
+            raise _Stopping
+        task_id = weave.active[weave.position]
         task = self._tasks[task_id]
-        remaining = self.stride
-        while remaining > 0:
-            want = min(remaining, batch)
-            if source is None:
-                items, ended = self._pull_upstream(task, want)
-                if not items and not ended:
-                    return True  # upstream has nothing in flight: next turn
-            else:
-                items, ended = self._pull_input(source, want)
-            if items:
-                self._submit(task_id, task.output.entered, items)
-                with self._lock:
-                    task.output.entered += len(items)
-                remaining -= len(items)
-            if ended:
-                with self._lock:
-                    task.output.total = task.output.entered
-                    self._result_ready.notify_all()
-                return False
-        return True
+        want = min(weave.left, weave.batch)
+        source = weave.sources[task_id]
+        if source is None:
+            items, ended = self._pull_upstream(task, want)
+        else:
+            granted = self._try_reserve(want)
+            if not granted:
+                return _NO_SPACE, want
+            items, ended = self._pull_input(source, granted)
+        if items:
+            start = task.output.entered
+            with self._lock:
+                task.output.entered += len(items)
+            self._submit(task_id, start, items)
+        weave.left -= len(items)
+        if ended:
+            with self._lock:
+                task.output.total = task.output.entered
+                self._result_ready.notify_all()
+            weave.end_turn(finished=True)
+            return _PROGRESS, 0
+        if weave.left <= 0 or (source is None and len(items) < want):
+            weave.end_turn(finished=False)
+        return (_PROGRESS if items else _NOTHING_READY), 0
 
-    def _pull_input(self, source: Iterator, want: int) -> tuple[list, bool]:
-        granted = self._reserve(want)
+    def _try_reserve(self, want: int) -> int:
+        with self._lock:
+            if self._stopping:
+                raise _Stopping
+            # Whatever is free is used (so that exactly `buffer` items enter
+            # before the first result is taken); the waiting feeder is only
+            # woken once a whole batch fits, which keeps batches full.
+            granted = min(self._free, want)
+            self._free -= granted
+            return granted
+
+    def _pull_input(self, source: Iterator, granted: int) -> tuple[list, bool]:
         items: list = []
         ended = False
         append = items.append
@@ -504,23 +624,22 @@ class NuMap:
                 # A failing input is that item's error; the map goes on.
                 append(Raised(error))
         if len(items) < granted:
-            self._release(granted - len(items))
+            with self._lock:
+                self._free += granted - len(items)
         return items, ended
 
     def _pull_upstream(self, task: _Task, want: int) -> tuple[list, bool]:
+        """Take the upstream results that are ready now, without waiting."""
         assert task.upstream is not None
         upstream = self._tasks[task.upstream].output
         with self._lock:
-            available = upstream.entered - upstream.taken
-            ended = upstream.total is not None and upstream.taken >= upstream.total
-        items: list = []
-        for _ in range(min(want, available)):
-            try:
-                # The result keeps its buffer slot: it is this task's input now.
-                items.append(self._take(task.upstream, None, feeding=True))
-            except StopIteration:
-                return items, True
-        return items, ended and not items
+            items = [
+                upstream.ready.popleft() for _ in range(min(want, len(upstream.ready)))
+            ]
+            # Each result keeps its buffer slot: it is this task's input now.
+            upstream.taken += len(items)
+            ended = upstream.finished()
+        return items, ended
 
     def _submit(self, task_id: int, start: int, items: list) -> None:
         assert self._pool is not None
@@ -542,21 +661,24 @@ class NuMap:
         if run:
             self._pool.submit(task_id, run_start, run)
 
-    def _reserve(self, want: int) -> int:
-        with self._lock:
-            while self._free == 0 and not self._stopping:
-                self._feeder_wants = want
-                self._space_free.wait()
-            self._feeder_wants = 0
-            if self._stopping:
-                raise _Stopping
-            granted = min(self._free, want)
-            self._free -= granted
-            return granted
-
-    def _release(self, slots: int) -> None:
-        with self._lock:
-            self._free += slots
+    def _feed_inline(self) -> None:
+        """A consumer freed space the feeder waits for: feed one step here."""
+        if not self._feed_role.acquire(blocking=False):
+            return
+        try:
+            weave = self._weave
+            if weave.active and weave.sources[weave.active[weave.position]] is None:
+                status = _NOTHING_READY  # chained turns stay with the feeder
+            else:
+                status, _ = self._step()
+        except _Stopping:
+            return
+        finally:
+            self._feed_role.release()
+        if status is not _NO_SPACE:
+            with self._lock:
+                if self._feeder_wants and self._space_enough(self._feeder_wants):
+                    self._feeder_wakeup.notify()
 
     # -- results -----------------------------------------------------------
 
@@ -578,9 +700,12 @@ class NuMap:
                     output.skip_count -= dropped
                     values = values[dropped:]
                 output.ready.extend(values)
-            if dropped:
-                self._free += dropped
-                self._space_free.notify()
+            self._free += dropped
+            self._deliveries += 1
+            if self._feeder_awaits_delivery or (
+                self._feeder_wants and self._space_enough(self._feeder_wants)
+            ):
+                self._feeder_wakeup.notify()
             self._result_ready.notify_all()
 
     def _merge_ordered(self, output: _Output, start: int, values: list) -> int:
@@ -632,7 +757,7 @@ class NuMap:
     def __iter__(self) -> NuMap:
         return self
 
-    def _take(self, task_id: int, timeout: float | None, feeding: bool = False) -> Any:
+    def _take(self, task_id: int, timeout: float | None) -> Any:
         self._check_task(task_id)
         with self._lock:
             output = self._tasks[task_id].output
@@ -640,10 +765,8 @@ class NuMap:
             while not output.ready:
                 if output.finished() or self._stopped:
                     raise StopIteration
-                if feeding and self._stopping:
-                    raise _Stopping
                 if self._feeder_wants and self._free:
-                    self._space_free.notify()  # we wait; let it use what it has
+                    self._feeder_wakeup.notify()  # we wait: let it use what is free
                 if timeout is not None:
                     if deadline is None:
                         deadline = time.monotonic() + timeout
@@ -654,18 +777,29 @@ class NuMap:
                             f"{self.name}: no result of task {task_id} within "
                             f"{timeout} s"
                         )
-                    self._result_ready.wait(remaining)
+                    self._wait_for_result(remaining)
                 else:
-                    self._result_ready.wait()
+                    self._wait_for_result(None)
             value = output.ready.popleft()
             output.taken += 1
-            if not feeding:
-                self._free += 1
-                if self._feeder_wants and self._free >= self._feeder_wants:
-                    self._space_free.notify()
-        if type(value) is Raised and not feeding:
+            self._free += 1
+            feed_here = bool(self._feeder_wants) and self._free >= self._feeder_wants
+        if feed_here:
+            if timeout is None:
+                self._feed_inline()
+            else:
+                with self._lock:
+                    self._feeder_wakeup.notify()
+        if type(value) is Raised:
             raise value.error
         return value
+
+    def _wait_for_result(self, timeout: float | None) -> None:
+        self._consumers_waiting += 1
+        try:
+            self._result_ready.wait(timeout)
+        finally:
+            self._consumers_waiting -= 1
 
     def _timed_out(self, output: _Output) -> None:
         if not self.skip:
@@ -693,7 +827,7 @@ class NuMap:
                 self._check_task(task_id)
         with self._lock:
             self._stopping = True
-            self._space_free.notify_all()
+            self._feeder_wakeup.notify_all()
             self._result_ready.notify_all()
         if ends is None and forced:
             return
@@ -703,7 +837,7 @@ class NuMap:
         """Finish stopping: join the feeder, close the pool, drop results."""
         with self._lock:
             self._stopping = True
-            self._space_free.notify_all()
+            self._feeder_wakeup.notify_all()
             self._result_ready.notify_all()
         feeder, self._feeder = self._feeder, None
         if feeder is not None and feeder is not threading.current_thread():
