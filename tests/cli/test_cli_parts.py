@@ -7,10 +7,12 @@ import traceback
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from papy.core import PiperError, WorkerError
+from numap import NuMap
+from papy.core import Piper, PiperError, Plumber, Worker, WorkerError
 from papy.core._cli_errors import FailedItem
 from papy.core._cli_inputs import GuardedStream
 from papy.core._cli_progress import PiperCounts, totals
+from papy.core._cli_run import OverrideError, override_workers
 
 
 def breaking(items, error):
@@ -78,3 +80,30 @@ def test_failed_item_names_where_it_started():
     assert failed.summary() == "second result #4: Piper 'first': Worker 'w' ..."
     assert "ValueError: invalid literal" in failed.traceback()
     assert FailedItem("x", 0, PiperError("timeout", TimeoutError())).traceback() == ""
+
+
+def ident(inbox):
+    return inbox[0]
+
+
+@pytest.mark.timeout(10)
+def test_worker_overrides_keep_remote_workers_and_follow_default_strides():
+    default = NuMap(worker_type="thread", worker_num=2)
+    fixed = NuMap(worker_type="process", worker_num=2, stride=32)
+    remote = NuMap(worker_num=0, worker_remote=[("127.0.0.1:1", 2)])
+    pipeline = Plumber()
+    pipeline.add_pipe(
+        (
+            Piper(Worker(ident), parallel=default),
+            Piper(Worker(ident), parallel=fixed),
+            Piper(Worker(ident), parallel=remote),
+        )
+    )
+    override_workers(pipeline, 5, None)
+    assert (default.worker_num, default.stride) == (5, 5)
+    assert (fixed.worker_num, fixed.stride) == (5, 32)
+    assert (remote.worker_num, remote.stride) == (0, 2)
+    override_workers(pipeline, None, "process")
+    assert default.worker_type == "process"
+    with pytest.raises(OverrideError, match="has remote workers"):
+        override_workers(pipeline, None, "thread")

@@ -5,7 +5,6 @@ import os
 from pathlib import Path
 
 from numap import NuMap
-
 from papy.core import Piper, Plumber, Worker
 
 OFFSET = 1000

@@ -82,10 +82,13 @@ def override_workers(
 
     A NuMap with remote workers keeps them: ``workers`` sets its local
     workers only if it has some (a purely remote NuMap stays remote), and
-    it cannot become a thread NuMap (OverrideError).
+    it cannot become a thread NuMap (OverrideError). A stride equal to the
+    old number of workers (NuMap's default) follows the new number, so the
+    added workers get items.
     """
     for numap in distinct_numaps(pipeline):
-        remote = bool(getattr(numap, "worker_remote", None))
+        remote_hosts = getattr(numap, "worker_remote", None) or ()
+        remote = sum(number for _, number in remote_hosts)
         if worker_type == "thread" and remote:
             raise OverrideError(
                 f"--worker-type thread: NuMap {numap.name!r} has remote workers, "
@@ -94,6 +97,8 @@ def override_workers(
         if worker_type is not None:
             numap.worker_type = worker_type
         if workers is not None and not (remote and numap.worker_num == 0):
+            if numap.stride == numap.worker_num + remote:
+                numap.stride = workers + remote
             numap.worker_num = workers
 
 

@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=_positive_int,
         metavar="N",
-        help="run every NuMap of the pipeline with N local workers",
+        help="run every NuMap of the pipeline with N local workers (a "
+        "default stride follows)",
     )
     run.add_argument(
         "--worker-type",
