@@ -358,6 +358,16 @@ def test_dropped_connection_leaves_no_worker_on_the_host(rpyc_server):
 
 
 @pytest.mark.timeout(20)
+def test_worker_that_cannot_start_fails_with_its_stderr(rpyc_server, monkeypatch):
+    import numap._remote
+
+    monkeypatch.setattr(numap._remote, "_protocol_source", lambda: b"this is not(")
+    with pytest.raises(NuMapError, match="did not start.*SyntaxError"):
+        open_remote_channels([(rpyc_server.spec, 2)])
+    assert wait_until(lambda: rpyc_server.worker_pids() == [], 5)
+
+
+@pytest.mark.timeout(20)
 def test_forking_server_is_refused_with_advice(tmp_path):
     server = RpycServer(tmp_path, mode="forking")
     try:

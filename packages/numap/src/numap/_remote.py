@@ -68,11 +68,14 @@ if {_AGENT_NAME!r} not in _sys.modules:
 
 # The worker subprocess's program. It reads numap._protocol's source as the
 # first frame on stdin, runs it as a module of that name (so that a user's
-# module that imports numap on the host finds this protocol), then serves.
+# module that imports numap on the host finds this protocol), says it is
+# ready (the agent waits for that, so that NuMap.start returns with its
+# workers up, or fails naming why), then serves.
 # PR_SET_PDEATHSIG (Linux) kills the worker when the server thread that
 # started it ends, i.e. when its connection is gone, even mid-computation.
-_WORKER_BOOTSTRAP = """
+_WORKER_BOOTSTRAP = f"""
 import sys, types
+READY = {_remote_agent.READY!r}
 try:
     import ctypes, signal
     ctypes.CDLL(None).prctl(1, signal.SIGKILL)
@@ -83,6 +86,8 @@ _source = _stream.read(int.from_bytes(_stream.read(8), "big")).decode("utf-8")
 _protocol = types.ModuleType("numap._protocol")
 sys.modules["numap._protocol"] = _protocol
 exec(compile(_source, "<numap._protocol>", "exec"), _protocol.__dict__)
+sys.stdout.buffer.write(len(READY).to_bytes(8, "big") + READY)
+sys.stdout.buffer.flush()
 _protocol.serve_stdio()
 """
 

@@ -46,6 +46,7 @@ HEADER_SIZE = 8  # length prefix of a frame: 8-byte big-endian, as numap._protoc
 WATCH_INTERVAL = 0.25  # seconds between the watchdog's looks at the connections
 STOP_GRACE = 2.0  # seconds a worker gets to exit after its stdin closes
 STDERR_LINES = 20  # last lines of a worker's stderr kept for error messages
+READY = b"numap worker ready"  # the worker's first frame, once it can serve
 
 
 class _Worker:
@@ -119,7 +120,9 @@ def start_worker(bootstrap, payload, service):
     """Start one worker subprocess and return its token.
 
     bootstrap: the ``python -c`` program of the worker; it first reads one
-    frame, ``payload`` (the program it then runs), from its stdin.
+    frame, ``payload`` (the program it then runs), from its stdin, then
+    answers READY. Returns once it has; raises RuntimeError (with the
+    worker's exit status and stderr) if it does not.
     service: the server-side service of the calling connection; the worker
     is stopped when that connection closes.
     """
@@ -137,9 +140,13 @@ def start_worker(bootstrap, payload, service):
         _workers[token] = worker
         _ensure_watchdog()
     problem = write(token, payload)
+    if problem is None:
+        ready = read(token)
+        if ready != READY:
+            problem = ready if isinstance(ready, str) else f"it sent {ready[:40]!r}"
     if problem is not None:
         stop_worker(token)
-        raise RuntimeError("numap worker failed to start: " + problem)
+        raise RuntimeError(f"the numap worker process did not start: {problem}")
     return token
 
 
