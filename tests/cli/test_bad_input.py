@@ -142,14 +142,14 @@ def test_graph_into_a_missing_folder(papy):
 
 @pytest.mark.timeout(30)
 def test_help_says_what_and_gives_examples(papy):
-    for args in ((), ("run",), ("graph",)):
-        result = papy(*args, "--help")
+    helps = {args: papy(*args, "--help") for args in ((), ("run",), ("graph",))}
+    for result in helps.values():
         assert result.status == 0, result.output
         assert "example" in result.stdout
         assert "exit status:" in result.stdout
-    assert "papy run examples/fasta_stats.py" in papy("--help").stdout
-    assert "make_inputs(paths)" in papy("run", "--help").stdout
-    assert "apt-get install graphviz" in papy("graph", "--help").stdout
+    assert "papy run examples/fasta_stats.py" in helps[()].stdout
+    assert "make_inputs(paths)" in helps[("run",)].stdout
+    assert "apt-get install graphviz" in helps[("graph",)].stdout
 
 
 @pytest.mark.timeout(30)
