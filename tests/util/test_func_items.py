@@ -414,3 +414,23 @@ def test_child_forked_mid_write_does_not_hold_the_fifo_open():
             child.kill()
             child.join()
     join_writer_threads()
+
+
+@pytest.mark.timeout(20)
+def test_fifo_reader_that_comes_after_the_writer_left_gets_the_item():
+    import select
+
+    # Another process had the FIFO open (e.g. a reader that lost the race),
+    # so the writer connected, wrote everything and left before our reader
+    # opened: no POLLHUP will ever come, but the item is in the pipe.
+    reference = dump_item((b"waiting in the pipe",), type="fifo", timeout=10)
+    bystander = os.open(reference, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        poller = select.poll()
+        poller.register(bystander, select.POLLIN)
+        assert poller.poll(5000), "the writer never wrote"
+        join_writer_threads()  # the writer has closed its end
+        assert load_item((reference,), timeout=3) == b"waiting in the pipe"
+    finally:
+        os.close(bystander)
+    assert not os.path.exists(reference)

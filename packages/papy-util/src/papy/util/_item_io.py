@@ -486,26 +486,39 @@ def _still_linked(path: str, fd: int) -> bool:
 
 
 def _read_until_eof(fd: int, path: str, chunk: int, timeout: float) -> bytes:
+    # A non-blocking read of an empty FIFO raises BlockingIOError while a
+    # writer is connected and returns b"" while none is. b"" is the end of
+    # the item once the writer has been seen: after data arrived, or after
+    # POLLHUP (Linux reports it only once a writer connected after our open,
+    # then left). Before that, b"" just means the writer has not come yet.
+    # Relying on POLLHUP alone would miss the end of an item whose writer
+    # came and went before this reader opened (data waiting in the buffer).
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     parts: list[bytes] = []
+    writer_seen = False
     while True:
-        # Linux reports POLLHUP only once a writer has come and gone, so
-        # before the writer connects this waits instead of seeing EOF.
-        if not poller.poll(timeout * 1000):
+        try:
+            part = os.read(fd, chunk)
+        except BlockingIOError:
+            writer_seen = True
+        else:
+            if part:
+                parts.append(part)
+                writer_seen = True
+                continue
+            if writer_seen:
+                return b"".join(parts)
+        events = poller.poll(timeout * 1000)
+        if not events:
             raise ItemTimeoutError(
                 errno.ETIMEDOUT,
                 f"load_item: no data from the FIFO's writer within {timeout} s "
                 "(writer process gone, or it timed out?)",
                 path,
             )
-        try:
-            part = os.read(fd, chunk)
-        except BlockingIOError:
-            continue
-        if not part:
-            return b"".join(parts)
-        parts.append(part)
+        if any(event & select.POLLHUP for _, event in events):
+            writer_seen = True
 
 
 def _parse_socket_reference(reference: str) -> tuple[str, int, bytes]:
