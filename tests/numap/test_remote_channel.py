@@ -276,6 +276,21 @@ def test_unreachable_host_names_host_and_port():
     assert isinstance(caught.value, ConnectionError)
 
 
+@pytest.mark.timeout(15)
+def test_host_that_accepts_but_never_answers_fails_in_time(monkeypatch):
+    import socket
+
+    import numap._remote
+
+    monkeypatch.setattr(numap._remote, "HANDSHAKE_TIMEOUT", 1.0)
+    with socket.socket() as silent:  # listens, never accepts nor answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        spec = f"127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(HostUnreachableError, match=f"{spec}.*no answer in time"):
+            open_remote_channels([(spec, 1)])
+
+
 @pytest.mark.timeout(20)
 def test_unreachable_second_host_closes_workers_already_started(rpyc_server):
     from remote_servers import free_port

@@ -37,6 +37,7 @@ from hashlib import sha256
 from typing import Any
 
 import rpyc
+from rpyc.core.async_ import AsyncResultTimeout
 from rpyc.core.channel import Channel as RpycChannel
 from rpyc.core.service import ClassicClient
 from rpyc.core.stream import SocketStream
@@ -49,6 +50,8 @@ from numap._errors import HostLostError, HostUnreachableError, NuMapError
 DEFAULT_PORT = 18812  # rpyc_classic's default port
 DEFAULT_SSL_PORT = 18821  # rpyc_classic's default port when it serves SSL
 CONNECT_TIMEOUT = 5.0  # seconds to wait for a host to accept a connection
+HANDSHAKE_TIMEOUT = 15.0  # seconds a host may take per request while starting
+WORKER_START_TIMEOUT = 60.0  # seconds a host may take to start a worker
 KEEPALIVE = 10  # seconds: TCP keepalive interval, so a vanished host is noticed
 STOP_TIMEOUT = 5.0  # seconds to wait for a remote worker to be stopped
 CLOSE_TIMEOUT = 2.0  # seconds to wait for rpyc's polite close of a connection
@@ -218,9 +221,9 @@ def _ssl_kwargs(options: Mapping[str, Any]) -> dict[str, Any]:
 def connect(address: HostAddress) -> rpyc.Connection:
     """Open one rpyc classic connection; HostUnreachableError if it fails.
 
-    The connection waits for replies without limit (rpyc's 30 s
-    ``sync_request_timeout`` would cut long batches) and exposes nothing of
-    the parent to the server.
+    A host that accepts the connection but does not answer as a classic
+    server within HANDSHAKE_TIMEOUT fails too, instead of hanging. The
+    connection exposes nothing of the parent to the server.
     """
     options = {
         "timeout": CONNECT_TIMEOUT,
@@ -241,12 +244,21 @@ def connect(address: HostAddress) -> rpyc.Connection:
         # zlib (rpyc's default above 3 kB) costs more than it saves on a LAN:
         # 4x slower on large frames, measured on loopback.
         channel = RpycChannel(stream, compress=False)
-        return connect_channel(channel, ClassicClient, {"sync_request_timeout": None})
+        return connect_channel(
+            channel, ClassicClient, {"sync_request_timeout": HANDSHAKE_TIMEOUT}
+        )
     except (OSError, EOFError) as error:
-        kind = "SSL " if isinstance(error, ssl_module.SSLError) else ""
+        # (TimeoutError, which rpyc raises for an unanswered request, is an
+        # OSError too.)
+        if isinstance(error, TimeoutError):
+            detail = "no answer in time"
+        elif isinstance(error, ssl_module.SSLError):
+            detail = f"SSL {error}"
+        else:
+            detail = str(error) or type(error).__name__
         raise HostUnreachableError(
-            f"cannot reach NuMap remote host {address} ({kind}{error}); "
-            f"check that rpyc_classic is running there and listens on port "
+            f"cannot reach NuMap remote host {address} ({detail}); check that "
+            f"rpyc_classic is running there and listens on port "
             f"{address.port}{' with SSL' if address.ssl else ''}"
         ) from error
 
@@ -323,12 +335,19 @@ class RemoteChannel(Channel):
         self._feed = connect(self.address)
         try:
             agent = _install_agent(self._feed)
-            self._token = agent.start_worker(
+            starting = rpyc.async_(agent.start_worker)(
                 _WORKER_BOOTSTRAP, _protocol_source(), self._feed.root
             )
+            starting.set_expiry(WORKER_START_TIMEOUT)
+            self._token = starting.value
             # rpyc.async_ wrappers are weakly cached: keep them referenced.
             self._write = rpyc.async_(agent.write)
             self._stop = rpyc.async_(agent.stop_worker)
+        except AsyncResultTimeout as error:  # before OSError: it is one
+            raise NuMapError(
+                f"NuMap remote host {self.address} did not start {self.label} "
+                f"in time (within {WORKER_START_TIMEOUT:.0f} s)"
+            ) from error
         except (OSError, EOFError) as error:
             raise HostUnreachableError(
                 f"NuMap remote host {self.address} dropped the connection "
@@ -348,6 +367,10 @@ class RemoteChannel(Channel):
                 "default threaded mode (rpyc_classic -m threaded)"
             )
         self._read = rpyc.async_(drain_agent.read)
+        # Started: from now on replies are awaited without limit, since a
+        # batch may take longer than any timeout (rpyc's default is 30 s).
+        for connection in (self._feed, self._drain):
+            connection._config["sync_request_timeout"] = None
 
     def _lost(self, detail: object) -> ChannelLost:
         if self._broken is None:
