@@ -137,7 +137,9 @@ def test_thread_override_of_a_remote_numap_is_refused(papy, tmp_path):
 @pytest.mark.timeout(30)
 def test_graph_into_a_missing_folder(papy):
     result = papy("graph", str(PIPELINES / "line_counts.py"), "-o", "nowhere/g.dot")
-    assert_clean_error(result, 6, "No such file or directory")
+    assert_clean_error(
+        result, 6, "cannot write nowhere/g.dot: No such file or directory"
+    )
 
 
 @pytest.mark.timeout(30)

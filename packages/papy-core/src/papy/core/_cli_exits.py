@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import IntEnum
 
 
@@ -30,3 +31,15 @@ exit status:
   6    papy graph could not write an output file (e.g. Graphviz missing)
   130  interrupted (Ctrl-C): the pipeline is stopped, the summary printed
 """
+
+
+def fail(
+    message: str, status: ExitStatus, details: str = "", debug: bool = False
+) -> int:
+    """Print ``papy: error: message`` (and ``details`` with --debug) to stderr."""
+    if debug and details:
+        sys.stderr.write(details.rstrip("\n") + "\n")
+    sys.stderr.write(f"papy: error: {message}\n")
+    if details and not debug:
+        sys.stderr.write("papy: (rerun with --debug to see the Python traceback)\n")
+    return int(status)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from papy.core._cli_errors import ErrorCollector
-from papy.core._cli_exits import ExitStatus
+from papy.core._cli_exits import ExitStatus, fail
 from papy.core._cli_graph import numap_info
 from papy.core._cli_inputs import GuardedStream, InputError, check_paths, make_datas
 from papy.core._cli_load import LoadedPipeline, PipelineFileError, load_pipeline_file
@@ -33,7 +33,6 @@ from papy.core._cli_progress import (
     totals,
 )
 from papy.core._errors import DaggerError, PiperError, PlumberError
-from papy.core.cli import fail
 from rich.console import Console
 
 

@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from papy.core._cli_exits import EXIT_STATUS_HELP, ExitStatus
+from papy.core._cli_exits import EXIT_STATUS_HELP, ExitStatus, fail
 
 PIPELINE_FILE_HELP = """\
 pipeline files:
@@ -179,18 +179,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def fail(
-    message: str, status: ExitStatus, details: str = "", debug: bool = False
-) -> int:
-    """Print ``papy: error: message`` (and ``details`` with --debug) to stderr."""
-    if debug and details:
-        sys.stderr.write(details.rstrip("\n") + "\n")
-    sys.stderr.write(f"papy: error: {message}\n")
-    if details and not debug:
-        sys.stderr.write("papy: (rerun with --debug to see the Python traceback)\n")
-    return int(status)
-
-
 def graph_command(args: argparse.Namespace) -> int:
     from papy.core._cli_graph import (
         GraphOutputError,
@@ -218,8 +206,12 @@ def graph_command(args: argparse.Namespace) -> int:
     for target in targets:
         try:
             write_picture(picture, target)
-        except (GraphOutputError, OSError) as error:
+        except GraphOutputError as error:
             return fail(str(error), ExitStatus.GRAPH_OUTPUT)
+        except OSError as error:
+            return fail(
+                f"cannot write {target}: {error.strerror}", ExitStatus.GRAPH_OUTPUT
+            )
         print(f"wrote {target}")
     return int(ExitStatus.OK)
 
