@@ -65,3 +65,19 @@ def test_pipes_follow_the_data():
     )
     assert f"{key['read']} -> {key['twice']};" in to_dot(graph)
     assert f"{key['twice']} --> {key['merge']}" in to_mermaid(graph)
+
+
+def scale(inbox, factor, offset=0):
+    return inbox[0] * factor + offset
+
+
+@pytest.mark.timeout(10)
+def test_worker_arguments_are_shown_with_their_function():
+    piper = Piper(Worker((scale, double), ((3,), ()), ({"offset": "x" * 60}, {})))
+    dagger = Dagger()
+    dagger.add_piper(piper)
+    (node,) = describe(dagger, "args").nodes
+    first, second = node.functions
+    assert first.startswith("scale(3, offset='xxx") and first.endswith("…)")
+    assert len(first) < 60
+    assert second == "double"

@@ -231,6 +231,19 @@ def _function_name(function: Any) -> str:
     return type(function).__name__
 
 
+def _function_call(function: Any, args: Any, kwargs: Any, width: int = 40) -> str:
+    """``name`` or ``name(arg, key=value)`` with the Worker's extra arguments
+    for this function, shortened to about ``width`` characters."""
+    extras = [repr(arg) for arg in args or ()]
+    extras += [f"{key}={value!r}" for key, value in dict(kwargs or {}).items()]
+    if not extras:
+        return _function_name(function)
+    inside = ", ".join(extras)
+    if len(inside) > width:
+        inside = inside[: width - 1] + "…"
+    return f"{_function_name(function)}({inside})"
+
+
 def _safe_key(prefix: str, number: int, name: str) -> str:
     return f"{prefix}{number}_" + re.sub(r"[^A-Za-z0-9_]", "_", name)[:40]
 
@@ -272,7 +285,12 @@ def describe(pipeline: Any, title: str = "pipeline") -> PipelineGraph:
             PiperNode(
                 key=keys[id(piper)],
                 name=name,
-                functions=tuple(_function_name(f) for f in worker.task),
+                functions=tuple(
+                    _function_call(function, args, kwargs)
+                    for function, args, kwargs in zip(
+                        worker.task, worker.args, worker.kwargs, strict=False
+                    )
+                ),
                 numap=info,
                 produce=int(piper.produce),
                 consume=int(piper.consume),
