@@ -30,13 +30,27 @@ import sys
 import time
 
 STAGE_SECONDS = 0.0002
+LOOPS = 1  # set from --loops: iterations of burn() that take STAGE_SECONDS
 
 
 def burn(x: int) -> int:
-    end = time.perf_counter() + STAGE_SECONDS
-    while time.perf_counter() < end:
-        pass
-    return x
+    """A fixed amount of CPU work (independent of machine load)."""
+    total = 0
+    for i in range(LOOPS):
+        total += i
+    return x + (total & 0)
+
+
+def calibrate() -> int:
+    """Loop count that takes STAGE_SECONDS of CPU time here (best of 5)."""
+    global LOOPS
+    LOOPS = 100_000
+    best = float("inf")
+    for _ in range(5):
+        begin = time.process_time()
+        burn(0)
+        best = min(best, time.process_time() - begin)
+    return max(1, int(100_000 * STAGE_SECONDS / best))
 
 
 def stage1(x: int) -> int:
@@ -71,11 +85,11 @@ def expected_checksum(items: int) -> int:
     return sum((x + 1) * 2 for x in range(items))
 
 
-def run_papy(items: int, workers: int, chunk: int) -> int:
+def run_papy(items: int, workers: int, chunk: int) -> tuple[float, int]:
     from numap import NuMap
-
     from papy.core import Piper, Plumber
 
+    begin = time.perf_counter()
     numap = NuMap(worker_type="process", worker_num=workers, stride=chunk * workers)
     first = Piper(inbox_stage1, parallel=numap, name="stage1")
     second = Piper(inbox_stage2, parallel=numap, name="stage2")
@@ -84,35 +98,42 @@ def run_papy(items: int, workers: int, chunk: int) -> int:
     plumber.start([range(items)])
     plumber.run()
     plumber.wait()
-    tracked = plumber.stats["pipers_tracked"][last]
+    seconds = time.perf_counter() - begin
+    tracked = plumber.stats["pipers_tracked"][last]  # to check, not timed
     plumber.stop()
-    return sum(tracked.values())
+    return seconds, sum(tracked.values())
 
 
-def run_pypeln(items: int, workers: int, chunk: int) -> int:
+def run_pypeln(items: int, workers: int, chunk: int) -> tuple[float, int]:
     import pypeln as pl
 
+    begin = time.perf_counter()
     stream = pl.process.map(stage1, range(items), workers=workers, maxsize=chunk)
     stream = pl.process.map(stage2, stream, workers=workers, maxsize=chunk)
     stream = pl.process.map(sink, stream, workers=1, maxsize=chunk)
-    return sum(stream)
+    checksum = sum(stream)
+    return time.perf_counter() - begin, checksum
 
 
-def run_pool_chain(items: int, workers: int, chunk: int) -> int:
+def run_pool_chain(items: int, workers: int, chunk: int) -> tuple[float, int]:
     import multiprocessing
 
+    begin = time.perf_counter()
     with multiprocessing.Pool(workers) as pool:
         firsts = pool.imap(stage1, range(items), chunksize=chunk)
         seconds = pool.imap(stage2, firsts, chunksize=chunk)
-        return sum(sink(x) for x in seconds)
+        checksum = sum(sink(x) for x in seconds)
+        return time.perf_counter() - begin, checksum
 
 
-def run_pool_single(items: int, workers: int, chunk: int) -> int:
+def run_pool_single(items: int, workers: int, chunk: int) -> tuple[float, int]:
     import multiprocessing
 
+    begin = time.perf_counter()
     with multiprocessing.Pool(workers) as pool:
         results = pool.imap(composed, range(items), chunksize=chunk)
-        return sum(sink(x) for x in results)
+        checksum = sum(sink(x) for x in results)
+        return time.perf_counter() - begin, checksum
 
 
 CONTENDERS = {
@@ -124,13 +145,13 @@ CONTENDERS = {
 
 
 def child(name: str, items: int, workers: int, chunk: int) -> None:
-    begin = time.perf_counter()
-    checksum = CONTENDERS[name](items, workers, chunk)
-    seconds = time.perf_counter() - begin
+    # Timed inside each contender: from building the pool/pipeline to the
+    # last result; imports and the final shutdown are not timed.
+    seconds, checksum = CONTENDERS[name](items, workers, chunk)
     print(json.dumps({"seconds": seconds, "checksum": checksum}))
 
 
-def measure(name: str, items: int, workers: int, chunk: int) -> float:
+def measure(name: str, items: int, workers: int, chunk: int, loops: int) -> float:
     command = [
         sys.executable,
         os.path.abspath(__file__),
@@ -142,6 +163,8 @@ def measure(name: str, items: int, workers: int, chunk: int) -> float:
         str(workers),
         "--chunk",
         str(chunk),
+        "--loops",
+        str(loops),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
@@ -159,18 +182,23 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--chunk", type=int, default=32)
     parser.add_argument("--child", choices=sorted(CONTENDERS))
+    parser.add_argument("--loops", type=int, default=0, help="default: calibrate")
     args = parser.parse_args()
+    global LOOPS
+    LOOPS = args.loops or calibrate()
     if args.child:
         child(args.child, args.items, args.workers, args.chunk)
         return
     print(
         f"{args.items} items, 2 x {STAGE_SECONDS * 1000:.1f} ms CPU stages + sink, "
-        f"{args.workers} workers, chunk {args.chunk}, median of {args.repeat}"
+        f"{args.workers} workers, chunk {args.chunk}, median of {args.repeat} "
+        f"({LOOPS} loops per stage)"
     )
     times: dict[str, list[float]] = {name: [] for name in CONTENDERS}
     for _ in range(args.repeat):
         for name in CONTENDERS:  # interleaved, so load changes hit all alike
-            times[name].append(measure(name, args.items, args.workers, args.chunk))
+            seconds = measure(name, args.items, args.workers, args.chunk, LOOPS)
+            times[name].append(seconds)
     medians = {name: statistics.median(values) for name, values in times.items()}
     base = medians["pool-single"]
     print(f"{'contender':<12} {'median s':>9} {'vs pool-single':>15}  runs")

@@ -38,8 +38,8 @@ class Chained:
     and the feeder never waits). Does in the worker what the upstream
     Piper would have done in the parent (turn a WorkerError into a
     PiperError) and returns ``(result, seconds, passed)``, where ``passed``
-    holds ``(seconds, failed)`` of each chained upstream Piper, nearest
-    first, so the parent can keep their counters.
+    holds ``(seconds, error message or None)`` of each chained upstream
+    Piper, nearest first, so the parent can keep their counters and logs.
     """
 
     def __init__(self, worker: Worker, upstream_name: str) -> None:
@@ -60,7 +60,8 @@ class Chained:
                 )
         begin = time.perf_counter()
         result = self.worker((item,))
-        passed = ((upstream_seconds, failed), *further)
+        message = str(item) if failed else None
+        passed = ((upstream_seconds, message), *further)
         return result, time.perf_counter() - begin, passed
 
 
@@ -145,6 +146,8 @@ class Piper:
         track: bool = False,
         repeat: bool = False,
     ) -> None:
+        self.worker: Worker
+        self.imap: Any
         if isinstance(worker, Piper):
             worker = worker.worker
         try:
@@ -374,6 +377,7 @@ class Piper:
         for stage in sorted(stages):
             if stage == 0:
                 if len(self._consumers) > 1:
+                    assert self._outbox is not None
                     self._tee = Tee(self._outbox, len(self._consumers))
             elif self.imap is not None:
                 _numaps.start_stage(self.imap, stage)
@@ -450,8 +454,9 @@ class Piper:
         else:
             if self._chained_from is not None:
                 result, seconds, passed = raw
-                upstream = self._chained_from
+                upstream: Piper | None = self._chained_from
                 for upstream_seconds, upstream_failed in passed:
+                    assert upstream is not None
                     upstream._passed(upstream_seconds, upstream_failed)
                     upstream = upstream._chained_from
                 self._count("items_in")
@@ -468,8 +473,9 @@ class Piper:
             raise item
         return item
 
-    def _passed(self, seconds: float, failed: bool) -> None:
-        """Count an item this Piper made that went on inside its NuMap."""
+    def _passed(self, seconds: float, failed: str | None) -> None:
+        """Count an item this Piper made that went on inside its NuMap
+        (``failed``: the error message if it was an error)."""
         with self._stats_lock:
             if self._chained_from is not None:
                 self.stats["items_in"] += 1
@@ -478,7 +484,7 @@ class Piper:
             if failed:
                 self.stats["errors"] += 1
         if failed:
-            self.log.warning("item failed", error="(passed on inside the NuMap)")
+            self.log.warning("item failed", error=failed)
 
     def _expand(self, item: Any) -> Sequence[Any]:
         n = self.produce
