@@ -69,3 +69,11 @@ def slow_value_and_pid(x, delay=0.01):
 
 def increment(x):
     return x + 1
+
+
+def announce_then_sleep(x, path, delay):
+    # The test host is this machine: the file tells the test the call began.
+    with open(path, "w") as marker:
+        marker.write(str(os.getpid()))
+    time.sleep(delay)
+    return x

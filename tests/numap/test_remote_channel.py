@@ -15,6 +15,7 @@ import textwrap
 import threading
 from typing import Any
 
+import psutil
 import pytest
 import remote_functions
 import rpyc
@@ -331,6 +332,35 @@ def test_worker_killed_on_the_host_raises_channel_lost_with_cause(channel):
     os.kill(pid, signal.SIGKILL)
     with pytest.raises(ChannelLost, match="killed by signal 9"):
         channel.recv()
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG")
+def test_busy_worker_dies_with_its_server(rpyc_server, tmp_path):
+    # Only the server process is killed (not its process group), while its
+    # worker is inside a 60 s call: the worker must not outlive it.
+    (channel,) = open_remote_channels([(rpyc_server.spec, 1)])
+    try:
+        (worker,) = rpyc_server.worker_pids()
+        marker = tmp_path / "call-began"
+        task = (remote_functions.announce_then_sleep, (str(marker), 60), {})
+        channel.send(protocol.encode_task(0, protocol.dumps(task)))
+        channel.send(protocol.encode_batch(1, 0, 0, 1, protocol.dumps(["x"])))
+        assert wait_until(marker.exists, 10)
+        os.kill(rpyc_server.pid, signal.SIGKILL)
+        rpyc_server.process.wait()
+
+        def worker_gone():
+            try:
+                return psutil.Process(worker).status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return True
+
+        assert wait_until(worker_gone, 10)
+        with pytest.raises(ChannelLost):
+            channel.recv()
+    finally:
+        channel.close()
 
 
 @pytest.mark.timeout(20)
