@@ -271,3 +271,36 @@ def test_no_worker_left_is_an_error_not_a_hang():
     assert len(outcomes) == 4
     assert all(isinstance(error, NuMapError) for _, error in outcomes)
     assert "no worker is left" in str(outcomes[0][1])
+
+
+class Abort(BaseException):
+    """Not an Exception: the feeder cannot treat it as an item's error."""
+
+
+class InterruptingInput:
+    """An input that raises a BaseException (not an Exception) after 2 items."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self.count += 1
+        if self.count > 2:
+            raise Abort("input interrupted")
+        return self.count
+
+
+@pytest.mark.timeout(30)
+def test_feeder_failure_ends_the_stream_with_an_error_not_a_hang():
+    numap = NuMap(identity, InterruptingInput(), worker_type="thread", stride=1)
+    numap.start()
+    try:
+        assert [numap.next(), numap.next()] == [1, 2]
+        with pytest.raises(NuMapError, match="feeding the map failed") as failed:
+            numap.next()
+        assert isinstance(failed.value.__cause__, Abort)
+    finally:
+        numap.stop()

@@ -323,6 +323,9 @@ class NuMap:
         #                 chained task's upstream had no result ready)
         #   _deliveries   counts batches delivered (lost-wakeup guard)
         #   _consumers_waiting  threads inside next() waiting for a result
+        #   _feeder_error the exception that ended the feeder thread, if any;
+        #                 next() raises NuMapError from it instead of
+        #                 StopIteration at the end of a truncated task
         #   _stopping     the feeder must end; set by stop()
         #   _stopped      stop() finished; next() raises StopIteration
         #   _ever_started start() ran once: next() no longer starts the map
@@ -334,6 +337,7 @@ class NuMap:
         self._feeder_awaits_delivery = False
         self._deliveries = 0
         self._consumers_waiting = 0
+        self._feeder_error: BaseException | None = None
         # The weave (whose turn, how much of its stride is left) and the
         # inputs belong to whoever holds _feed_role.
         self._feed_role = threading.Lock()
@@ -453,6 +457,7 @@ class NuMap:
             self._feeder_wants = 0
             self._feeder_awaits_delivery = False
             self._consumers_waiting = 0
+            self._feeder_error = None
             for task in self._tasks:
                 task.output = _Output(task.tracked)
         pool.start()
@@ -515,6 +520,24 @@ class NuMap:
         return max(1, -(-self.stride // workers))
 
     def _feed(self) -> None:
+        try:
+            self._weave_until_done()
+        except BaseException as error:
+            self._fail_feeding(error)
+
+    def _fail_feeding(self, error: BaseException) -> None:
+        # Never leave consumers waiting for items that will not come;
+        # next() raises NuMapError from this error.
+        with self._lock:
+            self._feeder_error = error
+            self._stopping = True
+            for task in self._tasks:
+                if task.output.total is None:
+                    task.output.total = task.output.entered
+            self._feeder_wakeup.notify_all()
+            self._result_ready.notify_all()
+
+    def _weave_until_done(self) -> None:
         idle_steps = 0
         min_want = 0  # least space a task of this idle round asked for
         deliveries_seen = 0
@@ -673,6 +696,11 @@ class NuMap:
                 status, _ = self._step()
         except _Stopping:
             return
+        except BaseException as error:
+            self._fail_feeding(error)
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            return
         finally:
             self._feed_role.release()
         if status is not _NO_SPACE:
@@ -764,6 +792,11 @@ class NuMap:
             deadline = None
             while not output.ready:
                 if output.finished() or self._stopped:
+                    if self._feeder_error is not None:
+                        raise NuMapError(
+                            f"{self.name}: feeding the map failed, results of "
+                            f"task {task_id} may be missing"
+                        ) from self._feeder_error
                     raise StopIteration
                 if self._feeder_wants and self._free:
                     self._feeder_wakeup.notify()  # we wait: let it use what is free
@@ -842,7 +875,13 @@ class NuMap:
         feeder, self._feeder = self._feeder, None
         if feeder is not None and feeder is not threading.current_thread():
             feeder.join(None if graceful else 1.0)
-        pool, self._pool = self._pool, None
+        # A consumer may be feeding one step inline: let it finish first.
+        got_role = self._feed_role.acquire(timeout=-1 if graceful else 1.0)
+        try:
+            pool, self._pool = self._pool, None
+        finally:
+            if got_role:
+                self._feed_role.release()
         if pool is not None:
             pool.close(graceful=graceful)
         with self._lock:
