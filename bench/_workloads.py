@@ -57,21 +57,24 @@ def cpu_function(loops: int) -> Callable[[int], int]:
 
 
 def calibrate_loops(target_seconds: float) -> int:
-    """Return the loop count that makes `burn` take about `target_seconds`."""
+    """Return the loop count that makes `burn` take about `target_seconds`.
+
+    Timed in this thread's CPU time, so that other processes competing for
+    the CPU do not shrink the work (wall time would count their turns too).
+    """
     loops = 10_000
     while True:
-        start = time.perf_counter()
-        for _ in range(5):
-            burn(1, loops)
-        elapsed = (time.perf_counter() - start) / 5
-        if elapsed > 0.2 * target_seconds:
-            best = elapsed
-            for _ in range(3):
-                start = time.perf_counter()
-                burn(1, loops)
-                best = min(best, time.perf_counter() - start)
-            return max(1, round(loops * target_seconds / best))
+        start = time.thread_time()
+        burn(1, loops)
+        if time.thread_time() - start > 0.2 * target_seconds:
+            break
         loops *= 4
+    samples = []
+    for _ in range(5):
+        start = time.thread_time()
+        burn(1, loops)
+        samples.append(time.thread_time() - start)
+    return max(1, round(loops * target_seconds / min(samples)))
 
 
 def slow_consume(results: Iterator[object], on_first: Callable[[], None]) -> tuple:

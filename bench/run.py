@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -342,12 +343,36 @@ def print_targets(checks: list[tuple[str, bool | None, str]]) -> None:
         print(f"{mark}  {name:62} {numbers}")
 
 
+NUMAP_SRC = "packages/numap/src"
+
+
+def numap_version() -> str:
+    """The commit the numap sources are at, and whether they differ from it."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "log", "-1", "--format=%h", "--", NUMAP_SRC],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", NUMAP_SRC],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "numap at unknown commit"
+    return f"numap at {head}" + (" + uncommitted changes" if dirty else "")
+
+
 def machine_line() -> str:
     return (
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}, "
-        f"load average at start {os.getloadavg()[0]:.2f}"
+        f"load average at start {os.getloadavg()[0]:.2f}; {numap_version()}"
     )
 
 
