@@ -41,6 +41,7 @@ PLANS: tuple[tuple[Workload, tuple[System, ...]], ...] = (
             _pool(1024),
             _pool(4096),
             _numap(None, None),
+            _numap(2, 64),
             _numap(64, 256),
             _numap(256, 1024),
             _numap(1024, 1024),
@@ -64,6 +65,7 @@ PLANS: tuple[tuple[Workload, tuple[System, ...]], ...] = (
             _numap(16, 64),
             _numap(64, 256),
             _numap(256, 1024),
+            _numap(1024, 4096),
         ),
     ),
 )

@@ -392,6 +392,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--systems", help="comma-separated system labels to run")
     parser.add_argument("--sweep", action="store_true", help="stride/buffer trade-off")
+    parser.add_argument(
+        "--diagnose", action="store_true", help="per-result cost of next()"
+    )
     parser.add_argument("--profile", metavar="WORKLOAD:LABEL", help="cProfile one run")
     parser.add_argument(
         "--quiet",
@@ -434,6 +437,11 @@ def main(argv: list[str] | None = None) -> None:
     loops = calibrate()
     if args.profile:
         profile_one(args.profile, args.quick, loops)
+        return
+    if args.diagnose:
+        import _diagnose
+
+        _diagnose.main()
         return
     if args.sweep:
         import _sweep
