@@ -15,27 +15,30 @@ Data flow (one NuMap)::
           +------------ buffer slot freed when next() hands out ----+
 
 Who owns what:
-  - the feeder thread alone pulls from the task iterables and calls
-    ``pool.submit``; it waits on ``_feeder_wakeup`` when the buffer is
-    full (a consumer that frees space while it waits may feed one batch
-    itself, see ``_feed_inline``);
+  - whoever holds ``_feed_role`` pulls from the task iterables, advances
+    the weave (:class:`_Weave`) and calls ``pool.submit``: normally the
+    feeder thread, which waits on ``_feeder_wakeup`` while the buffer is
+    full; a consumer that frees enough space while the feeder waits feeds
+    one batch itself (``_feed_inline``), saving a thread hand-off;
   - pool threads (thread workers, or readers of worker channels) call
     ``_deliver`` with whole batches of results; ``_deliver`` wakes
     consumers through ``_result_ready``;
   - consumers (any thread calling ``next``) pop single results.
-All of that state lives in this module under one lock, ``_lock``, shared by
-both conditions; its invariants are written next to it in NuMap.__init__ and
-in :class:`_Output`.
+The buffer accounting and the per-task outputs live under one lock,
+``_lock``, shared by both conditions; the invariants are written next to
+that state in NuMap.__init__ and in :class:`_Output`.
 
 A chained task whose iterable is a task of the same NuMap takes its input
-from that task's output directly: the item keeps the buffer slot it holds
-(a result handed to the next task is still inside the map), so a chain
-cannot deadlock on its own buffer.
+from that task's output directly, and only results that are ready (the
+feeder never waits on its own map): the item keeps the buffer slot it
+holds (a result handed to the next task is still inside the map), so a
+chain cannot deadlock on its own buffer.
 """
 
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import threading
 import time
@@ -97,6 +100,11 @@ class _Output:
     Guarded by the NuMap's ``_lock``. Invariants:
       - ``ready`` holds results that may be handed out now, in order;
         entries that stand for errors are :class:`Raised`;
+      - ``handed`` holds up to a batch of results moved out of ``ready`` by
+        a consumer, next in line; consumers pop it without the lock (a
+        deque's popleft is atomic). ``lent`` of them hold buffer slots that
+        are freed, all at once, when a consumer finds ``handed`` empty (so
+        the buffer bound only gets stricter, never looser);
       - ordered: ``pending`` maps the start index of a batch that arrived
         early to its values; ``merged`` is the index of the first result not
         yet moved to ``ready`` (no pending key is below it);
@@ -105,12 +113,15 @@ class _Output:
         still to be dropped; dropped results free their buffer slot;
       - ``entered`` counts items the feeder has pulled into the map;
         ``total`` is None until the task's input ends, then ``entered``;
-      - ``taken`` counts results handed out or skipped; the task is
+      - ``taken`` counts results handed out, moved to ``handed``, passed to
+        a chained task, or skipped; the task is
         finished when ``total is not None and taken >= total``.
     """
 
     __slots__ = (
         "ready",
+        "handed",
+        "lent",
         "pending",
         "merged",
         "skipped",
@@ -122,18 +133,34 @@ class _Output:
     )
 
     def __init__(self, tracked: dict | None) -> None:
+        # The deques are never replaced (iterators keep a reference to
+        # ``handed``); reset() empties them for a new run.
         self.ready: deque = deque()
+        self.handed: deque = deque()
         self.pending: dict[int, list] = {}
-        self.merged = 0
         self.skipped: set[int] = set()
+        self.tracked = tracked
+        self.reset()
+
+    def reset(self) -> None:
+        self.ready.clear()
+        self.handed.clear()
+        self.pending.clear()
+        self.skipped.clear()
+        self.lent = 0
+        self.merged = 0
         self.skip_count = 0
         self.entered = 0
         self.total: int | None = None
         self.taken = 0
-        self.tracked = tracked
 
     def finished(self) -> bool:
-        return self.total is not None and self.taken >= self.total and not self.ready
+        return (
+            self.total is not None
+            and self.taken >= self.total
+            and not self.ready
+            and not self.handed
+        )
 
 
 class _Task:
@@ -166,12 +193,22 @@ class _NuMapTask:
         self.task = task
         self.timeout = timeout
         self.block = block
+        # Results next in line, popped here without the NuMap's lock.
+        self._handed = numap._tasks[task].output.handed
 
     def __iter__(self) -> _NuMapTask:
         return self
 
     def __next__(self) -> Any:
-        return self.numap.next(timeout=self.timeout, task=self.task, block=self.block)
+        try:
+            value = self._handed.popleft()
+        except IndexError:
+            return self.numap.next(
+                timeout=self.timeout, task=self.task, block=self.block
+            )
+        if type(value) is Raised:
+            raise value.error
+        return value
 
     def next(self) -> Any:
         return self.__next__()
@@ -459,7 +496,7 @@ class NuMap:
             self._consumers_waiting = 0
             self._feeder_error = None
             for task in self._tasks:
-                task.output = _Output(task.tracked)
+                task.output.reset()
         pool.start()
         self._pool = pool
         self._ever_started = True
@@ -601,16 +638,17 @@ class NuMap:
         source = weave.sources[task_id]
         if source is None:
             items, ended = self._pull_upstream(task, want)
+            has_errors = any(type(item) is Raised for item in items)
         else:
             granted = self._try_reserve(want)
             if not granted:
                 return _NO_SPACE, want
-            items, ended = self._pull_input(source, granted)
+            items, ended, has_errors = self._pull_input(source, granted)
         if items:
             start = task.output.entered
             with self._lock:
                 task.output.entered += len(items)
-            self._submit(task_id, start, items)
+            self._submit(task_id, start, items, has_errors)
         weave.left -= len(items)
         if ended:
             with self._lock:
@@ -633,23 +671,28 @@ class NuMap:
             self._free -= granted
             return granted
 
-    def _pull_input(self, source: Iterator, granted: int) -> tuple[list, bool]:
+    def _pull_input(self, source: Iterator, granted: int) -> tuple[list, bool, bool]:
+        """Pull up to ``granted`` items: (items, input ended, any errors)."""
         items: list = []
-        ended = False
-        append = items.append
-        for _ in range(granted):
+        has_errors = False
+        while len(items) < granted:
+            wanted = granted - len(items)
+            before = len(items)
             try:
-                append(next(source))
-            except StopIteration:
-                ended = True
-                break
+                # list.extend keeps what it got before an exception.
+                items.extend(itertools.islice(source, wanted))
             except Exception as error:
                 # A failing input is that item's error; the map goes on.
-                append(Raised(error))
-        if len(items) < granted:
+                items.append(Raised(error))
+                has_errors = True
+                continue
+            if len(items) - before < wanted:
+                break  # the input ended
+        ended = len(items) < granted
+        if ended:
             with self._lock:
                 self._free += granted - len(items)
-        return items, ended
+        return items, ended, has_errors
 
     def _pull_upstream(self, task: _Task, want: int) -> tuple[list, bool]:
         """Take the upstream results that are ready now, without waiting."""
@@ -664,9 +707,9 @@ class NuMap:
             ended = upstream.finished()
         return items, ended
 
-    def _submit(self, task_id: int, start: int, items: list) -> None:
+    def _submit(self, task_id: int, start: int, items: list, has_errors: bool) -> None:
         assert self._pool is not None
-        if not any(type(item) is Raised for item in items):
+        if not has_errors:
             self._pool.submit(task_id, start, items)
             return
         # Errors from the input go straight to the output; the rest runs.
@@ -786,11 +829,33 @@ class NuMap:
         return self
 
     def _take(self, task_id: int, timeout: float | None) -> Any:
+        try:
+            value = self._tasks[task_id].output.handed.popleft()
+        except IndexError:
+            value = self._take_slowly(task_id, timeout)
+        if type(value) is Raised:
+            raise value.error
+        return value
+
+    def _take_slowly(self, task_id: int, timeout: float | None) -> Any:
+        """Take a result under the lock, waiting for it if need be.
+
+        Moves up to a batch of further ready results to ``output.handed``,
+        where the next calls find them without the lock; their slots are
+        freed in one go once ``handed`` is empty again.
+        """
         self._check_task(task_id)
         with self._lock:
             output = self._tasks[task_id].output
             deadline = None
-            while not output.ready:
+            while True:
+                if output.handed:  # another consumer moved a batch there
+                    return output.handed.popleft()
+                # Every result lent to `handed` has been handed out.
+                self._free += output.lent
+                output.lent = 0
+                if output.ready:
+                    break
                 if output.finished() or self._stopped:
                     if self._feeder_error is not None:
                         raise NuMapError(
@@ -813,8 +878,13 @@ class NuMap:
                     self._wait_for_result(remaining)
                 else:
                     self._wait_for_result(None)
-            value = output.ready.popleft()
-            output.taken += 1
+            ready = output.ready
+            value = ready.popleft()
+            lend = min(len(ready), self._weave.batch - 1)
+            if lend > 0:
+                output.handed.extend([ready.popleft() for _ in range(lend)])
+                output.lent = lend
+            output.taken += 1 + lend
             self._free += 1
             feed_here = bool(self._feeder_wants) and self._free >= self._feeder_wants
         if feed_here:
@@ -823,8 +893,6 @@ class NuMap:
             else:
                 with self._lock:
                     self._feeder_wakeup.notify()
-        if type(value) is Raised:
-            raise value.error
         return value
 
     def _wait_for_result(self, timeout: float | None) -> None:
@@ -888,6 +956,7 @@ class NuMap:
             self._stopped = True
             for task in self._tasks:
                 task.output.ready.clear()
+                task.output.handed.clear()
                 task.output.pending.clear()
             self._result_ready.notify_all()
         _live_numaps.discard(self)
