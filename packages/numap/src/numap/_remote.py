@@ -285,8 +285,9 @@ class RemoteChannel(Channel):
     costs far more than a local pipe: ``send`` issues the write
     asynchronously and returns (up to MAX_PENDING_WRITES writes may be
     unanswered; their answers are checked by later sends), and ``recv``
-    asks for the next frame as soon as it has one, so that the host is
-    already waiting for it while the parent decodes this one.
+    asks for the next frames as soon as it has some, so that the host is
+    already waiting for them while the parent decodes these; one read
+    brings every frame the worker has written by then.
 
     Concurrency: ``send`` and ``recv`` may run at the same time in two
     threads; each has its own lock and its own connection (feed, drain), so
@@ -300,8 +301,9 @@ class RemoteChannel(Channel):
       host may otherwise look fine).
     - ``_pending_writes`` (under ``_send_lock``): answers of writes not yet
       checked, oldest first; an answer is None or why the write failed.
-    - ``_next_frame`` (under ``_recv_lock``): the read already asked for,
-      or None.
+    - ``_next_frames`` (under ``_recv_lock``): the read already asked for,
+      or None; ``_inbox``: frames that came with an earlier read (one read
+      brings every frame the worker had written), handed out first.
     """
 
     replaceable = False
@@ -324,7 +326,8 @@ class RemoteChannel(Channel):
         self._drain: rpyc.Connection | None = None
         self._token: str | None = None
         self._pending_writes: collections.deque[Any] = collections.deque()
-        self._next_frame: Any = None
+        self._next_frames: Any = None
+        self._inbox: collections.deque[bytes] = collections.deque()
         try:
             self._start_worker()
         except BaseException:
@@ -415,18 +418,21 @@ class RemoteChannel(Channel):
     def recv(self) -> bytes:
         """Wait for the remote worker's next frame; ChannelLost if it is gone."""
         with self._recv_lock:
+            if self._inbox:
+                return self._inbox.popleft()
             self._check_usable()
             try:
-                asked = self._next_frame or self._read(self._token)
-                self._next_frame = None
-                frame = asked.value
-                if isinstance(frame, bytes):
-                    self._next_frame = self._read(self._token)
+                asked = self._next_frames or self._read(self._token)
+                self._next_frames = None
+                frames = asked.value
+                if isinstance(frames, tuple):
+                    self._next_frames = self._read(self._token)
             except Exception as error:
                 raise self._lost(_describe(error)) from error
-        if not isinstance(frame, bytes):
-            raise self._lost(frame)
-        return frame
+            if not isinstance(frames, tuple):
+                raise self._lost(frames)
+            self._inbox.extend(frames)
+            return self._inbox.popleft()
 
     def close(self) -> None:
         """Stop and reap the remote worker, then close both connections."""

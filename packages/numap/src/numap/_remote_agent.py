@@ -35,6 +35,8 @@ Registry invariants (``_workers`` guarded by ``_registry_lock``):
 
 import collections
 import contextlib
+import os
+import select
 import socket
 import subprocess
 import sys
@@ -47,6 +49,8 @@ WATCH_INTERVAL = 0.25  # seconds between the watchdog's looks at the connections
 STOP_GRACE = 2.0  # seconds a worker gets to exit after its stdin closes
 STDERR_LINES = 20  # last lines of a worker's stderr kept for error messages
 READY = b"numap worker ready"  # the worker's first frame, once it can serve
+READ_CHUNK = 1 << 20  # bytes asked of the worker's stdout at a time
+MAX_READ_BYTES = 4 << 20  # most bytes of frames one read() returns
 
 
 class _Worker:
@@ -57,6 +61,10 @@ class _Worker:
         self.services = [service]
         self.stderr_tail = collections.deque(maxlen=STDERR_LINES)
         self.write_lock = threading.Lock()
+        # Bytes read from stdout but not yet returned, and the lock that
+        # keeps stop_worker from closing stdout under a read in progress.
+        self.unread = bytearray()
+        self.read_lock = threading.Lock()
         self.stderr_thread = threading.Thread(
             target=self._drain_stderr, name="numap-stderr", daemon=True
         )
@@ -142,8 +150,10 @@ def start_worker(bootstrap, payload, service):
     problem = write(token, payload)
     if problem is None:
         ready = read(token)
-        if ready != READY:
-            problem = ready if isinstance(ready, str) else f"it sent {ready[:40]!r}"
+        if isinstance(ready, str):
+            problem = ready
+        elif ready != (READY,):
+            problem = f"it sent {ready[0][:40]!r}, expected {READY!r}"
     if problem is not None:
         stop_worker(token)
         raise RuntimeError(f"the numap worker process did not start: {problem}")
@@ -181,20 +191,56 @@ def write(token, data):
     return None
 
 
+def _take_frames(unread, frames, limit):
+    # Moves the complete frames at the head of ``unread`` into ``frames``,
+    # until ``limit`` bytes of them; returns their total size.
+    offset = 0
+    taken = sum(len(frame) for frame in frames)
+    while taken < limit and len(unread) - offset >= HEADER_SIZE:
+        size = int.from_bytes(unread[offset : offset + HEADER_SIZE], "big")
+        end = offset + HEADER_SIZE + size
+        if end > len(unread):
+            break
+        frames.append(bytes(unread[offset + HEADER_SIZE : end]))
+        taken += size
+        offset = end
+    del unread[:offset]
+    return taken
+
+
+def _readable(fd):
+    try:
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
+
+
 def read(token):
-    """Wait for the worker's next frame; bytes, or a str saying why none came."""
+    """Wait for the worker's next frame, and take every other frame that is
+    already there (up to MAX_READ_BYTES): one request carries them all.
+
+    Returns a tuple of bytes (a tuple, not a list: rpyc sends tuples of
+    bytes by value), or a str saying why no frame came.
+    """
     worker = _workers.get(token)
     if worker is None:
         return "the worker was stopped"
-    try:
-        header = worker.process.stdout.read(HEADER_SIZE)
-        if len(header) == HEADER_SIZE:
-            size = int.from_bytes(header, "big")
-            body = worker.process.stdout.read(size)
-            if len(body) == size:
-                return body
-    except (OSError, ValueError):
-        pass
+    frames = []
+    with worker.read_lock:
+        try:
+            fd = worker.process.stdout.fileno()
+            while True:
+                taken = _take_frames(worker.unread, frames, MAX_READ_BYTES)
+                if frames and (taken >= MAX_READ_BYTES or not _readable(fd)):
+                    return tuple(frames)
+                chunk = os.read(fd, READ_CHUNK)
+                if not chunk:
+                    break
+                worker.unread += chunk
+        except (OSError, ValueError):
+            pass
+    if frames:
+        return tuple(frames)  # the next read reports the end
     return worker.describe_exit()
 
 
@@ -215,9 +261,14 @@ def stop_worker(token):
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-    for pipe in (process.stdout, process.stderr):
+    # A read still running (its worker is dead, so it is ending) keeps
+    # stdout open until it returns: its fd must not be reused under it.
+    if worker.read_lock.acquire(timeout=STOP_GRACE):
         with contextlib.suppress(OSError):
-            pipe.close()
+            process.stdout.close()
+        worker.read_lock.release()
+    with contextlib.suppress(OSError):
+        process.stderr.close()
     return process.returncode
 
 
