@@ -128,7 +128,9 @@ def _kill_group(pgid: int) -> None:
 
 
 def calibrate() -> dict[str, int]:
-    return {name: _workloads.calibrate_loops(s) for name, s in CPU_SECONDS.items()}
+    """Loop counts per CPU workload, from one calibration (so they keep ratio)."""
+    per_second = _workloads.calibrate_loops(1.0 / 500) * 500
+    return {name: round(per_second * s) for name, s in CPU_SECONDS.items()}
 
 
 def make_spec(
