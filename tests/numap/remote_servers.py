@@ -28,7 +28,14 @@ import psutil
 import pytest
 
 HERE = Path(__file__).resolve().parent
-RPYC_CLASSIC = str(Path(sys.executable).with_name("rpyc_classic"))
+# The rpyc_classic script of this environment, or the same server run with
+# -c where the script is not installed next to the interpreter.
+_SCRIPT = Path(sys.executable).with_name("rpyc_classic")
+RPYC_CLASSIC = (
+    [str(_SCRIPT)]
+    if _SCRIPT.exists()
+    else [sys.executable, "-c", "from rpyc.cli.rpyc_classic import main; main()"]
+)
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 15.0
 
@@ -63,7 +70,7 @@ class RpycServer:
         self.port = free_port()
         self.spec = f"{LOOPBACK}:{self.port}"
         command = [
-            RPYC_CLASSIC,
+            *RPYC_CLASSIC,
             "--host",
             LOOPBACK,
             "--port",
