@@ -20,7 +20,14 @@ import remote_functions as rf
 import rpyc
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from numap import HostLostError, HostUnreachableError, NuMap, NuMapError, imports
+from numap import (
+    HostLostError,
+    HostUnreachableError,
+    NuMap,
+    NuMapError,
+    SerializationError,
+    imports,
+)
 from remote_servers import (
     REMOTE_ONLY_MODULE,
     certificates,
@@ -299,6 +306,33 @@ def test_remote_exception_is_raised_by_next_with_remote_traceback(
     assert "Traceback" in notes
     assert "remote_functions.py" in notes and "fail_on_three" in notes
     assert "worker pid" in notes
+
+
+@pytest.mark.timeout(30)
+def test_function_the_host_cannot_import_fails_each_item_clearly(
+    shared_rpyc_server, tmp_path, monkeypatch
+):
+    # A function from a module that exists here but not on the host goes by
+    # name: every item yields an error that says what the host lacks.
+    (tmp_path / "only_here_module.py").write_text("def f(x):\n    return x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import only_here_module
+
+    numap = NuMap(
+        only_here_module.f,
+        range(3),
+        worker_num=0,
+        worker_remote=[(shared_rpyc_server.spec, 1)],
+    )
+    numap.start()
+    try:
+        outcomes = collect(numap)
+    finally:
+        numap.stop()
+    assert [kind for kind, _ in outcomes] == ["error"] * 3
+    for _, error in outcomes:
+        assert isinstance(error, SerializationError)
+        assert "only_here_module" in str(error)
 
 
 @pytest.mark.timeout(20)
