@@ -8,6 +8,7 @@ the host cannot import, so that they travel by value.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -431,6 +432,39 @@ def test_parent_that_exits_without_stop_leaves_no_remote_worker(rpyc_server):
     )  # fmt: skip
     assert done.stdout.split() == ["0", "1"], done.stderr
     assert wait_until(lambda: rpyc_server.worker_pids() == [], 10)
+
+
+@pytest.mark.timeout(30)
+def test_ctrl_c_while_iterating_leaves_no_remote_worker(rpyc_server):
+    script = textwrap.dedent(
+        f"""
+        import remote_functions
+        from numap import NuMap
+        numap = NuMap(remote_functions.slow_identity, range(1000), worker_num=0,
+                      worker_remote=[({rpyc_server.spec!r}, 2)])
+        numap.start()
+        for x in numap:
+            if x == 3:
+                print("iterating", flush=True)
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(rf.__file__))
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert parent.stdout.readline().strip() == "iterating"
+        parent.send_signal(signal.SIGINT)
+        _, err = parent.communicate(timeout=20)
+        assert "KeyboardInterrupt" in err
+        assert wait_until(lambda: rpyc_server.worker_pids() == [], 10)
+    finally:
+        parent.kill()
+        parent.wait()
 
 
 @pytest.mark.timeout(40)
