@@ -46,6 +46,7 @@ import uuid
 
 HEADER_SIZE = 8  # length prefix of a frame: 8-byte big-endian, as numap._protocol
 WATCH_INTERVAL = 0.25  # seconds between the watchdog's looks at the connections
+KEEPALIVE = 10  # seconds: TCP keepalive idle time and probe interval
 STOP_GRACE = 2.0  # seconds a worker gets to exit after its stdin closes
 STDERR_LINES = 20  # last lines of a worker's stderr kept for error messages
 READY = b"numap worker ready"  # the worker's first frame, once it can serve
@@ -122,6 +123,14 @@ def _tune_connection(service):
     sock = getattr(getattr(channel, "stream", None), "sock", None)
     with contextlib.suppress(AttributeError, OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # A parent that vanishes without closing (power, network) is noticed by
+    # TCP keepalive: the connection then closes and the watchdog ends its
+    # workers. Linux option names; elsewhere the system's defaults apply.
+    with contextlib.suppress(AttributeError, OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 5)
 
 
 def start_worker(bootstrap, payload, service):
