@@ -225,3 +225,44 @@ def test_process_input_pulled_never_exceeds_buffer(
     n, worker_num, stride, extra, ntasks
 ):
     check_buffer_bound("process", n, worker_num, stride, extra, ntasks)
+
+
+def fail_on_multiples_of_three(x):
+    if x % 3 == 0:
+        raise ValueError(x)
+    return -x
+
+
+def outcomes_of(iterator):
+    outcomes = []
+    while True:
+        try:
+            outcomes.append(next(iterator))
+        except StopIteration:
+            return outcomes
+        except ValueError as error:
+            outcomes.append(("error", error.args[0]))
+
+
+def check_one_outcome_per_item(worker_type, xs, worker_num, stride, extra):
+    numap = make(worker_type, worker_num, stride, extra)
+    results = numap.add_task(fail_on_multiples_of_three, xs)
+    numap.start()
+    try:
+        outcomes = outcomes_of(results)
+    finally:
+        numap.stop()
+    assert outcomes == [("error", x) if x % 3 == 0 else -x for x in xs]
+
+
+@pytest.mark.timeout(60)
+@given(xs=items, worker_num=worker_nums, stride=strides, extra=extra_buffer)
+def test_threads_yield_one_result_or_error_per_item(xs, worker_num, stride, extra):
+    check_one_outcome_per_item("thread", xs, worker_num, stride, extra)
+
+
+@pytest.mark.timeout(60)
+@FEW
+@given(xs=items, worker_num=worker_nums, stride=strides, extra=extra_buffer)
+def test_processes_yield_one_result_or_error_per_item(xs, worker_num, stride, extra):
+    check_one_outcome_per_item("process", xs, worker_num, stride, extra)
