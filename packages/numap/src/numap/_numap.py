@@ -427,8 +427,9 @@ class NuMap:
         upstream = None
         if isinstance(iterable, _NuMapTask) and iterable.numap is self:
             upstream = iterable.task
-        else:
-            iter(iterable)  # fail here, not in the feeder, if it is no iterable
+        elif not (hasattr(iterable, "__iter__") or hasattr(iterable, "__getitem__")):
+            # Checked without calling iter(): that may have side effects.
+            raise TypeError(f"NuMap.add_task(iterable={iterable!r}): not an iterable")
         spec = TaskSpec(func, tuple(args or ()), dict(kwargs or {}))
         task = _Task(spec, iterable, upstream, track)
         task_id = len(self._tasks)
