@@ -17,6 +17,10 @@ connecting and starting the remote processes). Ratios:
 - tiny: remote items/s over local items/s on the stream (target >= 0.5);
 - cpu: speedup over a plain ``map`` in the same kind of fresh process, for
   each system (target: remote's equal to local's).
+On a machine shared with other jobs wall times say little; the "cpu s"
+column (CPU seconds spent by this process, its workers and, for remote
+workers, the server and its workers, during the stream) does not depend on
+the load: the ratios marked "load-proof" compare those.
 
 The server is started here, once per run, on 127.0.0.1 and a free port,
 with this folder on its PYTHONPATH (a real host needs the functions'
@@ -67,10 +71,12 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
     settings = SETTINGS[spec["workload"]]
     items = range(spec["n"])
     if spec["system"] == "serial":
+        cpu_before = time.process_time()
         start = time.perf_counter()
         checksum = sum(map(func, items))
         elapsed = time.perf_counter() - start
-        return {"start": 0.0, "stream": elapsed, "checksum": checksum}
+        cpu = time.process_time() - cpu_before
+        return {"start": 0.0, "stream": elapsed, "cpu": cpu, "checksum": checksum}
 
     from numap import NuMap
 
@@ -82,16 +88,41 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
     began = time.perf_counter()
     numap.start()
     started = time.perf_counter()
+    processes = _involved(spec.get("server_pid"))
+    cpu_before = _cpu_seconds(processes)
     checksum = 0
     for value in numap:
         checksum += value
     finished = time.perf_counter()
+    cpu = _cpu_seconds(processes) - cpu_before
     numap.stop()
     return {
         "start": started - began,
         "stream": finished - started,
+        "cpu": cpu,
         "checksum": checksum,
     }
+
+
+def _involved(server_pid: int | None) -> list[Any]:
+    # This process and its worker processes; for remote workers the server
+    # and its worker processes too (all on this machine here).
+    import psutil
+
+    me = psutil.Process()
+    involved = [me, *me.children(recursive=True)]
+    if server_pid is not None:
+        server = psutil.Process(server_pid)
+        involved += [server, *server.children(recursive=True)]
+    return involved
+
+
+def _cpu_seconds(processes: list[Any]) -> float:
+    total = 0.0
+    for process in processes:
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 # ----------------------------------------------------------------------------
@@ -129,7 +160,7 @@ def _classic_server():
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("rpyc_classic did not start") from None
                 time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", server.pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
@@ -174,7 +205,7 @@ def main() -> None:
     ]
     plan += [("cpu-tuned", system, CPU_N // scale) for system in ("local", "remote")]
     samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    with _classic_server() as host:
+    with _classic_server() as (host, server_pid):
         for _ in range(options.repeats):
             for workload, system, n in plan:
                 spec = {
@@ -182,6 +213,7 @@ def main() -> None:
                     "system": system,
                     "n": n,
                     "host": host,
+                    "server_pid": server_pid if system == "remote" else None,
                     "loops": loops,
                 }
                 samples.setdefault((workload, system), []).append(_run_child(spec))
@@ -199,7 +231,7 @@ def _report(samples, plan, repeats: int) -> None:
         f"{os.cpu_count()} CPUs"
     )
     print(f"{'workload':9} {'system':7} {'items':>7} {'start s':>8} "
-          f"{'stream s':>9} {'items/s':>10}")  # fmt: skip
+          f"{'stream s':>9} {'items/s':>10} {'cpu s':>7}")  # fmt: skip
     for workload, system, n in plan:
         runs = samples[(workload, system)]
         checksums = {run["checksum"] for run in runs}
@@ -207,7 +239,7 @@ def _report(samples, plan, repeats: int) -> None:
         stream = _median(runs, "stream")
         print(
             f"{workload:9} {system:7} {n:>7} {_median(runs, 'start'):>8.3f} "
-            f"{stream:>9.3f} {n / stream:>10.0f}"
+            f"{stream:>9.3f} {n / stream:>10.0f} {_median(runs, 'cpu'):>7.3f}"
         )
     for workload in ("tiny", "cpu", "cpu-tuned"):
         sums = {samples[(workload, s)][0]["checksum"] for s in ("local", "remote")}
@@ -216,6 +248,10 @@ def _report(samples, plan, repeats: int) -> None:
         samples[("tiny", "remote")], "stream"
     )
     print(f"tiny:      remote/local throughput = {tiny:.2f}  (target >= 0.50)")
+    cost = _median(samples[("tiny", "remote")], "cpu") / _median(
+        samples[("tiny", "local")], "cpu"
+    )
+    print(f"tiny:      remote/local CPU seconds spent = {cost:.2f}  (load-proof)")
     serial = _median(samples[("cpu", "serial")], "stream")
     for workload in ("cpu", "cpu-tuned"):
         local = serial / _median(samples[(workload, "local")], "stream")
@@ -224,6 +260,16 @@ def _report(samples, plan, repeats: int) -> None:
             f"{workload + ':':10} speedup over map: local {local:.2f}x, remote "
             f"{remote:.2f}x, remote/local = {remote / local:.2f}  "
             "(target: same speedup)"
+        )
+    serial_cpu = _median(samples[("cpu", "serial")], "cpu")
+    for workload in ("cpu", "cpu-tuned"):
+        extra = [
+            _median(samples[(workload, system)], "cpu") / serial_cpu - 1
+            for system in ("local", "remote")
+        ]
+        print(
+            f"{workload + ':':10} CPU spent beyond map's: local {extra[0]:+.0%}, "
+            f"remote {extra[1]:+.0%}  (load-proof)"
         )
 
 
