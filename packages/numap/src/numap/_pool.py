@@ -1,7 +1,8 @@
 """Worker pools: they run batches of items and deliver batches of results.
 
-A pool receives batches ``(task_id, start, items)`` from the NuMap's feeder
-thread through :meth:`submit` and hands each batch's results, in item order,
+A pool receives batches ``(task_id, start, items)`` from the NuMap's feeding
+side (one thread at a time: the feeder thread, or a consumer feeding one
+batch inline) through :meth:`submit` and hands each batch's results, in item order,
 to the ``deliver(task_id, start, values)`` callback it was built with. A
 value that stands for an error is wrapped in :class:`Raised`. Every item
 submitted is delivered exactly once, as a value or as an error, whatever
@@ -160,10 +161,11 @@ class _Worker:
 class ProcessPool:
     """Batches to worker channels, results back through one reader per channel.
 
-    Threads: the NuMap's feeder calls submit (only it sends batches); one
+    Threads: one thread at a time calls submit (the holder of the NuMap's
+    feed role: its feeder, or a consumer feeding inline); one
     reader thread per worker receives that worker's result frames and
     delivers them. A lost channel is handled by whichever thread sees it
-    first (reader or feeder); :meth:`_lose` is idempotent.
+    first (reader or submitter); :meth:`_lose` is idempotent.
 
     State, guarded by ``_lock``:
       _workers   live workers (lost ones are removed at once)
