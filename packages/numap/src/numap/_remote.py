@@ -23,7 +23,6 @@ A classic server runs any code it is sent: it belongs on a trusted network
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import inspect
 import os
@@ -56,8 +55,11 @@ KEEPALIVE = 10  # seconds: TCP keepalive interval, so a vanished host is noticed
 STOP_TIMEOUT = 5.0  # seconds to wait for a remote worker to be stopped
 CLOSE_TIMEOUT = 2.0  # seconds to wait for rpyc's polite close of a connection
 MAX_PARALLEL_STARTS = 16  # remote workers started at the same time
-MAX_PENDING_WRITES = 16  # frames sent but not yet confirmed written on the host
 SSL_KEYS = frozenset({"keyfile", "certfile", "ca_certs", "check_hostname"})
+HEADER_SIZE = _remote_agent.HEADER_SIZE  # bytes of a raw frame's length prefix
+END_FLAG = _remote_agent.END_FLAG  # in a raw frame's length: the stream's end
+READ_CHUNK = 1 << 20  # most bytes asked of the socket at a time
+SMALL_FRAME = 1 << 16  # frames below this go out in one buffer with their length
 
 _AGENT_SOURCE = inspect.getsource(_remote_agent)
 _AGENT_NAME = "_numap_remote_agent_" + sha256(_AGENT_SOURCE.encode()).hexdigest()[:12]
@@ -279,31 +281,32 @@ def _close_connection(connection: rpyc.Connection | None) -> None:
 
 
 class RemoteChannel(Channel):
-    """One worker process on a remote host, driven over two rpyc connections.
+    """One worker process on a remote host, reached over two connections.
 
-    Latency is hidden on both connections, because a network round trip
-    costs far more than a local pipe: ``send`` issues the write
-    asynchronously and returns (up to MAX_PENDING_WRITES writes may be
-    unanswered; their answers are checked by later sends), and ``recv``
-    asks for the next frames as soon as it has some, so that the host is
-    already waiting for them while the parent decodes these; one read
-    brings every frame the worker has written by then.
+    rpyc sets the worker up (agent, subprocess, readiness); then, as each
+    connection's last rpyc request, the agent's ``pump_in`` (feed) and
+    ``pump_out`` (drain) take over that connection's socket (same socket,
+    same SSL): frames travel raw, each with an 8-byte length, so no frame
+    pays for an rpyc request or a round trip. The drain stream ends with a
+    frame whose length has END_FLAG set, saying why the worker stopped;
+    ending the feed stream makes the host stop and reap the worker and
+    close the connection.
 
     Concurrency: ``send`` and ``recv`` may run at the same time in two
-    threads; each has its own lock and its own connection (feed, drain), so
+    threads; each has its own lock and its own socket (feed, drain), so
     neither waits for the other. ``close`` may be called from any thread, at
     any time, more than once. State:
     - ``_closed`` (under ``_state_lock``) turns True once, in ``close``;
       after that ``send``/``recv`` raise ChannelLost without network I/O.
-    - ``_broken`` is set once, by whichever of ``send``/``recv`` first
-      learns that the worker or host is gone (a reason); both raise
-      ChannelLost with it from then on (an asynchronous write to a dead
-      host may otherwise look fine).
-    - ``_pending_writes`` (under ``_send_lock``): answers of writes not yet
-      checked, oldest first; an answer is None or why the write failed.
-    - ``_next_frames`` (under ``_recv_lock``): the read already asked for,
-      or None; ``_inbox``: frames that came with an earlier read (one read
-      brings every frame the worker had written), handed out first.
+    - ``_broken`` is set by whichever of ``send``/``recv`` first learns
+      that the worker or host is gone (a reason); both raise ChannelLost
+      with it from then on.
+    - ``_feed_stream`` is written only by ``send`` (under ``_send_lock``)
+      and shut down by ``close``, which fails a ``send`` blocked on it;
+      ``_drain_stream`` is read only
+      by ``recv`` (under ``_recv_lock``) and shut down by ``close``, which
+      wakes a ``recv`` waiting on it. rpyc no longer touches either socket:
+      both connections' rpyc channels are stubs that refuse to send.
     """
 
     replaceable = False
@@ -325,9 +328,6 @@ class RemoteChannel(Channel):
         self._feed: rpyc.Connection | None = None
         self._drain: rpyc.Connection | None = None
         self._token: str | None = None
-        self._pending_writes: collections.deque[Any] = collections.deque()
-        self._next_frames: Any = None
-        self._inbox: collections.deque[bytes] = collections.deque()
         try:
             self._start_worker()
         except BaseException:
@@ -344,7 +344,6 @@ class RemoteChannel(Channel):
             starting.set_expiry(WORKER_START_TIMEOUT)
             self._token = starting.value
             # rpyc.async_ wrappers are weakly cached: keep them referenced.
-            self._write = rpyc.async_(agent.write)
             self._stop = rpyc.async_(agent.stop_worker)
         except AsyncResultTimeout as error:  # before OSError: it is one
             raise NuMapError(
@@ -369,11 +368,23 @@ class RemoteChannel(Channel):
                 "serves connections in separate processes; run it in its "
                 "default threaded mode (rpyc_classic -m threaded)"
             )
-        self._read = rpyc.async_(drain_agent.read)
         # Started: from now on replies are awaited without limit, since a
         # batch may take longer than any timeout (rpyc's default is 30 s).
         for connection in (self._feed, self._drain):
             connection._config["sync_request_timeout"] = None
+        # The drain connection's last request: the host streams the
+        # worker's frames back raw on its socket. rpyc must not write on it
+        # any more (a netref's deletion would): its channel becomes a stub.
+        self._drain_stream = self._drain._channel.stream
+        self._pump_out = rpyc.async_(drain_agent.pump_out)
+        self._pump_out(self._token, self._drain.root)
+        self._drain._channel = _RawSocketTaken()
+        # Likewise the feed connection: the host writes what comes raw on
+        # it into the worker, and stops and reaps the worker when it ends.
+        self._feed_stream = self._feed._channel.stream
+        self._pump_in = rpyc.async_(agent.pump_in)
+        self._pump_in(self._token, self._feed.root)
+        self._feed._channel = _RawSocketTaken()
 
     def _lost(self, detail: object) -> ChannelLost:
         if self._broken is None:
@@ -389,69 +400,124 @@ class RemoteChannel(Channel):
     def send(self, data: bytes) -> None:
         """Send one frame to the remote worker; ChannelLost if it is gone.
 
-        Returns once the frame is on its way; a write that failed on the
-        host is reported by a later send (and the worker's loss by recv).
+        Blocks while the host and the worker's pipe are full, as a local
+        pipe would.
         """
         with self._send_lock:
             self._check_usable()
+            header = len(data).to_bytes(HEADER_SIZE, "big")
+            sock = self._feed_stream.sock
             try:
-                self._check_writes(wait=len(self._pending_writes) >= MAX_PENDING_WRITES)
-                self._pending_writes.append(self._write(self._token, data))
+                if len(data) < SMALL_FRAME:
+                    sock.sendall(header + data)
+                else:  # not worth copying into one buffer
+                    sock.sendall(header)
+                    sock.sendall(data)
+            except Exception as error:
+                raise self._lost(_describe(error)) from error
+
+    def recv(self) -> bytes:
+        """Wait for the remote worker's next frame; ChannelLost if it is gone."""
+        with self._recv_lock:
+            self._check_usable()
+            try:
+                size = int.from_bytes(self._read_exactly(HEADER_SIZE), "big")
+                if size & END_FLAG:
+                    reason = self._read_exactly(size & ~END_FLAG)
+                    raise self._lost(reason.decode("utf-8", "replace"))
+                return self._read_exactly(size)
             except ChannelLost:
                 raise
             except Exception as error:
                 raise self._lost(_describe(error)) from error
 
-    def _check_writes(self, wait: bool) -> None:
-        # Called with _send_lock held. Pops the answered writes, oldest
-        # first; with wait, waits for the oldest one at least.
-        while self._pending_writes:
-            oldest = self._pending_writes[0]
-            if not wait and not oldest.ready:
-                return
-            problem = oldest.value
-            self._pending_writes.popleft()
-            wait = False
-            if problem is not None:
-                raise self._lost(problem)
-
-    def recv(self) -> bytes:
-        """Wait for the remote worker's next frame; ChannelLost if it is gone."""
-        with self._recv_lock:
-            if self._inbox:
-                return self._inbox.popleft()
-            self._check_usable()
-            try:
-                asked = self._next_frames or self._read(self._token)
-                self._next_frames = None
-                frames = asked.value
-                if isinstance(frames, tuple):
-                    self._next_frames = self._read(self._token)
-            except Exception as error:
-                raise self._lost(_describe(error)) from error
-            if not isinstance(frames, tuple):
-                raise self._lost(frames)
-            self._inbox.extend(frames)
-            return self._inbox.popleft()
+    def _read_exactly(self, size: int) -> bytes:
+        # Called with _recv_lock held.
+        sock = self._drain_stream.sock
+        data = bytearray(size)
+        view = memoryview(data)
+        received = 0
+        while received < size:
+            count = sock.recv_into(view[received:], min(size - received, READ_CHUNK))
+            if count == 0:
+                raise EOFError("connection closed by peer")
+            received += count
+        return bytes(data)
 
     def close(self) -> None:
-        """Stop and reap the remote worker, then close both connections."""
+        """Stop and reap the remote worker, then close both connections.
+
+        Once started, the worker is stopped by ending the feed stream: the
+        host then stops and reaps it and closes the connection, which is
+        awaited (at most STOP_TIMEOUT seconds).
+        """
         with self._state_lock:
             if self._closed:
                 return
             self._closed = True
-        if self._token is not None and self._feed is not None:
+        feed_stream = getattr(self, "_feed_stream", None)
+        if feed_stream is not None:
+            # Not under _send_lock: a send blocked on a busy worker fails
+            # at once instead; the host drops a frame cut short.
+            with contextlib.suppress(OSError, AttributeError):
+                feed_stream.sock.shutdown(socket.SHUT_WR)
+            _wait_for_end(feed_stream, STOP_TIMEOUT)
+        elif self._token is not None and self._feed is not None:
+            # Failed while starting: rpyc still works on the feed connection.
             try:
                 stopping = self._stop(self._token)
                 stopping.set_expiry(STOP_TIMEOUT)
                 stopping.wait()
             except Exception:  # host gone: its watchdog or death ends the worker
                 pass
-        _close_connection(self._drain)
-        _close_connection(self._feed)
+        for connection, stream in (
+            (self._drain, getattr(self, "_drain_stream", None)),
+            (self._feed, feed_stream),
+        ):
+            _close_connection(connection)
+            if stream is not None:
+                # shutdown first: it wakes a recv blocked on the socket.
+                with contextlib.suppress(OSError, AttributeError):
+                    stream.sock.shutdown(socket.SHUT_RDWR)
+                stream.close()
 
     def __repr__(self) -> str:
         return f"<RemoteChannel {self.label}{' closed' if self._closed else ''}>"
+
+
+def _wait_for_end(stream: Any, timeout: float) -> None:
+    """Read and drop what comes on a socket until it ends or ``timeout``."""
+    with contextlib.suppress(OSError, AttributeError):
+        stream.sock.settimeout(timeout)
+        while stream.sock.recv(65536):
+            pass
+
+
+class _RawSocketTaken:
+    """Stands in for the rpyc channel of a connection whose socket now
+    carries raw frames: anything rpyc would still send fails (and rpyc
+    ignores that where it does not matter, e.g. for netref deletions)."""
+
+    compress = False
+
+    def send(self, data: bytes) -> None:
+        raise EOFError("this connection carries raw numap frames now")
+
+    def recv(self) -> bytes:
+        raise EOFError("this connection carries raw numap frames now")
+
+    def poll(self, timeout: float | None) -> bool:
+        raise EOFError("this connection carries raw numap frames now")
+
+    def close(self) -> None:
+        """The real socket is closed by RemoteChannel.close."""
+
+    @property
+    def closed(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        raise EOFError("this connection carries raw numap frames now")
 
 
 def _describe(error: BaseException) -> str:

@@ -10,8 +10,9 @@ What runs where::
 
     parent process            rpyc_classic server (threads)     worker process
     --------------            -----------------------------     --------------
-    RemoteChannel.send --feed connection-->  write(token, frame) --stdin-->  serve_stdio
-    RemoteChannel.recv <--drain connection-- read(token)        <--stdout--  serve_stdio
+    RemoteChannel.send --feed connection-->  pump_in(token)     --stdin-->  serve_stdio
+    RemoteChannel.recv <--drain connection-- pump_out(token)    <--stdout--  serve_stdio
+                         (rpyc to set up, then raw frames)
                                              watchdog thread: ends workers whose
                                              connections closed
 
@@ -45,6 +46,7 @@ import time
 import uuid
 
 HEADER_SIZE = 8  # length prefix of a frame: 8-byte big-endian, as numap._protocol
+END_FLAG = 1 << 63  # set in the length of pump_out's last frame: why it ended
 WATCH_INTERVAL = 0.25  # seconds between the watchdog's looks at the connections
 KEEPALIVE = 10  # seconds: TCP keepalive idle time and probe interval
 STOP_GRACE = 2.0  # seconds a worker gets to exit after its stdin closes
@@ -251,6 +253,75 @@ def read(token):
     if frames:
         return tuple(frames)  # the next read reports the end
     return worker.describe_exit()
+
+
+def _recv_exactly(sock, size):
+    # Bytes from the socket, or None when it ends first.
+    data = bytearray(size)
+    view = memoryview(data)
+    received = 0
+    while received < size:
+        count = sock.recv_into(view[received:], min(size - received, READ_CHUNK))
+        if count == 0:
+            return None
+        received += count
+    return data
+
+
+def pump_in(token, service):
+    """Stream the parent's frames, raw, from this connection into the worker.
+
+    Called by the parent as its last request on the feed connection: from
+    then on that connection's socket carries length-prefixed frames, not
+    rpyc messages. Ends when the parent closes it (or is gone): then the
+    worker is stopped and reaped, and this returns. A worker that dies
+    first makes the rest of the frames be read and dropped (its loss
+    reaches the parent through pump_out), so the parent never blocks.
+    """
+    sock = service._conn._channel.stream.sock
+    sock.settimeout(None)
+    worker_alive = True
+    try:
+        while True:
+            header = _recv_exactly(sock, HEADER_SIZE)
+            if header is None:
+                break
+            body = _recv_exactly(sock, int.from_bytes(header, "big"))
+            if body is None:
+                break
+            if worker_alive:
+                worker_alive = write(token, body) is None
+    except OSError:  # the parent is gone
+        pass
+    stop_worker(token)
+
+
+def pump_out(token, service):
+    """Stream the worker's frames to the parent, raw, over this connection.
+
+    Called by the parent as its last request on the drain connection: from
+    then on that connection's socket carries length-prefixed frames, not
+    rpyc messages, with no request per frame. When the worker's output ends,
+    a last frame whose length has END_FLAG set says why; then it returns.
+    """
+    sock = service._conn._channel.stream.sock
+    sock.settimeout(None)
+    try:
+        while True:
+            frames = read(token)
+            if isinstance(frames, str):
+                reason = frames.encode("utf-8", "replace")
+                sock.sendall(
+                    (END_FLAG | len(reason)).to_bytes(HEADER_SIZE, "big") + reason
+                )
+                return
+            parts = []
+            for frame in frames:
+                parts.append(len(frame).to_bytes(HEADER_SIZE, "big"))
+                parts.append(frame)
+            sock.sendall(b"".join(parts))
+    except OSError:  # the parent is gone; the watchdog ends the worker
+        return
 
 
 def stop_worker(token):
