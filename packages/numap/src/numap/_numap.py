@@ -588,7 +588,8 @@ class NuMap:
                     status, want = self._step()
                 except _Stopping:
                     return
-                if status is _NO_SPACE and self._weave.has_chained():
+                chained = self._weave.has_chained()
+                if status is _NO_SPACE and chained:
                     # A chained task may move without new space: its turn.
                     self._weave.end_turn(finished=False)
             if status is _DONE:
@@ -600,20 +601,24 @@ class NuMap:
                 min_want = want if not min_want else min(min_want, want)
             idle_steps += 1
             if idle_steps >= len(self._weave.active):
-                if not self._wait_for_change(deliveries_seen, min_want):
+                # Only a chained task can move on a delivery alone; without
+                # one, waking the feeder for every delivery is wasted.
+                awaited = deliveries_seen if chained else None
+                if not self._wait_for_change(awaited, min_want):
                     return
                 idle_steps = min_want = 0
 
-    def _wait_for_change(self, deliveries_seen: int, want: int) -> bool:
-        """Wait for a delivery or for ``want`` free slots (0: space does not
-        matter); False when stopping."""
+    def _wait_for_change(self, deliveries_seen: int | None, want: int) -> bool:
+        """Wait for a delivery after ``deliveries_seen`` (None: deliveries do
+        not matter) or for ``want`` free slots (0: space does not matter);
+        False when stopping."""
         with self._lock:
             while not self._stopping:
-                if self._deliveries != deliveries_seen:
+                if deliveries_seen is not None and self._deliveries != deliveries_seen:
                     break
                 if want and self._space_enough(want):
                     break
-                self._feeder_awaits_delivery = True
+                self._feeder_awaits_delivery = deliveries_seen is not None
                 self._feeder_wants = want
                 self._feeder_wakeup.wait()
             self._feeder_awaits_delivery = False
