@@ -27,6 +27,9 @@ class System:
     opts: dict[str, Any] = field(default_factory=dict)
     # Overrides the workload's timeout (for peers known to be far too slow).
     timeout: float | None = None
+    # Measured in the first repeat only (peers far off the pace, whose
+    # repeats would only lengthen the run).
+    once: bool = False
 
 
 @dataclass(frozen=True)

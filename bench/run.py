@@ -52,7 +52,7 @@ def _process_systems(
         System("multiprocess", "multiprocess", {"chunk": chunk}),
         System("futures", "futures", {"chunk": chunk}),
         System("mpire", "mpire", {"chunk": chunk}),
-        System("pypeln", "pypeln", timeout=pypeln_timeout),
+        System("pypeln", "pypeln", timeout=pypeln_timeout, once=True),
     )
 
 
@@ -71,7 +71,7 @@ WORKLOADS: tuple[Workload, ...] = (
         "process",
         2,
         120,
-        _process_systems(chunk=1024, stride=2048, buffer=8192, pypeln_timeout=40),
+        _process_systems(chunk=1024, stride=2048, buffer=8192, pypeln_timeout=20),
     ),
     Workload(
         "cpu",
@@ -99,7 +99,7 @@ WORKLOADS: tuple[Workload, ...] = (
             System("multiprocess", "multiprocess", {"chunk": 1}),
             System("futures", "futures"),
             System("mpire", "mpire", {"chunk": 1}),
-            System("pypeln", "pypeln"),
+            System("pypeln", "pypeln", once=True),
         ),
     ),
     Workload(
@@ -159,6 +159,8 @@ def run_all(
                 past = results.setdefault(key, [])
                 if any(o.status == "timeout" for o in past):
                     # One hang is reported; repeating it would only eat time.
+                    continue
+                if system.once and past:
                     continue
                 spec = make_spec(workload, system, quick, loops)
                 if quiet is not None:
