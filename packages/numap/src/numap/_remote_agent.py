@@ -16,12 +16,12 @@ What runs where::
                                              watchdog thread: ends workers whose
                                              connections closed
 
-Each worker is driven through two connections: a classic server serves each
-connection with one thread, one request at a time, so a ``read`` that waits
-for the worker's next frame would block a ``write`` queued behind it on the
-same connection. The two connections meet here, in the registry, by token.
-This requires the server's default ``threaded`` mode (one process for all
-connections).
+Each worker is driven through two connections, one per direction, that
+meet here, in the registry, by token (which requires the server's default
+``threaded`` mode: one process for all connections). rpyc sets the worker
+up; then each connection's last request, ``pump_in`` or ``pump_out``, keeps
+its server thread and takes over its socket: frames travel raw, with no
+rpyc message per frame.
 
 The CPU-bound work runs in the worker subprocess, never in the server, whose
 threads only copy bytes between the socket and the pipes.
@@ -29,9 +29,10 @@ threads only copy bytes between the socket and the pipes.
 Registry invariants (``_workers`` guarded by ``_registry_lock``):
 - a token is in ``_workers`` from ``start_worker`` until ``stop_worker``;
   ``stop_worker`` removes it first, so a worker is stopped exactly once;
-- every registered worker has at least one service; the watchdog stops a
-  worker as soon as any of its services' connections has closed, so a
-  dropped parent leaves no worker process behind.
+- a dropped parent leaves no worker behind: once the pumps run, pump_in
+  stops the worker when the feed stream ends (closed, reset or timed out
+  by keepalive); before that, the watchdog stops it as soon as any of its
+  services' connections has closed.
 """
 
 import collections
@@ -228,10 +229,9 @@ def _readable(fd):
 
 def read(token):
     """Wait for the worker's next frame, and take every other frame that is
-    already there (up to MAX_READ_BYTES): one request carries them all.
+    already there (up to MAX_READ_BYTES), so that one send carries them all.
 
-    Returns a tuple of bytes (a tuple, not a list: rpyc sends tuples of
-    bytes by value), or a str saying why no frame came.
+    Returns a tuple of bytes, or a str saying why no frame came.
     """
     worker = _workers.get(token)
     if worker is None:
