@@ -246,6 +246,7 @@ class Dagger(DictGraph):
                     "cannot be zipped"
                 )
             rate[piper] = rates.pop() * piper.produce / piper.consume
+        self._check_numap_cycles(order)
         if datas is not None:
             inputs = [p for p in order if not self[p]]
             if isinstance(datas, str | bytes) or len(datas) != len(inputs):
@@ -254,6 +255,66 @@ class Dagger(DictGraph):
                     f"Dagger: 'datas' must hold one input stream per input Piper "
                     f"({len(inputs)}: {names}), got {datas!r}"
                 )
+
+    def _check_numap_cycles(self, order: list[Piper]) -> None:
+        """Refuse NuMaps that feed each other (A -> B -> A).
+
+        A NuMap's feeder thread waits for the items of its tasks' inputs. If
+        NuMap B reads results of NuMap A and A reads results of B, each
+        feeder can end up waiting for items the other one has not fed yet.
+        Linear Pipers in between run in the reader's thread, so they pass
+        the dependency through.
+        """
+        sources: dict[Piper, dict[int, tuple[Piper, Piper]]] = {}
+        follows: dict[int, dict[int, tuple[Piper, Piper]]] = {}
+        names: dict[int, Any] = {}
+        for piper in order:
+            feeding: dict[int, tuple[Piper, Piper]] = {}
+            for upstream in self[piper]:
+                if upstream.imap is not None:
+                    feeding.setdefault(id(upstream.imap), (upstream, piper))
+                    names[id(upstream.imap)] = upstream.imap
+                else:
+                    for key, pipe in sources[upstream].items():
+                        feeding.setdefault(key, pipe)
+            sources[piper] = feeding
+            if piper.imap is not None:
+                own = id(piper.imap)
+                names[own] = piper.imap
+                for key, pipe in feeding.items():
+                    if key != own:
+                        follows.setdefault(own, {}).setdefault(key, pipe)
+        for start in follows:
+            path = self._numap_path(follows, start, start)
+            if path:
+                hops = "; ".join(
+                    f"{getattr(names[b], 'name', b)!r} reads "
+                    f"{getattr(names[a], 'name', a)!r} ({up.name!r} -> {down.name!r})"
+                    for a, b, (up, down) in path
+                )
+                raise DaggerError(
+                    f"Dagger: NuMaps feed each other in a cycle ({hops}); their "
+                    "feeders could wait for each other forever. Put these Pipers "
+                    "on one NuMap, or let data flow one way between NuMaps"
+                )
+
+    @staticmethod
+    def _numap_path(
+        follows: dict[int, dict[int, tuple[Any, Any]]], start: int, goal: int
+    ) -> list[tuple[int, int, tuple[Any, Any]]]:
+        """A path of reads from ``goal`` back to ``start``, or [] (DFS)."""
+        stack: list[tuple[int, list[Any]]] = [(start, [])]
+        seen = set()
+        while stack:
+            node, path = stack.pop()
+            for source, pipe in follows.get(node, {}).items():
+                step = [*path, (source, node, pipe)]
+                if source == goal:
+                    return step
+                if source not in seen:
+                    seen.add(source)
+                    stack.append((source, step))
+        return []
 
     # --- running ------------------------------------------------------------
 

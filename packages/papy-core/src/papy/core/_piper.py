@@ -13,6 +13,14 @@ from papy.core._log import get_logger
 from papy.core._streams import Splitter, Tee, group, merge, unroll, zip_inputs
 from papy.core._worker import Worker
 
+# NuMap.next without a timeout may run a step of the NuMap's feeding in the
+# calling thread, i.e. pull other tasks' input iterables. A Piper reads its
+# NuMap from inside such iterables (a downstream Piper's inbox, a fan-out
+# Tee holding its lock), so that nested pull could re-enter a generator or a
+# lock this thread already holds and deadlock. A finite (one year) timeout
+# makes NuMap.next only wake its feeder instead.
+_NO_INLINE_FEED = 365 * 24 * 3600.0
+
 
 class Timed:
     """Calls a Worker and returns ``(result, seconds spent)``.
@@ -434,7 +442,8 @@ class Piper:
         if self.imap is None:
             return next(self._copies[copy])
         try:
-            return self.imap.next(timeout=self.timeout, task=self._tasks[copy])
+            timeout = _NO_INLINE_FEED if self.timeout is None else self.timeout
+            return self.imap.next(timeout=timeout, task=self._tasks[copy])
         except StopIteration:
             raise
         except TimeoutError as error:

@@ -75,7 +75,8 @@ class Plumber(Dagger):
         # Run state, all guarded by _lock (with _changed to wait on it):
         #   state: see the class docstring;
         #   _pause_wanted: the run thread must stop pulling after this round;
-        #   _paused_ack: the run thread is waiting (pulls nothing);
+        #   _pullers_active: output pullers still reading their Piper;
+        #   _pullers_paused: pullers waiting because of _pause_wanted;
         #   _draining: the run thread must pull everything left, then end.
         # _finished is set once the run thread has ended (outputs exhausted,
         # or an error in _failure).
@@ -83,7 +84,8 @@ class Plumber(Dagger):
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._pause_wanted = False
-        self._paused_ack = False
+        self._pullers_active = 0
+        self._pullers_paused = 0
         self._draining = False
         self._finished = threading.Event()
         self._thread: threading.Thread | None = None
@@ -196,7 +198,10 @@ class Plumber(Dagger):
                 return
             self._require("pause", "running")
             self._pause_wanted = True
-            while not self._paused_ack and not self._finished.is_set():
+            while (
+                self._pullers_paused < self._pullers_active
+                and not self._finished.is_set()
+            ):
                 self._changed.wait()
             if not self._finished.is_set():
                 self.state = "paused"
@@ -234,7 +239,7 @@ class Plumber(Dagger):
             self._require("stop", "started", "running", "paused", "finished")
         self.close_inputs()
         if self._thread is None:
-            self._drain()
+            self._pull_all()
         else:
             with self._lock:
                 self._draining = True
@@ -251,7 +256,6 @@ class Plumber(Dagger):
             self.state = "stopped"
             self._draining = False
             self._pause_wanted = False
-            self._paused_ack = False
             if self._run_end is None and self._run_start is not None:
                 self._run_end = time.time()
         self.log.info("pipeline stopped", **self._totals())
@@ -301,53 +305,69 @@ class Plumber(Dagger):
     def _wait_while_paused(self) -> None:
         with self._lock:
             while self._pause_wanted and not self._draining:
-                self._paused_ack = True
+                self._pullers_paused += 1
                 self._changed.notify_all()
                 self._changed.wait()
-            self._paused_ack = False
+                self._pullers_paused -= 1
 
     def _run(self) -> None:
-        outputs = self.get_outputs()
-        try:
-            while True:
-                self._wait_while_paused()
-                if not self._pull_round(outputs):
-                    break
-            self._drain()
-        except BaseException as error:  # reported by wait()
-            self._failure = error
-            self.log.error("pipeline failed", error=repr(error))
+        self._pull_all()
         with self._lock:
             self._run_end = time.time()
             if self.state in ("running", "paused"):
                 self.state = "finished"
             self._finished.set()
             self._changed.notify_all()
+        if self._failure is not None:
+            self.log.error("pipeline failed", error=repr(self._failure))
         self.log.info("pipeline finished", **self._totals())
 
-    @staticmethod
-    def _pull_round(outputs: list[Any]) -> bool:
-        """Pull one result from every output; False once any is exhausted."""
-        alive = True
-        for piper in outputs:
-            try:
-                piper.next()
-            except StopIteration:
-                alive = False
-        return alive
+    def _pull_all(self) -> None:
+        """Pull every output Piper to its end, each in its own thread.
 
-    def _drain(self) -> None:
-        """Pull every output to its end (after the inputs end or closed)."""
-        for piper in self.get_outputs():
-            if piper.state != "started":
-                continue
+        Outputs are read independently (not in lock-step) because they can
+        emit different numbers of items per input item: waiting on one
+        while another's results fill a shared NuMap's buffer would stall.
+        """
+        outputs = [p for p in self.get_outputs() if p.state == "started"]
+        with self._lock:
+            self._pullers_active = len(outputs)
+        threads = [
+            threading.Thread(
+                target=self._pull, args=(piper,), name=f"papy-pull-{piper.name}"
+            )
+            for piper in outputs[1:]
+        ]
+        for thread in threads:
+            thread.daemon = True
+            thread.start()
+        if outputs:
+            self._pull(outputs[0])
+        for thread in threads:
+            thread.join()
+
+    def _pull(self, piper: Any) -> None:
+        """Pull one output Piper to its end, pausing when asked."""
+        try:
             while True:
+                self._wait_while_paused()
                 try:
                     piper.next()
                 except StopIteration:
                     break
-                except PiperError:  # only a debug Piper raises; go on draining
-                    continue
+                except PiperError as error:  # only a debug Piper raises
+                    self._record_failure(error)
+        except BaseException as error:  # reported by wait()
+            self._record_failure(error)
+        finally:
+            with self._lock:
+                self._pullers_active -= 1
+                self._changed.notify_all()
+
+    def _record_failure(self, error: BaseException) -> None:
+        with self._lock:
+            if self._failure is None:
+                self._failure = error
 
     def _totals(self) -> dict[str, Any]:
         stats = self.stats["pipers"]

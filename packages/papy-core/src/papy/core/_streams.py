@@ -43,9 +43,11 @@ def _take(source: Iterator[Any], count: int) -> list[Any]:
 def zip_inputs(sources: Sequence[Iterator[Any]]) -> Iterator[tuple[Any, ...]]:
     """Yield one tuple per row: the next item of every source, in order.
 
-    When one source ends, the others are read to their end too (their extra
-    items, which a validated topology never has, are discarded), so every
-    upstream task is seen to finish and a shared NuMap can stop cleanly.
+    Ends with the shortest source, like ``zip``. The others are not read
+    further: reading ahead inside a NuMap's feeder could wait for items that
+    feeder has not fed yet. (A checked Dagger's streams have equal lengths,
+    except for a short last group when the input length is not a multiple
+    of consume x stride.)
     """
     while True:
         row = []
@@ -53,9 +55,6 @@ def zip_inputs(sources: Sequence[Iterator[Any]]) -> Iterator[tuple[Any, ...]]:
             try:
                 row.append(next(source))
             except StopIteration:
-                for other in sources:
-                    for _ in other:
-                        pass
                 return
         yield tuple(row)
 
@@ -175,16 +174,19 @@ class Tee:
     """Fans one stream out to several consumers (thread-safe).
 
     Invariant (under ``_lock``): ``_queues[i]`` holds the items consumer i has
-    not taken yet; an item pulled from the source is appended to every queue.
-    The lock is held while pulling, so the source is read by one thread at a
-    time and every consumer sees every item once, in order.
+    not taken yet; ``_pulling`` is True while one thread reads the source
+    (never two: it is a generator). The lock is NOT held while reading, so a
+    consumer whose queue has items never waits for another consumer's read
+    (two NuMap feeders sharing a Tee would otherwise block each other).
     """
 
     def __init__(self, source: Iterable[Any], n: int) -> None:
         self._source = iter(source)
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._queues: list[deque[Any]] = [deque() for _ in range(n)]
         self._exhausted = False
+        self._pulling = False
 
     def branch(self, i: int) -> Iterator[Any]:
         """Consumer i's view of the stream."""
@@ -192,18 +194,31 @@ class Tee:
 
     def _next_for(self, i: int) -> Any:
         with self._lock:
-            queue = self._queues[i]
-            if not queue:
+            while True:
+                queue = self._queues[i]
+                if queue:
+                    return queue.popleft()
                 if self._exhausted:
                     raise StopIteration
-                try:
-                    item = next(self._source)
-                except StopIteration:
+                if not self._pulling:
+                    break
+                self._changed.wait()
+            self._pulling = True
+        try:
+            item = next(self._source)
+        except BaseException as error:
+            with self._lock:
+                self._pulling = False
+                if isinstance(error, StopIteration):
                     self._exhausted = True
-                    raise
-                for other in self._queues:
-                    other.append(item)
-            return queue.popleft()
+                self._changed.notify_all()
+            raise
+        with self._lock:
+            for other in self._queues:
+                other.append(item)
+            self._pulling = False
+            self._changed.notify_all()
+            return self._queues[i].popleft()
 
 
 class _TeeBranch:
