@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 import os
 import queue
-import select
 import threading
 import time
 import weakref
@@ -235,13 +233,6 @@ class ProcessPool:
         # whichever thread holds the receive role then (see receive()).
         self.wakes = 0
         self._wake_lock = threading.Lock()
-        # Bumped under _lock whenever _workers changes; the receive role's
-        # holder then rebuilds what it polls: _polled maps file descriptors
-        # to workers, _poll is the select.poll object over them.
-        self._workers_version = 0
-        self._polled_version = -1
-        self._polled: dict[int, _Worker] = {}
-        self._poll: Any = None
         # Closed only when the pool is collected: a thread that still holds
         # the pool may write to or wait on them at any time before that.
         self._wake_read, self._wake_write = os.pipe()
@@ -285,13 +276,11 @@ class ProcessPool:
             worker.reader = reader
             with self._lock:
                 self._workers.append(worker)
-                self._workers_version += 1
                 self._readers.append(reader)
             reader.start()
         else:
             with self._lock:
                 self._workers.append(worker)
-                self._workers_version += 1
             self.wake()  # the receiver waits on the channels it knew
 
     def set_tasks(self, tasks: Sequence[TaskSpec]) -> None:
@@ -486,27 +475,23 @@ class ProcessPool:
                 self._role.release()
 
     def _receive_once(self, timeout: float | None) -> None:
-        # Holder of _role only: the poll state (_polled, _polled_version,
-        # _poll) belongs to it.
+        # Holder of _role only.
+        wake_fd = self._wake_read
         with self._lock:
-            if self._polled_version != self._workers_version:
-                self._polled_version = self._workers_version
-                self._polled = {
-                    worker.channel.waitable.fileno(): worker
-                    for worker in self._workers
-                    if worker.channel.waitable is not None
-                }
-                self._poll = None
-        polled = self._polled
+            waitables = {
+                worker.channel.waitable: worker
+                for worker in self._workers
+                if worker.channel.waitable is not None
+            }
         try:
-            ready = self._wait(polled, timeout)
+            ready = wait_for_any([wake_fd, *waitables], timeout)
         except (OSError, ValueError):
             return  # a channel was closed meanwhile (and left _workers first)
-        for fd in ready:
-            worker = polled.get(fd)
+        for waitable in ready:
+            worker = waitables.get(waitable)
             if worker is None:
                 with contextlib.suppress(OSError):
-                    os.read(self._wake_read, 4096)
+                    os.read(wake_fd, 4096)
                 continue
             try:
                 frame = worker.channel.recv()
@@ -514,17 +499,6 @@ class ProcessPool:
                 self._lose(worker, lost.reason)
                 continue
             self._handle_result(worker, frame)
-
-    def _wait(self, polled: dict[int, _Worker], timeout: float | None) -> list[int]:
-        """The file descriptors of ``polled`` and the wake pipe that are ready."""
-        if not hasattr(select, "poll"):
-            return wait_for_any([self._wake_read, *polled], timeout)
-        if self._poll is None:
-            self._poll = select.poll()
-            for fd in (self._wake_read, *polled):
-                self._poll.register(fd, select.POLLIN)
-        milliseconds = None if timeout is None else max(0, math.ceil(timeout * 1000))
-        return [fd for fd, _ in self._poll.poll(milliseconds)]
 
     def _read(self, worker: _Worker) -> None:
         channel = worker.channel
@@ -553,7 +527,6 @@ class ProcessPool:
                 return
             worker.lost = True
             self._workers.remove(worker)
-            self._workers_version += 1
             held = list(worker.inflight.values())
             worker.inflight.clear()
             worker.load = 0
