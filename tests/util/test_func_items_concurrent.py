@@ -36,6 +36,14 @@ def join_writer_threads(limit=10.0):
             assert not thread.is_alive()
 
 
+# (kind, payload) pairs to dump: every transport, payloads up to 100 kB.
+JOBS = st.lists(
+    st.tuples(st.sampled_from(["file", "fifo", "socket"]), st.binary(max_size=100_000)),
+    min_size=1,
+    max_size=12,
+)
+
+
 @pytest.fixture(scope="module")
 def pool():
     # The pool's processes outlive single calls: they are where the FIFO and
@@ -48,15 +56,7 @@ def pool():
 
 @pytest.mark.timeout(60)
 @settings(max_examples=10)
-@given(
-    jobs=st.lists(
-        st.tuples(
-            st.sampled_from(["file", "fifo", "socket"]), st.binary(max_size=100_000)
-        ),
-        min_size=1,
-        max_size=12,
-    )
-)
+@given(jobs=JOBS)
 def test_items_dumped_by_workers_are_loaded_by_the_parent(pool, jobs):
     references = pool.map(dump_in_worker, jobs, chunksize=1)
     assert len(set(references)) == len(references)
@@ -67,15 +67,7 @@ def test_items_dumped_by_workers_are_loaded_by_the_parent(pool, jobs):
 
 @pytest.mark.timeout(60)
 @settings(max_examples=10)
-@given(
-    jobs=st.lists(
-        st.tuples(
-            st.sampled_from(["file", "fifo", "socket"]), st.binary(max_size=100_000)
-        ),
-        min_size=1,
-        max_size=12,
-    )
-)
+@given(jobs=JOBS)
 def test_items_dumped_by_the_parent_are_loaded_by_workers(pool, jobs):
     references = [
         dump_item((payload,), type=kind, timeout=20) for kind, payload in jobs

@@ -384,10 +384,7 @@ def load(
     """Read the item behind ``reference`` (see the module docstring)."""
     if reference.startswith(SOCKET_SCHEME):
         if as_mmap:
-            raise ValueError(
-                "type='mmap' needs a regular file, but the reference is a socket; "
-                "use type='string'"
-            )
+            raise _mmap_refused("socket")
         return _read_socket(reference, chunk, timeout)
     try:
         mode = os.stat(reference).st_mode
@@ -395,16 +392,20 @@ def load(
         raise _not_found(reference) from None
     if stat.S_ISFIFO(mode):
         if as_mmap:
-            raise ValueError(
-                "type='mmap' needs a regular file, but the reference is a FIFO; "
-                "use type='string'"
-            )
+            raise _mmap_refused("FIFO")
         return _read_fifo(reference, chunk, timeout)
     if not stat.S_ISREG(mode):
         raise ValueError(
             f"load_item: {reference!r} is neither a regular file nor a FIFO"
         )
     return _read_file(reference, as_mmap, remove, chunk)
+
+
+def _mmap_refused(kind: str) -> ValueError:
+    return ValueError(
+        f"type='mmap' needs a regular file, but the reference is a {kind}; "
+        "use type='string'"
+    )
 
 
 def _not_found(reference: str) -> ItemNotFoundError:

@@ -116,9 +116,13 @@ class ScriptError(RuntimeError):
                 status = f"was killed by signal {-self.returncode}"
         else:
             status = f"exited with status {self.returncode}"
+        return self._with_stderr(f"script {status}: {self._where()}")
+
+    def _where(self) -> str:
+        return " ".join(self.command)[:200]
+
+    def _with_stderr(self, message: str) -> str:
         tail = self.stderr.strip()[-2000:]
-        where = " ".join(self.command)[:200]
-        message = f"script {status}: {where}"
         return f"{message}\nstderr:\n{tail}" if tail else message
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -142,12 +146,10 @@ class ScriptTimeoutError(ScriptError, TimeoutError):
         super().__init__(command, returncode, stderr, stdout)
 
     def _describe(self) -> str:
-        where = " ".join(self.command)[:200]
-        tail = self.stderr.strip()[-2000:]
-        message = (
-            f"script ran longer than timeout={self.timeout} s and was killed: {where}"
+        return self._with_stderr(
+            f"script ran longer than timeout={self.timeout} s and was killed: "
+            f"{self._where()}"
         )
-        return f"{message}\nstderr:\n{tail}" if tail else message
 
     def __reduce__(self) -> tuple[Any, ...]:
         fields = (self.command, self.returncode, self.stderr, self.stdout, self.timeout)
