@@ -22,6 +22,16 @@ from papy.core._worker import Worker
 _NO_INLINE_FEED = 365 * 24 * 3600.0
 
 
+def _as_item(result: Any, piper_name: str) -> Any:
+    """A Worker's result as a stream item: a WorkerError becomes a PiperError
+    (an upstream PiperError it carries is passed on as the same object)."""
+    if not isinstance(result, WorkerError):
+        return result
+    if isinstance(result.exception, PiperError):
+        return result.exception
+    return PiperError(f"Piper {piper_name!r}: {result}", result)
+
+
 class Timed:
     """Calls a Worker and returns ``(result, seconds spent)``.
 
@@ -58,14 +68,7 @@ class Chained:
         upstream_result, upstream_seconds = raw[0], raw[1]
         further = raw[2] if len(raw) == 3 else ()
         failed = isinstance(upstream_result, WorkerError)
-        item = upstream_result
-        if failed:
-            if isinstance(upstream_result.exception, PiperError):
-                item = upstream_result.exception
-            else:
-                item = PiperError(
-                    f"Piper {self.upstream_name!r}: {upstream_result}", upstream_result
-                )
+        item = _as_item(upstream_result, self.upstream_name)
         begin = time.perf_counter()
         result = self.worker((item,))
         message = str(item) if failed else None
@@ -472,12 +475,7 @@ class Piper:
             else:
                 result, seconds = raw
             self._count("busy", seconds)
-            item = result
-            if isinstance(result, WorkerError):
-                if isinstance(result.exception, PiperError):
-                    item = result.exception
-                else:
-                    item = PiperError(f"Piper {self.name!r}: {result}", result)
+            item = _as_item(result, self.name)
         if self.debug and isinstance(item, PiperError):
             raise item
         return item
@@ -485,14 +483,21 @@ class Piper:
     def _passed(self, seconds: float, failed: str | None) -> None:
         """Count an item this Piper made that went on inside its NuMap
         (``failed``: the error message if it was an error)."""
+        items_in = 0 if self._chained_from is None else 1
+        self._count_out(failed, busy=seconds, items_in=items_in)
+
+    def _count_out(
+        self, failed: str | None, busy: float = 0.0, items_in: int = 0
+    ) -> None:
+        """Count one item out (``failed``: its error message if an error),
+        with the busy seconds and items in that go with it, under one lock."""
         with self._stats_lock:
-            if self._chained_from is not None:
-                self.stats["items_in"] += 1
+            self.stats["items_in"] += items_in
             self.stats["items_out"] += 1
-            self.stats["busy"] += seconds
-            if failed:
+            self.stats["busy"] += busy
+            if failed is not None:
                 self.stats["errors"] += 1
-        if failed:
+        if failed is not None:
             self.log.warning("item failed", error=failed)
 
     def _expand(self, item: Any) -> Sequence[Any]:
@@ -529,13 +534,7 @@ class Piper:
         if self.produce > 1:
             items = unroll(items, self.produce, self.stride, self._expand)
         for item in items:
-            with self._stats_lock:
-                self.stats["items_out"] += 1
-                failed = isinstance(item, PiperError)
-                if failed:
-                    self.stats["errors"] += 1
-            if failed:
-                self.log.warning("item failed", error=str(item))
+            self._count_out(str(item) if isinstance(item, PiperError) else None)
             yield item
 
     def tracked(self) -> dict[int, Any]:

@@ -3,9 +3,9 @@
 Threads::
 
     caller ── start(datas) ──> connect + start Pipers and NuMaps
-    caller ── run() ─────────> run thread: pulls one item from every output
-                               Piper per round, until the outputs end
-    caller ── pause() ───────> run thread finishes its round, then waits
+    caller ── run() ─────────> run thread: pulls every output Piper to its
+                               end, each in its own puller thread
+    caller ── pause() ───────> every puller finishes its item, then waits
     caller ── stop() ────────> inputs closed; run thread drains what is
                                buffered; NuMaps stopped; Pipers disconnected
 """
@@ -99,10 +99,7 @@ class Plumber(Dagger):
     @property
     def stats(self) -> dict[str, Any]:
         """A snapshot of tracked results, per-Piper counters and run times."""
-        tracked = dict(self._tracked)
-        for piper in self:
-            if piper.track and piper.imap is not None and piper.state != "new":
-                tracked[piper] = piper.tracked()
+        tracked = {**self._tracked, **self._live_tracked()}
         counters = {}
         for piper in self.postorder():
             with piper._stats_lock:
@@ -112,6 +109,14 @@ class Plumber(Dagger):
             "pipers": counters,
             "run_start": self._run_start,
             "run_end": self._run_end,
+        }
+
+    def _live_tracked(self) -> dict[Any, dict[int, Any]]:
+        """Tracked results of the connected parallel Pipers with track=True."""
+        return {
+            piper: piper.tracked()
+            for piper in self
+            if piper.track and piper.imap is not None and piper.state != "new"
         }
 
     # --- state machine ------------------------------------------------------
@@ -164,8 +169,8 @@ class Plumber(Dagger):
     def run(self) -> None:
         """Run (or resume) a started or paused pipeline in a background thread.
 
-        The thread pulls one result from every output Piper per round until
-        they are exhausted; results are discarded except for tracked Pipers.
+        Every output Piper is pulled to its end in its own thread (see
+        ``_pull_all``); results are discarded except for tracked Pipers.
         Does nothing on a finished pipeline (e.g. one that ended while being
         paused); raises PlumberError in other states.
         """
@@ -247,9 +252,7 @@ class Plumber(Dagger):
                 self._changed.notify_all()
             self._thread.join()
             self._thread = None
-        for piper in self:
-            if piper.track and piper.imap is not None and piper.state != "new":
-                self._tracked[piper] = piper.tracked()
+        self._tracked.update(self._live_tracked())
         Dagger.stop(self)
         self.disconnect()
         with self._lock:
