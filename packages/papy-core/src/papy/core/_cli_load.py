@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from papy.util.codefile import PIPELINE_NAME
+
 
 class PipelineFileError(Exception):
     """The pipeline file cannot be used. ``str()`` is the message for the user;
@@ -131,14 +133,14 @@ def load_pipeline_file(
         from papy.core import Plumber
 
         plumber_type = Plumber
-    if not hasattr(module, "pipeline"):
+    if not hasattr(module, PIPELINE_NAME):
         raise PipelineFileError(
             f"pipeline file {path_text!r} defines no module-level `pipeline`. "
             "A pipeline file must end with e.g. `pipeline = Plumber()` followed "
             "by `pipeline.add_pipe((piper_a, piper_b))` (this is the format "
             "Plumber.save writes)."
         )
-    pipeline = module.pipeline
+    pipeline = getattr(module, PIPELINE_NAME)
     if not isinstance(pipeline, plumber_type):
         raise PipelineFileError(
             f"pipeline file {path_text!r}: `pipeline` is a "

@@ -106,7 +106,10 @@ def piper_counts(pipeline: Any) -> list[PiperCounts]:
     outputs = {id(piper) for piper in pipeline.get_outputs()}
     counts = []
     for piper in pipers_in_order(pipeline):
-        stats = dict(piper.stats)
+        # Called while the pipeline runs: take the counters under the Piper's
+        # lock (as Plumber.stats does) so items_in/items_out/errors agree.
+        with piper._stats_lock:
+            stats = dict(piper.stats)
         counts.append(
             PiperCounts(
                 name=piper.name,
