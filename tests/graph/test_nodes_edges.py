@@ -1,5 +1,6 @@
 """Adding, deleting and listing nodes and edges of a DictGraph."""
 
+import copy as copy_module
 import pickle
 
 import pytest
@@ -295,6 +296,19 @@ def test_pickle_round_trip_keeps_shared_dictnodes():
     assert copy[3][1] is copy[1]
     assert copy[2].branch == "b"
     assert copy[3].xtra == {"k": "v"}
+
+
+@pytest.mark.timeout(5)
+def test_deepcopy_keeps_shared_dictnodes():
+    graph = DictGraph(edges=[(1, 2), (2, 3), (3, 1)], nodes=[0])
+    graph[2].branch = "b"
+    graph[3].xtra["k"] = "v"
+    copy = copy_module.deepcopy(graph)
+    assert copy == graph
+    assert copy[1][2] is copy[2] and copy[2] is not graph[2]
+    assert copy[3][1] is copy[1]
+    copy[3].xtra["k"] = "changed"
+    assert graph[3].xtra == {"k": "v"}
 
 
 @pytest.mark.timeout(5)

@@ -1,6 +1,8 @@
 """The public surface of papy.util matches the contract's signatures."""
 
 import inspect
+import subprocess
+import sys
 
 import papy.util
 import pytest
@@ -70,3 +72,15 @@ def test_modules_export_what_they_document():
         for name in module.__all__:
             assert getattr(module, name).__doc__ or not callable(getattr(module, name))
     assert not hasattr(papy, "__file__") or papy.__file__ is None  # namespace
+
+
+@pytest.mark.timeout(30)
+def test_importing_papy_util_func_does_not_import_structlog():
+    code = (
+        "import sys, papy.util, papy.util.func; "
+        "print('structlog' in sys.modules, 'papy.util.config' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["False", "False"]

@@ -204,3 +204,27 @@ def test_write_template_bad_arguments(tmp_path):
         write_template(tmp_path / "t", "perl")
     with pytest.raises(TypeError, match="fn"):
         write_template(5)
+
+
+@pytest.mark.timeout(20)
+def test_env_is_added_to_the_environment_and_cwd_is_the_working_directory(tmp_path):
+    source = (
+        "import os; "
+        "print(os.environ['PAPY_TEST_VALUE'], os.getcwd(), 'PATH' in os.environ, "
+        "sep='\\n')"
+    )
+    cfg = python_cfg(source, env={"PAPY_TEST_VALUE": "v1"}, cwd=str(tmp_path))
+    value, cwd, has_path = script((None,), cfg).splitlines()
+    assert value == "v1"
+    assert os.path.samefile(cwd, tmp_path)
+    assert has_path == "True"  # added to os.environ, not replacing it
+
+
+@pytest.mark.timeout(20)
+def test_encoding_decodes_stdout_and_encodes_str_items():
+    cfg = python_cfg(
+        "import sys; data = sys.stdin.buffer.read(); sys.stdout.buffer.write(data)",
+        encoding="latin-1",
+    )
+    assert script(("é",), cfg) == "é"
+    assert script((b"\xe9",), cfg) == "é"
