@@ -7,27 +7,7 @@ import time
 
 import pytest
 from numap import NuMap, NuMapError, SerializationError, WorkerLostError
-
-
-def collect(iterator):
-    """Every result or error of an iterator, in order, as (kind, value)."""
-    outcomes = []
-    while True:
-        try:
-            outcomes.append(("ok", next(iterator)))
-        except StopIteration:
-            return outcomes
-        except Exception as error:
-            outcomes.append(("error", error))
-
-
-def run(func, items, **options):
-    numap = NuMap(func, items, **options)
-    numap.start()
-    try:
-        return collect(numap)
-    finally:
-        numap.stop()
+from numap_outcomes import collect, run
 
 
 def kill_on_three(x):

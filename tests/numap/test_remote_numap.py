@@ -29,6 +29,7 @@ from numap import (
     SerializationError,
     imports,
 )
+from numap_outcomes import collect, run
 from remote_servers import (
     REMOTE_ONLY_MODULE,
     certificates,
@@ -51,18 +52,6 @@ FIXTURES = (
     shared_rpyc_server,
     ssl_rpyc_server,
 )
-
-
-def collect(iterator: Any) -> list[tuple[str, Any]]:
-    """Every result or error of an iterator, in order, as (kind, value)."""
-    outcomes: list[tuple[str, Any]] = []
-    while True:
-        try:
-            outcomes.append(("ok", next(iterator)))
-        except StopIteration:
-            return outcomes
-        except Exception as error:
-            outcomes.append(("error", error))
 
 
 def made_elsewhere(source: str, name: str) -> Any:
@@ -286,17 +275,12 @@ def test_property_remote_results_are_the_map(
 def test_remote_exception_is_raised_by_next_with_remote_traceback(
     shared_rpyc_server,
 ):
-    numap = NuMap(
+    outcomes = run(
         rf.fail_on_three,
         range(6),
         worker_num=0,
         worker_remote=[(shared_rpyc_server.spec, 1)],
     )
-    numap.start()
-    try:
-        outcomes = collect(numap)
-    finally:
-        numap.stop()
     assert [value for kind, value in outcomes if kind == "ok"] == [0, 1, 2, 4, 5]
     kind, error = outcomes[3]
     assert kind == "error" and isinstance(error, ValueError)
@@ -317,17 +301,12 @@ def test_function_the_host_cannot_import_fails_each_item_clearly(
     monkeypatch.syspath_prepend(str(tmp_path))
     import only_here_module
 
-    numap = NuMap(
+    outcomes = run(
         only_here_module.f,
         range(3),
         worker_num=0,
         worker_remote=[(shared_rpyc_server.spec, 1)],
     )
-    numap.start()
-    try:
-        outcomes = collect(numap)
-    finally:
-        numap.stop()
     assert [kind for kind, _ in outcomes] == ["error"] * 3
     for _, error in outcomes:
         assert isinstance(error, SerializationError)

@@ -1,0 +1,29 @@
+"""Collecting every result or error of a NuMap, for tests that check both."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from numap import NuMap
+
+
+def collect(iterator: Any) -> list[tuple[str, Any]]:
+    """Every result or error of an iterator, in order, as (kind, value)."""
+    outcomes: list[tuple[str, Any]] = []
+    while True:
+        try:
+            outcomes.append(("ok", next(iterator)))
+        except StopIteration:
+            return outcomes
+        except Exception as error:
+            outcomes.append(("error", error))
+
+
+def run(func: Any, items: Any, **options: Any) -> list[tuple[str, Any]]:
+    """Start a NuMap(func, items, **options), collect it, stop it."""
+    numap = NuMap(func, items, **options)
+    numap.start()
+    try:
+        return collect(numap)
+    finally:
+        numap.stop()
