@@ -4,15 +4,17 @@ The pipeline: two CPU stages of about 0.2 ms each, then a trivial sink,
 over 20,000 integers. Contenders, each run in a fresh process:
 
   papy        Plumber, the three Pipers on ONE shared process NuMap
-  pypeln      pl.process.map x 3 (workers per stage = --workers)
+  pypeln      pl.process.map x 3 (--workers processes for each CPU stage,
+              1 for the sink; no batching: --chunk is its queue maxsize)
   pool-chain  multiprocessing Pool.imap(stage2, Pool.imap(stage1, data)),
               sink in the parent
   pool-single one Pool.imap of the composed function stage2(stage1(x)),
               sink in the parent (the lower bound for this machine)
 
-Every contender uses --workers worker processes (default: CPU count) and
-the same batch size (--chunk: Pool.imap chunksize, NuMap stride = chunk x
-workers so that each worker batch is `chunk` items). Medians of --repeat
+Every contender uses --workers worker processes per CPU stage (default: CPU
+count); papy and the Pools share one batch size (--chunk: Pool.imap
+chunksize, NuMap stride = chunk x workers so that each worker batch is
+`chunk` items). Medians of --repeat
 runs and ratios to pool-single are printed in one table.
 
     /work/venv/bin/python bench/bench_plumber.py [--items 20000]
