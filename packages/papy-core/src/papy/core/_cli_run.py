@@ -296,12 +296,12 @@ def run_command(args: argparse.Namespace) -> int:
     if result.interrupted:
         sys.stderr.write("papy: interrupted; the summary covers the items read\n")
         return int(ExitStatus.INTERRUPTED)
-    broken = [stream.failure() for stream in result.streams if stream.failure()]
+    failures = [stream.failure() for stream in result.streams]
+    broken = [failure for failure in failures if failure is not None]
     if total.failed:
         report_failures(collector, total, args.debug)
     if broken:
         for failure in broken:
-            assert failure is not None
             fail(str(failure), ExitStatus.BAD_INPUT, failure.details, args.debug)
         return int(ExitStatus.BAD_INPUT)
     if total.failed:
