@@ -160,11 +160,7 @@ class Plumber(Dagger):
         for piper in self._connected:
             if piper.state == "started":
                 piper.stop(forced=True)
-        for piper in reversed(self._connected):
-            if piper.state != "new":
-                piper.disconnect(forced=True)
-        self._connected = []
-        self._valves = []
+        self.disconnect(forced=True)
 
     def run(self) -> None:
         """Run (or resume) a started or paused pipeline in a background thread.
