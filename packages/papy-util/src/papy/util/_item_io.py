@@ -364,15 +364,19 @@ def _serve(
     return True
 
 
-def _receive_exactly(connection: socket.socket, size: int) -> bytes:
-    parts = []
-    while size:
-        part = connection.recv(min(size, DEFAULT_BUFFER))
-        if not part:
-            raise EOFError(f"peer closed with {size} bytes missing")
-        parts.append(part)
-        size -= len(part)
-    return b"".join(parts)
+def _receive_exactly(
+    connection: socket.socket, length: int, chunk: int = DEFAULT_BUFFER
+) -> bytes:
+    """Receive exactly ``length`` bytes; EOFError if the peer closes first."""
+    buffer = bytearray(length)
+    view = memoryview(buffer)
+    received = 0
+    while received < length:
+        count = connection.recv_into(view[received:], min(chunk, length - received))
+        if not count:
+            raise EOFError(f"got {received} of {length} bytes")
+        received += count
+    return bytes(buffer)
 
 
 # --- reading -------------------------------------------------------------
@@ -574,7 +578,7 @@ def _read_socket(reference: str, chunk: int, timeout: float) -> bytes:
                 errno.EPROTO, "load_item: the peer is not a dump_item writer", reference
             )
         try:
-            return _receive_item(connection, length, chunk)
+            return _receive_exactly(connection, length, chunk)
         except (EOFError, ConnectionError, TimeoutError) as error:
             raise ItemTruncatedError(
                 errno.EPIPE,
@@ -588,15 +592,3 @@ def _request(connection: socket.socket, token: bytes) -> tuple[bytes, int]:
     connection.sendall(token + b"\n")
     magic, length = _HEADER.unpack(_receive_exactly(connection, _HEADER.size))
     return magic, length
-
-
-def _receive_item(connection: socket.socket, length: int, chunk: int) -> bytes:
-    buffer = bytearray(length)
-    view = memoryview(buffer)
-    received = 0
-    while received < length:
-        count = connection.recv_into(view[received:], min(chunk, length - received))
-        if not count:
-            raise EOFError(f"got {received} of {length} bytes")
-        received += count
-    return bytes(buffer)
