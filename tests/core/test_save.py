@@ -129,12 +129,10 @@ def test_round_trip_with_numaps_and_their_settings(tmp_path):
     )
     processes = NuMap(worker_type="process", worker_num=2, stride=1, name="p")
     a = Piper(first, parallel=threads, name="a", timeout=5)
-    b = Piper(Worker(scale, (2,)), parallel=processes, name="b", track=True)
     c = Piper(Worker((first, scale), ((), (3,))), parallel=threads, name="c")
     d = Piper(both, parallel=processes, name="d", spawn=1)
     plumber = Plumber(pipes=[(a, d), (c, d)], name="with_numaps")
     plumber.add_pipe((a, Piper(first, name="e")))
-    del b
     path = tmp_path / "numaps.py"
     plumber.save(path)
     text = path.read_text()
