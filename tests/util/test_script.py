@@ -228,3 +228,10 @@ def test_encoding_decodes_stdout_and_encodes_str_items():
     )
     assert script(("é",), cfg) == "é"
     assert script((b"\xe9",), cfg) == "é"
+
+
+@pytest.mark.timeout(10)
+def test_missing_cwd_is_named_as_the_cwd_not_the_executable(tmp_path):
+    cfg = python_cfg("print(1)", cwd=str(tmp_path / "absent"))
+    with pytest.raises(FileNotFoundError, match=r"cfg\['cwd'\]"):
+        script((None,), cfg)

@@ -286,8 +286,8 @@ def script(inbox: Sequence[Any], cfg: Mapping[str, Any]) -> Any:
     Raises ScriptError (with returncode and stderr) when the script exits
     with a non-zero status or is killed, ScriptTimeoutError when it runs
     longer than cfg["timeout"] (it is killed first), FileNotFoundError when
-    the interpreter or script file does not exist, and TypeError/ValueError
-    naming the bad input or cfg key.
+    the interpreter, script file or cfg["cwd"] directory does not exist,
+    and TypeError/ValueError naming the bad input or cfg key.
     """
     if isinstance(inbox, str | bytes) or not isinstance(inbox, Sequence):
         raise TypeError(
@@ -302,6 +302,12 @@ def script(inbox: Sequence[Any], cfg: Mapping[str, Any]) -> Any:
     data = _stdin_bytes(cfg, item)
     if cfg["script"] is not None and not os.path.isfile(cfg["script"]):
         raise FileNotFoundError(f"script: cfg['script'] {cfg['script']!r} not found")
+    # Checked here: subprocess reports a missing cwd as a FileNotFoundError
+    # too, which the handler below would blame on the executable.
+    if cfg["cwd"] is not None and not os.path.isdir(cfg["cwd"]):
+        raise FileNotFoundError(
+            f"script: cfg['cwd'] {cfg['cwd']!r} is not an existing directory"
+        )
     env = None if cfg["env"] is None else {**os.environ, **cfg["env"]}
     try:
         done = subprocess.run(
