@@ -29,6 +29,7 @@ import tempfile
 import time
 from typing import IO, Any
 
+import papy.util._item_io as _item_io
 import structlog
 
 __all__ = ["get_defaults", "start_logger"]
@@ -69,7 +70,7 @@ def get_defaults() -> dict[str, Any]:
         "HAS_FORK": "fork" in start_methods,
         "START_METHOD": multiprocessing.get_start_method(allow_none=True)
         or start_methods[0],
-        "SOCKET_HOST": "127.0.0.1",
+        "SOCKET_HOST": _item_io.HOST,
         "PYTHON": sys.executable,
         "BASH": shutil.which("bash"),
         "LOG_FILENAME": LOG_FILENAME,
