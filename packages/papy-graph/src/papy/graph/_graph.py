@@ -372,7 +372,7 @@ class DictGraph(dict[Hashable, DictNode]):
                 f"({type(bucket).__name__}); use e.g. 'append' for a list or "
                 f"'appendleft' for a collections.deque"
             )
-        self._search(node, emit, self._insertion_children, acyclic=False)
+        self._search(node, emit, self._insertion_children)
         return bucket
 
     def _insertion_children(self, node: Hashable) -> Iterable[Hashable]:
@@ -383,13 +383,12 @@ class DictGraph(dict[Hashable, DictNode]):
         start: Hashable,
         emit: Callable[[Hashable], Any],
         children: Callable[[Hashable], Iterable[Hashable]],
-        acyclic: bool,
     ) -> None:
         """Depth-first postorder from ``start`` over undiscovered nodes.
 
-        Iterative, so long chains do not hit the recursion limit. With
-        ``acyclic`` a back edge (to a discovered but unexamined node, i.e.
-        one on the current path) raises GraphError.
+        Iterative, so long chains do not hit the recursion limit. Cycles are
+        not detected here: ``postorder`` has ruled them out (``_layout``)
+        before it searches.
         """
         if self[start].discovered:
             return
@@ -405,10 +404,6 @@ class DictGraph(dict[Hashable, DictNode]):
                     topo.discovered = True
                     path.append((child, iter(children(child))))
                     break
-                if acyclic and not topo.examined:
-                    on_path = [step for step, _ in path]
-                    cycle = on_path[on_path.index(child) :] + [child]
-                    raise _cycle_error(cycle)
             else:
                 path.pop()
                 self[node].examined = True
@@ -460,7 +455,7 @@ class DictGraph(dict[Hashable, DictNode]):
         self.clear_nodes()
         try:
             for start in starts:
-                self._search(start, ordered.append, sorted_children, acyclic=True)
+                self._search(start, ordered.append, sorted_children)
         finally:
             self.clear_nodes()
         return ordered
