@@ -829,7 +829,11 @@ class NuMap:
         return self._take(task, 0.0 if not block else timeout)
 
     def __next__(self) -> Any:
-        return self.next()
+        # Iteration is the per-item hot path: once started, skip next()'s
+        # start check and argument handling (same as next() with defaults).
+        if not self._ever_started:
+            return self.next()
+        return self._take(0, None)
 
     def __iter__(self) -> NuMap:
         return self
