@@ -143,7 +143,7 @@ class DictGraph(dict[Hashable, DictNode]):
         are not updated).
         """
         _require_hashable(node, "node")
-        topo = DictNode(node, checked_xtra(xtra, "xtra"))
+        topo = DictNode(node, xtra)  # checks and copies xtra, even if present
         if node in self:
             return False
         topo.branch = branch
