@@ -240,6 +240,11 @@ def _path_module_file(func: Callable[..., Any]) -> str | None:
     return None
 
 
+def _import_code(func: Callable[..., Any], name: str) -> FunctionCode:
+    code = render(FUNCTION_IMPORT, module=func.__module__, attribute=name)
+    return FunctionCode("import", name, code)
+
+
 def function_code(func: Callable[..., Any], prefer: str = "import") -> FunctionCode:
     """Decide how a saved pipeline refers to ``func`` and render that code.
 
@@ -265,8 +270,7 @@ def function_code(func: Callable[..., Any], prefer: str = "import") -> FunctionC
         # Its module name exists only in this process: load it by path again.
         prefer = "path"
     elif prefer == "import" and _importable(func):
-        code = render(FUNCTION_IMPORT, module=func.__module__, attribute=name)
-        return FunctionCode("import", name, code)
+        return _import_code(func, name)
     if name == "<lambda>" or "<locals>" in getattr(func, "__qualname__", ""):
         raise CodefileError(
             f"{func!r:.60} is a lambda or nested function; define it with def "
@@ -287,8 +291,7 @@ def function_code(func: Callable[..., Any], prefer: str = "import") -> FunctionC
         source = textwrap.dedent(inspect.getsource(func))
     except (OSError, TypeError):
         if _importable(func):
-            code = render(FUNCTION_IMPORT, module=func.__module__, attribute=name)
-            return FunctionCode("import", name, code)
+            return _import_code(func, name)
         raise CodefileError(
             f"the source of {name} is not available and it cannot be imported; "
             "put it in a module file"
