@@ -84,6 +84,9 @@ class _Weave:
     def has_chained(self) -> bool:
         return any(self.sources[task] is None for task in self.active)
 
+    def chained_tasks(self) -> list[int]:
+        return [task for task in self.active if self.sources[task] is None]
+
     def end_turn(self, finished: bool) -> None:
         if finished:
             del self.active[self.position]
@@ -92,6 +95,15 @@ class _Weave:
         if self.active:
             self.position %= len(self.active)
         self.left = self.stride
+
+    def remove(self, task: int) -> None:
+        """Drop a task whose input ended outside its turn; the turn stays."""
+        index = self.active.index(task)
+        del self.active[index]
+        if index < self.position:
+            self.position -= 1
+        if self.active:
+            self.position %= len(self.active)
 
 
 class _Output:
@@ -576,8 +588,12 @@ class NuMap:
             self._result_ready.notify_all()
 
     def _weave_until_done(self) -> None:
+        # The weave never skips the turn of a task waiting for space: pipers
+        # reading this map through the parent rely on every task getting its
+        # stride each round (a task skipped while the others fed on would
+        # find the buffer full of results only its own input would take).
+        # Chained tasks need no space, so they move while the turn waits.
         idle_steps = 0
-        min_want = 0  # least space a task of this idle round asked for
         deliveries_seen = 0
         while True:
             with self._lock:
@@ -586,27 +602,29 @@ class NuMap:
             with self._feed_role:
                 try:
                     status, want = self._step()
+                    if status is _NO_SPACE and self._feed_chained():
+                        status = _PROGRESS
                 except _Stopping:
                     return
                 chained = self._weave.has_chained()
-                if status is _NO_SPACE and chained:
-                    # A chained task may move without new space: its turn.
-                    self._weave.end_turn(finished=False)
             if status is _DONE:
                 return
             if status is _PROGRESS:
-                idle_steps = min_want = 0
+                idle_steps = 0
                 continue
             if status is _NO_SPACE:
-                min_want = want if not min_want else min(min_want, want)
-            idle_steps += 1
-            if idle_steps >= len(self._weave.active):
                 # Only a chained task can move on a delivery alone; without
                 # one, waking the feeder for every delivery is wasted.
                 awaited = deliveries_seen if chained else None
-                if not self._wait_for_change(awaited, min_want):
+                if not self._wait_for_change(awaited, want):
                     return
-                idle_steps = min_want = 0
+                idle_steps = 0
+                continue
+            idle_steps += 1  # a chained task's turn found nothing ready
+            if idle_steps >= len(self._weave.active):
+                if not self._wait_for_change(deliveries_seen, 0):
+                    return
+                idle_steps = 0
 
     def _wait_for_change(self, deliveries_seen: int | None, want: int) -> bool:
         """Wait for a delivery after ``deliveries_seen`` (None: deliveries do
@@ -650,21 +668,48 @@ class NuMap:
             if not granted:
                 return _NO_SPACE, want
             items, ended, has_errors = self._pull_input(source, granted)
-        if items:
-            start = task.output.entered
-            with self._lock:
-                task.output.entered += len(items)
-            self._submit(task_id, start, items, has_errors)
+        self._enter(task_id, items, has_errors)
         weave.left -= len(items)
         if ended:
-            with self._lock:
-                task.output.total = task.output.entered
-                self._result_ready.notify_all()
+            self._end_input(task)
             weave.end_turn(finished=True)
             return _PROGRESS, 0
         if weave.left <= 0 or (source is None and len(items) < want):
             weave.end_turn(finished=False)
         return (_PROGRESS if items else _NOTHING_READY), 0
+
+    def _enter(self, task_id: int, items: list, has_errors: bool) -> None:
+        """Count ``items`` into task ``task_id`` and submit them."""
+        if not items:
+            return
+        output = self._tasks[task_id].output
+        start = output.entered
+        with self._lock:
+            output.entered += len(items)
+        self._submit(task_id, start, items, has_errors)
+
+    def _end_input(self, task: _Task) -> None:
+        with self._lock:
+            task.output.total = task.output.entered
+            self._result_ready.notify_all()
+
+    def _feed_chained(self) -> bool:
+        """Move every ready upstream result into its chained task, outside
+        the weave's turns (holding _feed_role); True if anything moved."""
+        moved = False
+        batch = self._weave.batch
+        for task_id in self._weave.chained_tasks():
+            task = self._tasks[task_id]
+            while True:
+                items, ended = self._pull_upstream(task, batch)
+                self._enter(task_id, items, any(type(i) is Raised for i in items))
+                moved = moved or bool(items) or ended
+                if ended:
+                    self._end_input(task)
+                    self._weave.remove(task_id)
+                if ended or len(items) < batch:
+                    break
+        return moved
 
     def _try_reserve(self, want: int) -> int:
         with self._lock:
