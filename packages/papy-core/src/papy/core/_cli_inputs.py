@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from papy.core._cli_load import LoadedPipeline
+from papy.core._save import LoadedPipeline
 
 
 class InputError(Exception):

@@ -21,7 +21,6 @@ from papy.core._cli_errors import ErrorCollector
 from papy.core._cli_exits import ExitStatus, fail
 from papy.core._cli_graph import numap_info
 from papy.core._cli_inputs import GuardedStream, InputError, check_paths, make_datas
-from papy.core._cli_load import LoadedPipeline, PipelineFileError, load_pipeline_file
 from papy.core._cli_progress import (
     LiveView,
     LogView,
@@ -32,7 +31,8 @@ from papy.core._cli_progress import (
     print_summary,
     totals,
 )
-from papy.core._errors import DaggerError, PiperError, PlumberError
+from papy.core._errors import DaggerError, PipelineFileError, PiperError, PlumberError
+from papy.core._save import LoadedPipeline, load_pipeline_file
 from rich.console import Console
 
 

@@ -63,3 +63,16 @@ class PlumberError(RuntimeError):
     A subclass of ``RuntimeError`` because ``Plumber.wait`` is documented to
     raise a ``RuntimeError`` when the pipeline has not finished in time.
     """
+
+
+class PipelineFileError(PlumberError):
+    """A pipeline file cannot be loaded: missing, unreadable, not Python,
+    raised while running, or defines no ``pipeline`` Plumber.
+
+    ``str()`` is the message for the user; ``details`` holds a traceback
+    worth showing to a developer (e.g. under ``papy --debug``), or ''.
+    """
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details

@@ -280,8 +280,9 @@ class Plumber(Dagger):
         of the pipeline file ``filename``; returns self.
 
         WARNING: loading EXECUTES the file's code; load only files you trust.
-        Raises PlumberError if the file defines no ``pipeline`` Plumber or
-        this pipeline is in use.
+        Raises PlumberError if this pipeline is in use, and PipelineFileError
+        (a PlumberError) if the file cannot be loaded or defines no
+        ``pipeline`` Plumber (see ``papy.core.load_pipeline``).
         """
         with self._lock:
             self._require("load", "new", "stopped")

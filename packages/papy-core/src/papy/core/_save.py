@@ -4,6 +4,12 @@ The saved file is ordinary Python built from the ``papy.util.codefile``
 templates: functions (imported by path, or their source copied when they
 were defined in the running script), NuMaps with their settings, Workers,
 Pipers, and a module-level ``pipeline`` Plumber with its Pipers and pipes.
+Hand-written pipeline files follow the same convention: a module-level
+``pipeline`` Plumber.
+
+One loader, ``load_pipeline_file``, serves ``Plumber.load``,
+``papy.core.load_pipeline`` and the ``papy`` command (which also needs the
+module, for its optional ``make_inputs``/``finish`` hooks).
 
 Loading a pipeline EXECUTES the file: load only files you trust.
 """
@@ -13,13 +19,17 @@ from __future__ import annotations
 import datetime
 import itertools
 import os
+import re
 import sys
+import traceback
 import types
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
-from papy.core._errors import PlumberError
+from papy.core._errors import PipelineFileError, PlumberError
 from papy.util import codefile
 from papy.util.codefile import Reference
 
@@ -237,36 +247,141 @@ def pipeline_source(plumber: Any) -> str:
         raise PlumberError(f"Plumber.save: {error}") from error
 
 
-def load_pipeline(path: str | os.PathLike[str]) -> Any:
-    """Run the pipeline file at ``path`` and return its ``pipeline`` Plumber.
+@dataclass
+class LoadedPipeline:
+    """A loaded pipeline file: its ``path``, the ``module`` its code ran in
+    and the ``pipeline`` Plumber it defines."""
 
-    The file runs in a fresh module (registered in ``sys.modules`` under a
-    unique name, so worker processes can find its functions).
+    path: Path
+    module: types.ModuleType
+    pipeline: Any
+
+    def hook(self, name: str) -> Any:
+        """The module's callable ``name`` (e.g. the ``make_inputs`` and
+        ``finish`` hooks of ``papy run``), or None if it defines none."""
+        value = getattr(self.module, name, None)
+        return value if callable(value) else None
+
+
+def _module_name(path: Path) -> str:
+    """A module name unlikely to clash with real packages, and not yet taken
+    (a second load of one file must not replace the first one's module, whose
+    functions workers may still pickle by reference)."""
+    base = "papy_pipeline_" + re.sub(r"\W", "_", path.stem)
+    name = base
+    while name in sys.modules:
+        name = f"{base}_{next(_loaded)}"
+    return name
+
+
+def _user_traceback(error: BaseException, path: Path) -> tuple[str, int | None]:
+    """The formatted traceback, and the line in the pipeline file that was
+    running when ``error`` was raised (deepest frame in that file)."""
+    line = None
+    for frame, number in traceback.walk_tb(error.__traceback__):
+        if Path(frame.f_code.co_filename) == path:
+            line = number
+    return "".join(traceback.format_exception(error)), line
+
+
+def _compile(path: Path, shown: str) -> types.CodeType:
+    """The code of the pipeline file at ``path`` (``shown`` is the path as the
+    caller gave it, for messages)."""
+    if not path.exists():
+        raise PipelineFileError(f"pipeline file {shown!r} does not exist")
+    if not path.is_file():
+        raise PipelineFileError(f"pipeline file {shown!r} is not a file")
+    try:
+        source = path.read_bytes()
+    except OSError as error:
+        raise PipelineFileError(
+            f"cannot read pipeline file {shown!r}: {error.strerror}"
+        ) from error
+    try:
+        return compile(source, str(path), "exec")
+    except SyntaxError as error:
+        if error.lineno is None:  # e.g. null bytes: not a text file at all
+            raise PipelineFileError(
+                f"pipeline file {shown!r} is not Python source: {error.msg}"
+            ) from error
+        where = f"{shown}, line {error.lineno}"
+        text = (error.text or "").rstrip()
+        quoted = f"\n    {text}" if text else ""
+        raise PipelineFileError(
+            f"pipeline file has a syntax error ({where}): {error.msg}{quoted}",
+            "".join(traceback.format_exception_only(error)),
+        ) from error
+    except ValueError as error:  # e.g. null bytes: not a Python source file
+        raise PipelineFileError(
+            f"pipeline file {shown!r} is not Python source: {error}"
+        ) from error
+
+
+def load_pipeline_file(path: str | os.PathLike[str]) -> LoadedPipeline:
+    """Run the pipeline file at ``path`` in a fresh module; return the module
+    and its module-level ``pipeline`` Plumber.
+
+    The file's folder is put first on ``sys.path`` (as when running a
+    script), so it can import helper modules next to it, and the module is
+    registered in ``sys.modules`` (as ``papy_pipeline_<file stem>``, with a
+    number added if that is taken) so worker processes can unpickle
+    functions defined in it by reference.
 
     WARNING: this EXECUTES the file's code; load only files you trust.
 
-    Raises PlumberError if the file defines no ``pipeline`` Plumber,
-    OSError if it cannot be read, and whatever its code raises.
+    Raises PipelineFileError (a PlumberError) when the file is missing or
+    unreadable, is not Python, raises an Exception while running (the
+    original is its ``__cause__``; its traceback is in ``details``), or
+    defines no ``pipeline`` Plumber.
     """
     from papy.core._plumber import Plumber
 
-    full_path = os.path.abspath(os.fspath(path))
-    with open(full_path, encoding="utf-8") as handle:
-        source = handle.read()
-    name = f"_papy_pipeline_{next(_loaded)}"
+    shown = os.fspath(path)
+    full_path = Path(shown).resolve()
+    code = _compile(full_path, shown)
+    name = _module_name(full_path)
     module = types.ModuleType(name)
-    module.__file__ = full_path
+    module.__file__ = str(full_path)
+    folder = str(full_path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     sys.modules[name] = module
     try:
-        exec(compile(source, full_path, "exec"), module.__dict__)
-    except BaseException:
+        exec(code, module.__dict__)
+    except BaseException as error:
         del sys.modules[name]
-        raise
-    pipeline = module.__dict__.get(codefile.PIPELINE_NAME)
-    if not isinstance(pipeline, Plumber):
-        raise PlumberError(
-            f"{full_path} defines no module-level Plumber named "
-            f"{codefile.PIPELINE_NAME!r} (found {type(pipeline).__name__}); a "
-            f"pipeline file must assign its Plumber to {codefile.PIPELINE_NAME!r}"
+        if not isinstance(error, Exception):  # Ctrl-C, sys.exit(): not ours
+            raise
+        details, line = _user_traceback(error, full_path)
+        where = f", line {line}" if line else ""
+        raise PipelineFileError(
+            f"pipeline file {shown!r} raised {type(error).__name__} while "
+            f"loading{where}: {error}",
+            details,
+        ) from error
+    if not hasattr(module, codefile.PIPELINE_NAME):
+        raise PipelineFileError(
+            f"pipeline file {shown!r} defines no module-level "
+            f"`{codefile.PIPELINE_NAME}`. A pipeline file must end with e.g. "
+            f"`{codefile.PIPELINE_NAME} = Plumber()` followed by "
+            f"`{codefile.PIPELINE_NAME}.add_pipe((piper_a, piper_b))` (this is "
+            "the format Plumber.save writes)."
         )
-    return pipeline
+    pipeline = getattr(module, codefile.PIPELINE_NAME)
+    if not isinstance(pipeline, Plumber):
+        raise PipelineFileError(
+            f"pipeline file {shown!r}: `{codefile.PIPELINE_NAME}` is a "
+            f"{type(pipeline).__name__}, expected a Plumber"
+        )
+    return LoadedPipeline(path=full_path, module=module, pipeline=pipeline)
+
+
+def load_pipeline(path: str | os.PathLike[str]) -> Any:
+    """Run the pipeline file at ``path`` and return its ``pipeline`` Plumber
+    (``load_pipeline_file`` without the module).
+
+    WARNING: this EXECUTES the file's code; load only files you trust.
+
+    Raises PipelineFileError (a PlumberError) as ``load_pipeline_file`` does.
+    """
+    return load_pipeline_file(path).pipeline

@@ -187,7 +187,8 @@ def graph_command(args: argparse.Namespace) -> int:
         to_mermaid,
         write_picture,
     )
-    from papy.core._cli_load import PipelineFileError, load_pipeline_file
+    from papy.core._errors import PipelineFileError
+    from papy.core._save import load_pipeline_file
 
     try:
         targets = [

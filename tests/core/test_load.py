@@ -1,17 +1,14 @@
-"""Loading pipeline files: every way a file can be unusable gets a clear
-message naming the file (the `pipeline` type is a stand-in class here, so
-these tests do not need a running pipeline)."""
+"""Loading pipeline files (one loader for Plumber.load, load_pipeline and the
+`papy` command): every way a file can be unusable gets a PipelineFileError
+whose message names the file; a good file gives its module and pipeline."""
 
 from __future__ import annotations
 
 import sys
 
 import pytest
-from papy.core._cli_load import PipelineFileError, load_pipeline_file
-
-
-class Stand:
-    """Stands in for Plumber."""
+from papy.core import PipelineFileError, Plumber, PlumberError, load_pipeline
+from papy.core._save import load_pipeline_file
 
 
 def write(tmp_path, name, text):
@@ -23,20 +20,20 @@ def write(tmp_path, name, text):
 @pytest.mark.timeout(10)
 def test_missing_file(tmp_path):
     with pytest.raises(PipelineFileError, match=r"'nowhere.py' does not exist"):
-        load_pipeline_file("nowhere.py", Stand)
+        load_pipeline_file("nowhere.py")
 
 
 @pytest.mark.timeout(10)
 def test_directory_is_not_a_pipeline(tmp_path):
     with pytest.raises(PipelineFileError, match="is not a file"):
-        load_pipeline_file(str(tmp_path), Stand)
+        load_pipeline_file(str(tmp_path))
 
 
 @pytest.mark.timeout(10)
 def test_syntax_error_names_line_and_shows_it(tmp_path):
     path = write(tmp_path, "bad.py", "x = 1\ny = (2,\nz = 3 +\n")
     with pytest.raises(PipelineFileError) as caught:
-        load_pipeline_file(path, Stand)
+        load_pipeline_file(path)
     message = str(caught.value)
     assert message.startswith("pipeline file has a syntax error (")
     assert "bad.py, line" in message
@@ -48,33 +45,36 @@ def test_binary_file_is_not_python(tmp_path):
     path = tmp_path / "binary.py"
     path.write_bytes(b"\x00\x01\x02")
     with pytest.raises(PipelineFileError, match="not Python source"):
-        load_pipeline_file(str(path), Stand)
+        load_pipeline_file(str(path))
 
 
 @pytest.mark.timeout(10)
 def test_error_while_loading_names_type_and_line(tmp_path):
     path = write(tmp_path, "boom.py", "import math\n\nvalue = math.sqrt(-1)\n")
     with pytest.raises(PipelineFileError) as caught:
-        load_pipeline_file(path, Stand)
+        load_pipeline(path)
     assert "raised ValueError while loading, line 3: math domain error" in str(
         caught.value
     )
+    assert isinstance(caught.value.__cause__, ValueError)
     assert "Traceback" in caught.value.details
-    assert not [name for name in sys.modules if name == "papy_pipeline_boom"]
+    assert not [name for name in sys.modules if name.startswith("papy_pipeline_boom")]
 
 
 @pytest.mark.timeout(10)
 def test_no_pipeline_variable(tmp_path):
     path = write(tmp_path, "empty.py", "plumber = 1\n")
     with pytest.raises(PipelineFileError, match="defines no module-level `pipeline`"):
-        load_pipeline_file(path, Stand)
+        load_pipeline_file(path)
 
 
 @pytest.mark.timeout(10)
 def test_pipeline_of_the_wrong_type(tmp_path):
     path = write(tmp_path, "wrong.py", "pipeline = 42\n")
-    with pytest.raises(PipelineFileError, match="is a int, expected a Stand"):
-        load_pipeline_file(path, Stand)
+    with pytest.raises(PipelineFileError, match="is a int, expected a Plumber"):
+        load_pipeline_file(path)
+    with pytest.raises(PlumberError, match="is a int, expected a Plumber"):
+        Plumber().load(path)
 
 
 @pytest.mark.timeout(10)
@@ -84,13 +84,17 @@ def test_good_file_imports_neighbours_and_exposes_hooks(tmp_path):
         tmp_path,
         "good.py",
         "import helper_for_loader_test\n"
-        f"from {__name__} import Stand\n"
-        "pipeline = Stand()\n"
+        "from papy.core import Plumber\n"
+        "pipeline = Plumber(name='good')\n"
         "def make_inputs(paths):\n"
         "    return [paths * helper_for_loader_test.VALUE]\n",
     )
-    loaded = load_pipeline_file(path, Stand)
-    assert isinstance(loaded.pipeline, Stand)
+    loaded = load_pipeline_file(path)
+    assert isinstance(loaded.pipeline, Plumber)
     assert loaded.hook("make_inputs")(["a"]) == [["a"] * 7]
     assert loaded.hook("finish") is None
     assert sys.modules["papy_pipeline_good"] is loaded.module
+    again = load_pipeline(path)
+    assert again is not loaded.pipeline
+    assert sys.modules["papy_pipeline_good"] is loaded.module, "first module kept"
+    assert again.name == "good"
