@@ -106,10 +106,9 @@ def piper_counts(pipeline: Any) -> list[PiperCounts]:
     outputs = {id(piper) for piper in pipeline.get_outputs()}
     counts = []
     for piper in pipers_in_order(pipeline):
-        # Called while the pipeline runs: take the counters under the Piper's
-        # lock (as Plumber.stats does) so items_in/items_out/errors agree.
-        with piper._stats_lock:
-            stats = dict(piper.stats)
+        # Called while the pipeline runs: a consistent copy of the counters
+        # (as Plumber.stats takes), so items_in/items_out/errors agree.
+        stats = piper.counters()
         counts.append(
             PiperCounts(
                 name=piper.name,

@@ -198,7 +198,30 @@ class Piper:
         self._outbox: Iterator[Any] | None = None
         self._tee: Tee | None = None
         self._stages: set[int] = set()
+        # Counters: ``stats`` (items_in, items_out, errors, busy seconds),
+        # read as a whole through ``counters()``, which copies the dict under
+        # ``_stats_lock``. The hot path takes that lock at most once per item:
+        #   - items_in of a Piper that reads its own inbox is written, without
+        #     the lock, only by the thread running the inbox generator
+        #     (``_counted_rows``): a generator never runs in two threads at
+        #     once, so it has one writer at a time, and under the GIL a copy
+        #     of the dict sees it before or after an increment, never torn.
+        #   - items_out, errors and busy change together under the lock, once
+        #     per output item (``_count_out``), or once per item a chained
+        #     downstream Piper reports for this one (``_passed``).
+        #   - ``_pending_busy`` (busy seconds of evaluations whose items are
+        #     not yet out) and ``_pending_in`` (items in of a natively chained
+        #     Piper, which reads no inbox) are written only by the thread
+        #     running the outbox generator (and reset_stats, before a run);
+        #     ``_count_out`` moves them into
+        #     ``stats`` with the next output item, and the outbox's end with
+        #     whatever is left (nothing, when every evaluation gave items).
+        # So every snapshot has errors <= items_out, and for a Piper with
+        # consume = produce = 1, items_out <= items_in (an item is counted in
+        # before it can be counted out); at the end each counter is exact.
         self._stats_lock = threading.Lock()
+        self._pending_busy = 0.0
+        self._pending_in = 0
         self.reset_stats()
 
     # --- statistics -------------------------------------------------------
@@ -207,10 +230,13 @@ class Piper:
         """Zero the counters: items in, items out, errors, busy seconds."""
         with self._stats_lock:
             self.stats = {"items_in": 0, "items_out": 0, "errors": 0, "busy": 0.0}
+            self._pending_busy = 0.0
+            self._pending_in = 0
 
-    def _count(self, key: str, amount: float = 1) -> None:
+    def counters(self) -> dict[str, Any]:
+        """A consistent copy of ``stats`` (safe while the pipeline runs)."""
         with self._stats_lock:
-            self.stats[key] += amount
+            return dict(self.stats)
 
     @property
     def stride(self) -> int:
@@ -438,7 +464,7 @@ class Piper:
 
     def _counted_rows(self, rows: Iterator[Any]) -> Iterator[Any]:
         for row in rows:
-            self._count("items_in")
+            self.stats["items_in"] += 1  # one writer, no lock: see __init__
             yield row
 
     def _next_of_copy(self, copy: int) -> Any:
@@ -471,10 +497,10 @@ class Piper:
                     assert upstream is not None
                     upstream._passed(upstream_seconds, upstream_failed)
                     upstream = upstream._chained_from
-                self._count("items_in")
+                self._pending_in += 1
             else:
                 result, seconds = raw
-            self._count("busy", seconds)
+            self._pending_busy += seconds
             item = _as_item(result, self.name)
         if self.debug and isinstance(item, PiperError):
             raise item
@@ -484,19 +510,35 @@ class Piper:
         """Count an item this Piper made that went on inside its NuMap
         (``failed``: the error message if it was an error)."""
         items_in = 0 if self._chained_from is None else 1
-        self._count_out(failed, busy=seconds, items_in=items_in)
+        self._add_counts(1, failed, seconds, items_in)
 
-    def _count_out(
-        self, failed: str | None, busy: float = 0.0, items_in: int = 0
+    def _count_out(self, item: Any) -> None:
+        """Count ``item`` out, with the pending busy seconds and items in."""
+        failed = str(item) if isinstance(item, PiperError) else None
+        busy, items_in = self._pending_busy, self._pending_in
+        self._pending_busy, self._pending_in = 0.0, 0
+        self._add_counts(1, failed, busy, items_in)
+
+    def _flush_pending(self) -> None:
+        """Add what is pending without an item (the outbox has ended)."""
+        if self._pending_busy or self._pending_in:
+            busy, items_in = self._pending_busy, self._pending_in
+            self._pending_busy, self._pending_in = 0.0, 0
+            self._add_counts(0, None, busy, items_in)
+
+    def _add_counts(
+        self, items_out: int, failed: str | None, busy: float, items_in: int
     ) -> None:
-        """Count one item out (``failed``: its error message if an error),
-        with the busy seconds and items in that go with it, under one lock."""
+        """One locked update of the counters (``failed``: the error message
+        of the item out, if it is an error)."""
         with self._stats_lock:
-            self.stats["items_in"] += items_in
-            self.stats["items_out"] += 1
-            self.stats["busy"] += busy
+            stats = self.stats
+            if items_in:  # never rewrite the lock-free items_in of an inbox
+                stats["items_in"] += items_in
+            stats["items_out"] += items_out
+            stats["busy"] += busy
             if failed is not None:
-                self.stats["errors"] += 1
+                stats["errors"] += 1
         if failed is not None:
             self.log.warning("item failed", error=failed)
 
@@ -533,9 +575,12 @@ class Piper:
         items: Iterator[Any] = map(self._to_item, results)
         if self.produce > 1:
             items = unroll(items, self.produce, self.stride, self._expand)
-        for item in items:
-            self._count_out(str(item) if isinstance(item, PiperError) else None)
-            yield item
+        try:
+            for item in items:
+                self._count_out(item)
+                yield item
+        finally:
+            self._flush_pending()
 
     def tracked(self) -> dict[int, Any]:
         """Results stored by the NuMap for a tracked Piper, by input position."""

@@ -74,7 +74,11 @@ class Plumber(Dagger):
         self.log = get_logger(pipeline=self.name)
         # Run state, all guarded by _lock (with _changed to wait on it):
         #   state: see the class docstring;
-        #   _pause_wanted: the run thread must stop pulling after this round;
+        #   _pause_wanted: set: every puller must stop pulling after its
+        #     current item. Set and cleared only under _lock, but read
+        #     without it by the pullers before each item (an Event's flag
+        #     is a cheap, thread-safe read); a puller that sees it set
+        #     takes _lock and checks again (_wait_while_paused);
         #   _pullers_active: output pullers still reading their Piper;
         #   _pullers_paused: pullers waiting because of _pause_wanted;
         #   _draining: the run thread must pull everything left, then end.
@@ -83,7 +87,7 @@ class Plumber(Dagger):
         self.state = "new"
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._pause_wanted = False
+        self._pause_wanted = threading.Event()
         self._pullers_active = 0
         self._pullers_paused = 0
         self._draining = False
@@ -100,10 +104,7 @@ class Plumber(Dagger):
     def stats(self) -> dict[str, Any]:
         """A snapshot of tracked results, per-Piper counters and run times."""
         tracked = {**self._tracked, **self._live_tracked()}
-        counters = {}
-        for piper in self.postorder():
-            with piper._stats_lock:
-                counters[piper.name] = dict(piper.stats)
+        counters = {piper.name: piper.counters() for piper in self.postorder()}
         return {
             "pipers_tracked": tracked,
             "pipers": counters,
@@ -175,7 +176,7 @@ class Plumber(Dagger):
                 return
             self._require("run", "started", "paused")
             if self.state == "paused":
-                self._pause_wanted = False
+                self._pause_wanted.clear()
                 self.state = "running"
                 self._changed.notify_all()
                 self.log.info("pipeline resumed")
@@ -198,7 +199,7 @@ class Plumber(Dagger):
             if self.state == "finished":
                 return
             self._require("pause", "running")
-            self._pause_wanted = True
+            self._pause_wanted.set()
             while (
                 self._pullers_paused < self._pullers_active
                 and not self._finished.is_set()
@@ -244,7 +245,7 @@ class Plumber(Dagger):
         else:
             with self._lock:
                 self._draining = True
-                self._pause_wanted = False
+                self._pause_wanted.clear()
                 self._changed.notify_all()
             self._thread.join()
             self._thread = None
@@ -254,7 +255,7 @@ class Plumber(Dagger):
         with self._lock:
             self.state = "stopped"
             self._draining = False
-            self._pause_wanted = False
+            self._pause_wanted.clear()
             if self._run_end is None and self._run_start is not None:
                 self._run_end = time.time()
         self.log.info("pipeline stopped", **self._totals())
@@ -304,7 +305,7 @@ class Plumber(Dagger):
 
     def _wait_while_paused(self) -> None:
         with self._lock:
-            while self._pause_wanted and not self._draining:
+            while self._pause_wanted.is_set() and not self._draining:
                 self._pullers_paused += 1
                 self._changed.notify_all()
                 self._changed.wait()
@@ -350,7 +351,8 @@ class Plumber(Dagger):
         """Pull one output Piper to its end, pausing when asked."""
         try:
             while True:
-                self._wait_while_paused()
+                if self._pause_wanted.is_set():  # no lock unless pausing
+                    self._wait_while_paused()
                 try:
                     piper.next()
                 except StopIteration:

@@ -1,0 +1,94 @@
+"""Per-Piper counters stay exact, and every snapshot consistent, while many
+items flow through Pipers that share one thread NuMap (the counters are
+written from the NuMap's feeder, the output pullers and fan-out readers)."""
+
+import threading
+
+import pytest
+from core_functions import both, fail_on, first, pair
+from numap import NuMap
+from papy.core import Piper, Plumber, Worker
+
+ITEMS = 4000  # a multiple of consume x stride, so there is no short group
+BAD = tuple(range(0, ITEMS, 97))
+
+
+def branched(numap):
+    """a fans out to a linear b and to c -> d (produce 2, consume 2); b and d
+    are output Pipers, pulled in two threads."""
+    a = Piper(Worker(fail_on, (), {"bad": BAD}), parallel=numap, name="a")
+    b = Piper(first, name="b", branch=1)
+    c = Piper(pair, parallel=numap, produce=2, name="c", branch=2)
+    d = Piper(both, parallel=numap, consume=2, name="d")
+    plumber = Plumber(pipes=[(a, b), (a, c, d)])
+    bad = len(BAD)
+    expected = {
+        "a": (ITEMS, ITEMS, bad),
+        "b": (ITEMS, ITEMS, bad),
+        "c": (ITEMS, 2 * ITEMS, 2 * bad),
+        "d": (2 * ITEMS, ITEMS, bad),
+    }
+    ratios = {"a": (1, 1), "b": (1, 1), "c": (1, 2), "d": (2, 1)}
+    return plumber, expected, ratios
+
+
+def chained(numap):
+    """a -> b -> c read each other inside the NuMap (native chaining)."""
+    a = Piper(Worker(fail_on, (), {"bad": BAD}), parallel=numap, name="a")
+    b = Piper(first, parallel=numap, name="b")
+    c = Piper(first, parallel=numap, name="c")
+    plumber = Plumber(pipes=[(a, b, c)])
+    bad = len(BAD)
+    expected = {name: (ITEMS, ITEMS, bad) for name in "abc"}
+    return plumber, expected, {name: (1, 1) for name in "abc"}
+
+
+def inconsistent(counters, ratios):
+    """What is wrong in one stats snapshot ('' if nothing): errors are never
+    more than items out, and an item is counted in before its results out
+    (items_out x consume <= items_in x produce)."""
+    for name, counts in counters.items():
+        consume, produce = ratios[name]
+        if counts["errors"] > counts["items_out"]:
+            return f"{name}: {counts}"
+        if counts["items_out"] * consume > counts["items_in"] * produce:
+            return f"{name}: {counts}"
+    return ""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("shape", [branched, chained])
+def test_counters_are_exact_and_snapshots_consistent(shape):
+    numap = NuMap(worker_type="thread", worker_num=4, stride=4)
+    plumber, expected, ratios = shape(numap)
+    problems = []
+    snapshots = 0
+    done = threading.Event()
+
+    def watch():
+        nonlocal snapshots
+        while not done.is_set():
+            problem = inconsistent(plumber.stats["pipers"], ratios)
+            if problem:
+                problems.append(problem)
+            snapshots += 1
+
+    plumber.start([range(ITEMS)])
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        plumber.run()
+        plumber.wait(45)
+    finally:
+        done.set()
+        watcher.join()
+    counters = plumber.stats["pipers"]
+    plumber.stop()
+    assert problems == []
+    assert snapshots > 0
+    found = {
+        name: (c["items_in"], c["items_out"], c["errors"])
+        for name, c in counters.items()
+    }
+    assert found == expected
+    assert plumber.stats["pipers"] == counters  # nothing was left pending
