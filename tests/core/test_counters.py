@@ -5,7 +5,7 @@ written from the NuMap's feeder, the output pullers and fan-out readers)."""
 import threading
 
 import pytest
-from core_functions import both, fail_on, first, pair
+from core_functions import both, fail_on, first, pair, sleepy
 from numap import NuMap
 from papy.core import Piper, Plumber, Worker
 
@@ -92,3 +92,60 @@ def test_counters_are_exact_and_snapshots_consistent(shape):
     }
     assert found == expected
     assert plumber.stats["pipers"] == counters  # nothing was left pending
+
+
+SLEEP = 0.01  # seconds the slow Piper's worker sleeps per evaluation
+EVALUATIONS = 24
+
+
+def slow_worker():
+    return Worker(sleepy, (), {"slow": tuple(range(EVALUATIONS)), "seconds": SLEEP})
+
+
+def slow_linear():
+    return (Piper(slow_worker(), name="slow"),)
+
+
+def slow_on(worker_type, **settings):
+    numap = NuMap(worker_type=worker_type, worker_num=2, stride=2)
+    return Piper(slow_worker(), parallel=numap, name="slow", **settings)
+
+
+def slow_threads():
+    return (slow_on("thread"),)
+
+
+def slow_processes():
+    return (slow_on("process"),)
+
+
+def slow_producing():
+    # each evaluation gives 2 items: its busy time is counted once
+    return (slow_on("thread", produce=2, repeat=True),)
+
+
+def slow_chained():
+    # read by a Piper on the same NuMap inside the NuMap: its busy time
+    # reaches the parent with the downstream Piper's results
+    slow = slow_on("thread")
+    return slow, Piper(first, parallel=slow.imap, name="next")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "build",
+    [slow_linear, slow_threads, slow_processes, slow_producing, slow_chained],
+)
+def test_busy_time_covers_the_work_done(build):
+    pipers = build()
+    plumber = Plumber(pipers=pipers, pipes=[pipers] if len(pipers) > 1 else [])
+    plumber.start([range(EVALUATIONS)])
+    if build is slow_chained:
+        assert pipers[1]._chained_from is pipers[0]
+    plumber.run()
+    plumber.wait(45)
+    counters = plumber.stats["pipers"]
+    plumber.stop()
+    # a lower bound from the sleeps done, not an assertion on the speed
+    assert counters["slow"]["busy"] >= EVALUATIONS * SLEEP * 0.9
+    assert counters["slow"]["items_in"] == EVALUATIONS
