@@ -4,6 +4,7 @@ import pytest
 from core_reference import ERR, normalize, piper_outputs
 from hypothesis import given
 from hypothesis import strategies as st
+from numap import NuMap
 from papy.core import Piper, PiperError, Worker, WorkerError
 
 
@@ -168,6 +169,15 @@ def test_downstream_of_unconnected_or_unstarted_upstream_is_refused():
 def test_invalid_arguments(kwargs):
     with pytest.raises(PiperError):
         Piper(first, **kwargs)
+
+
+@pytest.mark.timeout(5)
+def test_imap_and_parallel_name_the_numap_or_linear():
+    numap = NuMap(worker_type="thread", worker_num=1)
+    parallel = Piper(first, parallel=numap)
+    assert parallel.imap is numap and parallel.parallel is numap
+    for linear in (Piper(first), Piper(first, parallel=None)):
+        assert linear.imap is None and linear.parallel is False
 
 
 @pytest.mark.timeout(5)

@@ -57,17 +57,16 @@ def pipers_in_order(pipeline: Any) -> list[Any]:
 def distinct_numaps(pipeline: Any) -> list[Any]:
     numaps: dict[int, Any] = {}
     for piper in pipers_in_order(pipeline):
-        numap = piper.parallel
-        if numap:
-            numaps.setdefault(id(numap), numap)
+        if piper.imap is not None:
+            numaps.setdefault(id(piper.imap), piper.imap)
     return list(numaps.values())
 
 
 def runs_on(piper: Any) -> str:
     """``linear``, or where the Piper's NuMap runs, e.g. ``process x2``."""
-    if not piper.parallel:
+    if piper.imap is None:
         return "linear"
-    return numap_info(piper.parallel).summary()
+    return numap_info(piper.imap).summary()
 
 
 class OverrideError(Exception):

@@ -138,6 +138,10 @@ class Piper:
 
     Raises PiperError for invalid arguments.
 
+    Attributes: ``imap`` is the NuMap (None for a linear Piper; stopping
+    passes ``ends`` on to it); ``parallel`` gives the same NuMap, or False,
+    as the argument is documented (derived from ``imap``, read-only).
+
     States: new -> connect -> connected -> start -> started -> stop ->
     stopped -> disconnect -> new. Every method checks the state it needs and
     raises a PiperError naming the Piper and the call to make instead.
@@ -169,8 +173,7 @@ class Piper:
             raise PiperError(
                 f"Piper: 'parallel' must be False or a NuMap, got {parallel!r}"
             )
-        self.imap = parallel if parallel else None
-        self.parallel = parallel
+        self.imap = None if parallel in (False, None) else parallel
         self.consume = _positive_int("consume", consume)
         self.produce = _positive_int("produce", produce)
         self.spawn = _positive_int("spawn", spawn)
@@ -237,6 +240,11 @@ class Piper:
         """A consistent copy of ``stats`` (safe while the pipeline runs)."""
         with self._stats_lock:
             return dict(self.stats)
+
+    @property
+    def parallel(self) -> Any:
+        """The NuMap this Piper evaluates on (``imap``), or False if linear."""
+        return False if self.imap is None else self.imap
 
     @property
     def stride(self) -> int:
