@@ -56,7 +56,7 @@ FIXTURES = (
 def run_batch(channel: Any, func: Any, items: list, args: tuple = ()) -> tuple:
     """Send a task and one batch through ``channel``; (values, errors)."""
     channel.send(
-        protocol.encode_task(0, protocol.dumps((func, args, {}), prefer_dill=True))
+        protocol.encode_task(0, protocol.dumps([(func, args, {})], prefer_dill=True))
     )
     channel.send(protocol.encode_batch(1, 0, 0, len(items), protocol.dumps(items)))
     batch_id, payload = protocol.decode_result(channel.recv())
@@ -174,7 +174,7 @@ def test_recv_waiting_does_not_block_send(channel):
     # must still get through (one connection per direction).
     channel.send(
         protocol.encode_task(
-            0, protocol.dumps((remote_functions.square, (), {}), prefer_dill=True)
+            0, protocol.dumps([(remote_functions.square, (), {})], prefer_dill=True)
         )
     )
     received: list[bytes] = []
@@ -213,7 +213,7 @@ def test_pipelined_batches_come_back_complete_and_in_order(shared_rpyc_server, b
     try:
         channel.send(
             protocol.encode_task(
-                0, protocol.dumps((remote_functions.double, (), {}), prefer_dill=True)
+                0, protocol.dumps([(remote_functions.double, (), {})], prefer_dill=True)
             )
         )
         for batch_id, items in enumerate(batches):
@@ -344,7 +344,7 @@ def test_busy_worker_dies_with_its_server(rpyc_server, tmp_path):
         (worker,) = rpyc_server.worker_pids()
         marker = tmp_path / "call-began"
         task = (remote_functions.announce_then_sleep, (str(marker), 60), {})
-        channel.send(protocol.encode_task(0, protocol.dumps(task)))
+        channel.send(protocol.encode_task(0, protocol.dumps([task])))
         channel.send(protocol.encode_batch(1, 0, 0, 1, protocol.dumps(["x"])))
         assert wait_until(marker.exists, 10)
         os.kill(rpyc_server.pid, signal.SIGKILL)

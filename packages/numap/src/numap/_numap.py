@@ -28,16 +28,19 @@ The buffer accounting and the per-task outputs live under one lock,
 ``_lock``, shared by both conditions; the invariants are written next to
 that state in NuMap.__init__ and in :class:`_Output`.
 
-A chained task whose iterable is a task of the same NuMap takes its input
-from that task's output directly, and only results that are ready (the
-feeder never waits on its own map): the item keeps the buffer slot it
-holds (a result handed to the next task is still inside the map), so a
-chain cannot deadlock on its own buffer.
+A chained task whose iterable is a task of the same NuMap is, where it is
+that task's only reader and that task is not tracked, fused into it: its
+function runs in the same worker call (see :meth:`NuMap._fuse_chains`).
+Otherwise it takes its input from that task's output directly, and only
+results that are ready (the feeder never waits on its own map): the item
+keeps the buffer slot it holds (a result handed to the next task is still
+inside the map), so a chain cannot deadlock on its own buffer.
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import itertools
 import os
 import threading
@@ -73,11 +76,17 @@ class _Weave:
     task's input iterator (None for a task chained to one of this map).
     """
 
-    def __init__(self, sources: list[Iterator | None], stride: int, batch: int) -> None:
+    def __init__(
+        self,
+        sources: list[Iterator | None],
+        stride: int,
+        batch: int,
+        active: list[int] | None = None,
+    ) -> None:
         self.sources = sources
         self.stride = stride
         self.batch = batch
-        self.active = list(range(len(sources)))
+        self.active = list(range(len(sources))) if active is None else active
         self.position = 0
         self.left = stride
 
@@ -360,6 +369,9 @@ class NuMap:
 
         self._tasks: list[_Task] = []
         self._tasks_tracked: dict[int, dict] = {}
+        # Fixed at stage 2 (see _fuse_chains).
+        self._result_task: list[int] = []
+        self._fused_into: dict[int, int] = {}
 
         # Run state. Guarded by _lock (both conditions share it):
         #   _free         buffer slots not held by an item; 0 <= _free <= buffer;
@@ -542,7 +554,7 @@ class NuMap:
         assert self._pool is not None
         ntasks = max(1, len(self._tasks))
         self.buffer = self._buffer_arg or self.stride * ntasks
-        self._pool.set_tasks([task.spec for task in self._tasks])
+        self._pool.set_tasks(self._fuse_chains())
         self._weave = _Weave(
             sources=[
                 None if task.upstream is not None else iter(task.iterable)
@@ -550,13 +562,58 @@ class NuMap:
             ],
             stride=self.stride,
             batch=self._batch_size(),
+            active=[t for t in range(len(self._tasks)) if t not in self._fused_into],
         )
         with self._lock:
             self._free = self.buffer
+            for task_id, task in enumerate(self._tasks):
+                if self._gives_no_results(task_id):
+                    task.output.total = 0
         self._feeder = threading.Thread(
             target=self._feed, name=f"numap-feeder {self.name}", daemon=True
         )
         self._feeder.start()
+
+    def _fuse_chains(self) -> list[TaskSpec]:
+        """Fuse each chained task into the task it reads, where that task's
+        results go nowhere else (one chained reader, not tracked): the
+        workers then make both calls on an item in one go, and the result
+        crosses to the parent once.
+
+        Sets ``_result_task[t]`` (the task whose output receives the
+        results of task t's batches: the last task of its fused chain) and
+        ``_fused_into`` (task -> first task of its fused chain, for the
+        tasks that are never fed themselves). Returns the pool's specs.
+        """
+        readers = collections.Counter(
+            task.upstream for task in self._tasks if task.upstream is not None
+        )
+        self._fused_into = {}
+        followers: dict[int, list[int]] = {}
+        for task_id, task in enumerate(self._tasks):
+            upstream = task.upstream
+            if upstream is None or readers[upstream] != 1:
+                continue
+            if self._tasks[upstream].tracked is not None:
+                continue
+            # Tasks are added after the tasks they read, so the upstream's
+            # own place is already known.
+            head = self._fused_into.get(upstream, upstream)
+            self._fused_into[task_id] = head
+            followers.setdefault(head, []).append(task_id)
+        self._result_task = list(range(len(self._tasks)))
+        specs = [task.spec for task in self._tasks]
+        for head, chain in followers.items():
+            self._result_task[head] = chain[-1]
+            spec = specs[head]
+            then = tuple(self._tasks[t].spec for t in chain)
+            specs[head] = TaskSpec(spec.func, spec.args, spec.kwargs, then)
+        return specs
+
+    def _gives_no_results(self, task_id: int) -> bool:
+        """True for a task fused into a chain whose last task is another."""
+        head = self._fused_into.get(task_id, task_id)
+        return self._result_task[head] != task_id
 
     # -- feeding -----------------------------------------------------------
     #
@@ -671,7 +728,7 @@ class NuMap:
         self._enter(task_id, items, has_errors)
         weave.left -= len(items)
         if ended:
-            self._end_input(task)
+            self._end_input(task_id)
             weave.end_turn(finished=True)
             return _PROGRESS, 0
         if weave.left <= 0 or (source is None and len(items) < want):
@@ -682,15 +739,16 @@ class NuMap:
         """Count ``items`` into task ``task_id`` and submit them."""
         if not items:
             return
-        output = self._tasks[task_id].output
+        output = self._tasks[self._result_task[task_id]].output
         start = output.entered
         with self._lock:
             output.entered += len(items)
         self._submit(task_id, start, items, has_errors)
 
-    def _end_input(self, task: _Task) -> None:
+    def _end_input(self, task_id: int) -> None:
+        output = self._tasks[self._result_task[task_id]].output
         with self._lock:
-            task.output.total = task.output.entered
+            output.total = output.entered
             self._result_ready.notify_all()
 
     def _feed_chained(self) -> bool:
@@ -705,7 +763,7 @@ class NuMap:
                 self._enter(task_id, items, any(type(i) is Raised for i in items))
                 moved = moved or bool(items) or ended
                 if ended:
-                    self._end_input(task)
+                    self._end_input(task_id)
                     self._weave.remove(task_id)
                 if ended or len(items) < batch:
                     break
@@ -807,7 +865,7 @@ class NuMap:
     def _deliver(self, task_id: int, start: int, values: list) -> None:
         """Store a batch of results (called by pool threads and the feeder)."""
         with self._lock:
-            output = self._tasks[task_id].output
+            output = self._tasks[self._result_task[task_id]].output
             if output.tracked is not None:
                 for index, value in enumerate(values, start):
                     output.tracked[index] = (

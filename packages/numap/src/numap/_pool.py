@@ -51,14 +51,28 @@ class Raised:
 
 
 class TaskSpec:
-    """What a pool needs to know about a task."""
+    """What a pool needs to know about a task.
 
-    __slots__ = ("func", "args", "kwargs")
+    ``then`` holds the specs of tasks chained after this one in the same
+    NuMap whose calls the workers make right after this task's, on the same
+    item (the intermediate results never leave the worker).
+    """
 
-    def __init__(self, func: Callable, args: tuple, kwargs: dict) -> None:
+    __slots__ = ("func", "args", "kwargs", "then")
+
+    def __init__(
+        self, func: Callable, args: tuple, kwargs: dict, then: tuple = ()
+    ) -> None:
         self.func = func
         self.args = args
         self.kwargs = kwargs
+        self.then: tuple[TaskSpec, ...] = then
+
+    def followers(self) -> tuple[_protocol.Stage, ...]:
+        return tuple((spec.func, spec.args, spec.kwargs) for spec in self.then)
+
+    def stages(self) -> list[_protocol.Stage]:
+        return [(self.func, self.args, self.kwargs), *self.followers()]
 
 
 def errors_for(count: int, error: BaseException) -> list:
@@ -78,7 +92,8 @@ class ThreadPool:
     """``worker_num`` threads that take batches from one queue.
 
     State: ``_batches`` is a SimpleQueue of batches (``None`` tells one
-    thread to end); ``_tasks`` is replaced, never mutated, by set_tasks.
+    thread to end); ``_calls`` (one callable per task, its chained stages
+    composed in) is replaced, never mutated, by set_tasks.
     Threads are daemons so that a program exiting without stop() is not
     held by a function that never returns.
     """
@@ -87,7 +102,7 @@ class ThreadPool:
         self.size = worker_num
         self._deliver = deliver
         self._batches: queue.SimpleQueue = queue.SimpleQueue()
-        self._tasks: Sequence[TaskSpec] = ()
+        self._calls: Sequence[Callable] = ()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -99,7 +114,7 @@ class ThreadPool:
             self._threads.append(thread)
 
     def set_tasks(self, tasks: Sequence[TaskSpec]) -> None:
-        self._tasks = tuple(tasks)
+        self._calls = tuple(_protocol.compose(task.stages()) for task in tasks)
 
     def submit(self, task_id: int, start: int, items: list) -> None:
         self._batches.put((task_id, start, items))
@@ -110,9 +125,8 @@ class ThreadPool:
             if batch is None:
                 return
             task_id, start, items = batch
-            task = self._tasks[task_id]
             values, errors = _protocol.run_batch(
-                task.func, items, task.args, task.kwargs, _keep_traceback
+                self._calls[task_id], items, (), {}, _keep_traceback
             )
             for offset, error in errors.items():
                 values[offset] = Raised(error)
@@ -233,7 +247,9 @@ class ProcessPool:
         broken: list[str | None] = []
         for task_id, task in enumerate(tasks):
             try:
-                payload = _protocol.dumps_task(task.func, task.args, task.kwargs)
+                payload = _protocol.dumps_task(
+                    task.func, task.args, task.kwargs, task.followers()
+                )
             except _protocol.PayloadError as error:
                 frames.append(None)
                 broken.append(

@@ -8,19 +8,23 @@ workers ship its source text to hosts where numap is not installed and run
 Frames (one ``bytes`` object each; the transport delimits them)::
 
     parent -> worker
-      b"T" + task_id:Q                              + dumps((func, args, kwargs))
+      b"T" + task_id:Q                              + dumps(stages)
       b"B" + batch_id:Q task_id:Q start:Q count:Q   + dumps(list of items)
       b"S"                                          stop: finish and return
     worker -> parent
       b"R" + batch_id:Q                             + dumps((values, errors))
 
 A task's function is sent once per worker, before that worker's first batch
-of the task. ``values`` is a list with one entry per item of the batch;
-``errors`` maps an offset in the batch to the exception that replaces the
-value there (so that a function may return an exception object as a plain
-value). Exceptions carry the worker's traceback text as a note; failures of
-numap itself travel as ``(kind, message)`` pairs, kind being the name of a
-numap exception type (this module cannot import numap on a remote host).
+of the task. ``stages`` is a list of (func, args, kwargs): one for a plain
+task, several for tasks chained inside one NuMap, which run one after the
+other on each item without leaving the worker.
+
+``values`` is a list with one entry per item of the batch; ``errors`` maps
+an offset in the batch to the exception that replaces the value there (so
+that a function may return an exception object as a plain value).
+Exceptions carry the worker's traceback text as a note; failures of numap
+itself travel as ``(kind, message)`` pairs, kind being the name of a numap
+exception type (this module cannot import numap on a remote host).
 
 Payloads start with one flag byte: plain pickle (fast) or dill (for lambdas,
 closures and other objects plain pickle refuses).
@@ -95,17 +99,32 @@ def dumps(obj: Any, prefer_dill: bool = False) -> bytes:
             raise PayloadError(_describe(dill_error)) from dill_error
 
 
-def dumps_task(func: Any, args: tuple = (), kwargs: dict | None = None) -> bytes:
+Stage = tuple[Callable, tuple, dict]
+
+
+def dumps_task(
+    func: Any,
+    args: tuple = (),
+    kwargs: dict | None = None,
+    then: tuple[Stage, ...] = (),
+) -> bytes:
     """Serialise a task's (function, args, kwargs), once per task.
 
-    Functions defined in ``__main__`` go by value (dill) first: plain pickle
-    would name them by reference, and a worker's ``__main__`` is not the
-    caller's. Everything else pickles plainly, so a worker without dill can
-    run functions from importable modules.
+    ``then`` holds the (function, args, kwargs) of tasks chained after it,
+    applied in order to each result. Functions defined in ``__main__`` go by
+    value (dill) first: plain pickle would name them by reference, and a
+    worker's ``__main__`` is not the caller's. Everything else pickles
+    plainly, so a worker without dill can run functions from importable
+    modules.
     """
+    stages = [(func, tuple(args or ()), dict(kwargs or {})), *then]
+    in_main = any(_defined_in_main(stage[0]) for stage in stages)
+    return dumps(stages, prefer_dill=in_main)
+
+
+def _defined_in_main(func: Any) -> bool:
     target = getattr(func, "func", func)  # functools.partial
-    in_main = getattr(target, "__module__", None) == "__main__"
-    return dumps((func, tuple(args or ()), dict(kwargs or {})), prefer_dill=in_main)
+    return getattr(target, "__module__", None) == "__main__"
 
 
 def loads(data: bytes) -> Any:
@@ -137,7 +156,7 @@ def _describe(error: BaseException) -> str:
 
 
 def encode_task(task_id: int, payload: bytes) -> bytes:
-    """Frame announcing task ``task_id``; ``payload`` is dumps((f, args, kw))."""
+    """Frame announcing task ``task_id``; ``payload`` is from dumps_task."""
     return TASK + _TASK_HEADER.pack(task_id) + payload
 
 
@@ -275,6 +294,24 @@ def _bind(func: Callable, args: tuple, kwargs: dict) -> Callable:
     return call
 
 
+def compose(stages: list[Stage]) -> Callable:
+    """One callable applying each stage's ``func(item, *args, **kwargs)`` in
+    turn: the result of one stage is the item of the next."""
+    calls = [
+        func if not args and not kwargs else _bind(func, args, kwargs)
+        for func, args, kwargs in stages
+    ]
+    if len(calls) == 1:
+        return calls[0]
+
+    def chained(item: Any) -> Any:
+        for call in calls:
+            item = call(item)
+        return item
+
+    return chained
+
+
 def _encode_values(
     values: list, errors: dict[int, Failure], task_id: int, start: int
 ) -> bytes:
@@ -298,18 +335,18 @@ def _encode_values(
 
 
 class _Task:
-    """A task as one worker knows it: the function, or why it is unusable."""
+    """A task as one worker knows it: its stages, or why it is unusable."""
 
     def __init__(self, task_id: int, payload: bytes) -> None:
         self.broken: str | None = None
         self.imported = False
-        self.func: Callable | None = None
-        self.args: tuple = ()
-        self.kwargs: dict = {}
+        self.stages: list[Stage] = []
+        self.call: Callable | None = None
         try:
-            self.func, args, kwargs = loads(payload)
-            self.args = tuple(args or ())
-            self.kwargs = dict(kwargs or {})
+            self.stages = [
+                (func, tuple(args or ()), dict(kwargs or {}))
+                for func, args, kwargs in loads(payload)
+            ]
         except PayloadError as error:
             self.broken = (
                 f"the function of task {task_id} could not be unpickled in "
@@ -319,16 +356,18 @@ class _Task:
     def run(self, items: list, task_id: int, start: int) -> tuple[list, dict]:
         if self.broken is None and not self.imported:
             try:
-                apply_imports(self.func)
+                for func, _, _ in self.stages:
+                    apply_imports(func)
                 self.imported = True
+                self.call = compose(self.stages)
             except ImportError as error:
                 self.broken = (
                     f"the imports of task {task_id} failed in {_where()}: {error}"
                 )
         if self.broken is not None:
             return _all_failed(len(items), self.broken)
-        assert self.func is not None
-        return run_batch(self.func, items, self.args, self.kwargs)
+        assert self.call is not None
+        return run_batch(self.call, items, (), {})
 
 
 def _all_failed(count: int, message: str) -> tuple[list, dict]:

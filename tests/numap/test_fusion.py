@@ -1,0 +1,148 @@
+"""Tasks chained inside one NuMap run in one worker call per item.
+
+A task chained to another task of the same NuMap, when it is that task's
+only reader and that task's results are not tracked, is fused into it: the
+worker applies both functions to an item in one go and only the last
+result crosses back to the parent. The observable contract is unchanged
+(results, errors, ordering, tracking); these tests check it, and that the
+intermediate result indeed stays in the worker.
+"""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numap import NuMap, SerializationError
+from numap_outcomes import collect
+
+FUNCTIONS = {
+    "double": lambda x: 2 * x,
+    "plus_three": lambda x: x + 3,
+    "negate": lambda x: -x,
+}
+
+
+def fail_on_seven(x):
+    if x == 7:
+        raise ValueError("seven")
+    return x
+
+
+def make_generator(x):
+    return (x for _ in range(3))
+
+
+def drain(generator):
+    return sum(generator)
+
+
+def tenfold(x):
+    return 10 * x
+
+
+def check_chain(worker_type, names, tracked, xs, stride):
+    numap = NuMap(worker_type=worker_type, worker_num=2, stride=stride)
+    results = xs
+    for name, track in zip(names, tracked, strict=True):
+        results = numap.add_task(FUNCTIONS[name], results, track=track)
+    numap.start()
+    try:
+        got = list(results)
+    finally:
+        numap.stop()
+    expected = list(xs)
+    for task_id, name in enumerate(names):
+        expected = [FUNCTIONS[name](x) for x in expected]
+        if tracked[task_id]:
+            assert numap._tasks_tracked[task_id] == dict(enumerate(expected))
+    assert got == expected
+
+
+chains = st.lists(st.sampled_from(sorted(FUNCTIONS)), min_size=1, max_size=4)
+
+
+@pytest.mark.timeout(60)
+@given(
+    names=chains,
+    tracks=st.lists(st.booleans(), min_size=4, max_size=4),
+    xs=st.lists(st.integers(-100, 100), max_size=30),
+    stride=st.integers(1, 4),
+)
+def test_thread_chains_with_any_tracked_links_equal_composition(
+    names, tracks, xs, stride
+):
+    check_chain("thread", names, tracks[: len(names)], xs, stride)
+
+
+@pytest.mark.timeout(90)
+@settings(max_examples=8)
+@given(
+    names=chains,
+    tracks=st.lists(st.booleans(), min_size=4, max_size=4),
+    xs=st.lists(st.integers(-100, 100), max_size=30),
+    stride=st.integers(1, 4),
+)
+def test_process_chains_with_any_tracked_links_equal_composition(
+    names, tracks, xs, stride
+):
+    check_chain("process", names, tracks[: len(names)], xs, stride)
+
+
+@pytest.mark.timeout(30)
+def test_intermediate_result_stays_in_the_worker():
+    # Neither pickle nor dill can send a generator: unfused, it could not
+    # come back from the worker; fused, only the final sum does.
+    numap = NuMap(worker_type="process", worker_num=2)
+    generators = numap.add_task(make_generator, range(4))
+    sums = numap.add_task(drain, generators)
+    numap.start()
+    try:
+        assert list(sums) == [0, 3, 6, 9]
+    finally:
+        numap.stop()
+
+
+@pytest.mark.timeout(30)
+def test_tracked_intermediate_is_not_fused_and_its_results_are_kept():
+    numap = NuMap(worker_type="process", worker_num=2)
+    generators = numap.add_task(make_generator, range(2), track=True)
+    sums = numap.add_task(drain, generators)
+    numap.start()
+    try:
+        outcomes = collect(sums)
+    finally:
+        numap.stop()
+    # Tracked, the generator must come back to the parent, which it cannot.
+    assert [kind for kind, _ in outcomes] == ["error", "error"]
+    assert all(isinstance(error, SerializationError) for _, error in outcomes)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_error_in_a_fused_stage_is_that_items_error(worker_type):
+    numap = NuMap(worker_type=worker_type, worker_num=2)
+    checked = numap.add_task(fail_on_seven, range(10))
+    scaled = numap.add_task(tenfold, checked)
+    numap.start()
+    try:
+        outcomes = collect(scaled)
+    finally:
+        numap.stop()
+    assert [value for kind, value in outcomes if kind == "ok"] == [
+        10 * x for x in range(10) if x != 7
+    ]
+    (failure,) = [value for kind, value in outcomes if kind == "error"]
+    assert isinstance(failure, ValueError) and str(failure) == "seven"
+    assert outcomes[7][0] == "error"
+
+
+@pytest.mark.timeout(30)
+def test_the_fused_upstream_task_gives_no_results_of_its_own():
+    numap = NuMap(worker_type="thread", worker_num=2)
+    first = numap.add_task(tenfold, range(3))
+    second = numap.add_task(tenfold, first)
+    numap.start()
+    try:
+        assert list(numap.get_task(0)) == []
+        assert list(second) == [0, 100, 200]
+    finally:
+        numap.stop()
