@@ -25,7 +25,9 @@ that died half-way.
 Each item is loaded at most once, even by readers racing in different
 processes: a file is claimed by renaming it (atomic); a FIFO's reader takes
 an exclusive flock and checks the path still names the FIFO it opened (the
-winner unlinks it before unlocking); a socket writer serves one reader.
+winner unlinks it before unlocking); a socket writer stops listening after
+its first complete transfer (a reader that breaks off half-way gets an
+error, and the next reader may still load the item).
 
 Writer threads are daemon threads of the process that called dump_item:
 the item lives as long as that process (the contract's "volatile"). Every

@@ -344,8 +344,11 @@ def _load_path_module(full_path: str) -> ModuleType:
     if spec is None or spec.loader is None:
         raise ImportError(f"import_from_path: cannot load {full_path!r} as Python")
     module = importlib.util.module_from_spec(spec)
-    # Registered before running, so pickling by reference (workers in other
-    # processes) and dataclasses in the file can find their module.
+    # Registered before running, so dataclasses in the file and pickling by
+    # reference can find their module. Only forked workers inherit this
+    # entry: a spawned or remote worker cannot import that name, so a
+    # function pickled by reference fails to unpickle there (the error
+    # names this module).
     sys.modules[unique] = module
     try:
         spec.loader.exec_module(module)
