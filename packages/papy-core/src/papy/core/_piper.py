@@ -216,9 +216,9 @@ class Piper:
         #     not yet out) and ``_pending_in`` (items in of a natively chained
         #     Piper, which reads no inbox) are written only by the thread
         #     running the outbox generator (and reset_stats, before a run);
-        #     ``_count_out`` moves them into
-        #     ``stats`` with the next output item, and the outbox's end with
-        #     whatever is left (nothing, when every evaluation gave items).
+        #     ``_count_out`` moves them into ``stats`` with the next output
+        #     item, and the outbox's end moves whatever is left (nothing,
+        #     when every evaluation gave items).
         # So every snapshot has errors <= items_out, and for a Piper with
         # consume = produce = 1, items_out <= items_in (an item is counted in
         # before it can be counted out); at the end each counter is exact.
@@ -520,19 +520,21 @@ class Piper:
         items_in = 0 if self._chained_from is None else 1
         self._add_counts(1, failed, seconds, items_in)
 
+    def _take_pending(self) -> tuple[float, int]:
+        """The pending busy seconds and items in, now zeroed."""
+        pending = self._pending_busy, self._pending_in
+        self._pending_busy, self._pending_in = 0.0, 0
+        return pending
+
     def _count_out(self, item: Any) -> None:
         """Count ``item`` out, with the pending busy seconds and items in."""
         failed = str(item) if isinstance(item, PiperError) else None
-        busy, items_in = self._pending_busy, self._pending_in
-        self._pending_busy, self._pending_in = 0.0, 0
-        self._add_counts(1, failed, busy, items_in)
+        self._add_counts(1, failed, *self._take_pending())
 
     def _flush_pending(self) -> None:
         """Add what is pending without an item (the outbox has ended)."""
         if self._pending_busy or self._pending_in:
-            busy, items_in = self._pending_busy, self._pending_in
-            self._pending_busy, self._pending_in = 0.0, 0
-            self._add_counts(0, None, busy, items_in)
+            self._add_counts(0, None, *self._take_pending())
 
     def _add_counts(
         self, items_out: int, failed: str | None, busy: float, items_in: int
