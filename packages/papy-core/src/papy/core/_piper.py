@@ -221,7 +221,8 @@ class Piper:
         #     when every evaluation gave items).
         # So every snapshot has errors <= items_out, and for a Piper with
         # consume = produce = 1, items_out <= items_in (an item is counted in
-        # before it can be counted out); at the end each counter is exact.
+        # before it can be counted out; a timeout without the NuMap's skip
+        # adds an item out, see ``timeout``); at the end each counter is exact.
         self._stats_lock = threading.Lock()
         self._pending_busy = 0.0
         self._pending_in = 0
