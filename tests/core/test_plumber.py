@@ -162,6 +162,22 @@ def test_logs_bind_pipeline_and_piper_names():
 
 
 @pytest.mark.timeout(10)
+def test_finished_log_counts_what_leaves_the_output_pipers():
+    # 3 items through 2 Pipers; the first fails item 0 (1/0), the second
+    # passes that error on: 3 items and 1 error leave the pipeline.
+    first_piper = Piper(inverse, name="inv")
+    second_piper = Piper(first, name="first")
+    plumber = Plumber(pipes=[(first_piper, second_piper)], name="totals")
+    with structlog.testing.capture_logs() as logs:
+        plumber.start([[1, 0, 2]])
+        plumber.run()
+        plumber.wait(5)
+        plumber.stop()
+    (finished,) = [e for e in logs if e["event"] == "pipeline finished"]
+    assert (finished["items_out"], finished["errors"]) == (3, 1)
+
+
+@pytest.mark.timeout(10)
 def test_logger_options_start_the_papy_logger(tmp_path):
     log_file = tmp_path / "papy.log"
     plumber = Plumber(

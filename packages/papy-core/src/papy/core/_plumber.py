@@ -372,8 +372,11 @@ class Plumber(Dagger):
                 self._failure = error
 
     def _totals(self) -> dict[str, Any]:
-        stats = self.stats["pipers"]
+        """What came out of the pipeline: the output Pipers' items and how
+        many of them are errors (an error passed on by every Piper below
+        the one that failed is counted once, where it leaves)."""
+        outputs = [piper.counters() for piper in self.get_outputs()]
         return {
-            "items_out": sum(s["items_out"] for s in stats.values()),
-            "errors": sum(s["errors"] for s in stats.values()),
+            "items_out": sum(counters["items_out"] for counters in outputs),
+            "errors": sum(counters["errors"] for counters in outputs),
         }
