@@ -57,16 +57,16 @@ def check_chain(worker_type, names, tracked, xs, stride):
     assert got == expected
 
 
-chains = st.lists(st.sampled_from(sorted(FUNCTIONS)), min_size=1, max_size=4)
-
-
-@pytest.mark.timeout(60)
-@given(
-    names=chains,
+chain_examples = given(
+    names=st.lists(st.sampled_from(sorted(FUNCTIONS)), min_size=1, max_size=4),
     tracks=st.lists(st.booleans(), min_size=4, max_size=4),
     xs=st.lists(st.integers(-100, 100), max_size=30),
     stride=st.integers(1, 4),
 )
+
+
+@pytest.mark.timeout(60)
+@chain_examples
 def test_thread_chains_with_any_tracked_links_equal_composition(
     names, tracks, xs, stride
 ):
@@ -75,12 +75,7 @@ def test_thread_chains_with_any_tracked_links_equal_composition(
 
 @pytest.mark.timeout(90)
 @settings(max_examples=8)
-@given(
-    names=chains,
-    tracks=st.lists(st.booleans(), min_size=4, max_size=4),
-    xs=st.lists(st.integers(-100, 100), max_size=30),
-    stride=st.integers(1, 4),
-)
+@chain_examples
 def test_process_chains_with_any_tracked_links_equal_composition(
     names, tracks, xs, stride
 ):
