@@ -45,6 +45,10 @@ class Channel(abc.ABC):
     label: str
     replaceable: bool
     lost_error: type[BaseException]
+    # An object multiprocess.connection.wait accepts, readable when a frame
+    # (or the end of the channel) can be received; None: only a blocking
+    # recv in a thread of its own can receive from this channel.
+    waitable: Any = None
 
     @abc.abstractmethod
     def send(self, data: bytes) -> None:
@@ -89,7 +93,8 @@ class ProcessChannel(Channel):
       _conn        parent end of the pipe; only this object closes it
       _send_lock   serialises senders, so frames never interleave
       _closed      set once by close(); later calls return at once
-    One thread at a time may call recv (the pool's reader for this channel).
+    One thread at a time may call recv, or wait on ``waitable`` (the pool's
+    holder of its receive role).
     """
 
     replaceable = True
@@ -109,6 +114,7 @@ class ProcessChannel(Channel):
         # Only the child may hold its end, or EOF would never reach us.
         child_end.close()
         self._conn = parent_end
+        self.waitable = parent_end
         self._send_lock = threading.Lock()
         self._close_lock = threading.Lock()
         self._closed = False

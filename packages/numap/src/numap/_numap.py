@@ -9,9 +9,11 @@ Data flow (one NuMap)::
     [feeder thread] --submit(batch)--> [pool] --deliver--> per-task _Output
      takes `stride` items of task 0,    ThreadPool: worker     (ready deque,
      then of task 1, ... while the      threads run batches    pending batches)
-     buffer has room; cuts them into    ProcessPool: one reader     |
-     batches of ceil(stride/workers)    thread per worker channel   |
-          ^                                                         |
+     buffer has room; cuts them into    ProcessPool: results of     |
+     batches of ceil(stride/workers)    local workers are received  |
+          ^                             by a waiting consumer       |
+          |                             (or a background receiver); |
+          |                             remote: a reader per worker |
           +------------ buffer slot freed when next() hands out ----+
 
 Who owns what:
@@ -20,10 +22,14 @@ Who owns what:
     feeder thread, which waits on ``_feeder_wakeup`` while the buffer is
     full; a consumer that frees enough space while the feeder waits feeds
     one batch itself (``_feed_inline``), saving a thread hand-off;
-  - pool threads (thread workers, or readers of worker channels) call
-    ``_deliver`` with whole batches of results; ``_deliver`` wakes
-    consumers through ``_result_ready``;
-  - consumers (any thread calling ``next``) pop single results.
+  - pool threads (thread workers, the process pool's background receiver,
+    readers of remote channels) call ``_deliver`` with whole batches of
+    results; ``_deliver`` wakes consumers (``_notify_results``);
+  - consumers (any thread calling ``next``) pop single results. With local
+    worker processes, the first consumer that has to wait receives from
+    the workers' pipes itself (``ProcessPool.receive``) and delivers what
+    arrives, then feeds the next batch inline: a round trip to a worker
+    then costs no thread hand-off in the parent.
 The buffer accounting and the per-task outputs live under one lock,
 ``_lock``, shared by both conditions; the invariants are written next to
 that state in NuMap.__init__ and in :class:`_Output`.
@@ -372,6 +378,12 @@ class NuMap:
         #                 chained task's upstream had no result ready)
         #   _deliveries   counts batches delivered (lost-wakeup guard)
         #   _consumers_waiting  threads inside next() waiting for a result
+        #   _receiving    thread id of the one consumer that waits by
+        #                 receiving results from the pool itself
+        #                 (ProcessPool.receive, in _receiving_pool) instead of
+        #                 on _result_ready; whoever else delivers a result or
+        #                 changes what it waits for wakes it with pool.wake()
+        #                 (_notify_results)
         #   _feeder_error the exception that ended the feeder thread, if any;
         #                 next() raises NuMapError from it instead of
         #                 StopIteration at the end of a truncated task
@@ -386,6 +398,8 @@ class NuMap:
         self._feeder_awaits_delivery = False
         self._deliveries = 0
         self._consumers_waiting = 0
+        self._receiving: int | None = None
+        self._receiving_pool: ProcessPool | None = None
         self._feeder_error: BaseException | None = None
         # The weave (whose turn, how much of its stride is left) and the
         # inputs belong to whoever holds _feed_role.
@@ -585,7 +599,7 @@ class NuMap:
                 if task.output.total is None:
                     task.output.total = task.output.entered
             self._feeder_wakeup.notify_all()
-            self._result_ready.notify_all()
+            self._notify_results()
 
     def _weave_until_done(self) -> None:
         # The weave never skips the turn of a task waiting for space: pipers
@@ -691,7 +705,7 @@ class NuMap:
     def _end_input(self, task: _Task) -> None:
         with self._lock:
             task.output.total = task.output.entered
-            self._result_ready.notify_all()
+            self._notify_results()
 
     def _feed_chained(self) -> bool:
         """Move every ready upstream result into its chained task, outside
@@ -828,7 +842,7 @@ class NuMap:
                 self._feeder_wants and self._space_enough(self._feeder_wants)
             ):
                 self._feeder_wakeup.notify()
-            self._result_ready.notify_all()
+            self._notify_results()
 
     def _merge_ordered(self, output: _Output, start: int, values: list) -> int:
         if start != output.merged:
@@ -903,6 +917,7 @@ class NuMap:
         with self._lock:
             output = self._tasks[task_id].output
             deadline = None
+            direct = True
             while True:
                 if output.handed:  # another consumer moved a batch there
                     return output.handed.popleft()
@@ -930,9 +945,9 @@ class NuMap:
                             f"{self.name}: no result of task {task_id} within "
                             f"{timeout} s"
                         )
-                    self._wait_for_result(remaining)
+                    direct = self._wait_for_result(remaining, direct)
                 else:
-                    self._wait_for_result(None)
+                    direct = self._wait_for_result(None, direct)
             ready = output.ready
             value = ready.popleft()
             lend = min(len(ready), self._weave.batch - 1)
@@ -950,12 +965,45 @@ class NuMap:
                     self._feeder_wakeup.notify()
         return value
 
-    def _wait_for_result(self, timeout: float | None) -> None:
+    def _wait_for_result(self, timeout: float | None, direct: bool) -> bool:
+        """Wait (holding _lock) until results may have changed.
+
+        With ``direct`` and worker processes of this machine, the first
+        consumer to wait receives from the workers' pipes itself: a result
+        then reaches it without a thread hand-off. Returns whether the next
+        wait of this call may still receive directly.
+        """
         self._consumers_waiting += 1
         try:
+            pool = self._pool
+            if (
+                direct
+                and self._receiving is None
+                and isinstance(pool, ProcessPool)
+                and self.worker_num > 0
+            ):
+                self._receiving = threading.get_ident()
+                self._receiving_pool = pool
+                wakes_seen = pool.wakes  # _notify_results wakes under _lock
+                self._lock.release()
+                try:
+                    return pool.receive(timeout, wakes_seen)
+                finally:
+                    self._lock.acquire()
+                    self._receiving = None
+                    self._receiving_pool = None
             self._result_ready.wait(timeout)
+            return direct
         finally:
             self._consumers_waiting -= 1
+
+    def _notify_results(self) -> None:
+        """Wake the consumers (holding _lock): results or the end changed."""
+        self._result_ready.notify_all()
+        receiving = self._receiving
+        if receiving is not None and receiving != threading.get_ident():
+            assert self._receiving_pool is not None
+            self._receiving_pool.wake()
 
     def _timed_out(self, output: _Output) -> None:
         if not self.skip:
@@ -984,7 +1032,7 @@ class NuMap:
         with self._lock:
             self._stopping = True
             self._feeder_wakeup.notify_all()
-            self._result_ready.notify_all()
+            self._notify_results()
         if ends is None and forced:
             return
         self._stop()
@@ -994,7 +1042,7 @@ class NuMap:
         with self._lock:
             self._stopping = True
             self._feeder_wakeup.notify_all()
-            self._result_ready.notify_all()
+            self._notify_results()
         feeder, self._feeder = self._feeder, None
         if feeder is not None and feeder is not threading.current_thread():
             feeder.join(None if graceful else 1.0)
@@ -1013,7 +1061,7 @@ class NuMap:
                 task.output.ready.clear()
                 task.output.handed.clear()
                 task.output.pending.clear()
-            self._result_ready.notify_all()
+            self._notify_results()
         _live_numaps.discard(self)
         self._started.clear()
 
