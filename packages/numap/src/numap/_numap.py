@@ -378,6 +378,8 @@ class NuMap:
         #                 chained task's upstream had no result ready)
         #   _deliveries   counts batches delivered (lost-wakeup guard)
         #   _consumers_waiting  threads inside next() waiting for a result
+        #   _condition_waiters  those of them waiting on _result_ready (the
+        #                 others receive from the pool); notify only if > 0
         #   _receiving    thread id of the one consumer that waits by
         #                 receiving results from the pool itself
         #                 (ProcessPool.receive, in _receiving_pool) instead of
@@ -398,6 +400,7 @@ class NuMap:
         self._feeder_awaits_delivery = False
         self._deliveries = 0
         self._consumers_waiting = 0
+        self._condition_waiters = 0
         self._receiving: int | None = None
         self._receiving_pool: ProcessPool | None = None
         self._feeder_error: BaseException | None = None
@@ -888,11 +891,16 @@ class NuMap:
         return self._take(task, 0.0 if not block else timeout)
 
     def __next__(self) -> Any:
-        # Iteration is the per-item hot path: once started, skip next()'s
-        # start check and argument handling (same as next() with defaults).
-        if not self._ever_started:
+        # Iteration is the per-item hot path: one Python frame when a result
+        # of task 0 is handed already (as in _take); everything else (not
+        # started, no task, nothing handed) goes through next().
+        try:
+            value = self._tasks[0].output.handed.popleft()
+        except IndexError:
             return self.next()
-        return self._take(0, None)
+        if type(value) is Raised:
+            raise value.error
+        return value
 
     def __iter__(self) -> NuMap:
         return self
@@ -952,7 +960,11 @@ class NuMap:
             value = ready.popleft()
             lend = min(len(ready), self._weave.batch - 1)
             if lend > 0:
-                output.handed.extend([ready.popleft() for _ in range(lend)])
+                if lend == len(ready):
+                    output.handed.extend(ready)
+                    ready.clear()
+                else:
+                    output.handed.extend([ready.popleft() for _ in range(lend)])
                 output.lent = lend
             output.taken += 1 + lend
             self._free += 1
@@ -992,14 +1004,19 @@ class NuMap:
                     self._lock.acquire()
                     self._receiving = None
                     self._receiving_pool = None
-            self._result_ready.wait(timeout)
+            self._condition_waiters += 1
+            try:
+                self._result_ready.wait(timeout)
+            finally:
+                self._condition_waiters -= 1
             return direct
         finally:
             self._consumers_waiting -= 1
 
     def _notify_results(self) -> None:
         """Wake the consumers (holding _lock): results or the end changed."""
-        self._result_ready.notify_all()
+        if self._condition_waiters:
+            self._result_ready.notify_all()
         receiving = self._receiving
         if receiving is not None and receiving != threading.get_ident():
             assert self._receiving_pool is not None

@@ -387,13 +387,12 @@ class ProcessPool:
     def _dispatch(self, task_id: int, start: int, count: int, payload: bytes) -> None:
         while True:
             with self._lock:
-                live = [worker for worker in self._workers if not worker.lost]
-                while not live and self._replacing:
+                # _workers holds live workers only (_lose removes them).
+                while not self._workers and self._replacing:
                     self._worker_added.wait()
-                    live = [worker for worker in self._workers if not worker.lost]
-                if not live:
+                if not self._workers:
                     break
-                worker = min(live, key=_load)
+                worker = min(self._workers, key=_load)
                 batch_id = next(self._batch_ids)
                 worker.inflight[batch_id] = (task_id, start, count)
                 worker.load += count
@@ -488,15 +487,8 @@ class ProcessPool:
     def _receive_once(self, timeout: float | None) -> None:
         # Holder of _role only: the poll state (_polled, _polled_version,
         # _poll) belongs to it.
-        with self._lock:
-            if self._polled_version != self._workers_version:
-                self._polled_version = self._workers_version
-                self._polled = {
-                    worker.channel.waitable.fileno(): worker
-                    for worker in self._workers
-                    if worker.channel.waitable is not None
-                }
-                self._poll = None
+        if self._polled_version != self._workers_version:  # read without the lock
+            self._refresh_polled()
         polled = self._polled
         try:
             ready = self._wait(polled, timeout)
@@ -508,12 +500,32 @@ class ProcessPool:
                 with contextlib.suppress(OSError):
                     os.read(self._wake_read, 4096)
                 continue
+            self._receive_from(worker)
+
+    def _refresh_polled(self) -> None:
+        # Holder of _role only.
+        with self._lock:
+            self._polled_version = self._workers_version
+            self._polled = {
+                worker.channel.waitable: worker
+                for worker in self._workers
+                if worker.channel.waitable is not None
+            }
+            self._poll = None
+
+    def _receive_from(self, worker: _Worker) -> None:
+        # Holder of _role only. Frames that came with the same read are taken
+        # now: polling the pipe would not report them.
+        channel = worker.channel
+        while True:
             try:
-                frame = worker.channel.recv()
+                frame = channel.recv()
             except ChannelLost as lost:
                 self._lose(worker, lost.reason)
-                continue
+                return
             self._handle_result(worker, frame)
+            if not channel.has_frame():
+                return
 
     def _wait(self, polled: dict[int, _Worker], timeout: float | None) -> list[int]:
         """The file descriptors of ``polled`` and the wake pipe that are ready."""
@@ -536,7 +548,7 @@ class ProcessPool:
                 return
             self._handle_result(worker, frame)
 
-    def _handle_result(self, worker: _Worker, frame: bytes) -> None:
+    def _handle_result(self, worker: _Worker, frame: bytes | bytearray) -> None:
         batch_id, payload = _protocol.decode_result(frame)
         with self._lock:
             entry = worker.inflight.pop(batch_id, None)
@@ -619,7 +631,9 @@ _FAILURE_TYPES: dict[str, type[BaseException]] = {
 }
 
 
-def _decode_values(payload: bytes, task_id: int, start: int, count: int) -> list:
+def _decode_values(
+    payload: bytes | memoryview, task_id: int, start: int, count: int
+) -> list:
     try:
         values, errors = _protocol.loads(payload)
     except _protocol.PayloadError as error:
