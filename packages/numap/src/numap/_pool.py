@@ -355,11 +355,9 @@ class ProcessPool:
             self._deliver(task_id, start, errors_for(len(items), _ser(broken)))
             return
         try:
-            payload = _protocol.dumps(items)
+            self._dispatch(task_id, start, items)
         except _protocol.PayloadError:
             self._submit_picklable_runs(task_id, start, items)
-            return
-        self._dispatch(task_id, start, len(items), payload)
 
     def _submit_picklable_runs(self, task_id: int, start: int, items: list) -> None:
         # Some item does not pickle: it alone gets an error; the runs of
@@ -371,7 +369,7 @@ class ProcessPool:
                 _protocol.dumps(item)
             except _protocol.PayloadError as error:
                 if run:
-                    self._dispatch(task_id, run_start, len(run), _protocol.dumps(run))
+                    self._dispatch(task_id, run_start, run)
                     run = []
                 message = (
                     f"item {index} of task {task_id} ({type(item).__name__}) "
@@ -382,39 +380,45 @@ class ProcessPool:
                 continue
             run.append(item)
         if run:
-            self._dispatch(task_id, run_start, len(run), _protocol.dumps(run))
+            self._dispatch(task_id, run_start, run)
 
-    def _dispatch(self, task_id: int, start: int, count: int, payload: bytes) -> None:
-        while True:
-            with self._lock:
-                # _workers holds live workers only (_lose removes them).
-                while not self._workers and self._replacing:
-                    self._worker_added.wait()
-                if not self._workers:
-                    break
-                worker = min(self._workers, key=_load)
-                batch_id = next(self._batch_ids)
+    def _dispatch(self, task_id: int, start: int, items: list) -> None:
+        """Send ``items`` as one batch to the least loaded worker.
+
+        Raises PayloadError, having sent nothing, when they do not pickle.
+        """
+        count = len(items)
+        # The frame is built whole (one copy of the payload) before a worker
+        # is chosen; only one thread submits, so ids still rise in order.
+        batch_id = next(self._batch_ids)
+        prefix = _protocol.batch_prefix(batch_id, task_id, start, count)
+        frame = _protocol.dumps(items, prefix=prefix)
+        with self._lock:
+            # _workers holds live workers only (_lose removes them).
+            while not self._workers and self._replacing:
+                self._worker_added.wait()
+            worker = min(self._workers, key=_load) if self._workers else None
+            if worker is not None:
                 worker.inflight[batch_id] = (task_id, start, count)
                 worker.load += count
                 announce = task_id not in worker.sent
                 worker.sent.add(task_id)
-            frame = _protocol.encode_batch(batch_id, task_id, start, count, payload)
-            try:
-                if announce:
-                    task_frame = self._task_frames[task_id]
-                    assert task_frame is not None
-                    worker.channel.send(task_frame)
-                worker.channel.send(frame)
-                return
-            except ChannelLost as lost:
-                # The batch was registered, so _lose delivers it as errors.
-                self._lose(worker, lost.reason)
-                return
-        error = NuMapError(
-            f"no worker is left to run items {start}..{start + count - 1} of "
-            f"task {task_id}: every worker was lost and none could be replaced"
-        )
-        self._deliver(task_id, start, errors_for(count, error))
+        if worker is None:
+            error = NuMapError(
+                f"no worker is left to run items {start}..{start + count - 1} of "
+                f"task {task_id}: every worker was lost and none could be replaced"
+            )
+            self._deliver(task_id, start, errors_for(count, error))
+            return
+        try:
+            if announce:
+                task_frame = self._task_frames[task_id]
+                assert task_frame is not None
+                worker.channel.send(task_frame)
+            worker.channel.send(frame)
+        except ChannelLost as lost:
+            # The batch was registered, so _lose delivers it as errors.
+            self._lose(worker, lost.reason)
 
     # -- receiving ---------------------------------------------------------
 

@@ -157,6 +157,12 @@ def encode_batch(
     return BATCH + _BATCH_HEADER.pack(batch_id, task_id, start, count) + payload
 
 
+def batch_prefix(batch_id: int, task_id: int, start: int, count: int) -> bytes:
+    """The kind and header of a batch frame: ``dumps(items, prefix=...)``
+    then builds the whole frame with one copy of the payload."""
+    return BATCH + _BATCH_HEADER.pack(batch_id, task_id, start, count)
+
+
 def encode_stop() -> bytes:
     return STOP
 
