@@ -414,6 +414,9 @@ class NuMap:
         self._pool: ThreadPool | ProcessPool | None = None
         self._feeder: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        # Task 0's ``handed`` deque, for __next__; set (under _lock) when the
+        # pool starts, as tasks change only while the map is stopped.
+        self._first_handed: deque = deque()
 
         if func is not None:
             if iterable is None:
@@ -527,6 +530,9 @@ class NuMap:
             self._feeder_error = None
             for task in self._tasks:
                 task.output.reset()
+            self._first_handed = (
+                self._tasks[0].output.handed if self._tasks else deque()
+            )
         pool.start()
         self._pool = pool
         self._ever_started = True
@@ -895,7 +901,7 @@ class NuMap:
         # of task 0 is handed already (as in _take); everything else (not
         # started, no task, nothing handed) goes through next().
         try:
-            value = self._tasks[0].output.handed.popleft()
+            value = self._first_handed.popleft()
         except IndexError:
             return self.next()
         if type(value) is Raised:
