@@ -68,7 +68,10 @@ class StdioWorker:
 
     def __init__(self, argv):
         # The test functions below are found by reference in this module.
-        env = dict(os.environ, PYTHONPATH=os.path.dirname(__file__))
+        # Entries already on PYTHONPATH stay (they may name the numap under
+        # test, e.g. in a git worktree).
+        path = [os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, path)))
         self.process = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
         )

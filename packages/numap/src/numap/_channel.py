@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import fcntl
+import os
 import signal
+import struct
 import threading
 from typing import Any
 
@@ -45,14 +48,24 @@ class Channel(abc.ABC):
     label: str
     replaceable: bool
     lost_error: type[BaseException]
+    # A file descriptor, readable when a frame (or the end of the channel)
+    # can be received, unless has_frame() says one is buffered already;
+    # None: only a blocking recv in a thread of its own can receive from
+    # this channel.
+    waitable: int | None = None
 
     @abc.abstractmethod
     def send(self, data: bytes) -> None:
         """Send one frame. Raises ChannelLost when the worker is gone."""
 
     @abc.abstractmethod
-    def recv(self) -> bytes:
+    def recv(self) -> bytes | bytearray:
         """Block for the next frame. Raises ChannelLost when the worker is gone."""
+
+    def has_frame(self) -> bool:
+        """True when a frame is buffered here, where waiting on ``waitable``
+        would not see it (only channels with a ``waitable`` buffer)."""
+        return False
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -71,25 +84,137 @@ def process_context() -> Any:
     return multiprocess.get_context("spawn")
 
 
-def _worker_main(child_end: Any, parent_end: Any) -> None:
+def _worker_main(inbound: Any, outbound: Any, parent_ends: tuple) -> None:
+    """Serve frames: ``inbound`` and ``outbound`` are file descriptors, or
+    one duplex Connection (spawned workers); ``parent_ends`` are the
+    parent's ends a forked child holds copies of."""
     # Ctrl-C in a terminal reaches the whole process group; the parent
     # decides when workers end, so they must not die with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # The forked child holds a copy of the parent's end; closing it lets
-    # the worker see EOF (and end) when the parent dies.
-    if parent_end is not None:
-        parent_end.close()
-    _protocol.serve(child_end.recv_bytes, child_end.send_bytes)
+    # Closing the copies of the parent's ends lets the worker see EOF (and
+    # end) when the parent dies.
+    for end in parent_ends:
+        if isinstance(end, int):
+            os.close(end)
+        else:
+            end.close()
+    if not isinstance(inbound, int):
+        inbound = outbound = inbound.fileno()
+    reader, writer = FdFrames(inbound), FdFrames(outbound)
+    _protocol.serve(reader.recv, writer.send)
+
+
+def _widen(fd: int) -> None:
+    # A bigger pipe lets a worker write a big result while the parent is
+    # busy elsewhere (Linux only; the default of 64 KiB works, slower).
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, set_size, _PIPE_SIZE)
+
+
+# Frames on a local worker's pipe: an 8-byte big-endian length, then the
+# frame (the same framing as _protocol.write_frame on streams).
+_LENGTH = struct.Struct(">Q")
+_READ_SIZE = 1 << 16
+_PIPE_SIZE = 1 << 20
+
+
+class FdFrames:
+    """Length-prefixed frames on a file descriptor, with raw os calls.
+
+    Per frame this costs one write (header and frame without joining them),
+    and usually one read (a read takes what
+    the pipe holds, so small frames arrive whole and several frames may
+    arrive at once; :meth:`has_frame` says one is waiting in the buffer,
+    where polling the descriptor would not see it). Not thread-safe: the
+    owner serialises senders, and has one receiver at a time.
+    """
+
+    __slots__ = ("fd", "_buffer", "_position")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._buffer = bytearray()
+        self._position = 0
+
+    def send(self, data: bytes) -> None:
+        """Write one frame. Raises OSError when the other end is gone."""
+        header = _LENGTH.pack(len(data))
+        written = os.writev(self.fd, (header, data))
+        if written < len(header) + len(data):  # rare: a partial write
+            rest = memoryview(header + data)[written:]
+            while rest:
+                rest = rest[os.write(self.fd, rest) :]
+
+    def has_frame(self) -> bool:
+        """True when a whole frame is buffered (recv returns it at once)."""
+        available = len(self._buffer) - self._position
+        if available < _LENGTH.size:
+            return False
+        (size,) = _LENGTH.unpack_from(self._buffer, self._position)
+        return available - _LENGTH.size >= size
+
+    def recv(self) -> bytes | bytearray:
+        """Read one frame. Raises EOFError at the end of input, OSError
+        when the descriptor fails."""
+        buffer = self._buffer
+        while True:
+            start = self._position
+            available = len(buffer) - start
+            if available >= _LENGTH.size:
+                (size,) = _LENGTH.unpack_from(buffer, start)
+                end = start + _LENGTH.size + size
+                if end <= len(buffer):
+                    frame = bytes(memoryview(buffer)[start + _LENGTH.size : end])
+                    if end == len(buffer):
+                        buffer.clear()
+                        self._position = 0
+                    else:
+                        self._position = end
+                    return frame
+                if size > _READ_SIZE:
+                    return self._recv_big(size)
+            elif start:
+                del buffer[:start]
+                self._position = 0
+            chunk = os.read(self.fd, _READ_SIZE)
+            if not chunk:
+                raise EOFError("the other end of the pipe was closed")
+            buffer += chunk
+
+    def _recv_big(self, size: int) -> bytearray:
+        # Read the rest of a big frame straight into its own buffer.
+        start = self._position + _LENGTH.size
+        frame = bytearray(size)
+        got = len(self._buffer) - start
+        frame[:got] = memoryview(self._buffer)[start:]
+        self._buffer.clear()
+        self._position = 0
+        view = memoryview(frame)
+        while got < size:
+            count = os.readv(self.fd, [view[got:]])
+            if not count:
+                raise EOFError("the other end of the pipe was closed inside a frame")
+            got += count
+        return frame
 
 
 class ProcessChannel(Channel):
-    """A local worker process connected by a multiprocess Pipe.
+    """A local worker process connected by two pipes (one each way).
+
+    Forked workers get two os.pipe()s, the cheapest way through the kernel
+    (an AF_UNIX socket costs more per read and write); spawned ones one
+    duplex multiprocess Pipe (its descriptor is passed to the child).
 
     State and invariants:
-      _conn        parent end of the pipe; only this object closes it
+      _read_fd, _write_fd  the parent's ends; only close() closes them, under
+                   _send_lock, and marks them closed first (_fds_closed), so
+                   a descriptor number is never used after it was released
       _send_lock   serialises senders, so frames never interleave
       _closed      set once by close(); later calls return at once
-    One thread at a time may call recv (the pool's reader for this channel).
+    One thread at a time may call recv, or wait on ``waitable`` (the pool's
+    holder of its receive role).
     """
 
     replaceable = True
@@ -97,18 +222,37 @@ class ProcessChannel(Channel):
 
     def __init__(self, context: Any = None) -> None:
         context = context or process_context()
-        parent_end, child_end = context.Pipe(duplex=True)
-        forked = context.get_start_method() == "fork"
+        self._conn: Any = None
+        if context.get_start_method() == "fork":
+            child_in, parent_out = os.pipe()
+            parent_in, child_out = os.pipe()
+            _widen(parent_out)
+            _widen(parent_in)
+            args: tuple = (child_in, child_out, (parent_out, parent_in))
+            child_ends: tuple = (child_in, child_out)
+        else:
+            self._conn, child_end = context.Pipe(duplex=True)
+            parent_in = parent_out = self._conn.fileno()
+            args = (child_end, None, ())
+            child_ends = (child_end,)
         self._process = context.Process(
-            target=_worker_main,
-            args=(child_end, parent_end if forked else None),
-            daemon=True,
-            name="numap-worker",
+            target=_worker_main, args=args, daemon=True, name="numap-worker"
         )
-        self._process.start()
-        # Only the child may hold its end, or EOF would never reach us.
-        child_end.close()
-        self._conn = parent_end
+        try:
+            self._process.start()
+        finally:
+            # Only the child may hold its ends, or EOF would never reach us.
+            for end in child_ends:
+                if isinstance(end, int):
+                    os.close(end)
+                else:
+                    end.close()
+        self._read_fd = parent_in
+        self._write_fd = parent_out
+        self.waitable = parent_in
+        self._reader = FdFrames(parent_in)
+        self._writer = FdFrames(parent_out)
+        self._fds_closed = False
         self._send_lock = threading.Lock()
         self._close_lock = threading.Lock()
         self._closed = False
@@ -118,13 +262,21 @@ class ProcessChannel(Channel):
     def send(self, data: bytes) -> None:
         with self._send_lock:
             try:
-                self._conn.send_bytes(data)
+                if self._fds_closed:
+                    raise OSError("the channel was closed")
+                self._writer.send(data)
             except (OSError, EOFError, ValueError) as error:
                 raise ChannelLost(self.loss_reason(error)) from error
 
-    def recv(self) -> bytes:
+    def has_frame(self) -> bool:
+        """True when recv returns a frame without reading the pipe."""
+        return self._reader.has_frame()
+
+    def recv(self) -> bytes | bytearray:
         try:
-            return self._conn.recv_bytes()
+            if self._fds_closed:
+                raise OSError("the channel was closed")
+            return self._reader.recv()
         except (OSError, EOFError, ValueError) as error:
             raise ChannelLost(self.loss_reason(error)) from error
 
@@ -168,4 +320,9 @@ class ProcessChannel(Channel):
                 self._process.kill()
                 self._process.join()
         with self._send_lock:
-            self._conn.close()
+            self._fds_closed = True
+            if self._conn is not None:
+                self._conn.close()
+            else:
+                os.close(self._read_fd)
+                os.close(self._write_fd)

@@ -9,9 +9,11 @@ Data flow (one NuMap)::
     [feeder thread] --submit(batch)--> [pool] --deliver--> per-task _Output
      takes `stride` items of task 0,    ThreadPool: worker     (ready deque,
      then of task 1, ... while the      threads run batches    pending batches)
-     buffer has room; cuts them into    ProcessPool: one reader     |
-     batches of ceil(stride/workers)    thread per worker channel   |
-          ^                                                         |
+     buffer has room; cuts them into    ProcessPool: results of     |
+     batches of ceil(stride/workers)    local workers are received  |
+          ^                             by a waiting consumer       |
+          |                             (or a background receiver); |
+          |                             remote: a reader per worker |
           +------------ buffer slot freed when next() hands out ----+
 
 Who owns what:
@@ -20,10 +22,14 @@ Who owns what:
     feeder thread, which waits on ``_feeder_wakeup`` while the buffer is
     full; a consumer that frees enough space while the feeder waits feeds
     one batch itself (``_feed_inline``), saving a thread hand-off;
-  - pool threads (thread workers, or readers of worker channels) call
-    ``_deliver`` with whole batches of results; ``_deliver`` wakes
-    consumers through ``_result_ready``;
-  - consumers (any thread calling ``next``) pop single results.
+  - pool threads (thread workers, the process pool's background receiver,
+    readers of remote channels) call ``_deliver`` with whole batches of
+    results; ``_deliver`` wakes consumers (``_notify_results``);
+  - consumers (any thread calling ``next``) pop single results. With local
+    worker processes, the first consumer that has to wait receives from
+    the workers' pipes itself (``ProcessPool.receive``) and delivers what
+    arrives, then feeds the next batch inline: a round trip to a worker
+    then costs no thread hand-off in the parent.
 The buffer accounting and the per-task outputs live under one lock,
 ``_lock``, shared by both conditions; the invariants are written next to
 that state in NuMap.__init__ and in :class:`_Output`.
@@ -384,6 +390,14 @@ class NuMap:
         #                 chained task's upstream had no result ready)
         #   _deliveries   counts batches delivered (lost-wakeup guard)
         #   _consumers_waiting  threads inside next() waiting for a result
+        #   _condition_waiters  those of them waiting on _result_ready (the
+        #                 others receive from the pool); notify only if > 0
+        #   _receiving    thread id of the one consumer that waits by
+        #                 receiving results from the pool itself
+        #                 (ProcessPool.receive, in _receiving_pool) instead of
+        #                 on _result_ready; whoever else delivers a result or
+        #                 changes what it waits for wakes it with pool.wake()
+        #                 (_notify_results)
         #   _feeder_error the exception that ended the feeder thread, if any;
         #                 next() raises NuMapError from it instead of
         #                 StopIteration at the end of a truncated task
@@ -398,6 +412,9 @@ class NuMap:
         self._feeder_awaits_delivery = False
         self._deliveries = 0
         self._consumers_waiting = 0
+        self._condition_waiters = 0
+        self._receiving: int | None = None
+        self._receiving_pool: ProcessPool | None = None
         self._feeder_error: BaseException | None = None
         # The weave (whose turn, how much of its stride is left) and the
         # inputs belong to whoever holds _feed_role.
@@ -409,6 +426,9 @@ class NuMap:
         self._pool: ThreadPool | ProcessPool | None = None
         self._feeder: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        # Task 0's ``handed`` deque, for __next__; set (under _lock) when the
+        # pool starts, as tasks change only while the map is stopped.
+        self._first_handed: deque = deque()
 
         if func is not None:
             if iterable is None:
@@ -522,6 +542,9 @@ class NuMap:
             self._feeder_error = None
             for task in self._tasks:
                 task.output.reset()
+            self._first_handed = (
+                self._tasks[0].output.handed if self._tasks else deque()
+            )
         pool.start()
         self._pool = pool
         self._ever_started = True
@@ -642,7 +665,7 @@ class NuMap:
                 if task.output.total is None:
                     task.output.total = task.output.entered
             self._feeder_wakeup.notify_all()
-            self._result_ready.notify_all()
+            self._notify_results()
 
     def _weave_until_done(self) -> None:
         # The weave never skips the turn of a task waiting for space: pipers
@@ -749,7 +772,7 @@ class NuMap:
         output = self._tasks[self._result_task[task_id]].output
         with self._lock:
             output.total = output.entered
-            self._result_ready.notify_all()
+            self._notify_results()
 
     def _feed_chained(self) -> bool:
         """Move every ready upstream result into its chained task, outside
@@ -886,7 +909,7 @@ class NuMap:
                 self._feeder_wants and self._space_enough(self._feeder_wants)
             ):
                 self._feeder_wakeup.notify()
-            self._result_ready.notify_all()
+            self._notify_results()
 
     def _merge_ordered(self, output: _Output, start: int, values: list) -> int:
         if start != output.merged:
@@ -932,11 +955,16 @@ class NuMap:
         return self._take(task, 0.0 if not block else timeout)
 
     def __next__(self) -> Any:
-        # Iteration is the per-item hot path: once started, skip next()'s
-        # start check and argument handling (same as next() with defaults).
-        if not self._ever_started:
+        # Iteration is the per-item hot path: one Python frame when a result
+        # of task 0 is handed already (as in _take); everything else (not
+        # started, no task, nothing handed) goes through next().
+        try:
+            value = self._first_handed.popleft()
+        except IndexError:
             return self.next()
-        return self._take(0, None)
+        if type(value) is Raised:
+            raise value.error
+        return value
 
     def __iter__(self) -> NuMap:
         return self
@@ -961,6 +989,7 @@ class NuMap:
         with self._lock:
             output = self._tasks[task_id].output
             deadline = None
+            direct = True
             while True:
                 if output.handed:  # another consumer moved a batch there
                     return output.handed.popleft()
@@ -988,14 +1017,18 @@ class NuMap:
                             f"{self.name}: no result of task {task_id} within "
                             f"{timeout} s"
                         )
-                    self._wait_for_result(remaining)
+                    direct = self._wait_for_result(remaining, direct)
                 else:
-                    self._wait_for_result(None)
+                    direct = self._wait_for_result(None, direct)
             ready = output.ready
             value = ready.popleft()
             lend = min(len(ready), self._weave.batch - 1)
             if lend > 0:
-                output.handed.extend([ready.popleft() for _ in range(lend)])
+                if lend == len(ready):
+                    output.handed.extend(ready)
+                    ready.clear()
+                else:
+                    output.handed.extend([ready.popleft() for _ in range(lend)])
                 output.lent = lend
             output.taken += 1 + lend
             self._free += 1
@@ -1008,12 +1041,50 @@ class NuMap:
                     self._feeder_wakeup.notify()
         return value
 
-    def _wait_for_result(self, timeout: float | None) -> None:
+    def _wait_for_result(self, timeout: float | None, direct: bool) -> bool:
+        """Wait (holding _lock) until results may have changed.
+
+        With ``direct`` and worker processes of this machine, the first
+        consumer to wait receives from the workers' pipes itself: a result
+        then reaches it without a thread hand-off. Returns whether the next
+        wait of this call may still receive directly.
+        """
         self._consumers_waiting += 1
         try:
-            self._result_ready.wait(timeout)
+            pool = self._pool
+            if (
+                direct
+                and self._receiving is None
+                and isinstance(pool, ProcessPool)
+                and self.worker_num > 0
+            ):
+                self._receiving = threading.get_ident()
+                self._receiving_pool = pool
+                wakes_seen = pool.wakes  # _notify_results wakes under _lock
+                self._lock.release()
+                try:
+                    return pool.receive(timeout, wakes_seen)
+                finally:
+                    self._lock.acquire()
+                    self._receiving = None
+                    self._receiving_pool = None
+            self._condition_waiters += 1
+            try:
+                self._result_ready.wait(timeout)
+            finally:
+                self._condition_waiters -= 1
+            return direct
         finally:
             self._consumers_waiting -= 1
+
+    def _notify_results(self) -> None:
+        """Wake the consumers (holding _lock): results or the end changed."""
+        if self._condition_waiters:
+            self._result_ready.notify_all()
+        receiving = self._receiving
+        if receiving is not None and receiving != threading.get_ident():
+            assert self._receiving_pool is not None
+            self._receiving_pool.wake()
 
     def _timed_out(self, output: _Output) -> None:
         if not self.skip:
@@ -1042,7 +1113,7 @@ class NuMap:
         with self._lock:
             self._stopping = True
             self._feeder_wakeup.notify_all()
-            self._result_ready.notify_all()
+            self._notify_results()
         if ends is None and forced:
             return
         self._stop()
@@ -1052,7 +1123,7 @@ class NuMap:
         with self._lock:
             self._stopping = True
             self._feeder_wakeup.notify_all()
-            self._result_ready.notify_all()
+            self._notify_results()
         feeder, self._feeder = self._feeder, None
         if feeder is not None and feeder is not threading.current_thread():
             feeder.join(None if graceful else 1.0)
@@ -1071,7 +1142,7 @@ class NuMap:
                 task.output.ready.clear()
                 task.output.handed.clear()
                 task.output.pending.clear()
-            self._result_ready.notify_all()
+            self._notify_results()
         _live_numaps.discard(self)
         self._started.clear()
 

@@ -20,10 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
+import os
 import queue
+import select
 import threading
+import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from multiprocess.connection import wait as wait_for_any
 
 from numap import _protocol
 from numap._channel import (
@@ -39,6 +46,15 @@ Deliver = Callable[[int, int, list], None]
 # How long a graceful close waits for workers to finish the batches they
 # hold, before they are terminated.
 GRACEFUL_CLOSE_SECONDS = 30.0
+
+# How long the background receiver leaves the pipes to a consumer that
+# received results itself and went back to its own work: a consumer that
+# comes back sooner finds the receive role free, without a thread hand-off.
+RECEIVER_LINGER_SECONDS = 0.005
+
+# The longest single wait of a receiving consumer (longer timeouts are
+# waited for in several steps).
+MAX_WAIT_SECONDS = 3600.0
 
 
 class Raised:
@@ -173,20 +189,34 @@ class _Worker:
 
 
 class ProcessPool:
-    """Batches to worker channels, results back through one reader per channel.
+    """Batches to worker channels, results back to whoever receives them.
 
     Threads: one thread at a time calls submit (the holder of the NuMap's
-    feed role: its feeder, or a consumer feeding inline); one
-    reader thread per worker receives that worker's result frames and
-    delivers them. A lost channel is handled by whichever thread sees it
-    first (reader or submitter); :meth:`_lose` is idempotent.
+    feed role: its feeder, or a consumer feeding inline). Results of
+    channels with a ``waitable`` (local worker processes) are received by
+    the holder of the receive role, ``_role``: a consumer waiting in
+    ``next`` (:meth:`receive`, so that a result reaches it without a thread
+    hand-off), or else the background receiver thread, which takes the role
+    once no consumer has received for RECEIVER_LINGER_SECONDS, so that
+    results, lost workers and full pipes are always attended to. Other
+    channels (remote workers) have a reader thread each. A lost channel is
+    handled by whichever thread sees it first (receiver or submitter);
+    :meth:`_lose` is idempotent.
 
     State, guarded by ``_lock``:
-      _workers   live workers (lost ones are removed at once)
-      _closing   set by close(): lost workers are no longer replaced
+      _workers   live workers (lost ones are removed at once, before their
+                 channel is closed, so a receiver never waits on a closed one)
+      _closing   set by close(): lost workers are no longer replaced, the
+                 background receiver ends once no waitable worker is left
       _replacing replacements being started; while it is > 0 and no worker
                  is live, _dispatch waits on _worker_added instead of failing
       _readers   every reader thread ever started, for close() to join
+      _receivers consumers inside receive(); with _last_receive (when the
+                 last one left) it keeps the background receiver parked on
+                 _receiver_idle
+      _background_receiving  the background receiver holds _role; a
+                 consumer that wants the role wakes it through _wake_write
+    Only the holder of _role waits on or receives from waitable channels.
     """
 
     def __init__(
@@ -209,6 +239,32 @@ class ProcessPool:
         self._batch_ids = itertools.count()
         self._task_frames: list[bytes | None] = []
         self._task_broken: list[str | None] = []
+        self._role = threading.Lock()
+        self._receiver_idle = threading.Condition(self._lock)
+        self._receivers = 0
+        self._last_receive = 0.0
+        self._background_receiving = False
+        self._background: threading.Thread | None = None
+        # Counts wake() calls; a wake's byte in the pipe is drained by
+        # whichever thread holds the receive role then (see receive()).
+        self.wakes = 0
+        self._wake_lock = threading.Lock()
+        # Bumped under _lock whenever _workers changes; the receive role's
+        # holder then rebuilds what it polls: _polled maps file descriptors
+        # to workers, _poll is the select.poll object over them.
+        self._workers_version = 0
+        self._polled_version = -1
+        self._polled: dict[int, _Worker] = {}
+        self._poll: Any = None
+        # Closed only when the pool is collected: a thread that still holds
+        # the pool may write to or wait on them at any time before that.
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        finalizer = weakref.finalize(
+            self, _close_fds, self._wake_read, self._wake_write
+        )
+        finalizer.atexit = False  # threads may still use them during the exit
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -224,22 +280,33 @@ class ProcessPool:
                 channel.close()
             raise
         self.size = len(channels)
+        self._background = threading.Thread(
+            target=self._receive_in_background, name="numap-receiver", daemon=True
+        )
+        self._background.start()
         for channel in channels:
             self._add_worker(channel)
 
     def _add_worker(self, channel: Channel) -> None:
         worker = _Worker(channel)
-        reader = threading.Thread(
-            target=self._read,
-            args=(worker,),
-            name=f"numap-reader {channel.label}",
-            daemon=True,
-        )
-        worker.reader = reader
-        with self._lock:
-            self._workers.append(worker)
-            self._readers.append(reader)
-        reader.start()
+        if channel.waitable is None:
+            reader = threading.Thread(
+                target=self._read,
+                args=(worker,),
+                name=f"numap-reader {channel.label}",
+                daemon=True,
+            )
+            worker.reader = reader
+            with self._lock:
+                self._workers.append(worker)
+                self._workers_version += 1
+                self._readers.append(reader)
+            reader.start()
+        else:
+            with self._lock:
+                self._workers.append(worker)
+                self._workers_version += 1
+            self.wake()  # the receiver waits on the channels it knew
 
     def set_tasks(self, tasks: Sequence[TaskSpec]) -> None:
         """Pickle each task's function once; workers receive it on first use."""
@@ -271,18 +338,27 @@ class ProcessPool:
         """
         with self._lock:
             self._closing = True
+            self._receiver_idle.notify_all()
             workers = list(self._workers)
+        self.wake()
+        background = self._background
         if graceful:
             for worker in workers:
                 with contextlib.suppress(ChannelLost):
                     worker.channel.send(_protocol.encode_stop())
+            deadline = time.monotonic() + GRACEFUL_CLOSE_SECONDS
             for worker in workers:
                 if worker.reader is not None:
-                    worker.reader.join(GRACEFUL_CLOSE_SECONDS)
+                    worker.reader.join(max(0.0, deadline - time.monotonic()))
+            if background is not None:
+                background.join(max(0.0, deadline - time.monotonic()))
         for worker in workers:
             self._lose(worker, "the NuMap was stopped")
+        self.wake()
         with self._lock:
             readers = list(self._readers)
+        if background is not None:
+            readers.append(background)
         for reader in readers:
             if reader is not threading.current_thread():
                 reader.join()
@@ -295,11 +371,9 @@ class ProcessPool:
             self._deliver(task_id, start, errors_for(len(items), _ser(broken)))
             return
         try:
-            payload = _protocol.dumps(items)
+            self._dispatch(task_id, start, items)
         except _protocol.PayloadError:
             self._submit_picklable_runs(task_id, start, items)
-            return
-        self._dispatch(task_id, start, len(items), payload)
 
     def _submit_picklable_runs(self, task_id: int, start: int, items: list) -> None:
         # Some item does not pickle: it alone gets an error; the runs of
@@ -311,7 +385,7 @@ class ProcessPool:
                 _protocol.dumps(item)
             except _protocol.PayloadError as error:
                 if run:
-                    self._dispatch(task_id, run_start, len(run), _protocol.dumps(run))
+                    self._dispatch(task_id, run_start, run)
                     run = []
                 message = (
                     f"item {index} of task {task_id} ({type(item).__name__}) "
@@ -322,42 +396,167 @@ class ProcessPool:
                 continue
             run.append(item)
         if run:
-            self._dispatch(task_id, run_start, len(run), _protocol.dumps(run))
+            self._dispatch(task_id, run_start, run)
 
-    def _dispatch(self, task_id: int, start: int, count: int, payload: bytes) -> None:
-        while True:
-            with self._lock:
-                live = [worker for worker in self._workers if not worker.lost]
-                while not live and self._replacing:
-                    self._worker_added.wait()
-                    live = [worker for worker in self._workers if not worker.lost]
-                if not live:
-                    break
-                worker = min(live, key=_load)
-                batch_id = next(self._batch_ids)
+    def _dispatch(self, task_id: int, start: int, items: list) -> None:
+        """Send ``items`` as one batch to the least loaded worker.
+
+        Raises PayloadError, having sent nothing, when they do not pickle.
+        """
+        count = len(items)
+        # The frame is built whole (one copy of the payload) before a worker
+        # is chosen; only one thread submits, so ids still rise in order.
+        batch_id = next(self._batch_ids)
+        prefix = _protocol.batch_prefix(batch_id, task_id, start, count)
+        frame = _protocol.dumps(items, prefix=prefix)
+        with self._lock:
+            # _workers holds live workers only (_lose removes them).
+            while not self._workers and self._replacing:
+                self._worker_added.wait()
+            worker = min(self._workers, key=_load) if self._workers else None
+            if worker is not None:
                 worker.inflight[batch_id] = (task_id, start, count)
                 worker.load += count
                 announce = task_id not in worker.sent
                 worker.sent.add(task_id)
-            frame = _protocol.encode_batch(batch_id, task_id, start, count, payload)
-            try:
-                if announce:
-                    task_frame = self._task_frames[task_id]
-                    assert task_frame is not None
-                    worker.channel.send(task_frame)
-                worker.channel.send(frame)
-                return
-            except ChannelLost as lost:
-                # The batch was registered, so _lose delivers it as errors.
-                self._lose(worker, lost.reason)
-                return
-        error = NuMapError(
-            f"no worker is left to run items {start}..{start + count - 1} of "
-            f"task {task_id}: every worker was lost and none could be replaced"
-        )
-        self._deliver(task_id, start, errors_for(count, error))
+        if worker is None:
+            error = NuMapError(
+                f"no worker is left to run items {start}..{start + count - 1} of "
+                f"task {task_id}: every worker was lost and none could be replaced"
+            )
+            self._deliver(task_id, start, errors_for(count, error))
+            return
+        try:
+            if announce:
+                task_frame = self._task_frames[task_id]
+                assert task_frame is not None
+                worker.channel.send(task_frame)
+            worker.channel.send(frame)
+        except ChannelLost as lost:
+            # The batch was registered, so _lose delivers it as errors.
+            self._lose(worker, lost.reason)
 
     # -- receiving ---------------------------------------------------------
+
+    def receive(self, timeout: float | None, wakes_seen: int) -> bool:
+        """Receive and deliver result frames in the calling thread.
+
+        Waits up to ``timeout`` seconds (None: no limit) until at least one
+        frame arrived, a channel was lost, or :meth:`wake` was called; does
+        not wait at all if :meth:`wake` was called since ``wakes`` was
+        ``wakes_seen`` (read by the caller when it decided to wait: the byte
+        of such a wake may have been drained by the previous holder of the
+        receive role). Returns False at once, receiving nothing, when
+        another consumer holds the receive role: the caller must then wait
+        for a delivery.
+        """
+        if timeout is not None:
+            # Lock and poll timeouts have a ceiling; the caller looks again.
+            timeout = min(timeout, MAX_WAIT_SECONDS)
+        with self._lock:
+            self._receivers += 1
+            background = self._background_receiving
+        try:
+            if not self._role.acquire(blocking=False):
+                if not background:
+                    return False
+                self.wake()  # let the background receiver hand the role over
+                if not self._role.acquire(timeout=-1 if timeout is None else timeout):
+                    return True  # the time is up; the caller looks again
+            try:
+                if self.wakes == wakes_seen:
+                    self._receive_once(timeout)
+            finally:
+                self._role.release()
+        finally:
+            with self._lock:
+                self._receivers -= 1
+                self._last_receive = time.monotonic()
+        return True
+
+    def wake(self) -> None:
+        """Make the holder of the receive role return from its wait."""
+        with self._wake_lock:
+            self.wakes += 1
+        with contextlib.suppress(BlockingIOError):  # full: already woken
+            os.write(self._wake_write, b"!")
+
+    def _receive_in_background(self) -> None:
+        while True:
+            with self._lock:
+                while not self._closing:
+                    idle = time.monotonic() - self._last_receive
+                    if not self._receivers and idle >= RECEIVER_LINGER_SECONDS:
+                        break
+                    self._receiver_idle.wait(RECEIVER_LINGER_SECONDS)
+                if self._closing and not any(
+                    worker.channel.waitable is not None for worker in self._workers
+                ):
+                    return
+            if not self._role.acquire(timeout=RECEIVER_LINGER_SECONDS):
+                continue
+            try:
+                with self._lock:
+                    self._background_receiving = True
+                self._receive_once(None)
+            finally:
+                with self._lock:
+                    self._background_receiving = False
+                self._role.release()
+
+    def _receive_once(self, timeout: float | None) -> None:
+        # Holder of _role only: the poll state (_polled, _polled_version,
+        # _poll) belongs to it.
+        if self._polled_version != self._workers_version:  # read without the lock
+            self._refresh_polled()
+        polled = self._polled
+        try:
+            ready = self._wait(polled, timeout)
+        except (OSError, ValueError):
+            return  # a channel was closed meanwhile (and left _workers first)
+        for fd in ready:
+            worker = polled.get(fd)
+            if worker is None:
+                with contextlib.suppress(OSError):
+                    os.read(self._wake_read, 4096)
+                continue
+            self._receive_from(worker)
+
+    def _refresh_polled(self) -> None:
+        # Holder of _role only.
+        with self._lock:
+            self._polled_version = self._workers_version
+            self._polled = {
+                worker.channel.waitable: worker
+                for worker in self._workers
+                if worker.channel.waitable is not None
+            }
+            self._poll = None
+
+    def _receive_from(self, worker: _Worker) -> None:
+        # Holder of _role only. Frames that came with the same read are taken
+        # now: polling the pipe would not report them.
+        channel = worker.channel
+        while True:
+            try:
+                frame = channel.recv()
+            except ChannelLost as lost:
+                self._lose(worker, lost.reason)
+                return
+            self._handle_result(worker, frame)
+            if not channel.has_frame():
+                return
+
+    def _wait(self, polled: dict[int, _Worker], timeout: float | None) -> list[int]:
+        """The file descriptors of ``polled`` and the wake pipe that are ready."""
+        if not hasattr(select, "poll"):
+            return wait_for_any([self._wake_read, *polled], timeout)
+        if self._poll is None:
+            self._poll = select.poll()
+            for fd in (self._wake_read, *polled):
+                self._poll.register(fd, select.POLLIN)
+        milliseconds = None if timeout is None else max(0, math.ceil(timeout * 1000))
+        return [fd for fd, _ in self._poll.poll(milliseconds)]
 
     def _read(self, worker: _Worker) -> None:
         channel = worker.channel
@@ -367,17 +566,18 @@ class ProcessPool:
             except ChannelLost as lost:
                 self._lose(worker, lost.reason)
                 return
-            batch_id, payload = _protocol.decode_result(frame)
-            with self._lock:
-                entry = worker.inflight.pop(batch_id, None)
-                if entry is not None:
-                    worker.load -= entry[2]
-            if entry is None:
-                continue  # already delivered as lost, or a stray frame
-            task_id, start, count = entry
-            self._deliver(
-                task_id, start, _decode_values(payload, task_id, start, count)
-            )
+            self._handle_result(worker, frame)
+
+    def _handle_result(self, worker: _Worker, frame: bytes | bytearray) -> None:
+        batch_id, payload = _protocol.decode_result(frame)
+        with self._lock:
+            entry = worker.inflight.pop(batch_id, None)
+            if entry is not None:
+                worker.load -= entry[2]
+        if entry is None:
+            return  # already delivered as lost, or a stray frame
+        task_id, start, count = entry
+        self._deliver(task_id, start, _decode_values(payload, task_id, start, count))
 
     def _lose(self, worker: _Worker, reason: str) -> None:
         with self._lock:
@@ -385,6 +585,7 @@ class ProcessPool:
                 return
             worker.lost = True
             self._workers.remove(worker)
+            self._workers_version += 1
             held = list(worker.inflight.values())
             worker.inflight.clear()
             worker.load = 0
@@ -430,6 +631,12 @@ class ProcessPool:
             self._add_worker(channel)
 
 
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
 def _load(worker: _Worker) -> int:
     return worker.load
 
@@ -444,7 +651,9 @@ _FAILURE_TYPES: dict[str, type[BaseException]] = {
 }
 
 
-def _decode_values(payload: bytes, task_id: int, start: int, count: int) -> list:
+def _decode_values(
+    payload: bytes | memoryview, task_id: int, start: int, count: int
+) -> list:
     try:
         values, errors = _protocol.loads(payload)
     except _protocol.PayloadError as error:

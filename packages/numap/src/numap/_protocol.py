@@ -76,25 +76,33 @@ class PayloadError(Exception):
 # Serialisation
 
 
-def dumps(obj: Any, prefer_dill: bool = False) -> bytes:
+def dumps(obj: Any, prefer_dill: bool = False, prefix: bytes = b"") -> bytes:
     """Serialise ``obj``: plain pickle first, dill only when pickle fails.
 
     ``prefer_dill`` tries dill first; used for task functions, which are sent
     once and must survive on hosts whose ``__main__`` lacks their definitions.
-    Raises :class:`PayloadError` when neither can serialise the object.
+    ``prefix`` (a frame's kind and header) is put in front of the payload in
+    the same copy. Raises :class:`PayloadError` when neither can serialise
+    the object.
     """
     if prefer_dill and dill is not None:
         try:
-            return DILL_FLAG + dill.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+            return b"".join(
+                (prefix, DILL_FLAG, dill.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+            )
         except Exception:  # dill refused; plain pickle may still manage
             pass
     try:
-        return PICKLE_FLAG + pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        return b"".join(
+            (prefix, PICKLE_FLAG, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        )
     except Exception as pickle_error:
         if dill is None or prefer_dill:
             raise PayloadError(_describe(pickle_error)) from pickle_error
         try:
-            return DILL_FLAG + dill.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+            return b"".join(
+                (prefix, DILL_FLAG, dill.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+            )
         except Exception as dill_error:
             raise PayloadError(_describe(dill_error)) from dill_error
 
@@ -127,9 +135,10 @@ def _defined_in_main(func: Any) -> bool:
     return getattr(target, "__module__", None) == "__main__"
 
 
-def loads(data: bytes) -> Any:
+def loads(data: bytes | memoryview) -> Any:
     """Inverse of :func:`dumps`. Raises :class:`PayloadError` on failure."""
-    flag, body = data[:1], memoryview(data)[1:]
+    body = memoryview(data)
+    flag, body = bytes(body[:1]), body[1:]
     try:
         if flag == PICKLE_FLAG:
             return pickle.loads(body)
@@ -167,16 +176,23 @@ def encode_batch(
     return BATCH + _BATCH_HEADER.pack(batch_id, task_id, start, count) + payload
 
 
+def batch_prefix(batch_id: int, task_id: int, start: int, count: int) -> bytes:
+    """The kind and header of a batch frame: ``dumps(items, prefix=...)``
+    then builds the whole frame with one copy of the payload."""
+    return BATCH + _BATCH_HEADER.pack(batch_id, task_id, start, count)
+
+
 def encode_stop() -> bytes:
     return STOP
 
 
-def decode_result(frame: bytes) -> tuple[int, bytes]:
-    """Split a result frame into (batch_id, payload)."""
+def decode_result(frame: bytes | bytearray) -> tuple[int, memoryview]:
+    """Split a result frame into (batch_id, payload); the payload is a view
+    into the frame (no copy), for :func:`loads`."""
     if frame[:1] != RESULT:
         raise PayloadError(f"expected a result frame, got kind {frame[:1]!r}")
     (batch_id,) = _RESULT_HEADER.unpack_from(frame, 1)
-    return batch_id, frame[1 + _RESULT_HEADER.size :]
+    return batch_id, memoryview(frame)[1 + _RESULT_HEADER.size :]
 
 
 # --------------------------------------------------------------------------
@@ -313,10 +329,14 @@ def compose(stages: list[Stage]) -> Callable:
 
 
 def _encode_values(
-    values: list, errors: dict[int, Failure], task_id: int, start: int
+    values: list,
+    errors: dict[int, Failure],
+    task_id: int,
+    start: int,
+    prefix: bytes = b"",
 ) -> bytes:
     try:
-        return dumps((values, errors))
+        return dumps((values, errors), prefix=prefix)
     except PayloadError:
         pass
     # Find the values that do not pickle; each becomes an error of its own.
@@ -331,13 +351,13 @@ def _encode_values(
                 f"the result for item {start + offset} of task {task_id} "
                 f"({type(value).__name__}) cannot be pickled: {error}"
             )
-    return dumps((values, errors))
+    return dumps((values, errors), prefix=prefix)
 
 
 class _Task:
     """A task as one worker knows it: its stages, or why it is unusable."""
 
-    def __init__(self, task_id: int, payload: bytes) -> None:
+    def __init__(self, task_id: int, payload: bytes | memoryview) -> None:
         self.broken: str | None = None
         self.imported = False
         self.stages: list[Stage] = []
@@ -374,7 +394,9 @@ def _all_failed(count: int, message: str) -> tuple[list, dict]:
     return [None] * count, {i: _serialization_error(message) for i in range(count)}
 
 
-def serve(recv: Callable[[], bytes | None], send: Callable[[bytes], None]) -> None:
+def serve(
+    recv: Callable[[], bytes | bytearray | None], send: Callable[[bytes], None]
+) -> None:
     """Serve tasks until a stop frame or end of input.
 
     ``recv`` returns the next frame (``None`` or EOFError/OSError at the end
@@ -393,14 +415,14 @@ def serve(recv: Callable[[], bytes | None], send: Callable[[bytes], None]) -> No
             return
         if kind == TASK:
             (task_id,) = _TASK_HEADER.unpack_from(frame, 1)
-            tasks[task_id] = _Task(task_id, frame[1 + _TASK_HEADER.size :])
+            tasks[task_id] = _Task(task_id, memoryview(frame)[1 + _TASK_HEADER.size :])
         elif kind == BATCH:
             send(_answer_batch(frame, tasks))
         else:
             raise ValueError(f"numap worker received an unknown frame {kind!r}")
 
 
-def _answer_batch(frame: bytes, tasks: dict[int, _Task]) -> bytes:
+def _answer_batch(frame: bytes | bytearray, tasks: dict[int, _Task]) -> bytes:
     batch_id, task_id, start, count = _BATCH_HEADER.unpack_from(frame, 1)
     task = tasks.get(task_id)
     if task is None:
@@ -409,7 +431,7 @@ def _answer_batch(frame: bytes, tasks: dict[int, _Task]) -> bytes:
         )
     else:
         try:
-            items = loads(frame[1 + _BATCH_HEADER.size :])
+            items = loads(memoryview(frame)[1 + _BATCH_HEADER.size :])
         except PayloadError as error:
             values, errors = _all_failed(
                 count,
@@ -418,8 +440,8 @@ def _answer_batch(frame: bytes, tasks: dict[int, _Task]) -> bytes:
             )
         else:
             values, errors = task.run(items, task_id, start)
-    payload = _encode_values(values, errors, task_id, start)
-    return RESULT + _RESULT_HEADER.pack(batch_id) + payload
+    prefix = RESULT + _RESULT_HEADER.pack(batch_id)
+    return _encode_values(values, errors, task_id, start, prefix)
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,133 @@
+"""Who receives the results of local worker processes.
+
+A consumer waiting in next() reads the workers' pipes itself; a background
+receiver takes over when no consumer waits. These tests cover the cases in
+which the waiting consumer must be woken by something other than a frame on
+a pipe, or in which nobody but the background receiver can read.
+"""
+
+import threading
+import time
+
+import pytest
+from numap import NuMap
+
+
+def double(x):
+    return x * 2
+
+
+def big(x):
+    return bytes([x % 256]) * (1 << 20)
+
+
+def slow_double(x):
+    time.sleep(0.05)
+    return x * 2
+
+
+def failing_input(count, bad):
+    for x in range(count):
+        if x == bad:
+            raise ValueError(f"input item {x} is broken")
+        yield x
+
+
+@pytest.mark.timeout(60)
+def test_two_threads_consume_two_tasks_at_once():
+    # One consumer receives from the pipes; the other waits for deliveries.
+    numap = NuMap(worker_num=2, stride=4, buffer=64, worker_type="process")
+    first = numap.add_task(double, range(300))
+    second = numap.add_task(double, range(1000, 1300))
+    numap.start()
+    results = {}
+
+    def consume(name, iterator):
+        results[name] = list(iterator)
+
+    threads = [
+        threading.Thread(target=consume, args=("first", first)),
+        threading.Thread(target=consume, args=("second", second)),
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(50)
+    finally:
+        numap.stop()
+    assert results["first"] == [x * 2 for x in range(300)]
+    assert results["second"] == [x * 2 for x in range(1000, 1300)]
+
+
+@pytest.mark.timeout(30)
+def test_input_error_wakes_a_consumer_waiting_on_the_pipes():
+    # The error is delivered by the feeder, not by a worker: the consumer
+    # blocked on the pipes must still see it.
+    numap = NuMap(slow_double, failing_input(6, bad=3), worker_num=2)
+    numap.start()
+    outcomes = []
+    try:
+        while True:
+            try:
+                outcomes.append(next(numap))
+            except StopIteration:
+                break
+            except ValueError as error:
+                outcomes.append(str(error))
+    finally:
+        numap.stop()
+    assert outcomes == [0, 2, 4, "input item 3 is broken"]
+
+
+@pytest.mark.timeout(30)
+def test_stop_from_another_thread_ends_a_consumer_waiting_on_the_pipes():
+    numap = NuMap(time.sleep, [3.0, 3.0], worker_num=2)
+    numap.start()
+    outcome = []
+
+    def consume():
+        try:
+            outcome.append(next(numap))
+        except StopIteration:
+            outcome.append("stopped")
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    time.sleep(0.3)  # let it wait in next()
+    numap.stop()
+    consumer.join(20)
+    assert not consumer.is_alive()
+    assert outcome in (["stopped"], [None])
+
+
+@pytest.mark.timeout(60)
+def test_large_results_to_a_consumer_that_is_away_do_not_deadlock():
+    # 1 MiB results fill the pipes while the consumer is busy elsewhere;
+    # the background receiver drains them so that sending can go on.
+    numap = NuMap(big, range(40), worker_num=2, stride=4, buffer=16)
+    numap.start()
+    try:
+        sizes = []
+        for result in numap:
+            time.sleep(0.02)
+            sizes.append((len(result), result[0]))
+    finally:
+        numap.stop()
+    assert sizes == [(1 << 20, x % 256) for x in range(40)]
+
+
+@pytest.mark.timeout(30)
+def test_non_blocking_next_polls_until_every_result_came():
+    numap = NuMap(slow_double, range(20), worker_num=2, stride=2, buffer=4)
+    numap.start()
+    taken = []
+    try:
+        while len(taken) < 20:
+            try:
+                taken.append(numap.next(block=False))
+            except TimeoutError:
+                time.sleep(0.001)
+    finally:
+        numap.stop()
+    assert taken == [x * 2 for x in range(20)]
