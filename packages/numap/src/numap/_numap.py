@@ -83,21 +83,14 @@ class _Weave:
     """
 
     def __init__(
-        self,
-        sources: list[Iterator | None],
-        stride: int,
-        batch: int,
-        active: list[int] | None = None,
+        self, sources: list[Iterator | None], stride: int, batch: int, active: list[int]
     ) -> None:
         self.sources = sources
         self.stride = stride
         self.batch = batch
-        self.active = list(range(len(sources))) if active is None else active
+        self.active = active
         self.position = 0
         self.left = stride
-
-    def has_chained(self) -> bool:
-        return any(self.sources[task] is None for task in self.active)
 
     def chained_tasks(self) -> list[int]:
         return [task for task in self.active if self.sources[task] is None]
@@ -419,7 +412,7 @@ class NuMap:
         # The weave (whose turn, how much of its stride is left) and the
         # inputs belong to whoever holds _feed_role.
         self._feed_role = threading.Lock()
-        self._weave = _Weave([], 1, 1)
+        self._weave = _Weave([], 1, 1, [])
         self._stopping = False
         self._stopped = False
         self._ever_started = False
@@ -686,7 +679,7 @@ class NuMap:
                         status = _PROGRESS
                 except _Stopping:
                     return
-                chained = self._weave.has_chained()
+                chained = bool(self._weave.chained_tasks())
             if status is _DONE:
                 return
             if status is _PROGRESS:
@@ -741,8 +734,7 @@ class NuMap:
         want = min(weave.left, weave.batch)
         source = weave.sources[task_id]
         if source is None:
-            items, ended = self._pull_upstream(task, want)
-            has_errors = any(type(item) is Raised for item in items)
+            items, ended, has_errors = self._pull_upstream(task, want)
         else:
             granted = self._try_reserve(want)
             if not granted:
@@ -782,8 +774,8 @@ class NuMap:
         for task_id in self._weave.chained_tasks():
             task = self._tasks[task_id]
             while True:
-                items, ended = self._pull_upstream(task, batch)
-                self._enter(task_id, items, any(type(i) is Raised for i in items))
+                items, ended, has_errors = self._pull_upstream(task, batch)
+                self._enter(task_id, items, has_errors)
                 moved = moved or bool(items) or ended
                 if ended:
                     self._end_input(task_id)
@@ -826,8 +818,9 @@ class NuMap:
                 self._free += granted - len(items)
         return items, ended, has_errors
 
-    def _pull_upstream(self, task: _Task, want: int) -> tuple[list, bool]:
-        """Take the upstream results that are ready now, without waiting."""
+    def _pull_upstream(self, task: _Task, want: int) -> tuple[list, bool, bool]:
+        """Take the upstream results that are ready now, without waiting:
+        (items, upstream finished, any errors among them)."""
         assert task.upstream is not None
         upstream = self._tasks[task.upstream].output
         with self._lock:
@@ -837,7 +830,7 @@ class NuMap:
             # Each result keeps its buffer slot: it is this task's input now.
             upstream.taken += len(items)
             ended = upstream.finished()
-        return items, ended
+        return items, ended, any(type(item) is Raised for item in items)
 
     def _submit(self, task_id: int, start: int, items: list, has_errors: bool) -> None:
         assert self._pool is not None
@@ -886,7 +879,10 @@ class NuMap:
     # -- results -----------------------------------------------------------
 
     def _deliver(self, task_id: int, start: int, values: list) -> None:
-        """Store a batch of results (called by pool threads and the feeder)."""
+        """Store a batch of results of task ``task_id``'s batches (delivered
+        to the last task of its fused chain). Called by whoever receives
+        results: a consumer reading the pipes, a pool thread, or the feeder
+        for errors of the input."""
         with self._lock:
             output = self._tasks[self._result_task[task_id]].output
             if output.tracked is not None:
