@@ -31,36 +31,20 @@ import subprocess
 import sys
 import time
 
+import _workloads
+
 STAGE_SECONDS = 0.0002
-LOOPS = 1  # set from --loops: iterations of burn() that take STAGE_SECONDS
-
-
-def burn(x: int) -> int:
-    """A fixed amount of CPU work (independent of machine load)."""
-    total = 0
-    for i in range(LOOPS):
-        total += i
-    return x + (total & 0)
-
-
-def calibrate() -> int:
-    """Loop count that takes STAGE_SECONDS of CPU time here (best of 5)."""
-    global LOOPS
-    LOOPS = 100_000
-    best = float("inf")
-    for _ in range(5):
-        begin = time.process_time()
-        burn(0)
-        best = min(best, time.process_time() - begin)
-    return max(1, int(100_000 * STAGE_SECONDS / best))
+LOOPS = 1  # set from --loops: _workloads.burn loops that take STAGE_SECONDS
 
 
 def stage1(x: int) -> int:
-    return burn(x) + 1
+    _workloads.burn(x, LOOPS)
+    return x + 1
 
 
 def stage2(x: int) -> int:
-    return burn(x) * 2
+    _workloads.burn(x, LOOPS)
+    return x * 2
 
 
 def sink(x: int) -> int:
@@ -187,7 +171,7 @@ def main() -> None:
     parser.add_argument("--loops", type=int, default=0, help="default: calibrate")
     args = parser.parse_args()
     global LOOPS
-    LOOPS = args.loops or calibrate()
+    LOOPS = args.loops or _workloads.calibrate_loops(STAGE_SECONDS)
     if args.child:
         child(args.child, args.items, args.workers, args.chunk)
         return
