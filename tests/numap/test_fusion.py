@@ -8,11 +8,14 @@ result crosses back to the parent. The observable contract is unchanged
 intermediate result indeed stays in the worker.
 """
 
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numap import NuMap, SerializationError
 from numap_outcomes import collect
+from test_properties import CountingInput, wait_for
 
 FUNCTIONS = {
     "double": lambda x: 2 * x,
@@ -139,5 +142,25 @@ def test_the_fused_upstream_task_gives_no_results_of_its_own():
     try:
         assert list(numap.get_task(0)) == []
         assert list(second) == [0, 100, 200]
+    finally:
+        numap.stop()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+@pytest.mark.parametrize("buffer", [2, 5])
+def test_a_fused_chain_keeps_the_buffer_bound(worker_type, buffer):
+    source = CountingInput(50)
+    numap = NuMap(worker_type=worker_type, worker_num=2, stride=2, buffer=buffer)
+    first = numap.add_task(tenfold, source)
+    results = numap.add_task(tenfold, first)
+    numap.start()
+    try:
+        # Before any result is taken exactly `buffer` items enter...
+        assert wait_for(lambda: source.pulled >= buffer)
+        time.sleep(0.05)
+        # ... and not one more: an item holds one slot through the chain.
+        assert source.pulled == buffer
+        assert list(results) == [100 * x for x in range(50)]
     finally:
         numap.stop()
