@@ -28,12 +28,9 @@ import subprocess
 import sys
 import time
 
+from _workloads import double
 from numap import NuMap, _protocol
 from numap._channel import ProcessChannel
-
-
-def double(x: int) -> int:
-    return x * 2
 
 
 def _quantiles(values: list[float]) -> str:
