@@ -367,9 +367,15 @@ class Dagger(DictGraph):
             able[piper] = len(upstream) == 1 and piper.can_chain_from(
                 upstream[0], len(self.get_downstream(upstream[0]))
             )
+        upstream_of = {piper: set(self.deep_nodes(piper)) for piper in self}
         for piper in self:
-            later = [p for p in self if piper in self.deep_nodes(p)]
-            same = [p for p in later if p.imap is not None and p.imap is piper.imap]
+            same = [
+                p
+                for p in self
+                if p.imap is not None
+                and p.imap is piper.imap
+                and piper in upstream_of[p]
+            ]
             piper._chain_allowed = able[piper] and all(able[p] for p in same)
 
     def disconnect(self, forced: bool = False) -> None:
