@@ -58,7 +58,6 @@ MAX_PARALLEL_STARTS = 16  # remote workers started at the same time
 SSL_KEYS = frozenset({"keyfile", "certfile", "ca_certs", "check_hostname"})
 HEADER_SIZE = _remote_agent.HEADER_SIZE  # bytes of a raw frame's length prefix
 END_FLAG = _remote_agent.END_FLAG  # in a raw frame's length: the stream's end
-READ_CHUNK = 1 << 20  # most bytes asked of the socket at a time
 SMALL_FRAME = 1 << 16  # frames below this go out in one buffer with their length
 
 _AGENT_SOURCE = inspect.getsource(_remote_agent)
@@ -416,7 +415,7 @@ class RemoteChannel(Channel):
             except Exception as error:
                 raise self._lost(_describe(error)) from error
 
-    def recv(self) -> bytes:
+    def recv(self) -> bytes | bytearray:
         """Wait for the remote worker's next frame; ChannelLost if it is gone."""
         with self._recv_lock:
             self._check_usable()
@@ -431,18 +430,12 @@ class RemoteChannel(Channel):
             except Exception as error:
                 raise self._lost(_describe(error)) from error
 
-    def _read_exactly(self, size: int) -> bytes:
+    def _read_exactly(self, size: int) -> bytearray:
         # Called with _recv_lock held.
-        sock = self._drain_stream.sock
-        data = bytearray(size)
-        view = memoryview(data)
-        received = 0
-        while received < size:
-            count = sock.recv_into(view[received:], min(size - received, READ_CHUNK))
-            if count == 0:
-                raise EOFError("connection closed by peer")
-            received += count
-        return bytes(data)
+        data = _remote_agent.recv_exactly(self._drain_stream.sock, size)
+        if data is None:
+            raise EOFError("connection closed by peer")
+        return data
 
     def close(self) -> None:
         """Stop and reap the remote worker, then close both connections.

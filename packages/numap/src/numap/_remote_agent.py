@@ -255,8 +255,9 @@ def read(token):
     return worker.describe_exit()
 
 
-def _recv_exactly(sock, size):
-    # Bytes from the socket, or None when it ends first.
+def recv_exactly(sock, size):
+    """``size`` bytes from the socket (a bytearray), or None when it ends
+    first. The parent (numap._remote) reads its drain socket with it too."""
     data = bytearray(size)
     view = memoryview(data)
     received = 0
@@ -283,10 +284,10 @@ def pump_in(token, service):
     worker_alive = True
     try:
         while True:
-            header = _recv_exactly(sock, HEADER_SIZE)
+            header = recv_exactly(sock, HEADER_SIZE)
             if header is None:
                 break
-            body = _recv_exactly(sock, int.from_bytes(header, "big"))
+            body = recv_exactly(sock, int.from_bytes(header, "big"))
             if body is None:
                 break
             if worker_alive:
