@@ -4,18 +4,19 @@ A remote host runs ``rpyc_classic`` (shipped with rpyc) and nothing of ours.
 For each remote worker the parent opens two rpyc connections to the host,
 installs a small agent (numap._remote_agent, sent as source text) in the
 server, and has it start one worker subprocess running numap._protocol (also
-sent as source text). NuMap's frames, whole batches of items or results, then
-travel as bytes through the connections; bytes cross rpyc by value, so
-results come back as plain values, never as network references::
+sent as source text). Once the worker is up, each connection's last rpyc
+request hands its socket to the agent, and NuMap's frames, whole batches of
+items or results, travel raw on it, each with an 8-byte length; results
+come back as plain values, never as network references::
 
-    parent                         rpyc_classic server           worker process
-    RemoteChannel.send --feed-->   agent.write  --stdin pipe-->   serve_stdio()
-    RemoteChannel.recv <--drain--  agent.read   <--stdout pipe--  serve_stdio()
+    parent                         rpyc_classic server             worker process
+    RemoteChannel.send --feed-->   agent.pump_in  --stdin pipe-->   serve_stdio()
+    RemoteChannel.recv <--drain--  agent.pump_out <--stdout pipe--  serve_stdio()
 
 Why two connections: a classic server serves each connection with one
-thread, one request at a time, so a ``read`` waiting for results would hold
-up a ``write`` of the next batch behind it on the same connection. With one
-connection per direction, a send never waits for a recv.
+thread, and each pump keeps its connection's thread for as long as the
+worker runs; with one connection per direction, a send never waits for a
+recv.
 
 A classic server runs any code it is sent: it belongs on a trusted network
 (or behind SSL client certificates, see ``worker_remote_ssl``).
