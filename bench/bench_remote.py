@@ -42,6 +42,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _workloads as w
+from _harness import CPU_SECONDS
+
 HERE = Path(__file__).resolve().parent
 RPYC_CLASSIC = str(Path(sys.executable).with_name("rpyc_classic"))
 TINY_N = 200_000
@@ -51,7 +54,6 @@ SETTINGS = {
     "cpu-tuned": {"stride": 8, "buffer": 32},
 }
 CPU_N = 1_000
-CPU_SECONDS = 0.002
 WORKERS = 2
 MEASURE_TIMEOUT = 300.0
 
@@ -61,9 +63,6 @@ MEASURE_TIMEOUT = 300.0
 
 
 def _measure(spec: dict[str, Any]) -> dict[str, Any]:
-    sys.path.insert(0, str(HERE))
-    import _workloads as w
-
     if spec["workload"] == "tiny":
         func: Any = w.double
     else:
@@ -180,13 +179,6 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 
-def _calibrate_loops() -> int:
-    sys.path.insert(0, str(HERE))
-    import _workloads as w
-
-    return w.calibrate_loops(CPU_SECONDS)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -198,7 +190,7 @@ def main() -> None:
         return
 
     scale = 10 if options.quick else 1
-    loops = _calibrate_loops()
+    loops = w.calibrate_loops(CPU_SECONDS["cpu"])
     plan = [("tiny", system, TINY_N // scale) for system in ("local", "remote")]
     plan += [
         ("cpu", system, CPU_N // scale) for system in ("serial", "local", "remote")
@@ -248,10 +240,13 @@ def _report(samples, plan, repeats: int) -> None:
         samples[("tiny", "remote")], "stream"
     )
     print(f"tiny:      remote/local throughput = {tiny:.2f}  (target >= 0.50)")
-    cost = _median(samples[("tiny", "remote")], "cpu") / _median(
-        samples[("tiny", "local")], "cpu"
-    )
-    print(f"tiny:      remote/local CPU seconds spent = {cost:.2f}  (load-proof)")
+    local_cpu = _median(samples[("tiny", "local")], "cpu")
+    if local_cpu > 0:
+        cost = _median(samples[("tiny", "remote")], "cpu") / local_cpu
+        print(f"tiny:      remote/local CPU seconds spent = {cost:.2f}  (load-proof)")
+    else:
+        # CPU times come in clock ticks: --quick's tiny stream can be too short.
+        print("tiny:      remote/local CPU seconds spent = n/a (no tick measured)")
     serial = _median(samples[("cpu", "serial")], "stream")
     for workload in ("cpu", "cpu-tuned"):
         local = serial / _median(samples[(workload, "local")], "stream")
