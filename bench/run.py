@@ -10,6 +10,7 @@ the same run, then checks NuMap against the targets of issue 2.
 `--sweep` instead measures NuMap's stride/buffer trade-off (and Pool.imap's
 chunksize) on the tiny and the 32 KiB workloads. `--profile WORKLOAD:LABEL`
 runs one measurement under cProfile and prints where the time goes.
+`--diagnose` measures the parent-side cost of one `next` (bench/_diagnose.py).
 """
 
 from __future__ import annotations
@@ -174,19 +175,13 @@ def run_all(
 
 
 def _reference_checksums(results: Results, workload: str) -> list[int]:
-    return [
-        o.data["checksum"]
-        for (name, label), outs in results.items()
-        if name == workload and label == "map"
-        for o in outs
-        if o.status == "ok"
-    ] or [
-        o.data["checksum"]
-        for (name, label), outs in results.items()
-        if name == workload and label == REFERENCE
-        for o in outs
-        if o.status == "ok"
-    ]
+    """Checksums of `map`'s good runs of `workload`, else of `pool-tuned`'s."""
+    for label in ("map", REFERENCE):
+        outs = results.get((workload, label), [])
+        checksums = [o.data["checksum"] for o in outs if o.status == "ok"]
+        if checksums:
+            return checksums
+    return []
 
 
 def _progress(repeat: int, workload: str, label: str, outcome: Outcome) -> None:
