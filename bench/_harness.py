@@ -1,4 +1,4 @@
-"""Shared by run.py and _sweep.py: what a measurement is and how one is run."""
+"""Shared by run.py and _sweep.py: a measurement, its run and its summary."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import os
 import resource
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -175,3 +176,31 @@ def check(outcome: Outcome, workload: str, n: int, peers: list[int]) -> Outcome:
     if checksum is not None and got["checksum"] != checksum:
         return Outcome("wrong", got, "results differ from the expected ones")
     return outcome
+
+
+@dataclass
+class Row:
+    time: float | None
+    first: float | None
+    peak_mb: float | None
+    base_mb: float | None
+    others: float | None
+    status: str
+
+
+def summarise(outs: list[Outcome]) -> Row:
+    """Medians over the good runs; the status names the first failed one."""
+    good = [o.data for o in outs if o.status == "ok"]
+    bad = [o for o in outs if o.status != "ok"]
+    status = "ok" if not bad else f"{bad[0].status}: {bad[0].detail}"
+    if not good:
+        return Row(None, None, None, None, None, status)
+    firsts = [d["first"] for d in good if d["first"] is not None]
+    return Row(
+        statistics.median(d["time"] for d in good),
+        statistics.median(firsts) if firsts else None,
+        statistics.median(d["peak_mb"] for d in good),
+        statistics.median(d["base_mb"] for d in good),
+        statistics.median(d["others"] for d in good),
+        status if bad else f"ok x{len(good)}",
+    )

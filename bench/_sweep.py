@@ -9,11 +9,18 @@ consumer, where the items in flight are what the parent's memory holds.
 
 from __future__ import annotations
 
-import statistics
 import sys
 from typing import Any
 
-from _harness import Outcome, System, Workload, check, make_spec, run_child
+from _harness import (
+    Outcome,
+    System,
+    Workload,
+    check,
+    make_spec,
+    run_child,
+    summarise,
+)
 
 TINY = Workload("tiny", "", 200_000, 50_000, "process", 2, 60, ())
 GEN_ITEM = Workload("gen-item", "", 30_000, 10_000, "process", 2, 90, ())
@@ -72,14 +79,11 @@ PLANS: tuple[tuple[Workload, tuple[System, ...]], ...] = (
 
 
 def _cell(outs: list[Outcome]) -> str:
-    good = [o.data for o in outs if o.status == "ok"]
-    if not good:
-        bad = outs[0]
-        return f"{'-':>9} {'-':>9} {'-':>8}  {bad.status}: {bad.detail}"
-    t = statistics.median(d["time"] for d in good)
-    first = statistics.median(d["first"] for d in good) * 1000
-    peak = statistics.median(d["peak_mb"] for d in good)
-    return f"{t:9.3f} {first:9.1f} {peak:8.0f}  ok x{len(good)}"
+    row = summarise(outs)
+    if row.time is None:
+        return f"{'-':>9} {'-':>9} {'-':>8}  {row.status}"
+    first = "-" if row.first is None else f"{row.first * 1000:.1f}"
+    return f"{row.time:9.3f} {first:>9} {row.peak_mb:8.0f}  {row.status}"
 
 
 def main(quick: bool, loops: dict[str, int], repeats: int) -> None:

@@ -19,11 +19,9 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -32,12 +30,14 @@ import _workloads  # noqa: E402
 from _harness import (  # noqa: E402
     REFERENCE,
     Outcome,
+    Row,
     System,
     Workload,
     calibrate,
     check,
     make_spec,
     run_child,
+    summarise,
     wait_for_quiet,
 )
 
@@ -190,33 +190,6 @@ def _progress(repeat: int, workload: str, label: str, outcome: Outcome) -> None:
     else:
         note = f"{outcome.status.upper()} {outcome.detail}"
     print(f"  [{repeat + 1}] {workload:9} {label:13} {note}", file=sys.stderr)
-
-
-@dataclass
-class Row:
-    time: float | None
-    first: float | None
-    peak_mb: float | None
-    base_mb: float | None
-    others: float | None
-    status: str
-
-
-def summarise(outs: list[Outcome]) -> Row:
-    good = [o.data for o in outs if o.status == "ok"]
-    bad = [o for o in outs if o.status != "ok"]
-    status = "ok" if not bad else f"{bad[0].status}: {bad[0].detail}"
-    if not good:
-        return Row(None, None, None, None, None, status)
-    firsts = [d["first"] for d in good if d["first"] is not None]
-    return Row(
-        statistics.median(d["time"] for d in good),
-        statistics.median(firsts) if firsts else None,
-        statistics.median(d["peak_mb"] for d in good),
-        statistics.median(d["base_mb"] for d in good),
-        statistics.median(d["others"] for d in good),
-        status if bad else f"ok x{len(good)}",
-    )
 
 
 def _fmt(value: float | None, pattern: str) -> str:
