@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numap import NuMap
 from papy.core import Piper, PiperError, Plumber, Worker, WorkerError
-from papy.core._cli_errors import FailedItem
+from papy.core._cli_errors import ErrorCollector, FailedItem
 from papy.core._cli_inputs import GuardedStream
 from papy.core._cli_progress import PiperCounts, totals
 from papy.core._cli_run import OverrideError, override_workers
@@ -107,3 +107,23 @@ def test_worker_overrides_keep_remote_workers_and_follow_default_strides():
     assert default.worker_type == "process"
     with pytest.raises(OverrideError, match="has remote workers"):
         override_workers(pipeline, None, "thread")
+
+
+def odd_fails(inbox):
+    if inbox[0] % 2:
+        raise ValueError(f"odd {inbox[0]}")
+    return inbox[0]
+
+
+@pytest.mark.timeout(30)
+def test_error_collector_keeps_the_first_failures_at_their_positions():
+    pipeline = Plumber()
+    pipeline.add_piper(Piper(Worker(odd_fails), name="out"))
+    collector = ErrorCollector(2)
+    collector.attach(pipeline)
+    pipeline.start([range(10)])
+    pipeline.run()
+    pipeline.wait(20)
+    pipeline.stop()
+    assert [(f.output, f.position) for f in collector.first] == [("out", 1), ("out", 3)]
+    assert str(collector.first[1].origin().exception.exception) == "odd 3"

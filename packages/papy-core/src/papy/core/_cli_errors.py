@@ -43,14 +43,14 @@ class ErrorCollector:
     """Keeps the first ``keep`` failed items of the pipeline's outputs.
 
     Invariant (under ``_lock``): ``first`` holds, in the order they were
-    pulled, the first ``keep`` PiperErrors seen; ``_positions[name]`` counts
-    the results pulled from output Piper ``name``.
+    pulled, the first ``keep`` PiperErrors seen. The position of a result in
+    its output Piper's stream is counted without the lock, in that Piper's
+    wrapper: the Plumber pulls each output Piper from one thread at a time.
     """
 
     def __init__(self, keep: int) -> None:
         self.keep = keep
         self.first: list[FailedItem] = []
-        self._positions: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def attach(self, pipeline: Any) -> None:
@@ -60,15 +60,19 @@ class ErrorCollector:
     def _wrap(self, piper: Any) -> None:
         pull = piper.next
         name = piper.name
+        position = -1  # of the last result pulled; see the invariant
 
         def next_result() -> Any:
+            nonlocal position
             result = pull()
-            with self._lock:
-                position = self._positions.get(name, 0)
-                self._positions[name] = position + 1
-                failed = isinstance(result, PiperError)
-                if failed and len(self.first) < self.keep:
-                    self.first.append(FailedItem(name, position, result))
+            position += 1
+            if isinstance(result, PiperError):
+                self._keep(FailedItem(name, position, result))
             return result
 
         piper.next = next_result
+
+    def _keep(self, failed: FailedItem) -> None:
+        with self._lock:
+            if len(self.first) < self.keep:
+                self.first.append(failed)
