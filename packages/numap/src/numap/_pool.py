@@ -142,7 +142,7 @@ class ThreadPool:
                 return
             task_id, start, items = batch
             values, errors = _protocol.run_batch(
-                self._calls[task_id], items, (), {}, _keep_traceback
+                self._calls[task_id], items, _keep_traceback
             )
             for offset, error in errors.items():
                 values[offset] = Raised(error)

@@ -276,13 +276,11 @@ def _serialization_error(message: str) -> tuple[str, str]:
 
 
 def run_batch(
-    func: Callable,
+    call: Callable,
     items: list,
-    args: tuple,
-    kwargs: dict,
     on_error: Callable[[BaseException, str], Any] | None = None,
 ) -> tuple[list, dict[int, Any]]:
-    """Call ``func(item, *args, **kwargs)`` on each item.
+    """Call ``call(item)`` on each item (``call`` as built by :func:`compose`).
 
     Returns (values, errors); an item whose call raised has ``None`` in
     values and ``on_error(exception, traceback_text)`` in errors (by
@@ -292,7 +290,6 @@ def run_batch(
     values: list = []
     errors: dict[int, Any] = {}
     remaining = iter(items)
-    call = func if not args and not kwargs else _bind(func, args, kwargs)
     while True:
         try:
             values.extend(map(call, remaining))
@@ -387,7 +384,7 @@ class _Task:
         if self.broken is not None:
             return _all_failed(len(items), self.broken)
         assert self.call is not None
-        return run_batch(self.call, items, (), {})
+        return run_batch(self.call, items)
 
 
 def _all_failed(count: int, message: str) -> tuple[list, dict]:
