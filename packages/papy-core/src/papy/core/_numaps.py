@@ -39,12 +39,6 @@ def start_stage(numap: Any, stage: int) -> None:
     numap.start(stages=(stage,))
 
 
-def is_started(numap: Any) -> bool:
-    with _lock:
-        done = _done.get(id(numap), set())
-        return 2 in done and "stopped" not in done
-
-
 def stop(numap: Any, ends: Any = None, forced: bool = False) -> None:
     """Stop ``numap`` once; later calls do nothing."""
     with _lock:
