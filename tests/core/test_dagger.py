@@ -51,6 +51,17 @@ def test_add_piper_creates_resolves_and_refuses():
 
 
 @pytest.mark.timeout(5)
+def test_add_pipers_adds_in_order_and_passes_arguments_on():
+    a, b = named("a"), named("b")
+    dagger = Dagger()
+    dagger.add_pipers([a, b], branch="x")
+    assert dagger.nodes() == [a, b]
+    assert [dagger[p].branch for p in (a, b)] == ["x", "x"]
+    with pytest.raises(DaggerError):
+        dagger.add_pipers([named("c"), first], create=False)
+
+
+@pytest.mark.timeout(5)
 def test_add_pipe_refuses_cycles_and_changes_nothing():
     a, b, c = named("a"), named("b"), named("c")
     dagger = Dagger(pipes=[(a, b, c)])
