@@ -173,7 +173,7 @@ def encode_batch(
     batch_id: int, task_id: int, start: int, count: int, payload: bytes
 ) -> bytes:
     """Frame with ``count`` items (``payload`` = dumps(list)) of a task."""
-    return BATCH + _BATCH_HEADER.pack(batch_id, task_id, start, count) + payload
+    return batch_prefix(batch_id, task_id, start, count) + payload
 
 
 def batch_prefix(batch_id: int, task_id: int, start: int, count: int) -> bytes:
