@@ -126,6 +126,31 @@ def run_child(spec: dict[str, Any], timeout: float) -> Outcome:
     return Outcome("ok", data)
 
 
+def run_json_script(args: list[str], timeout: float) -> dict[str, Any]:
+    """Run ``python *args`` in a fresh process group; return its last line as JSON.
+
+    The group is killed when the script ends or times out. Raises
+    RuntimeError with the script's stderr if it exits with a non-zero
+    status, subprocess.TimeoutExpired if it runs longer than `timeout` s.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        # Workers the script leaves behind must not outlive it.
+        _kill_group(proc.pid)
+        proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)[:200]} failed:\n{err}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def _kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)

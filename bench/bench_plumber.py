@@ -27,11 +27,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 
 import _workloads
+from _harness import run_json_script
 
 STAGE_SECONDS = 0.0002
 LOOPS = 1  # set from --loops: _workloads.burn loops that take STAGE_SECONDS
@@ -139,8 +138,7 @@ def child(name: str, items: int, workers: int, chunk: int) -> None:
 
 def measure(name: str, items: int, workers: int, chunk: int, loops: int) -> float:
     command = [
-        sys.executable,
-        os.path.abspath(__file__),
+        __file__,
         "--child",
         name,
         "--items",
@@ -152,10 +150,7 @@ def measure(name: str, items: int, workers: int, chunk: int, loops: int) -> floa
         "--loops",
         str(loops),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        raise RuntimeError(f"{name} failed:\n{done.stderr}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_json_script(command, timeout=600)
     if result["checksum"] != expected_checksum(items):
         raise RuntimeError(f"{name} returned a wrong checksum {result['checksum']}")
     return result["seconds"]

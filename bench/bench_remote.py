@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import _workloads as w
-from _harness import CPU_SECONDS
+from _harness import CPU_SECONDS, run_json_script
 
 HERE = Path(__file__).resolve().parent
 RPYC_CLASSIC = str(Path(sys.executable).with_name("rpyc_classic"))
@@ -166,19 +166,6 @@ def _classic_server():
         server.wait()
 
 
-def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
-    child = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        timeout=MEASURE_TIMEOUT,
-        start_new_session=True,
-    )
-    if child.returncode != 0:
-        raise RuntimeError(f"measurement {spec} failed:\n{child.stderr}")
-    return json.loads(child.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -208,7 +195,10 @@ def main() -> None:
                     "server_pid": server_pid if system == "remote" else None,
                     "loops": loops,
                 }
-                samples.setdefault((workload, system), []).append(_run_child(spec))
+                run = run_json_script(
+                    [__file__, "--child", json.dumps(spec)], MEASURE_TIMEOUT
+                )
+                samples.setdefault((workload, system), []).append(run)
     _report(samples, plan, options.repeats)
 
 
