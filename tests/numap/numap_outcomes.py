@@ -27,3 +27,18 @@ def run(func: Any, items: Any, **options: Any) -> list[tuple[str, Any]]:
         return collect(numap)
     finally:
         numap.stop()
+
+
+def run_chain(funcs: Any, items: Any, **options: Any) -> list[tuple[str, Any]]:
+    """Chain ``funcs`` as tasks of one NuMap(**options), the first reading
+    ``items`` and each next one its predecessor's results; start it, collect
+    the last task, stop it."""
+    numap = NuMap(**options)
+    results = items
+    for func in funcs:
+        results = numap.add_task(func, results)
+    numap.start()
+    try:
+        return collect(results)
+    finally:
+        numap.stop()

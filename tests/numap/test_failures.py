@@ -7,7 +7,7 @@ import time
 
 import pytest
 from numap import NuMap, NuMapError, SerializationError, WorkerLostError
-from numap_outcomes import collect, run
+from numap_outcomes import collect, run, run_chain
 
 
 def kill_on_three(x):
@@ -160,14 +160,9 @@ def test_exception_from_the_input_is_that_items_error():
 
 @pytest.mark.timeout(30)
 def test_errors_pass_through_chained_tasks():
-    numap = NuMap(worker_type="process", worker_num=2)
-    first = numap.add_task(fail_on_odd, range(6))
-    second = numap.add_task(identity, first)
-    numap.start()
-    try:
-        outcomes = collect(second)
-    finally:
-        numap.stop()
+    outcomes = run_chain(
+        [fail_on_odd, identity], range(6), worker_type="process", worker_num=2
+    )
     assert [kind for kind, _ in outcomes] == ["ok", "error"] * 3
     assert str(outcomes[3][1]) == "odd item 3"
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numap import NuMap, SerializationError
-from numap_outcomes import collect
+from numap_outcomes import collect, run_chain
 from test_properties import CountingInput, wait_for
 
 FUNCTIONS = {
@@ -89,14 +89,10 @@ def test_process_chains_with_any_tracked_links_equal_composition(
 def test_intermediate_result_stays_in_the_worker():
     # Neither pickle nor dill can send a generator: unfused, it could not
     # come back from the worker; fused, only the final sum does.
-    numap = NuMap(worker_type="process", worker_num=2)
-    generators = numap.add_task(make_generator, range(4))
-    sums = numap.add_task(drain, generators)
-    numap.start()
-    try:
-        assert list(sums) == [0, 3, 6, 9]
-    finally:
-        numap.stop()
+    outcomes = run_chain(
+        [make_generator, drain], range(4), worker_type="process", worker_num=2
+    )
+    assert outcomes == [("ok", 0), ("ok", 3), ("ok", 6), ("ok", 9)]
 
 
 @pytest.mark.timeout(30)
@@ -117,14 +113,9 @@ def test_tracked_intermediate_is_not_fused_and_its_results_are_kept():
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("worker_type", ["thread", "process"])
 def test_error_in_a_fused_stage_is_that_items_error(worker_type):
-    numap = NuMap(worker_type=worker_type, worker_num=2)
-    checked = numap.add_task(fail_on_seven, range(10))
-    scaled = numap.add_task(tenfold, checked)
-    numap.start()
-    try:
-        outcomes = collect(scaled)
-    finally:
-        numap.stop()
+    outcomes = run_chain(
+        [fail_on_seven, tenfold], range(10), worker_type=worker_type, worker_num=2
+    )
     assert [value for kind, value in outcomes if kind == "ok"] == [
         10 * x for x in range(10) if x != 7
     ]
