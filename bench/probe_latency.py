@@ -24,10 +24,10 @@ import multiprocessing
 import os
 import select
 import statistics
-import subprocess
 import sys
 import time
 
+from _harness import run_json_script
 from _workloads import double
 from numap import NuMap, _protocol
 from numap._channel import ProcessChannel
@@ -98,14 +98,8 @@ def channel_probe(n: int, repeats: int = 7) -> None:
     times: dict[str, list[float]] = {"bare": [], "numap": [], "pool": []}
     for _ in range(repeats):
         for kind, runs in times.items():
-            out = subprocess.run(
-                [sys.executable, __file__, "_one", kind, str(n)],
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=300,
-            )
-            runs.append(float(out.stdout))
+            # The child prints one float, which is a JSON line.
+            runs.append(run_json_script([__file__, "_one", kind, str(n)], 300))
     labels = {
         "bare": "bare channel loop",
         "numap": "NuMap defaults",
