@@ -9,7 +9,6 @@ breaking the pipeline, and is reported afterwards as an input error.
 
 from __future__ import annotations
 
-import threading
 import traceback
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -31,9 +30,10 @@ class GuardedStream:
     """An input stream that ends, instead of raising, when reading fails.
 
     ``items`` counts the items handed out; ``error`` is the exception that
-    ended the stream early, or None. The pipeline reads a stream from one
-    thread at a time, but the CLI reads ``error`` from another; ``_lock``
-    keeps the pair consistent.
+    ended the stream early, or None. Only the thread reading the stream (one
+    at a time) writes them, and ``error`` is set after the last change to
+    ``items``: a reader in another thread that sees ``error`` set also sees
+    the final ``items``, so neither needs a lock.
     """
 
     def __init__(self, name: str, source: Iterable[Any]) -> None:
@@ -41,7 +41,6 @@ class GuardedStream:
         self.items = 0
         self.error: BaseException | None = None
         self._source: Iterator[Any] = iter(source)
-        self._lock = threading.Lock()
 
     def __iter__(self) -> GuardedStream:
         return self
@@ -54,19 +53,17 @@ class GuardedStream:
         except StopIteration:
             raise
         except Exception as error:
-            with self._lock:
-                self.error = error
+            self.error = error
             raise StopIteration from error
-        with self._lock:
-            self.items += 1
+        self.items += 1
         return item
 
     def failure(self) -> InputError | None:
         """An InputError describing why the stream ended early, or None."""
-        with self._lock:
-            error, items = self.error, self.items
+        error = self.error
         if error is None:
             return None
+        items = self.items  # final once error is set (see the class docstring)
         return InputError(
             f"reading the input of piper {self.name!r} failed after {items} "
             f"item(s): {type(error).__name__}: {error}",
