@@ -126,7 +126,7 @@ def run_child(spec: dict[str, Any], timeout: float) -> Outcome:
     return Outcome("ok", data)
 
 
-def run_json_script(args: list[str], timeout: float) -> dict[str, Any]:
+def run_json_script(args: list[str], timeout: float) -> Any:
     """Run ``python *args`` in a fresh process group; return its last line as JSON.
 
     The group is killed when the script ends or times out. Raises
