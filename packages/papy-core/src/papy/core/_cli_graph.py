@@ -231,11 +231,13 @@ def _function_name(function: Any) -> str:
     return type(function).__name__
 
 
-def _function_call(function: Any, args: Any, kwargs: Any, width: int = 40) -> str:
+def _function_call(
+    function: Any, args: tuple[Any, ...], kwargs: dict[str, Any], width: int = 40
+) -> str:
     """``name`` or ``name(arg, key=value)`` with the Worker's extra arguments
     for this function, shortened to about ``width`` characters."""
-    extras = [repr(arg) for arg in args or ()]
-    extras += [f"{key}={value!r}" for key, value in dict(kwargs or {}).items()]
+    extras = [repr(arg) for arg in args]
+    extras += [f"{key}={value!r}" for key, value in kwargs.items()]
     if not extras:
         return _function_name(function)
     inside = ", ".join(extras)
@@ -275,7 +277,7 @@ def describe(pipeline: Any, title: str = "pipeline") -> PipelineGraph:
     for number, piper in enumerate(pipers):
         name = str(getattr(piper, "name", None) or f"piper{number}")
         keys[id(piper)] = _safe_key("p", number, name)
-        numap = getattr(piper, "parallel", False) or None
+        numap = piper.imap
         info = None
         if numap is not None:
             numap_key = numap_keys.setdefault(id(numap), f"numap{len(numap_keys)}")
@@ -288,7 +290,7 @@ def describe(pipeline: Any, title: str = "pipeline") -> PipelineGraph:
                 functions=tuple(
                     _function_call(function, args, kwargs)
                     for function, args, kwargs in zip(
-                        worker.task, worker.args, worker.kwargs, strict=False
+                        worker.task, worker.args, worker.kwargs, strict=True
                     )
                 ),
                 numap=info,
