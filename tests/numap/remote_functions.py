@@ -47,19 +47,8 @@ def chatty(x):
     return x + 1
 
 
-def spin(x, seconds=0.002):
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        pass
-    return x
-
-
 def double(x):
     return x + x
-
-
-def value_and_pid(x):
-    return x, os.getpid()
 
 
 def slow_value_and_pid(x, delay=0.01):
