@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 
+import multiprocess
 import pytest
 from numap import _protocol
 from numap._channel import ChannelLost, ProcessChannel
@@ -213,8 +214,10 @@ def _task_frame(task_id, func):
 
 
 @pytest.mark.timeout(20)
-def test_process_channel_round_trip_and_close():
-    channel = ProcessChannel()
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_process_channel_round_trip_and_close(start_method):
+    # fork: two os.pipe()s; spawn: one duplex Pipe passed to the child.
+    channel = ProcessChannel(multiprocess.get_context(start_method))
     assert channel.label == f"process {channel.pid}"
     channel.send(_task_frame(0, lambda x: x * x))
     channel.send(_protocol.encode_batch(1, 0, 0, 3, _protocol.dumps([1, 2, 3])))
