@@ -94,14 +94,19 @@ def _worker_main(inbound: Any, outbound: Any, parent_ends: tuple) -> None:
     # Closing the copies of the parent's ends lets the worker see EOF (and
     # end) when the parent dies.
     for end in parent_ends:
-        if isinstance(end, int):
-            os.close(end)
-        else:
-            end.close()
+        _close_end(end)
     if not isinstance(inbound, int):
         inbound = outbound = inbound.fileno()
     reader, writer = FdFrames(inbound), FdFrames(outbound)
     _protocol.serve(reader.recv, writer.send)
+
+
+def _close_end(end: Any) -> None:
+    # A pipe end: a file descriptor (fork) or a multiprocess Connection.
+    if isinstance(end, int):
+        os.close(end)
+    else:
+        end.close()
 
 
 def _widen(fd: int) -> None:
@@ -243,10 +248,7 @@ class ProcessChannel(Channel):
         finally:
             # Only the child may hold its ends, or EOF would never reach us.
             for end in child_ends:
-                if isinstance(end, int):
-                    os.close(end)
-                else:
-                    end.close()
+                _close_end(end)
         self._read_fd = parent_in
         self._write_fd = parent_out
         self.waitable = parent_in
