@@ -112,10 +112,10 @@ def piper_counts(pipeline: Any) -> list[PiperCounts]:
             PiperCounts(
                 name=piper.name,
                 mode=runs_on(piper),
-                items_in=int(stats.get("items_in", 0)),
-                items_out=int(stats.get("items_out", 0)),
-                errors=int(stats.get("errors", 0)),
-                busy_seconds=float(stats.get("busy", 0.0)),
+                items_in=stats["items_in"],
+                items_out=stats["items_out"],
+                errors=stats["errors"],
+                busy_seconds=stats["busy"],
                 is_input=id(piper) in inputs,
                 is_output=id(piper) in outputs,
             )
