@@ -368,7 +368,9 @@ class ProcessPool:
     def submit(self, task_id: int, start: int, items: list) -> None:
         broken = self._task_broken[task_id]
         if broken is not None:
-            self._deliver(task_id, start, errors_for(len(items), _ser(broken)))
+            self._deliver(
+                task_id, start, errors_for(len(items), SerializationError(broken))
+            )
             return
         try:
             self._dispatch(task_id, start, items)
@@ -391,7 +393,7 @@ class ProcessPool:
                     f"item {index} of task {task_id} ({type(item).__name__}) "
                     f"cannot be pickled for a worker process: {error}"
                 )
-                self._deliver(task_id, index, [Raised(_ser(message))])
+                self._deliver(task_id, index, [Raised(SerializationError(message))])
                 run_start = index + 1
                 continue
             run.append(item)
@@ -639,10 +641,6 @@ def _close_fds(*fds: int) -> None:
 
 def _load(worker: _Worker) -> int:
     return worker.load
-
-
-def _ser(message: str) -> SerializationError:
-    return SerializationError(message)
 
 
 _FAILURE_TYPES: dict[str, type[BaseException]] = {
