@@ -235,3 +235,14 @@ def test_functions_defined_in_the_pipeline_file_run_on_processes(papy, tmp_path)
     )
     assert result.status == 0, result.output
     assert out.read_text().split() == [str(n * n + 1000) for n in range(40)]
+
+
+@pytest.mark.timeout(60)
+def test_errors_that_do_not_reach_an_output_still_give_status_3(papy):
+    result = papy("run", str(PIPELINES / "errors_left_behind.py"))
+    assert result.status == ITEMS_FAILED, result.output
+    assert "papy: errors in piper(s) 'left' did not reach the outputs" in (
+        result.stderr
+    )
+    total = log_events(result.stdout, "pipeline summary")[0]
+    assert (total["items_in"], total["items_out"], total["errors"]) == ("5", "2", "0")
