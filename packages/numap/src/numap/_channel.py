@@ -19,7 +19,6 @@ import contextlib
 import fcntl
 import os
 import signal
-import struct
 import threading
 from typing import Any
 
@@ -120,7 +119,7 @@ def _widen(fd: int) -> None:
 
 # Frames on a local worker's pipe: an 8-byte big-endian length, then the
 # frame (the same framing as _protocol.write_frame on streams).
-_LENGTH = struct.Struct(">Q")
+_LENGTH = _protocol.FRAME_LENGTH
 _READ_SIZE = 1 << 16
 _PIPE_SIZE = 1 << 20
 

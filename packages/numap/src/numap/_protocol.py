@@ -65,7 +65,8 @@ RESULT = b"R"
 _TASK_HEADER = struct.Struct(">Q")
 _BATCH_HEADER = struct.Struct(">QQQQ")
 _RESULT_HEADER = struct.Struct(">Q")
-_FRAME_LENGTH = struct.Struct(">Q")
+# The length prefix of a frame on a byte stream or pipe (also numap._channel).
+FRAME_LENGTH = struct.Struct(">Q")
 
 
 class PayloadError(Exception):
@@ -447,7 +448,7 @@ def _answer_batch(frame: bytes | bytearray, tasks: dict[int, _Task]) -> bytes:
 
 def write_frame(stream: BinaryIO, data: bytes) -> None:
     """Write ``data`` with an 8-byte big-endian length prefix, and flush."""
-    stream.write(_FRAME_LENGTH.pack(len(data)))
+    stream.write(FRAME_LENGTH.pack(len(data)))
     stream.write(data)
     stream.flush()
 
@@ -457,12 +458,12 @@ def read_frame(stream: BinaryIO) -> bytes | None:
 
     Raises EOFError when the stream ends inside a frame.
     """
-    header = _read_exactly(stream, _FRAME_LENGTH.size)
+    header = _read_exactly(stream, FRAME_LENGTH.size)
     if not header:
         return None
-    if len(header) < _FRAME_LENGTH.size:
+    if len(header) < FRAME_LENGTH.size:
         raise EOFError("stream ended inside a frame header")
-    (length,) = _FRAME_LENGTH.unpack(header)
+    (length,) = FRAME_LENGTH.unpack(header)
     body = _read_exactly(stream, length)
     if len(body) < length:
         raise EOFError(f"stream ended after {len(body)} of {length} frame bytes")
