@@ -9,7 +9,8 @@ a new one.
 This module holds the abstract channel and the local one, a worker process
 started with ``multiprocess`` (fork where the platform has it: fast to
 start, and lambdas and closures need no pickling to get there) and
-connected by a duplex pipe. Remote channels live in :mod:`numap._remote`.
+connected by two pipes, one each way (one duplex Pipe when spawned). Remote
+channels live in :mod:`numap._remote`.
 """
 
 from __future__ import annotations
