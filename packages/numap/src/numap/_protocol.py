@@ -88,9 +88,7 @@ def dumps(obj: Any, prefer_dill: bool = False, prefix: bytes = b"") -> bytes:
     """
     if prefer_dill and dill is not None:
         try:
-            return b"".join(
-                (prefix, DILL_FLAG, dill.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
-            )
+            return _dumps_with_dill(obj, prefix)
         except Exception:  # dill refused; plain pickle may still manage
             pass
     try:
@@ -101,11 +99,15 @@ def dumps(obj: Any, prefer_dill: bool = False, prefix: bytes = b"") -> bytes:
         if dill is None or prefer_dill:
             raise PayloadError(_describe(pickle_error)) from pickle_error
         try:
-            return b"".join(
-                (prefix, DILL_FLAG, dill.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
-            )
+            return _dumps_with_dill(obj, prefix)
         except Exception as dill_error:
             raise PayloadError(_describe(dill_error)) from dill_error
+
+
+def _dumps_with_dill(obj: Any, prefix: bytes) -> bytes:
+    return b"".join(
+        (prefix, DILL_FLAG, dill.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+    )
 
 
 Stage = tuple[Callable, tuple, dict]
