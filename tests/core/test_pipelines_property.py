@@ -12,6 +12,7 @@ import threading
 import pytest
 from core_functions import mix
 from core_reference import normalize, piper_outputs
+from hypothesis import example as known_example
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numap import NuMap
@@ -174,11 +175,49 @@ def test_linear_pipelines_match_sequential_evaluation(example):
     check(example, {})
 
 
+# Hung before 'lent' buffer slots were freed by a feeder short of space: a
+# Piper with spawn=4 feeds one with consume=4 on the same NuMap, and batches
+# of 2 lend one slot per task.
+LENT_SLOTS_EXAMPLE = (
+    3,
+    [(0, 1, 2)],
+    [
+        {
+            "consume": 1,
+            "produce": 4,
+            "spawn": 1,
+            "repeat": False,
+            "salt": 0,
+            "mode": "shared",
+        },
+        {
+            "consume": 1,
+            "produce": 1,
+            "spawn": 4,
+            "repeat": False,
+            "salt": 18,
+            "mode": "own",
+        },
+        {
+            "consume": 4,
+            "produce": 1,
+            "spawn": 1,
+            "repeat": False,
+            "salt": 17,
+            "mode": "own",
+        },
+    ],
+    [0],
+    [66, 45, 29, 39, 57, 19, 57, 23],
+)
+
+
 @pytest.mark.timeout(120)
 @given(
     example=pipelines(["linear", "shared", "own"]),
     stride=st.integers(1, 3),
 )
+@known_example(example=LENT_SLOTS_EXAMPLE, stride=3)
 def test_thread_numap_pipelines_match_sequential_evaluation(example, stride):
     numaps = {
         "shared": NuMap(worker_type="thread", worker_num=2, stride=stride),

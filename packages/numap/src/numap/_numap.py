@@ -123,8 +123,9 @@ class _Output:
       - ``handed`` holds up to a batch of results moved out of ``ready`` by
         a consumer, next in line; consumers pop it without the lock (a
         deque's popleft is atomic). ``lent`` of them hold buffer slots that
-        are freed, all at once, when a consumer finds ``handed`` empty (so
-        the buffer bound only gets stricter, never looser);
+        are freed, all at once, when a consumer or the feeder short of space
+        finds ``handed`` empty (so the buffer bound only gets stricter,
+        never looser);
       - ordered: ``pending`` maps the start index of a batch that arrived
         early to its values; ``merged`` is the index of the first result not
         yet moved to ``ready`` (no pending key is below it);
@@ -707,6 +708,8 @@ class NuMap:
             while not self._stopping:
                 if deliveries_seen is not None and self._deliveries != deliveries_seen:
                     break
+                if want and self._free < want:
+                    self._free_all_lent()
                 if want and self._space_enough(want):
                     break
                 self._feeder_awaits_delivery = deliveries_seen is not None
@@ -788,12 +791,30 @@ class NuMap:
         with self._lock:
             if self._stopping:
                 raise _Stopping
+            if self._free < want:
+                self._free_all_lent()
             # Whatever is free is used (so that exactly `buffer` items enter
             # before the first result is taken); the waiting feeder is only
             # woken once a whole batch fits, which keeps batches full.
             granted = min(self._free, want)
             self._free -= granted
             return granted
+
+    def _free_lent(self, output: _Output) -> None:
+        """(Holding _lock.) Once ``handed`` is empty, every result lent to
+        it has been handed out: free their slots."""
+        if output.lent and not output.handed:
+            self._free += output.lent
+            output.lent = 0
+
+    def _free_all_lent(self) -> None:
+        """(Holding _lock.) _free_lent for every task. A task's lent slots
+        are otherwise freed only by its next take, and when the feeder
+        itself is that task's reader (a Piper's inbox reading this map),
+        the take comes only after the feeder found space: without this the
+        feeder could wait for slots that only it would free."""
+        for task in self._tasks:
+            self._free_lent(task.output)
 
     def _pull_input(self, source: Iterator, granted: int) -> tuple[list, bool, bool]:
         """Pull up to ``granted`` items: (items, input ended, any errors)."""
@@ -989,9 +1010,7 @@ class NuMap:
             while True:
                 if output.handed:  # another consumer moved a batch there
                     return output.handed.popleft()
-                # Every result lent to `handed` has been handed out.
-                self._free += output.lent
-                output.lent = 0
+                self._free_lent(output)
                 if output.ready:
                     break
                 if output.finished() or self._stopped:
