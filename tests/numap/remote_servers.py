@@ -57,6 +57,16 @@ def wait_until(condition, timeout: float, interval: float = 0.05) -> bool:
     return bool(condition())
 
 
+def env_with_path(*folders: str | Path) -> dict[str, str]:
+    """This environment with this folder (remote_functions) and ``folders``
+    put in front of its PYTHONPATH, whose entries stay: they may name the
+    numap under test."""
+    env = dict(os.environ)
+    inherited = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), *map(str, folders), *inherited])
+    return env
+
+
 class RpycServer:
     """One rpyc_classic server process on 127.0.0.1, started by a test."""
 
@@ -88,11 +98,7 @@ class RpycServer:
                 "--ssl-cafile",
                 ssl_files["cafile"],
             ]
-        env = dict(os.environ)
-        inherited = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(HERE), *map(str, python_path), *inherited]
-        )
+        env = env_with_path(*python_path)
         self.log_path = workdir / f"rpyc_classic_{self.port}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(

@@ -7,7 +7,6 @@ the host cannot import, so that they travel by value.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from remote_servers import (
     REMOTE_ONLY_MODULE,
     certificates,
     client_ssl,
+    env_with_path,
     free_port,
     remote_only_rpyc_server,
     rpyc_server,
@@ -402,7 +402,7 @@ def test_parent_that_exits_without_stop_leaves_no_remote_worker(rpyc_server):
         os._exit(0)  # no stop, no clean-up at all
         """
     )
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(rf.__file__))
+    env = env_with_path()
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=env,
         timeout=20,
@@ -425,7 +425,7 @@ def test_ctrl_c_while_iterating_leaves_no_remote_worker(rpyc_server):
                 print("iterating", flush=True)
         """
     )
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(rf.__file__))
+    env = env_with_path()
     parent = subprocess.Popen(
         [sys.executable, "-c", script],
         stdout=subprocess.PIPE,
