@@ -77,9 +77,12 @@ def test_items_dumped_by_the_parent_are_loaded_by_workers(pool, jobs):
     join_writer_threads()
 
 
-def _try_load(reference):
+def _try_load(reference, timeout=10):
+    # By default a loser of a race must hear the writer's verdict (gone,
+    # busy, refused), not run out of its own time while the winner is served
+    # on a loaded machine: the timeout is longer than the writer's (5 s).
     try:
-        return load_item((reference,), timeout=1)
+        return load_item((reference,), timeout=timeout)
     except ItemError as error:
         return type(error).__name__
 
@@ -106,7 +109,7 @@ def test_second_reader_of_a_fifo_is_told_it_is_busy(private_tmp):
     path = str(private_tmp / "tmp_papy_fifo_shared")
     os.mkfifo(path)
     outcome = []
-    first = threading.Thread(target=lambda: outcome.append(_try_load(path)))
+    first = threading.Thread(target=lambda: outcome.append(_try_load(path, timeout=1)))
     first.start()
     try:
         deadline = time.monotonic() + 5
