@@ -1,5 +1,6 @@
 """The worker byte protocol, served by real subprocesses over real pipes."""
 
+import functools
 import inspect
 import io
 import operator
@@ -219,7 +220,9 @@ def test_process_channel_round_trip_and_close(start_method):
     # fork: two os.pipe()s; spawn: one duplex Pipe passed to the child.
     channel = ProcessChannel(multiprocess.get_context(start_method))
     assert channel.label == f"process {channel.pid}"
-    channel.send(_task_frame(0, lambda x: x * x))
+    # A builtin: a spawned child cannot import this test module to rebuild a
+    # function defined here.
+    channel.send(_task_frame(0, functools.partial(pow, exp=2)))
     channel.send(_protocol.encode_batch(1, 0, 0, 3, _protocol.dumps([1, 2, 3])))
     batch_id, payload = _protocol.decode_result(channel.recv())
     assert (batch_id, _protocol.loads(payload)) == (1, ([1, 4, 9], {}))
