@@ -137,8 +137,8 @@ def _defined_in_main(func: Any) -> bool:
 
 def loads(data: bytes | memoryview) -> Any:
     """Inverse of :func:`dumps`. Raises :class:`PayloadError` on failure."""
-    body = memoryview(data)
-    flag, body = bytes(body[:1]), body[1:]
+    view = memoryview(data)
+    flag, body = view[:1], view[1:]  # a one-byte view compares equal to bytes
     try:
         if flag == PICKLE_FLAG:
             return pickle.loads(body)
@@ -153,7 +153,9 @@ def loads(data: bytes | memoryview) -> Any:
         raise
     except Exception as error:
         raise PayloadError(_describe(error)) from error
-    raise PayloadError(f"unknown payload flag {flag!r}: sender and receiver differ")
+    raise PayloadError(
+        f"unknown payload flag {bytes(flag)!r}: sender and receiver differ"
+    )
 
 
 def _describe(error: BaseException) -> str:
