@@ -138,7 +138,9 @@ class _Output:
       - ``skipped`` (ordered) holds indices given up by a ``next`` that timed
         out with skip=True; ``skip_count`` (unordered) counts such results
         still to be dropped; dropped results free their buffer slot;
-      - ``entered`` counts items the feeder has pulled into the map;
+      - ``entered`` counts items the feeder has pulled into the map; only
+        the holder of NuMap._feed_role changes it, without the lock (one
+        writer: readers see the old count or the new one);
         ``total`` is None until the task's input ends, then ``entered``;
       - ``taken`` counts results handed out, moved to ``handed``, passed to
         a chained task, or skipped; the task is
@@ -227,12 +229,18 @@ class _NuMapTask:
         return self
 
     def __next__(self) -> Any:
+        # As NuMap.__next__: one frame when a result is handed already; else
+        # straight to _take_slowly once the map has started (next() would
+        # add two frames and a second failed popleft).
         try:
             value = self._handed.popleft()
         except IndexError:
-            return self.numap.next(
-                timeout=self.timeout, task=self.task, block=self.block
-            )
+            numap = self.numap
+            if not numap._ever_started:
+                return numap.next(
+                    timeout=self.timeout, task=self.task, block=self.block
+                )
+            value = numap._take_slowly(self.task, self.timeout if self.block else 0.0)
         if type(value) is Raised:
             raise value.error
         return value
@@ -764,8 +772,7 @@ class NuMap:
             return
         output = self._tasks[self._result_task[task_id]].output
         start = output.entered
-        with self._lock:
-            output.entered += len(items)
+        output.entered = start + len(items)
         if has_errors:
             self._submit_around_errors(task_id, start, items)
         else:

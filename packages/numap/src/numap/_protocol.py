@@ -56,6 +56,8 @@ Failure = BaseException | tuple[str, str]
 
 PICKLE_FLAG = b"P"
 DILL_FLAG = b"D"
+_PICKLE_BYTE = PICKLE_FLAG[0]
+_DILL_BYTE = DILL_FLAG[0]
 
 TASK = b"T"
 BATCH = b"B"
@@ -138,11 +140,13 @@ def _defined_in_main(func: Any) -> bool:
 def loads(data: bytes | memoryview) -> Any:
     """Inverse of :func:`dumps`. Raises :class:`PayloadError` on failure."""
     view = memoryview(data)
-    flag, body = view[:1], view[1:]  # a one-byte view compares equal to bytes
+    if not view:
+        raise PayloadError("empty payload: sender and receiver differ")
+    flag, body = view[0], view[1:]  # the flag as an int: no object to build
     try:
-        if flag == PICKLE_FLAG:
+        if flag == _PICKLE_BYTE:
             return pickle.loads(body)
-        if flag == DILL_FLAG:
+        if flag == _DILL_BYTE:
             if dill is None:
                 raise PayloadError(
                     "the data was pickled with dill, which is not installed "
@@ -154,7 +158,7 @@ def loads(data: bytes | memoryview) -> Any:
     except Exception as error:
         raise PayloadError(_describe(error)) from error
     raise PayloadError(
-        f"unknown payload flag {bytes(flag)!r}: sender and receiver differ"
+        f"unknown payload flag {bytes([flag])!r}: sender and receiver differ"
     )
 
 
