@@ -171,7 +171,9 @@ class FdFrames:
                 (size,) = _LENGTH.unpack_from(buffer, start)
                 end = start + _LENGTH.size + size
                 if end <= len(buffer):
-                    frame = bytes(memoryview(buffer)[start + _LENGTH.size : end])
+                    # A slice of a bytearray is a copy: one allocation, where
+                    # bytes(memoryview(...)[...]) takes three.
+                    frame = buffer[start + _LENGTH.size : end]
                     if end == len(buffer):
                         buffer.clear()
                         self._position = 0

@@ -132,7 +132,9 @@ class _Output:
       - ``skipped`` (ordered) holds indices given up by a ``next`` that timed
         out with skip=True; ``skip_count`` (unordered) counts such results
         still to be dropped; dropped results free their buffer slot;
-      - ``entered`` counts items the feeder has pulled into the map;
+      - ``entered`` counts items the feeder has pulled into the map; only
+        the holder of NuMap._feed_role changes it, without the lock (one
+        writer: readers see the old count or the new one);
         ``total`` is None until the task's input ends, then ``entered``;
       - ``taken`` counts results handed out, moved to ``handed``, passed to
         a chained task, or skipped; the task is
@@ -221,12 +223,18 @@ class _NuMapTask:
         return self
 
     def __next__(self) -> Any:
+        # As NuMap.__next__: one frame when a result is handed already; else
+        # straight to _take_slowly once the map has started (next() would
+        # add two frames and a second failed popleft).
         try:
             value = self._handed.popleft()
         except IndexError:
-            return self.numap.next(
-                timeout=self.timeout, task=self.task, block=self.block
-            )
+            numap = self.numap
+            if not numap._ever_started:
+                return numap.next(
+                    timeout=self.timeout, task=self.task, block=self.block
+                )
+            value = numap._take_slowly(self.task, self.timeout if self.block else 0.0)
         if type(value) is Raised:
             raise value.error
         return value
@@ -759,9 +767,12 @@ class NuMap:
             return
         output = self._tasks[self._result_task[task_id]].output
         start = output.entered
-        with self._lock:
-            output.entered += len(items)
-        self._submit(task_id, start, items, has_errors)
+        output.entered = start + len(items)
+        if has_errors:
+            self._submit_around_errors(task_id, start, items)
+        else:
+            assert self._pool is not None
+            self._pool.submit(task_id, start, items)
 
     def _end_input(self, task_id: int) -> None:
         output = self._tasks[self._result_task[task_id]].output
@@ -820,20 +831,26 @@ class NuMap:
         """Pull up to ``granted`` items: (items, input ended, any errors)."""
         items: list = []
         has_errors = False
-        while len(items) < granted:
+        ended = False
+        while not ended and len(items) < granted:
             wanted = granted - len(items)
             before = len(items)
             try:
-                # list.extend keeps what it got before an exception.
-                items.extend(itertools.islice(source, wanted))
+                if wanted == 1:
+                    # Batches of one item (the defaults): next() costs a
+                    # fraction of building an islice.
+                    items.append(next(source))
+                else:
+                    # list.extend keeps what it got before an exception.
+                    items.extend(itertools.islice(source, wanted))
+            except StopIteration:
+                ended = True
             except Exception as error:
                 # A failing input is that item's error; the map goes on.
                 items.append(Raised(error))
                 has_errors = True
-                continue
-            if len(items) - before < wanted:
-                break  # the input ended
-        ended = len(items) < granted
+            else:
+                ended = len(items) - before < wanted
         if ended:
             with self._lock:
                 self._free += granted - len(items)
@@ -853,12 +870,9 @@ class NuMap:
             ended = upstream.finished()
         return items, ended, any(type(item) is Raised for item in items)
 
-    def _submit(self, task_id: int, start: int, items: list, has_errors: bool) -> None:
-        assert self._pool is not None
-        if not has_errors:
-            self._pool.submit(task_id, start, items)
-            return
+    def _submit_around_errors(self, task_id: int, start: int, items: list) -> None:
         # Errors from the input go straight to the output; the rest runs.
+        assert self._pool is not None
         run: list = []
         run_start = start
         for index, item in enumerate(items, start):
@@ -892,7 +906,12 @@ class NuMap:
             return
         finally:
             self._feed_role.release()
-        if status is not _NO_SPACE:
+        # Usually the step used up the space (free is 0): then the lock is
+        # not taken at all. The unlocked reads cannot miss a wake-up: a
+        # consumer that freed slots while this thread held the feed role
+        # did so before the role was released, so the reads see it; one
+        # that frees them later finds the role free and feeds itself.
+        if status is not _NO_SPACE and self._feeder_wants and self._free:
             with self._lock:
                 if self._feeder_wants and self._space_enough(self._feeder_wants):
                     self._feeder_wakeup.notify()
@@ -922,8 +941,11 @@ class NuMap:
                 output.ready.extend(values)
             self._free += dropped
             self._deliveries += 1
+            # (_space_enough needs a free slot: with none, skip the call.)
             if self._feeder_awaits_delivery or (
-                self._feeder_wants and self._space_enough(self._feeder_wants)
+                self._feeder_wants
+                and self._free
+                and self._space_enough(self._feeder_wants)
             ):
                 self._feeder_wakeup.notify()
             self._notify_results()
@@ -973,12 +995,16 @@ class NuMap:
 
     def __next__(self) -> Any:
         # Iteration is the per-item hot path: one Python frame when a result
-        # of task 0 is handed already (as in _take); everything else (not
-        # started, no task, nothing handed) goes through next().
+        # of task 0 is handed already (as in _take). Otherwise, once started,
+        # straight to _take_slowly (next() and _take would only add frames
+        # and a second failed popleft); a map never started goes through
+        # next(), which starts it.
         try:
             value = self._first_handed.popleft()
         except IndexError:
-            return self.next()
+            if not self._ever_started:
+                return self.next()
+            value = self._take_slowly(0, None)
         if type(value) is Raised:
             raise value.error
         return value

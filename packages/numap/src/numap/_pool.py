@@ -56,6 +56,8 @@ RECEIVER_LINGER_SECONDS = 0.005
 # waited for in several steps).
 MAX_WAIT_SECONDS = 3600.0
 
+_HAVE_POLL = hasattr(select, "poll")  # not on Windows
+
 
 class Raised:
     """An error in the place of a result: ``next`` raises ``error``."""
@@ -415,7 +417,12 @@ class ProcessPool:
             # _workers holds live workers only (_lose removes them).
             while not self._workers and self._replacing:
                 self._worker_added.wait()
-            worker = min(self._workers, key=_load) if self._workers else None
+            # The least loaded worker, the first of equals (a plain loop:
+            # min() with a key function costs a call per worker).
+            worker = None
+            for candidate in self._workers:
+                if worker is None or candidate.load < worker.load:
+                    worker = candidate
             if worker is not None:
                 worker.inflight[batch_id] = (task_id, start, count)
                 worker.load += count
@@ -551,7 +558,7 @@ class ProcessPool:
 
     def _wait(self, polled: dict[int, _Worker], timeout: float | None) -> list[int]:
         """The file descriptors of ``polled`` and the wake pipe that are ready."""
-        if not hasattr(select, "poll"):
+        if not _HAVE_POLL:
             return wait_for_any([self._wake_read, *polled], timeout)
         if self._poll is None:
             self._poll = select.poll()
@@ -637,10 +644,6 @@ def _close_fds(*fds: int) -> None:
     for fd in fds:
         with contextlib.suppress(OSError):
             os.close(fd)
-
-
-def _load(worker: _Worker) -> int:
-    return worker.load
 
 
 _FAILURE_TYPES: dict[str, type[BaseException]] = {

@@ -56,6 +56,8 @@ Failure = BaseException | tuple[str, str]
 
 PICKLE_FLAG = b"P"
 DILL_FLAG = b"D"
+_PICKLE_BYTE = PICKLE_FLAG[0]
+_DILL_BYTE = DILL_FLAG[0]
 
 TASK = b"T"
 BATCH = b"B"
@@ -140,12 +142,14 @@ def _defined_in_main(func: Any) -> bool:
 
 def loads(data: bytes | memoryview) -> Any:
     """Inverse of :func:`dumps`. Raises :class:`PayloadError` on failure."""
-    body = memoryview(data)
-    flag, body = bytes(body[:1]), body[1:]
+    view = memoryview(data)
+    if not view:
+        raise PayloadError("empty payload: sender and receiver differ")
+    flag, body = view[0], view[1:]  # the flag as an int: no object to build
     try:
-        if flag == PICKLE_FLAG:
+        if flag == _PICKLE_BYTE:
             return pickle.loads(body)
-        if flag == DILL_FLAG:
+        if flag == _DILL_BYTE:
             if dill is None:
                 raise PayloadError(
                     "the data was pickled with dill, which is not installed "
@@ -156,7 +160,9 @@ def loads(data: bytes | memoryview) -> Any:
         raise
     except Exception as error:
         raise PayloadError(_describe(error)) from error
-    raise PayloadError(f"unknown payload flag {flag!r}: sender and receiver differ")
+    raise PayloadError(
+        f"unknown payload flag {bytes([flag])!r}: sender and receiver differ"
+    )
 
 
 def _describe(error: BaseException) -> str:
