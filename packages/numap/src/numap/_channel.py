@@ -19,6 +19,7 @@ import abc
 import contextlib
 import fcntl
 import os
+import select
 import signal
 import threading
 from typing import Any
@@ -28,6 +29,7 @@ import multiprocess.util
 
 from numap import _protocol
 from numap._errors import WorkerLostError
+from numap._watch import Watcher
 
 # How long a worker may take to exit after it was asked to, before it is
 # terminated (SIGTERM), and again before it is killed (SIGKILL).
@@ -97,7 +99,8 @@ def _worker_main(inbound: Any, outbound: Any, parent_ends: tuple) -> None:
         _close_end(end)
     if not isinstance(inbound, int):
         inbound = outbound = inbound.fileno()
-    reader, writer = FdFrames(inbound), FdFrames(outbound)
+    reader = FdFrames(inbound, watch=True)
+    writer = FdFrames(outbound)
     _protocol.serve(reader.recv, writer.send)
 
 
@@ -136,12 +139,20 @@ class FdFrames:
     owner serialises senders, and has one receiver at a time.
     """
 
-    __slots__ = ("fd", "_buffer", "_position")
+    __slots__ = ("fd", "_buffer", "_position", "_watcher")
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, watch: bool = False) -> None:
+        """``watch``: before a read that would block, watch the descriptor
+        briefly (see :mod:`numap._watch`); for a worker waiting for its
+        next batch."""
         self.fd = fd
         self._buffer = bytearray()
         self._position = 0
+        self._watcher: Watcher | None = None
+        if watch and hasattr(select, "poll"):
+            poll = select.poll()
+            poll.register(fd, select.POLLIN)
+            self._watcher = Watcher(poll)
 
     def send(self, data: bytes) -> None:
         """Write one frame. Raises OSError when the other end is gone."""
@@ -185,6 +196,8 @@ class FdFrames:
             elif start:
                 del buffer[:start]
                 self._position = 0
+            if self._watcher is not None:
+                self._watcher.wait(None)
             chunk = os.read(self.fd, _READ_SIZE)
             if not chunk:
                 raise EOFError("the other end of the pipe was closed")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 import os
 import queue
 import select
@@ -40,6 +39,7 @@ from numap._channel import (
     interpreter_exiting,
 )
 from numap._errors import NuMapError, RemoteError, SerializationError
+from numap._watch import Watcher
 
 Deliver = Callable[[int, int, list], None]
 
@@ -200,7 +200,9 @@ class ProcessPool:
     ``next`` (:meth:`receive`, so that a result reaches it without a thread
     hand-off), or else the background receiver thread, which takes the role
     once no consumer has received for RECEIVER_LINGER_SECONDS, so that
-    results, lost workers and full pipes are always attended to. Other
+    results, lost workers and full pipes are always attended to. The holder
+    watches the pipes briefly before it blocks on them (:mod:`numap._watch`),
+    as the workers do on theirs. Other
     channels (remote workers) have a reader thread each. A lost channel is
     handled by whichever thread sees it first (receiver or submitter);
     :meth:`_lose` is idempotent.
@@ -253,11 +255,11 @@ class ProcessPool:
         self._wake_lock = threading.Lock()
         # Bumped under _lock whenever _workers changes; the receive role's
         # holder then rebuilds what it polls: _polled maps file descriptors
-        # to workers, _poll is the select.poll object over them.
+        # to workers, _watcher waits on a select.poll object over them.
         self._workers_version = 0
         self._polled_version = -1
         self._polled: dict[int, _Worker] = {}
-        self._poll: Any = None
+        self._watcher: Watcher | None = None
         # Closed only when the pool is collected: a thread that still holds
         # the pool may write to or wait on them at any time before that.
         self._wake_read, self._wake_write = os.pipe()
@@ -515,7 +517,7 @@ class ProcessPool:
 
     def _receive_once(self, timeout: float | None) -> None:
         # Holder of _role only: the poll state (_polled, _polled_version,
-        # _poll) belongs to it.
+        # _watcher) belongs to it.
         if self._polled_version != self._workers_version:  # read without the lock
             self._refresh_polled()
         polled = self._polled
@@ -540,7 +542,7 @@ class ProcessPool:
                 for worker in self._workers
                 if worker.channel.waitable is not None
             }
-            self._poll = None
+            self._watcher = None
 
     def _receive_from(self, worker: _Worker) -> None:
         # Holder of _role only. Frames that came with the same read are taken
@@ -560,12 +562,12 @@ class ProcessPool:
         """The file descriptors of ``polled`` and the wake pipe that are ready."""
         if not _HAVE_POLL:
             return wait_for_any([self._wake_read, *polled], timeout)
-        if self._poll is None:
-            self._poll = select.poll()
+        if self._watcher is None:
+            poll = select.poll()
             for fd in (self._wake_read, *polled):
-                self._poll.register(fd, select.POLLIN)
-        milliseconds = None if timeout is None else max(0, math.ceil(timeout * 1000))
-        return [fd for fd, _ in self._poll.poll(milliseconds)]
+                poll.register(fd, select.POLLIN)
+            self._watcher = Watcher(poll)
+        return [fd for fd, _ in self._watcher.wait(timeout)]
 
     def _read(self, worker: _Worker) -> None:
         channel = worker.channel

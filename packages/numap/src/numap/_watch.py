@@ -1,0 +1,76 @@
+"""Waiting for a pipe to become readable: watch it briefly, then block.
+
+A process blocked on a pipe has to be woken by the writer's kernel call.
+On a virtual machine that costs tens of microseconds on both sides (the
+idle virtual CPU must be interrupted), which is more than a tiny item's
+whole round trip. When the next frame usually comes within a fraction of
+a millisecond (tiny items at the default buffer, where every item is a
+round trip), watching the pipe for that long without sleeping avoids the
+wake-up. Each turn of the watch yields the CPU to any other runnable
+process, so a watcher never holds a core that a worker needs.
+
+Watching pays only when the waits are short: a :class:`Watcher` watches
+again only if its last wait ended within the watch time. Slow items (waits
+of milliseconds) therefore make it block at once, and burn no CPU, until a
+wait is short again.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import select
+import time
+
+# How long a waiting worker or consumer watches its pipes before it blocks.
+# The parent's work per item at the default buffer is tens of microseconds,
+# so one millisecond covers a round trip with room for a busy parent.
+WATCH_SECONDS = 1e-3
+
+_yield_cpu = getattr(os, "sched_yield", lambda: time.sleep(0))
+
+
+class Watcher:
+    """Wait on a ``select.poll`` object, watching it briefly first.
+
+    Not thread-safe: one thread at a time waits with a Watcher (the owner
+    of the descriptors' reading side).
+    """
+
+    __slots__ = ("_poll", "_watch_seconds", "_watch_next")
+
+    def __init__(self, poll: select.poll, watch_seconds: float = WATCH_SECONDS):
+        self._poll = poll
+        self._watch_seconds = watch_seconds
+        self._watch_next = watch_seconds > 0
+
+    def wait(self, timeout: float | None) -> list[tuple[int, int]]:
+        """The (fd, events) pairs ready within ``timeout`` seconds (None: no
+        limit, 0: do not wait)."""
+        poll = self._poll.poll
+        ready = poll(0)
+        if ready:
+            self._watch_next = True
+            return ready
+        if timeout == 0:
+            return ready
+        started = time.perf_counter()
+        if self._watch_next:
+            deadline = started + self._watch_seconds
+            while True:
+                _yield_cpu()
+                ready = poll(0)
+                if ready:
+                    return ready
+                if time.perf_counter() >= deadline:
+                    break
+        waited = time.perf_counter() - started
+        if timeout is None:
+            ready = poll(None)
+        else:
+            remaining = max(0.0, timeout - waited)
+            ready = poll(math.ceil(remaining * 1000))
+        # A watch that ran out says waits are long now; an unwatched wait
+        # shorter than the watch time says watching would have caught it.
+        self._watch_next = time.perf_counter() - started < self._watch_seconds
+        return ready

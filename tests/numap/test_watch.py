@@ -1,0 +1,117 @@
+"""Watching a pipe before blocking on it (numap._watch.Watcher), on real pipes.
+
+Whatever the watch does, a wait must return what poll would: ready
+descriptors as soon as there are any, nothing once the timeout is up. The
+watch itself must stop after a wait it did not catch, so that slow streams
+cost no CPU, and resume after a short wait.
+"""
+
+import contextlib
+import os
+import select
+import threading
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from numap._watch import Watcher
+
+WATCH = 0.02  # long enough to tell watching from blocking on a busy machine
+
+
+@pytest.fixture
+def pipe():
+    read_fd, write_fd = os.pipe()
+    yield read_fd, write_fd
+    for fd in (read_fd, write_fd):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def watcher_on(read_fd: int, watch_seconds: float = WATCH) -> Watcher:
+    poll = select.poll()
+    poll.register(read_fd, select.POLLIN)
+    return Watcher(poll, watch_seconds)
+
+
+def write_later(write_fd: int, delay: float) -> threading.Thread:
+    thread = threading.Thread(
+        target=lambda: (time.sleep(delay), os.write(write_fd, b"x"))
+    )
+    thread.start()
+    return thread
+
+
+@pytest.mark.timeout(10)
+def test_data_already_there_is_reported_without_waiting(pipe):
+    read_fd, write_fd = pipe
+    os.write(write_fd, b"x")
+    assert [fd for fd, _ in watcher_on(read_fd).wait(None)] == [read_fd]
+
+
+@pytest.mark.timeout(10)
+def test_zero_timeout_returns_at_once_when_nothing_is_there(pipe):
+    read_fd, _ = pipe
+    started = time.monotonic()
+    assert watcher_on(read_fd).wait(0) == []
+    assert time.monotonic() - started < WATCH
+
+
+@pytest.mark.timeout(10)
+def test_a_timeout_is_kept_whether_or_not_the_watch_ran(pipe):
+    read_fd, _ = pipe
+    watcher = watcher_on(read_fd)
+    for _ in range(2):  # the first wait watches, the second does not
+        started = time.monotonic()
+        assert watcher.wait(0.1) == []
+        waited = time.monotonic() - started
+        assert 0.1 <= waited < 2.0
+
+
+@pytest.mark.timeout(30)
+@given(delay=st.sampled_from([0.0, WATCH / 4, WATCH * 3]), watched=st.booleans())
+def test_data_written_while_waiting_ends_the_wait(delay, watched):
+    read_fd, write_fd = os.pipe()
+    try:
+        watcher = watcher_on(read_fd)
+        if not watched:
+            watcher.wait(0.001 + WATCH)  # a wait the watch missed: no watch next
+        writer = write_later(write_fd, delay)
+        ready = watcher.wait(5.0)
+        writer.join()
+        assert [fd for fd, _ in ready] == [read_fd]
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+@pytest.mark.timeout(10)
+def test_the_watch_stops_after_a_long_wait_and_resumes_after_a_short_one(pipe):
+    read_fd, write_fd = pipe
+    watcher = watcher_on(read_fd)
+    # A long wait: the watch runs out, and the next wait blocks at once,
+    # using (almost) no CPU.
+    writer = write_later(write_fd, WATCH * 5)
+    watcher.wait(5.0)
+    writer.join()
+    os.read(read_fd, 1)
+    writer = write_later(write_fd, WATCH * 10)
+    cpu_before = time.thread_time()
+    watcher.wait(5.0)
+    blocked_cpu = time.thread_time() - cpu_before
+    writer.join()
+    os.read(read_fd, 1)
+    assert blocked_cpu < WATCH / 2
+    # A short wait (data within the watch time) turns the watch back on,
+    # and a watched wait keeps the thread on the CPU.
+    writer = write_later(write_fd, WATCH / 10)
+    watcher.wait(5.0)
+    writer.join()
+    os.read(read_fd, 1)
+    writer = write_later(write_fd, WATCH * 10)
+    cpu_before = time.thread_time()
+    watcher.wait(5.0)
+    watched_cpu = time.thread_time() - cpu_before
+    writer.join()
+    assert watched_cpu > blocked_cpu
