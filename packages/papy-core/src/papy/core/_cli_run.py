@@ -82,7 +82,8 @@ def override_workers(
     workers only if it has some (a purely remote NuMap stays remote), and
     it cannot become a thread NuMap (OverrideError). A stride equal to the
     old number of workers (NuMap's default) follows the new number, so the
-    added workers get items.
+    added workers get items; an explicit ``buffer`` (``numap.buffer`` is not
+    None before start) caps that stride, as NuMap requires buffer >= stride.
     """
     for numap in distinct_numaps(pipeline):
         remote_hosts = getattr(numap, "worker_remote", None) or ()
@@ -97,6 +98,8 @@ def override_workers(
         if workers is not None and not (remote and numap.worker_num == 0):
             if numap.stride == numap.worker_num + remote:
                 numap.stride = workers + remote
+                if numap.buffer is not None:
+                    numap.stride = min(numap.stride, numap.buffer)
             numap.worker_num = workers
 
 
