@@ -9,13 +9,16 @@ cost no CPU, and resume after a short wait.
 import contextlib
 import os
 import select
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from numap._watch import Watcher
+from numap import NuMapError
+from numap._watch import WATCH_VARIABLE, Watcher, _watch_seconds_from
 
 WATCH = 0.02  # long enough to tell watching from blocking on a busy machine
 
@@ -115,3 +118,46 @@ def test_the_watch_stops_after_a_long_wait_and_resumes_after_a_short_one(pipe):
     watched_cpu = time.thread_time() - cpu_before
     writer.join()
     assert watched_cpu > blocked_cpu
+
+
+@pytest.mark.timeout(10)
+def test_the_watch_time_comes_from_the_environment():
+    assert _watch_seconds_from({}) == 1e-3
+    assert _watch_seconds_from({WATCH_VARIABLE: "0"}) == 0
+    assert _watch_seconds_from({WATCH_VARIABLE: "0.0005"}) == 0.0005
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("text", ["abc", "", "-1", "nan", "inf"])
+def test_a_bad_watch_time_is_refused_naming_the_variable(text):
+    with pytest.raises(NuMapError, match=f"{WATCH_VARIABLE}=.*finite number"):
+        _watch_seconds_from({WATCH_VARIABLE: text})
+
+
+# Run in a fresh interpreter: the variable is read when numap is imported.
+WORKERS_REPORT_THEIR_WATCH = """
+import numap._watch
+from numap import NuMap
+
+def watch_time(x):
+    return (x * 2, numap._watch.WATCH_SECONDS)
+
+with NuMap(watch_time, range(200), worker_num=2) as results:
+    pairs = list(results)
+assert [x for x, _ in pairs] == [x * 2 for x in range(200)], pairs
+print(sorted({seconds for _, seconds in pairs}))
+"""
+
+
+@pytest.mark.timeout(60)
+def test_workers_run_with_watching_turned_off():
+    env = {**os.environ, WATCH_VARIABLE: "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", WORKERS_REPORT_THEIR_WATCH],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[0.0]"

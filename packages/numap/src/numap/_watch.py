@@ -9,10 +9,11 @@ round trip), watching the pipe for that long without sleeping avoids the
 wake-up. Each turn of the watch yields the CPU to any other runnable
 process, so a watcher never holds a core that a worker needs.
 
-Watching pays only when the waits are short: a :class:`Watcher` watches
-again only if its last wait ended within the watch time. Slow items (waits
-of milliseconds) therefore make it block at once, and burn no CPU, until a
-wait is short again.
+The environment variable NUMAP_WATCH_SECONDS sets the watch time (default
+0.001; 0 turns watching off). Watching pays only when the waits are short:
+a :class:`Watcher` watches again only if its last wait ended within the
+watch time. Slow items (waits of milliseconds) therefore make it block at
+once, and burn no CPU, until a wait is short again.
 """
 
 from __future__ import annotations
@@ -21,11 +22,42 @@ import math
 import os
 import select
 import time
+from collections.abc import Mapping
+
+from numap._errors import NuMapError
+
+# The environment variable that sets WATCH_SECONDS (0 turns watching off,
+# e.g. on a machine shared with other jobs, where no process should burn
+# CPU while it waits).
+WATCH_VARIABLE = "NUMAP_WATCH_SECONDS"
+
+
+def _watch_seconds_from(environ: Mapping[str, str]) -> float:
+    """The watch time: 1 ms unless ``environ`` sets WATCH_VARIABLE.
+
+    Raises NuMapError when the variable is not a finite number of seconds
+    >= 0.
+    """
+    # The parent's work per item at the default buffer is tens of
+    # microseconds, so one millisecond covers a round trip with room for a
+    # busy parent.
+    text = environ.get(WATCH_VARIABLE)
+    if text is None:
+        return 1e-3
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < math.inf:  # also refuses nan
+        raise NuMapError(
+            f"{WATCH_VARIABLE}={text!r}: must be a finite number of seconds "
+            ">= 0 (e.g. 0.001; 0 turns watching off)"
+        )
+    return seconds
+
 
 # How long a waiting worker or consumer watches its pipes before it blocks.
-# The parent's work per item at the default buffer is tens of microseconds,
-# so one millisecond covers a round trip with room for a busy parent.
-WATCH_SECONDS = 1e-3
+WATCH_SECONDS = _watch_seconds_from(os.environ)
 
 _yield_cpu = getattr(os, "sched_yield", lambda: time.sleep(0))
 
