@@ -161,3 +161,19 @@ def test_workers_run_with_watching_turned_off():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[0.0]"
+
+
+@pytest.mark.timeout(10)
+def test_a_watch_time_of_zero_never_watches(pipe):
+    read_fd, write_fd = pipe
+    watcher = watcher_on(read_fd, watch_seconds=0)
+    for _ in range(3):
+        os.write(write_fd, b"x")  # short waits, which would turn a watch on
+        watcher.wait(5.0)
+        os.read(read_fd, 1)
+        writer = write_later(write_fd, WATCH * 5)
+        cpu_before = time.thread_time()
+        watcher.wait(5.0)
+        assert time.thread_time() - cpu_before < WATCH / 2
+        writer.join()
+        os.read(read_fd, 1)

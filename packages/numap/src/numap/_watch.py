@@ -82,7 +82,7 @@ class Watcher:
         poll = self._poll.poll
         ready = poll(0)
         if ready:
-            self._watch_next = True
+            self._watch_next = self._watch_seconds > 0
             return ready
         if timeout == 0:
             return ready
