@@ -72,6 +72,15 @@ def test_a_timeout_is_kept_whether_or_not_the_watch_ran(pipe):
         assert 0.1 <= waited < 2.0
 
 
+@pytest.mark.timeout(10)
+def test_a_watch_never_outlasts_the_timeout(pipe):
+    read_fd, _ = pipe
+    watcher = watcher_on(read_fd, watch_seconds=0.5)
+    started = time.monotonic()
+    assert watcher.wait(0.01) == []
+    assert time.monotonic() - started < 0.25
+
+
 @pytest.mark.timeout(30)
 @given(delay=st.sampled_from([0.0, WATCH / 4, WATCH * 3]), watched=st.booleans())
 def test_data_written_while_waiting_ends_the_wait(delay, watched):

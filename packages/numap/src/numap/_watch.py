@@ -88,7 +88,12 @@ class Watcher:
             return ready
         started = time.perf_counter()
         if self._watch_next:
-            deadline = started + self._watch_seconds
+            watch = (
+                self._watch_seconds
+                if timeout is None
+                else min(self._watch_seconds, timeout)
+            )
+            deadline = started + watch
             while True:
                 _yield_cpu()
                 ready = poll(0)
