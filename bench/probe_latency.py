@@ -45,7 +45,7 @@ def _quantiles(values: list[float]) -> str:
 def bare_channel_loop(n: int) -> float:
     start = time.perf_counter()
     channels = [ProcessChannel() for _ in range(2)]
-    task_frame = _protocol.encode_task(0, _protocol.dumps_task(double))
+    task_frame = _protocol.encode_task(0, _protocol.dumps_task([(double, (), {})]))
     poller = select.poll()
     by_fd = {}
     for channel in channels:

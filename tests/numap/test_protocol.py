@@ -80,7 +80,7 @@ class StdioWorker:
         self.batches = 0
 
     def send_task(self, task_id, func, args=(), kwargs=None):
-        payload = _protocol.dumps_task(func, args, kwargs)
+        payload = _protocol.dumps_task([(func, args, kwargs)])
         _protocol.write_frame(
             self.process.stdin, _protocol.encode_task(task_id, payload)
         )
@@ -210,7 +210,7 @@ def test_serve_returns_at_end_of_input():
 
 
 def _task_frame(task_id, func):
-    payload = _protocol.dumps_task(func)
+    payload = _protocol.dumps_task([(func, (), {})])
     return _protocol.encode_task(task_id, payload)
 
 

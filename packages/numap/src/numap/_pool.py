@@ -86,11 +86,9 @@ class TaskSpec:
         self.kwargs = kwargs
         self.then: tuple[TaskSpec, ...] = then
 
-    def followers(self) -> tuple[_protocol.Stage, ...]:
-        return tuple((spec.func, spec.args, spec.kwargs) for spec in self.then)
-
     def stages(self) -> list[_protocol.Stage]:
-        return [(self.func, self.args, self.kwargs), *self.followers()]
+        """(func, args, kwargs) of this task, then of each task in ``then``."""
+        return [(spec.func, spec.args, spec.kwargs) for spec in (self, *self.then)]
 
 
 def errors_for(count: int, error: BaseException) -> list:
@@ -318,9 +316,7 @@ class ProcessPool:
         broken: list[str | None] = []
         for task_id, task in enumerate(tasks):
             try:
-                payload = _protocol.dumps_task(
-                    task.func, task.args, task.kwargs, task.followers()
-                )
+                payload = _protocol.dumps_task(task.stages())
             except _protocol.PayloadError as error:
                 frames.append(None)
                 broken.append(

@@ -39,7 +39,7 @@ import socket
 import struct
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 
 try:
@@ -115,24 +115,21 @@ def _dumps_with_dill(obj: Any, prefix: bytes) -> bytes:
 Stage = tuple[Callable, tuple, dict]
 
 
-def dumps_task(
-    func: Any,
-    args: tuple = (),
-    kwargs: dict | None = None,
-    then: tuple[Stage, ...] = (),
-) -> bytes:
-    """Serialise a task's (function, args, kwargs), once per task.
+def dumps_task(stages: Sequence[Stage]) -> bytes:
+    """Serialise a task's stages, once per task.
 
-    ``then`` holds the (function, args, kwargs) of tasks chained after it,
-    applied in order to each result. Functions defined in ``__main__`` go by
-    value (dill) first: plain pickle would name them by reference, and a
-    worker's ``__main__`` is not the caller's. Everything else pickles
-    plainly, so a worker without dill can run functions from importable
-    modules.
+    ``stages`` are (function, args, kwargs): the task's own, then those of
+    the tasks chained after it, applied in order to each result (args and
+    kwargs may be None). Functions defined in ``__main__`` go by value
+    (dill) first: plain pickle would name them by reference, and a worker's
+    ``__main__`` is not the caller's. Everything else pickles plainly, so a
+    worker without dill can run functions from importable modules.
     """
-    stages = [(func, tuple(args or ()), dict(kwargs or {})), *then]
-    in_main = any(_defined_in_main(stage[0]) for stage in stages)
-    return dumps(stages, prefer_dill=in_main)
+    normalised = [
+        (func, tuple(args or ()), dict(kwargs or {})) for func, args, kwargs in stages
+    ]
+    in_main = any(_defined_in_main(func) for func, _, _ in normalised)
+    return dumps(normalised, prefer_dill=in_main)
 
 
 def _defined_in_main(func: Any) -> bool:
