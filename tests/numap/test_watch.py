@@ -137,9 +137,9 @@ def test_the_watch_time_comes_from_the_environment():
 
 
 @pytest.mark.timeout(10)
-@pytest.mark.parametrize("text", ["abc", "", "-1", "nan", "inf"])
+@pytest.mark.parametrize("text", ["abc", "", "-1", "nan", "inf", "0.5"])
 def test_a_bad_watch_time_is_refused_naming_the_variable(text):
-    with pytest.raises(NuMapError, match=f"{WATCH_VARIABLE}=.*finite number"):
+    with pytest.raises(NuMapError, match=f"{WATCH_VARIABLE}=.*seconds from 0 to"):
         _watch_seconds_from({WATCH_VARIABLE: text})
 
 
@@ -170,6 +170,22 @@ def test_workers_run_with_watching_turned_off():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[0.0]"
+
+
+@pytest.mark.timeout(10)
+def test_waits_that_time_out_empty_stop_the_watch(pipe):
+    # A consumer polling next(timeout=...) shorter than the watch while
+    # nothing comes must not keep a core busy.
+    read_fd, write_fd = pipe
+    watcher = watcher_on(read_fd)
+    os.write(write_fd, b"x")  # a short wait turns the watch on
+    watcher.wait(5.0)
+    os.read(read_fd, 1)
+    wall_before, cpu_before = time.monotonic(), time.thread_time()
+    for _ in range(20):
+        assert watcher.wait(WATCH / 4) == []
+    wall = time.monotonic() - wall_before
+    assert time.thread_time() - cpu_before < wall / 2
 
 
 @pytest.mark.timeout(10)

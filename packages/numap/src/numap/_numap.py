@@ -204,8 +204,8 @@ class _Task:
 class _NuMapTask:
     """Iterator over the results of one task of a NuMap.
 
-    ``task`` is the task id; ``timeout`` and ``block`` are passed to
-    :meth:`NuMap.next` on every step. Usable as the iterable of another
+    ``task`` is the task id; ``timeout`` and ``block`` apply to every step
+    as to :meth:`NuMap.next`. Usable as the iterable of another
     task, in the same NuMap (chaining) or in another one.
     """
 
@@ -910,7 +910,8 @@ class NuMap:
         # not taken at all. The unlocked reads cannot miss a wake-up: a
         # consumer that freed slots while this thread held the feed role
         # did so before the role was released, so the reads see it; one
-        # that frees them later finds the role free and feeds itself.
+        # that frees them later finds the role free and feeds itself (or,
+        # waiting with a timeout, wakes the feeder).
         if status is not _NO_SPACE and self._feeder_wants and self._free:
             with self._lock:
                 if self._feeder_wants and self._space_enough(self._feeder_wants):

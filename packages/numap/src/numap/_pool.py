@@ -199,8 +199,8 @@ class ProcessPool:
     hand-off), or else the background receiver thread, which takes the role
     once no consumer has received for RECEIVER_LINGER_SECONDS, so that
     results, lost workers and full pipes are always attended to. The holder
-    watches the pipes briefly before it blocks on them (:mod:`numap._watch`),
-    as the workers do on theirs. Other
+    (consumer or background receiver) watches the pipes briefly before it
+    blocks on them (:mod:`numap._watch`), as the workers do on theirs. Other
     channels (remote workers) have a reader thread each. A lost channel is
     handled by whichever thread sees it first (receiver or submitter);
     :meth:`_lose` is idempotent.

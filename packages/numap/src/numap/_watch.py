@@ -6,14 +6,15 @@ idle virtual CPU must be interrupted), which is more than a tiny item's
 whole round trip. When the next frame usually comes within a fraction of
 a millisecond (tiny items at the default buffer, where every item is a
 round trip), watching the pipe for that long without sleeping avoids the
-wake-up. Each turn of the watch yields the CPU to any other runnable
-process, so a watcher never holds a core that a worker needs.
+wake-up. Each turn of the watch yields the CPU to any other process
+waiting for the same core.
 
 The environment variable NUMAP_WATCH_SECONDS sets the watch time (default
-0.001; 0 turns watching off). Watching pays only when the waits are short:
-a :class:`Watcher` watches again only if its last wait ended within the
-watch time. Slow items (waits of milliseconds) therefore make it block at
-once, and burn no CPU, until a wait is short again.
+0.001, at most 0.1; 0 turns watching off). Watching pays only when the
+waits are short: a :class:`Watcher` watches again only if its last wait
+got data within the watch time. Slow items (waits of milliseconds), and
+waits that time out empty, therefore make it block at once, and burn no
+CPU, until a wait is short again.
 """
 
 from __future__ import annotations
@@ -30,13 +31,16 @@ from numap._errors import NuMapError
 # e.g. on a machine shared with other jobs, where no process should burn
 # CPU while it waits).
 WATCH_VARIABLE = "NUMAP_WATCH_SECONDS"
+# Longer watches would let every idle worker burn a core for that long on
+# each wait.
+MAX_WATCH_SECONDS = 0.1
 
 
 def _watch_seconds_from(environ: Mapping[str, str]) -> float:
     """The watch time: 1 ms unless ``environ`` sets WATCH_VARIABLE.
 
-    Raises NuMapError when the variable is not a finite number of seconds
-    >= 0.
+    Raises NuMapError when the variable is not a number of seconds from 0
+    to MAX_WATCH_SECONDS.
     """
     # The parent's work per item at the default buffer is tens of
     # microseconds, so one millisecond covers a round trip with room for a
@@ -48,10 +52,10 @@ def _watch_seconds_from(environ: Mapping[str, str]) -> float:
         seconds = float(text)
     except ValueError:
         seconds = -1.0
-    if not 0 <= seconds < math.inf:  # also refuses nan
+    if not 0 <= seconds <= MAX_WATCH_SECONDS:  # also refuses nan
         raise NuMapError(
-            f"{WATCH_VARIABLE}={text!r}: must be a finite number of seconds "
-            ">= 0 (e.g. 0.001; 0 turns watching off)"
+            f"{WATCH_VARIABLE}={text!r}: must be a number of seconds from 0 "
+            f"to {MAX_WATCH_SECONDS} (e.g. 0.001; 0 turns watching off)"
         )
     return seconds
 
@@ -108,6 +112,10 @@ class Watcher:
             remaining = max(0.0, timeout - waited)
             ready = poll(math.ceil(remaining * 1000))
         # A watch that ran out says waits are long now; an unwatched wait
-        # shorter than the watch time says watching would have caught it.
-        self._watch_next = time.perf_counter() - started < self._watch_seconds
+        # that got data within the watch time says watching would have
+        # caught it. A wait that timed out empty says nothing came: as
+        # long as nothing comes, watching would only burn CPU.
+        self._watch_next = (
+            bool(ready) and time.perf_counter() - started < self._watch_seconds
+        )
         return ready
