@@ -132,6 +132,26 @@ def test_worker_overrides_and_log_file(papy, tmp_path):
     assert len(read_tsv(tmp_path / "fasta_stats.tsv")[1]) == 60
 
 
+@pytest.mark.timeout(40)
+def test_more_workers_keep_the_stride_within_an_explicit_buffer(papy, tmp_path):
+    out = tmp_path / "capped.json"
+    result = papy(
+        "run",
+        str(PIPELINES / "capped_buffer.py"),
+        "--workers",
+        "4",
+        env={"CAPPED_BUFFER_OUTPUT": str(out)},
+        timeout=30,
+    )
+    assert result.status == 0, result.output
+    written = json.loads(out.read_text())
+    assert written["results"] == [n * n for n in range(30)]
+    settings = written["settings"]
+    assert settings["worker_num"] == 4
+    assert settings["buffer"] == 2
+    assert settings["stride"] <= settings["buffer"]
+
+
 @pytest.mark.timeout(60)
 def test_records_that_fail_do_not_stop_the_others(papy, tmp_path):
     ff.write_demo_fasta(tmp_path / "dna.fasta", sequences=20)
