@@ -46,6 +46,27 @@ def write_later(write_fd: int, delay: float) -> threading.Thread:
     return thread
 
 
+def cpu_of_wait(watcher: Watcher, pipe: tuple[int, int], delay: float) -> float:
+    """Thread CPU seconds of a wait for a byte written ``delay`` seconds
+    after it began; the byte is read again, so the pipe ends empty."""
+    read_fd, write_fd = pipe
+    writer = write_later(write_fd, delay)
+    cpu_before = time.thread_time()
+    watcher.wait(5.0)
+    cpu = time.thread_time() - cpu_before
+    writer.join()
+    os.read(read_fd, 1)
+    return cpu
+
+
+def wait_for_data_already_there(watcher: Watcher, pipe: tuple[int, int]) -> None:
+    """A wait that finds a byte at once (a short wait); the pipe ends empty."""
+    read_fd, write_fd = pipe
+    os.write(write_fd, b"x")
+    watcher.wait(5.0)
+    os.read(read_fd, 1)
+
+
 @pytest.mark.timeout(10)
 def test_data_already_there_is_reported_without_waiting(pipe):
     read_fd, write_fd = pipe
@@ -100,32 +121,16 @@ def test_data_written_while_waiting_ends_the_wait(delay, watched):
 
 @pytest.mark.timeout(10)
 def test_the_watch_stops_after_a_long_wait_and_resumes_after_a_short_one(pipe):
-    read_fd, write_fd = pipe
-    watcher = watcher_on(read_fd)
+    watcher = watcher_on(pipe[0])
     # A long wait: the watch runs out, and the next wait blocks at once,
     # using (almost) no CPU.
-    writer = write_later(write_fd, WATCH * 5)
-    watcher.wait(5.0)
-    writer.join()
-    os.read(read_fd, 1)
-    writer = write_later(write_fd, WATCH * 10)
-    cpu_before = time.thread_time()
-    watcher.wait(5.0)
-    blocked_cpu = time.thread_time() - cpu_before
-    writer.join()
-    os.read(read_fd, 1)
+    cpu_of_wait(watcher, pipe, WATCH * 5)
+    blocked_cpu = cpu_of_wait(watcher, pipe, WATCH * 10)
     assert blocked_cpu < WATCH / 2
     # A short wait (data within the watch time) turns the watch back on,
     # and a watched wait keeps the thread on the CPU.
-    writer = write_later(write_fd, WATCH / 10)
-    watcher.wait(5.0)
-    writer.join()
-    os.read(read_fd, 1)
-    writer = write_later(write_fd, WATCH * 10)
-    cpu_before = time.thread_time()
-    watcher.wait(5.0)
-    watched_cpu = time.thread_time() - cpu_before
-    writer.join()
+    cpu_of_wait(watcher, pipe, WATCH / 10)
+    watched_cpu = cpu_of_wait(watcher, pipe, WATCH * 10)
     assert watched_cpu > blocked_cpu
 
 
@@ -176,11 +181,8 @@ def test_workers_run_with_watching_turned_off():
 def test_waits_that_time_out_empty_stop_the_watch(pipe):
     # A consumer polling next(timeout=...) shorter than the watch while
     # nothing comes must not keep a core busy.
-    read_fd, write_fd = pipe
-    watcher = watcher_on(read_fd)
-    os.write(write_fd, b"x")  # a short wait turns the watch on
-    watcher.wait(5.0)
-    os.read(read_fd, 1)
+    watcher = watcher_on(pipe[0])
+    wait_for_data_already_there(watcher, pipe)  # turns the watch on
     wall_before, cpu_before = time.monotonic(), time.thread_time()
     for _ in range(20):
         assert watcher.wait(WATCH / 4) == []
@@ -190,15 +192,7 @@ def test_waits_that_time_out_empty_stop_the_watch(pipe):
 
 @pytest.mark.timeout(10)
 def test_a_watch_time_of_zero_never_watches(pipe):
-    read_fd, write_fd = pipe
-    watcher = watcher_on(read_fd, watch_seconds=0)
+    watcher = watcher_on(pipe[0], watch_seconds=0)
     for _ in range(3):
-        os.write(write_fd, b"x")  # short waits, which would turn a watch on
-        watcher.wait(5.0)
-        os.read(read_fd, 1)
-        writer = write_later(write_fd, WATCH * 5)
-        cpu_before = time.thread_time()
-        watcher.wait(5.0)
-        assert time.thread_time() - cpu_before < WATCH / 2
-        writer.join()
-        os.read(read_fd, 1)
+        wait_for_data_already_there(watcher, pipe)  # would turn a watch on
+        assert cpu_of_wait(watcher, pipe, WATCH * 5) < WATCH / 2
