@@ -100,13 +100,7 @@ def run_child(spec: dict[str, Any], timeout: float) -> Outcome:
     machine; timings taken at a high share are not to be trusted).
     """
     before = _cpu_seconds()
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "_child.py"), json.dumps(spec)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _start_in_group([str(HERE / "_child.py"), json.dumps(spec)])
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -133,13 +127,7 @@ def run_json_script(args: list[str], timeout: float) -> Any:
     RuntimeError with the script's stderr if it exits with a non-zero
     status, subprocess.TimeoutExpired if it runs longer than `timeout` s.
     """
-    proc = subprocess.Popen(
-        [sys.executable, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _start_in_group(args)
     try:
         out, err = proc.communicate(timeout=timeout)
     finally:
@@ -149,6 +137,17 @@ def run_json_script(args: list[str], timeout: float) -> Any:
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)[:200]} failed:\n{err}")
     return json.loads(out.strip().splitlines()[-1])
+
+
+def _start_in_group(args: list[str]) -> subprocess.Popen[str]:
+    """Start ``python *args`` in a new process group, its output piped as text."""
+    return subprocess.Popen(
+        [sys.executable, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _kill_group(pgid: int) -> None:
