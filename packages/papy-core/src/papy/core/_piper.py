@@ -169,11 +169,12 @@ class Piper:
             self.worker = worker if isinstance(worker, Worker) else Worker(worker)
         except WorkerError as error:
             raise PiperError(f"Piper: cannot make a Worker: {error}", error) from None
-        if parallel not in (False, None) and not hasattr(parallel, "add_task"):
+        linear = parallel in (False, None)
+        if not linear and not hasattr(parallel, "add_task"):
             raise PiperError(
                 f"Piper: 'parallel' must be False or a NuMap, got {parallel!r}"
             )
-        self.imap = None if parallel in (False, None) else parallel
+        self.imap = None if linear else parallel
         self.consume = _positive_int("consume", consume)
         self.produce = _positive_int("produce", produce)
         self.spawn = _positive_int("spawn", spawn)
