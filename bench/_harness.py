@@ -1,4 +1,4 @@
-"""Shared by run.py and _sweep.py: a measurement, its run and its summary."""
+"""The bench scripts' shared parts: a measurement, its run and its summary."""
 
 from __future__ import annotations
 

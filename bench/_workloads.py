@@ -21,7 +21,7 @@ def double(x: int) -> int:
 
 
 def burn(x: int, loops: int) -> int:
-    """Pure-Python CPU work; `loops` is calibrated so that one call is ~2 ms."""
+    """Pure-Python CPU work; `calibrate_loops` gives the `loops` for a time."""
     acc = x
     for i in range(loops):
         acc = (acc * 31 + i) % 1_000_003
