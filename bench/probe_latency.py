@@ -71,7 +71,8 @@ def bare_channel_loop(n: int) -> float:
             _, payload = _protocol.decode_result(channel.recv())
             values, _errors = _protocol.loads(payload)
             total += values[0]
-            in_flight -= 1 - send_next(channel)
+            in_flight -= 1
+            in_flight += send_next(channel)
     assert total == n * (n - 1)
     elapsed = time.perf_counter() - start
     for channel in channels:
