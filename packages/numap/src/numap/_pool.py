@@ -541,8 +541,9 @@ class ProcessPool:
             self._watcher = None
 
     def _receive_from(self, worker: _Worker) -> None:
-        # Holder of _role only. Frames that came with the same read are taken
-        # now: polling the pipe would not report them.
+        # The worker's one receiver: the holder of _role, or the worker's
+        # reader thread. Frames that came with the same read are taken now:
+        # polling the pipe would not report them.
         channel = worker.channel
         while True:
             try:
@@ -566,14 +567,11 @@ class ProcessPool:
         return [fd for fd, _ in self._watcher.wait(timeout)]
 
     def _read(self, worker: _Worker) -> None:
-        channel = worker.channel
-        while True:
-            try:
-                frame = channel.recv()
-            except ChannelLost as lost:
-                self._lose(worker, lost.reason)
-                return
-            self._handle_result(worker, frame)
+        # The reader thread of a channel without a ``waitable``: its recv
+        # blocks, until the channel is lost (lost is read without the lock:
+        # this thread set it, or its channel is closed and recv will fail).
+        while not worker.lost:
+            self._receive_from(worker)
 
     def _handle_result(self, worker: _Worker, frame: bytes | bytearray) -> None:
         batch_id, payload = _protocol.decode_result(frame)
