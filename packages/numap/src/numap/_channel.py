@@ -132,11 +132,11 @@ class FdFrames:
     """Length-prefixed frames on a file descriptor, with raw os calls.
 
     Per frame this costs one write (header and frame without joining them),
-    and usually one read (a read takes what
-    the pipe holds, so small frames arrive whole and several frames may
-    arrive at once; :meth:`has_frame` says one is waiting in the buffer,
-    where polling the descriptor would not see it). Not thread-safe: the
-    owner serialises senders, and has one receiver at a time.
+    and usually one read: a read takes what the pipe holds, so small frames
+    arrive whole and several frames may arrive at once (:meth:`has_frame`
+    says one is waiting in the buffer, where polling the descriptor would
+    not see it). Not thread-safe: the owner serialises senders, and has one
+    receiver at a time.
     """
 
     __slots__ = ("fd", "_buffer", "_position", "_watcher")
@@ -228,9 +228,10 @@ class ProcessChannel(Channel):
     duplex multiprocess Pipe (its descriptor is passed to the child).
 
     State and invariants:
-      _read_fd, _write_fd  the parent's ends; only close() closes them, under
-                   _send_lock, and marks them closed first (_fds_closed), so
-                   a descriptor number is never used after it was released
+      _reader, _writer  frames on the parent's ends (``waitable`` is the
+                   reader's); only close() closes the ends, under _send_lock,
+                   and marks them closed first (_fds_closed), so a
+                   descriptor number is never used after it was released
       _send_lock   serialises senders, so frames never interleave
       _closed      set once by close(); later calls return at once
     One thread at a time may call recv, or wait on ``waitable`` (the pool's
@@ -264,8 +265,6 @@ class ProcessChannel(Channel):
             # Only the child may hold its ends, or EOF would never reach us.
             for end in child_ends:
                 _close_end(end)
-        self._read_fd = parent_in
-        self._write_fd = parent_out
         self.waitable = parent_in
         self._reader = FdFrames(parent_in)
         self._writer = FdFrames(parent_out)
@@ -341,5 +340,5 @@ class ProcessChannel(Channel):
             if self._conn is not None:
                 self._conn.close()
             else:
-                os.close(self._read_fd)
-                os.close(self._write_fd)
+                os.close(self._reader.fd)
+                os.close(self._writer.fd)
