@@ -3,6 +3,7 @@
 import contextlib
 import os
 import sys
+import threading
 
 import numap
 import pytest
@@ -179,6 +180,22 @@ def test_start_in_two_stages():
         assert list(results) == [0, 1, 2, 3]
     finally:
         nm.stop()
+
+
+@pytest.mark.timeout(20)
+def test_all_worker_threads_run_at_once():
+    # Every one of the 32 items waits until all 32 have begun: this passes
+    # only if worker_num threads really run side by side (the pool starts
+    # most of them from a starter thread).
+    everyone = threading.Barrier(32, timeout=10)
+    nm = NuMap(
+        lambda x: everyone.wait() >= 0, range(32), worker_type="thread", worker_num=32
+    )
+    try:
+        assert list(nm) == [True] * 32
+    finally:
+        nm.stop()
+    assert not [t for t in threading.enumerate() if t.name.startswith("numap")]
 
 
 def fail_on_two(x):
