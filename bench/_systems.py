@@ -154,32 +154,6 @@ def open_pypeln(
     yield iter(stage)
 
 
-def _run_share(funcs: Funcs, share: list) -> list:
-    results: Iterable = share
-    for func in funcs:
-        results = map(func, results)
-    return list(results)
-
-
-@contextlib.contextmanager
-def open_split(
-    opts: Opts, worker_type: str, workers: int, funcs: Funcs, items: Iterable
-) -> Iterator[Iterator]:
-    """The machine's ceiling, not a system: the input cut into ``workers``
-    shares up front (item k in share k mod workers), each share mapped in
-    its own process of a ``multiprocessing.Pool``, one message each way per
-    process. No per-item traffic and no idle worker, so its speedup over
-    ``map`` is what this machine gives that many busy processes."""
-    import functools
-    import multiprocessing
-
-    everything = list(items)
-    shares = [everything[first::workers] for first in range(workers)]
-    with multiprocessing.Pool(workers) as pool:
-        done = pool.map(functools.partial(_run_share, funcs), shares, chunksize=1)
-    yield (done[k % workers][k // workers] for k in range(len(everything)))
-
-
 SYSTEMS: dict[str, Callable[..., Any]] = {
     "map": open_map,
     "numap": open_numap,
@@ -188,5 +162,4 @@ SYSTEMS: dict[str, Callable[..., Any]] = {
     "futures": open_futures,
     "mpire": open_mpire,
     "pypeln": open_pypeln,
-    "split": open_split,
 }
