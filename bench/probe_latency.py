@@ -3,6 +3,7 @@
     python bench/probe_latency.py channel [N]   # bare loop on NuMap's channels
     python bench/probe_latency.py cpu-gap [--tuned]
     python bench/probe_latency.py sleep-trace [BUFFER]
+    python bench/probe_latency.py cores
 
 channel: N tiny items (default 20,000), 2 worker processes, one item each in
   flight, through ProcessChannel and the _protocol frames with the real
@@ -13,6 +14,11 @@ channel: N tiny items (default 20,000), 2 worker processes, one item each in
 cpu-gap: 1,000 items of a 2 ms time-based spin on 2 processes; the idle gap
   between two items of one worker (time-based, so the VM's changing CPU
   speed does not enter).
+cores: what this machine gives 2 busy processes: the loop rate of one
+  process alone, then of each of two running at once (3 rounds of 2 s
+  each); with shares balanced between them, a 2-worker map of CPU-bound
+  items can be at most (sum of the two rates) / (rate alone) times faster
+  than map.
 sleep-trace: sleep(0.01) over 1,000 items on 32 threads; per item, the time
   from the end of its sleep to being handed out, and from being handed out
   to the start of the item that took its buffer slot.
@@ -142,6 +148,28 @@ def cpu_gap_probe(tuned: bool) -> None:
     )
 
 
+def loop_rate(seconds: float) -> float:
+    """Turns per second of a plain Python loop run for ``seconds``."""
+    turns = 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        turns += 1
+    return turns / seconds
+
+
+def cores_probe(rounds: int = 3, seconds: float = 2.0) -> None:
+    with multiprocessing.Pool(2) as pool:
+        for _ in range(rounds):
+            alone = pool.apply(loop_rate, (seconds,))
+            pair = pool.map(loop_rate, [seconds, seconds], chunksize=1)
+            print(
+                f"alone {alone / 1e6:.2f}M/s; two at once "
+                f"{pair[0] / 1e6:.2f}M/s + {pair[1] / 1e6:.2f}M/s: a balanced "
+                f"2-worker map can be {sum(pair) / alone:.2f}x map's speed, "
+                f"equal shares {2 * min(pair) / alone:.2f}x"
+            )
+
+
 def sleep_trace_probe(buffer: int | None) -> None:
     n = 1000
     threads = 32
@@ -182,6 +210,8 @@ def main() -> None:
         channel_probe(int(sys.argv[2]) if len(sys.argv) > 2 else 20_000)
     elif command == "cpu-gap":
         cpu_gap_probe("--tuned" in sys.argv[2:])
+    elif command == "cores":
+        cores_probe()
     elif command == "sleep-trace":
         sleep_trace_probe(int(sys.argv[2]) if len(sys.argv) > 2 else None)
     else:
