@@ -3,6 +3,8 @@
 import ctypes
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -279,3 +281,93 @@ def test_feeder_failure_ends_the_stream_with_an_error_not_a_hang():
         assert isinstance(failed.value.__cause__, Abort)
     finally:
         numap.stop()
+
+
+# Scripts run in a fresh interpreter: they cap its address space so that
+# new thread stacks (64 MB each) no longer fit. Only the soft limit is
+# lowered, so that the script can lift it again.
+CAP_THREADS = """
+import resource, threading, time, warnings
+from numap import NuMap, NuMapError
+
+STACK = 64 * 2**20
+threading.stack_size(STACK)
+_, HARD = resource.getrlimit(resource.RLIMIT_AS)
+
+def cap(room_for_stacks):
+    with open("/proc/self/statm") as statm:
+        in_use = int(statm.read().split()[0]) * resource.getpagesize()
+    limit = in_use + room_for_stacks * STACK + 48 * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, HARD))
+
+def lift():
+    resource.setrlimit(resource.RLIMIT_AS, (HARD, HARD))
+"""
+
+SHORT_OF_WORKER_THREADS = (
+    CAP_THREADS
+    + """
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    numap = NuMap(lambda x: x * 2, range(100), worker_type="thread", worker_num=8)
+    cap(room_for_stacks=2)
+    numap.start(stages=(1,))  # the first worker, and the starter of the rest
+    deadline = time.monotonic() + 20
+    while not caught and time.monotonic() < deadline:
+        time.sleep(0.01)
+    lift()
+    numap.start(stages=(2,))
+    results = list(numap)
+    numap.stop()
+assert results == [x * 2 for x in range(100)], results
+print([str(w.message) for w in caught if w.category is RuntimeWarning])
+"""
+)
+
+NO_ROOM_FOR_THE_FEEDER = (
+    CAP_THREADS
+    + """
+numap = NuMap(lambda x: x, range(10), worker_type="process", worker_num=1)
+numap.start(stages=(1,))
+cap(room_for_stacks=0)
+try:
+    numap.start(stages=(2,))
+except NuMapError as error:
+    print("refused:", error)
+lift()
+try:
+    next(numap)
+except StopIteration:
+    print("stopped, not hanging")
+numap.stop()
+"""
+)
+
+
+def run_capped(script):
+    env = {**os.environ, "MALLOC_ARENA_MAX": "1"}  # no 64 MB arena per thread
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.stdout
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux")
+def test_thread_pool_short_of_threads_warns_and_finishes_with_those_it_has():
+    out = run_capped(SHORT_OF_WORKER_THREADS)
+    assert "of 8 worker threads (can't start new thread)" in out
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux")
+def test_feeder_that_cannot_start_is_an_error_and_stops_the_map():
+    out = run_capped(NO_ROOM_FOR_THE_FEEDER)
+    assert "refused:" in out and "cannot start the feeder thread" in out
+    assert "stopped, not hanging" in out

@@ -594,10 +594,20 @@ class NuMap:
             for task_id, task in enumerate(self._tasks):
                 if self._gives_no_results(task_id):
                     task.output.total = 0
-        self._feeder = threading.Thread(
+        feeder = threading.Thread(
             target=self._feed, name=f"numap-feeder {self.name}", daemon=True
         )
-        self._feeder.start()
+        try:
+            feeder.start()
+        except RuntimeError as error:
+            # Without a feeder no result would ever come: stop the workers
+            # rather than leave next() waiting.
+            self._stop()
+            raise NuMapError(
+                f"{self.name}: cannot start the feeder thread ({error}); the "
+                f"map was stopped (free threads or memory, then start it again)"
+            ) from error
+        self._feeder = feeder
 
     def _fuse_chains(self) -> list[TaskSpec]:
         """Fuse each chained task into the task it reads, where that task's
