@@ -344,6 +344,22 @@ numap.stop()
 )
 
 
+NO_ROOM_FOR_THE_RECEIVER = (
+    CAP_THREADS
+    + """
+import psutil
+numap = NuMap(lambda x: x, range(10), worker_type="process", worker_num=2)
+cap(room_for_stacks=0)
+try:
+    numap.start()
+except RuntimeError as error:
+    print("refused:", error)
+lift()
+print("children left:", len(psutil.Process().children()))
+"""
+)
+
+
 def run_capped(script):
     env = {**os.environ, "MALLOC_ARENA_MAX": "1"}  # no 64 MB arena per thread
     done = subprocess.run(
@@ -371,3 +387,11 @@ def test_feeder_that_cannot_start_is_an_error_and_stops_the_map():
     out = run_capped(NO_ROOM_FOR_THE_FEEDER)
     assert "refused:" in out and "cannot start the feeder thread" in out
     assert "stopped, not hanging" in out
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux")
+def test_process_pool_that_cannot_start_its_receiver_leaves_no_worker():
+    out = run_capped(NO_ROOM_FOR_THE_RECEIVER)
+    assert "refused: can't start new thread" in out
+    assert "children left: 0" in out

@@ -309,15 +309,19 @@ class ProcessPool:
                 channels.append(ProcessChannel(self._context))
             if self._open_remote is not None:
                 channels.extend(self._open_remote())
+            self._background = threading.Thread(
+                target=self._receive_in_background,
+                name="numap-receiver",
+                daemon=True,
+            )
+            self._background.start()
         except BaseException:
+            # (Also when no thread can be started.) No worker outlives a
+            # pool that failed to start.
             for channel in channels:
                 channel.close()
             raise
         self.size = len(channels)
-        self._background = threading.Thread(
-            target=self._receive_in_background, name="numap-receiver", daemon=True
-        )
-        self._background.start()
         for channel in channels:
             self._add_worker(channel)
 
