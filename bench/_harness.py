@@ -104,12 +104,12 @@ def run_child(spec: dict[str, Any], timeout: float) -> Outcome:
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        _kill_group(proc.pid)
+        kill_group(proc.pid)
         proc.communicate()
         return Outcome("timeout", detail=f"no result within {timeout:.0f} s")
     finally:
         # Workers a system leaves behind must not outlive the measurement.
-        _kill_group(proc.pid)
+        kill_group(proc.pid)
     if proc.returncode != 0 or not out.strip():
         last = err.strip().splitlines()[-1:] or ["(no output)"]
         return Outcome("error", detail=f"exit {proc.returncode}: {last[0][:200]}")
@@ -132,7 +132,7 @@ def run_json_script(args: list[str], timeout: float) -> Any:
         out, err = proc.communicate(timeout=timeout)
     finally:
         # Workers the script leaves behind must not outlive it.
-        _kill_group(proc.pid)
+        kill_group(proc.pid)
         proc.wait()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)[:200]} failed:\n{err}")
@@ -150,7 +150,8 @@ def _start_in_group(args: list[str]) -> subprocess.Popen[str]:
     )
 
 
-def _kill_group(pgid: int) -> None:
+def kill_group(pgid: int) -> None:
+    """SIGKILL every process of group ``pgid``; a group already gone is fine."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
 

@@ -33,7 +33,6 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -43,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import _workloads as w
-from _harness import CPU_SECONDS, run_json_script
+from _harness import CPU_SECONDS, kill_group, run_json_script
 
 HERE = Path(__file__).resolve().parent
 RPYC_CLASSIC = str(Path(sys.executable).with_name("rpyc_classic"))
@@ -161,8 +160,7 @@ def _classic_server():
                 time.sleep(0.05)
         yield f"127.0.0.1:{port}", server.pid
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
+        kill_group(server.pid)
         server.wait()
 
 
