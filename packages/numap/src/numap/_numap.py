@@ -57,7 +57,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from numap._errors import NuMapError
-from numap._pool import ProcessPool, Raised, TaskSpec, ThreadPool
+from numap._pool import ProcessPool, Raised, TaskSpec, ThreadPool, start_thread
 
 WORKER_TYPES = ("process", "thread")
 
@@ -594,20 +594,21 @@ class NuMap:
             for task_id, task in enumerate(self._tasks):
                 if self._gives_no_results(task_id):
                     task.output.total = 0
-        feeder = threading.Thread(
+        # Set before it starts, so that a stop() after a Ctrl-C during the
+        # start joins it.
+        self._feeder = threading.Thread(
             target=self._feed, name=f"numap-feeder {self.name}", daemon=True
         )
         try:
-            feeder.start()
-        except RuntimeError as error:
-            # Without a feeder no result would ever come: stop the workers
-            # rather than leave next() waiting.
+            start_thread(self._feeder, "the feeder thread")
+        except NuMapError as error:
+            # Without a feeder no result would ever come: stop the workers,
+            # and let next() in every consumer raise rather than wait.
+            self._feeder = None  # never started: nothing to join
+            with self._lock:
+                self._feeder_error = error
             self._stop()
-            raise NuMapError(
-                f"{self.name}: cannot start the feeder thread ({error}); the "
-                f"map was stopped (free threads or memory, then start it again)"
-            ) from error
-        self._feeder = feeder
+            raise NuMapError(f"{self.name}: {error}; the map was stopped") from error
 
     def _fuse_chains(self) -> list[TaskSpec]:
         """Fuse each chained task into the task it reads, where that task's

@@ -92,6 +92,18 @@ class TaskSpec:
         return [(spec.func, spec.args, spec.kwargs) for spec in (self, *self.then)]
 
 
+def start_thread(thread: threading.Thread, role: str) -> None:
+    """Start ``thread``; NuMapError naming its ``role`` when no thread can
+    start (out of threads or memory, or the interpreter is exiting)."""
+    try:
+        thread.start()
+    except RuntimeError as error:
+        raise NuMapError(
+            f"cannot start {role} ({error}); free threads or memory, then start "
+            f"the map again"
+        ) from error
+
+
 def errors_for(count: int, error: BaseException) -> list:
     return [Raised(error) for _ in range(count)]
 
@@ -111,7 +123,8 @@ class ThreadPool:
     State: ``_batches`` is a SimpleQueue of batches (``None`` tells one
     thread to end); ``_calls`` (one callable per task, its chained stages
     composed in) is replaced, never mutated, by set_tasks; ``_threads`` is
-    appended to only by the starter thread, and read only after it ended.
+    appended to by start() (the first worker), then only by the starter
+    thread, and close() reads it after joining the starter.
     Threads are daemons so that a program exiting without stop() is not
     held by a function that never returns.
 
@@ -119,8 +132,10 @@ class ThreadPool:
     so starting 32 threads in a row held the first item back ~8 ms and
     cost a 32-thread ``sleep(0.01)`` map 3 % of its time. start() starts
     the first thread itself (so that a failure to start any reaches the
-    caller) and a starter thread starts the others while the first ones
-    already take batches.
+    caller as NuMapError) and a starter thread starts the others while the
+    first ones already take batches. A worker the starter cannot start
+    (out of threads or memory) is warned about (RuntimeWarning), and the
+    map runs with the threads it has.
     """
 
     def __init__(self, worker_num: int, deliver: Deliver) -> None:
@@ -132,21 +147,28 @@ class ThreadPool:
         self._starter: threading.Thread | None = None
 
     def start(self) -> None:
-        self._start_worker(0)
-        self._starter = threading.Thread(
-            target=self._start_others, name="numap-thread-starter", daemon=True
-        )
-        self._starter.start()
+        try:
+            self._start_worker(0)
+            self._starter = threading.Thread(
+                target=self._start_others, name="numap-thread-starter", daemon=True
+            )
+            start_thread(self._starter, "the starter of the worker threads")
+        except BaseException:
+            # (No thread could start, or Ctrl-C.) Every worker that started,
+            # or that the starter may still start, takes one None and ends.
+            for _ in range(self.size):
+                self._batches.put(None)
+            raise
 
     def _start_others(self) -> None:
         for number in range(1, self.size):
             try:
                 self._start_worker(number)
-            except RuntimeError as error:
+            except NuMapError as error:
                 # Out of threads, or the interpreter is exiting: the map
                 # goes on with the threads it has.
                 warnings.warn(
-                    f"numap: started {number} of {self.size} worker threads ({error})",
+                    f"numap: started {number} of {self.size} worker threads; {error}",
                     RuntimeWarning,
                     stacklevel=1,
                 )
@@ -156,7 +178,7 @@ class ThreadPool:
         thread = threading.Thread(
             target=self._work, name=f"numap-thread-worker-{number}", daemon=True
         )
-        thread.start()
+        start_thread(thread, f"worker thread {number}")
         self._threads.append(thread)
 
     def set_tasks(self, tasks: Sequence[TaskSpec]) -> None:
@@ -314,7 +336,7 @@ class ProcessPool:
                 name="numap-receiver",
                 daemon=True,
             )
-            self._background.start()
+            start_thread(self._background, "the thread that receives results")
         except BaseException:
             # (Also when no thread can be started.) No worker outlives a
             # pool that failed to start.
