@@ -2,13 +2,11 @@
 
 import ctypes
 import os
-import resource
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
+from capped_threads import CAP_THREADS, capped_address_space, run_capped
 from numap import NuMap, NuMapError, SerializationError, WorkerLostError
 from numap_outcomes import collect, run, run_chain
 
@@ -284,27 +282,6 @@ def test_feeder_failure_ends_the_stream_with_an_error_not_a_hang():
         numap.stop()
 
 
-# Scripts run in a fresh interpreter: they cap its address space so that
-# new thread stacks (64 MB each) no longer fit. Only the soft limit is
-# lowered, so that the script can lift it again.
-CAP_THREADS = """
-import resource, threading, time, warnings
-from numap import NuMap, NuMapError
-
-STACK = 64 * 2**20
-threading.stack_size(STACK)
-_, HARD = resource.getrlimit(resource.RLIMIT_AS)
-
-def cap(room_for_stacks):
-    with open("/proc/self/statm") as statm:
-        in_use = int(statm.read().split()[0]) * resource.getpagesize()
-    limit = in_use + room_for_stacks * STACK + 48 * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, HARD))
-
-def lift():
-    resource.setrlimit(resource.RLIMIT_AS, (HARD, HARD))
-"""
-
 SHORT_OF_WORKER_THREADS = (
     CAP_THREADS
     + """
@@ -390,27 +367,6 @@ lift()
 print("children left:", len(psutil.Process().children()))
 """
 )
-
-
-capped_address_space = pytest.mark.skipif(
-    not os.path.exists("/proc/self/statm")
-    or resource.getrlimit(resource.RLIMIT_AS)[1] != resource.RLIM_INFINITY,
-    reason="needs Linux, and no hard limit on the address space to lift to",
-)
-
-
-def run_capped(script):
-    env = {**os.environ, "MALLOC_ARENA_MAX": "1"}  # no 64 MB arena per thread
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=50,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
-    return done.stdout
 
 
 @pytest.mark.timeout(60)

@@ -18,6 +18,7 @@ import psutil
 import pytest
 import remote_functions as rf
 import rpyc
+from capped_threads import CAP_THREADS, capped_address_space, run_capped
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numap import (
@@ -496,3 +497,44 @@ def test_ssl_hosts_through_worker_remote_ssl(ssl_rpyc_server, certificates):
     )
     with pytest.raises(HostUnreachableError, match=ssl_rpyc_server.spec):
         plain.start()
+
+
+# ----------------------------------------------------------------------------
+# Short of threads
+
+REMOTE_SHORT_OF_THREADS = (
+    CAP_THREADS
+    + """
+import sys
+import numap._remote  # imported before the cap
+
+room, host = int(sys.argv[1]), sys.argv[2]
+numap = NuMap(abs, range(10), worker_num=0, worker_remote=[(host, 2)])
+cap(room_for_stacks=room)
+try:
+    numap.start()
+except NuMapError as error:
+    print("refused:", error)
+lift()
+left = [t.name for t in threading.enumerate() if t.name.startswith("numap")]
+print("threads left:", left)
+"""
+)
+
+
+@pytest.mark.timeout(60)
+@capped_address_space
+@pytest.mark.parametrize(
+    ("room", "refused"),
+    [
+        (0, "cannot start a thread to start the remote workers"),
+        # Both starts fit, then the receiver and the first reader: the
+        # second worker's reader does not.
+        (2, "cannot start the reader thread of host"),
+    ],
+)
+def test_remote_start_short_of_threads_leaves_no_worker(rpyc_server, room, refused):
+    out = run_capped(REMOTE_SHORT_OF_THREADS, str(room), rpyc_server.spec)
+    assert f"refused: {refused}" in out
+    assert "threads left: []" in out
+    assert wait_until(lambda: rpyc_server.worker_pids() == [], 10)

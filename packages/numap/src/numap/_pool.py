@@ -344,8 +344,14 @@ class ProcessPool:
                 channel.close()
             raise
         self.size = len(channels)
-        for channel in channels:
-            self._add_worker(channel)
+        try:
+            for channel in channels:
+                self._add_worker(channel)
+        except BaseException:
+            self.close(graceful=False)
+            for channel in channels:  # the ones not added yet
+                channel.close()
+            raise
 
     def _add_worker(self, channel: Channel) -> None:
         worker = _Worker(channel)
@@ -357,11 +363,20 @@ class ProcessPool:
                 daemon=True,
             )
             worker.reader = reader
+            # Listed first: the reader may lose the worker at once.
             with self._lock:
                 self._workers.append(worker)
                 self._workers_version += 1
+            try:
+                start_thread(reader, f"the reader thread of {channel.label}")
+            except NuMapError:
+                with self._lock:
+                    self._workers.remove(worker)
+                    self._workers_version += 1
+                worker.reader = None  # never started: nothing to join
+                raise
+            with self._lock:
                 self._readers.append(reader)
-            reader.start()
         else:
             with self._lock:
                 self._workers.append(worker)

@@ -545,8 +545,16 @@ def open_remote_channels(
         max_workers=min(len(workers), MAX_PARALLEL_STARTS),
         thread_name_prefix="numap-remote-start",
     )
-    futures = [starter.submit(RemoteChannel, *worker) for worker in workers]
+    futures: list = []
     try:
+        for worker in workers:
+            try:
+                futures.append(starter.submit(RemoteChannel, *worker))
+            except RuntimeError as error:  # no thread to run the start in
+                raise NuMapError(
+                    f"cannot start a thread to start the remote workers "
+                    f"({error}); free threads or memory, then start the map again"
+                ) from error
         wait(futures)
     finally:
         # Also on Ctrl-C: every start ends (bounded by the connect timeout),
