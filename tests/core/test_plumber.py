@@ -5,6 +5,7 @@ import time
 
 import pytest
 import structlog
+from capped_threads import CAP_THREADS, capped_address_space, run_capped
 from papy.core import Piper, Plumber, PlumberError
 from papy.util.config import start_logger
 
@@ -200,3 +201,54 @@ def test_plumber_from_dagger():
     source = Plumber(pipes=[(a, b)])
     plumber = Plumber(dagger=source)
     assert set(plumber.edges()) == {(b, a)}
+
+
+PLUMBER_SHORT_OF_THREADS = (
+    CAP_THREADS
+    + """
+import sys
+from papy.core import Piper, Plumber, PlumberError
+
+def first(inbox):
+    return inbox[0]
+
+room = int(sys.argv[1])
+a, b, c = Piper(first, name="a"), Piper(first, name="b"), Piper(first, name="c")
+plumber = Plumber(pipes=[(a, b), (a, c)])  # two outputs: a puller thread
+plumber.start([range(100)])
+cap(room_for_stacks=room)
+try:
+    plumber.run()
+    plumber.wait(10)
+except PlumberError as error:
+    print("refused:", error)
+lift()
+print("state:", plumber.state)
+if plumber.state == "started":  # run() was refused: it can run now
+    plumber.run()
+    plumber.wait(10)
+    print("ran:", plumber.stats["pipers"]["c"]["items_out"])
+plumber.stop()
+left = [t.name for t in threading.enumerate() if t.name.startswith("papy")]
+print("threads left:", left)
+"""
+)
+
+
+@pytest.mark.timeout(60)
+@capped_address_space
+def test_run_thread_that_cannot_start_is_refused_and_can_run_later():
+    out = run_capped(PLUMBER_SHORT_OF_THREADS, "0")
+    assert "refused: Plumber" in out and "cannot start the run thread" in out
+    assert "state: started" in out
+    assert "ran: 100" in out
+    assert "threads left: []" in out
+
+
+@pytest.mark.timeout(60)
+@capped_address_space
+def test_puller_that_cannot_start_fails_the_run_instead_of_hanging():
+    out = run_capped(PLUMBER_SHORT_OF_THREADS, "1")
+    assert "cannot start a thread to pull output Piper 'c'" in out
+    assert "state: finished" in out
+    assert "threads left: []" in out

@@ -183,11 +183,22 @@ class Plumber(Dagger):
                 return
             self.state = "running"
             self._run_start = time.time()
-            self._thread = threading.Thread(
+            thread = threading.Thread(
                 target=self._run, name=f"papy-run-{self.name}", daemon=True
             )
+        try:
+            thread.start()
+        except RuntimeError as error:  # out of threads or memory
+            with self._lock:
+                self.state = "started"
+                self._run_start = None
+            raise PlumberError(
+                f"Plumber {self.name!r}: cannot start the run thread ({error}); "
+                "free threads or memory, then run it again"
+            ) from error
+        with self._lock:
+            self._thread = thread
         self.log.info("pipeline running")
-        self._thread.start()
 
     def pause(self) -> None:
         """Stop pulling results; return once the run thread pulls nothing.
@@ -333,15 +344,28 @@ class Plumber(Dagger):
         outputs = [p for p in self.get_outputs() if p.state == "started"]
         with self._lock:
             self._pullers_active = len(outputs)
-        threads = [
-            threading.Thread(
-                target=self._pull, args=(piper,), name=f"papy-pull-{piper.name}"
+        threads = []
+        for piper in outputs[1:]:
+            thread = threading.Thread(
+                target=self._pull,
+                args=(piper,),
+                name=f"papy-pull-{piper.name}",
+                daemon=True,
             )
-            for piper in outputs[1:]
-        ]
-        for thread in threads:
-            thread.daemon = True
-            thread.start()
+            try:
+                thread.start()
+            except RuntimeError as error:  # out of threads or memory
+                # An output nobody pulls would stall the others through the
+                # NuMap buffers they share: the run fails now; stop() ends
+                # the pullers that did start.
+                self._record_failure(
+                    PlumberError(
+                        f"Plumber {self.name!r}: cannot start a thread to pull "
+                        f"output Piper {piper.name!r} ({error})"
+                    )
+                )
+                return
+            threads.append(thread)
         if outputs:
             self._pull(outputs[0])
         for thread in threads:
