@@ -4,6 +4,7 @@
     python bench/probe_latency.py cpu-gap [--tuned]
     python bench/probe_latency.py sleep-trace [BUFFER]
     python bench/probe_latency.py cores
+    python bench/probe_latency.py instructions   # needs valgrind
 
 channel: N tiny items (default 20,000), 2 worker processes, one item each in
   flight, through ProcessChannel and the _protocol frames with the real
@@ -19,6 +20,13 @@ cores: what this machine gives 2 busy processes: the loop rate of one
   each); with shares balanced between them, a 2-worker map of CPU-bound
   items can be at most (sum of the two rates) / (rate alone) times faster
   than map.
+instructions: the parent's CPU instructions per result on tiny items (x*2),
+  NuMap tuned (stride 2048, buffer 8192) against Pool.imap(chunksize=1024),
+  2 workers, counted by valgrind's callgrind: the difference between runs
+  of 20,000 and 100,000 items, so that start-up and imports cancel out.
+  Unlike times, these counts do not move with the VM's speed. The watch is
+  off (NUMAP_WATCH_SECONDS=0), so waiting for the (slowed) workers adds no
+  instructions; what is counted is the parent's work. Takes a few minutes.
 sleep-trace: sleep(0.01) over 1,000 items on 32 threads; per item, the time
   from the end of its sleep to being handed out, and from being handed out
   to the start of the item that took its buffer slot.
@@ -29,8 +37,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import select
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 from _harness import run_json_script
@@ -170,6 +181,59 @@ def cores_probe(rounds: int = 3, seconds: float = 2.0) -> None:
             )
 
 
+def tiny_map(system: str, n: int) -> None:
+    """Map x*2 over n ints with NuMap or Pool.imap, tuned; print this pid."""
+    if system == "numap":
+        numap = NuMap(double, range(n), worker_num=2, stride=2048, buffer=8192)
+        total = sum(numap)
+        numap.stop()
+    else:
+        with multiprocessing.Pool(2) as pool:
+            total = sum(pool.imap(double, range(n), 1024))
+    assert total == n * (n - 1)
+    print(os.getpid())
+
+
+def parent_instructions(system: str, n: int, folder: str) -> int:
+    """Instructions the parent process of tiny_map ran, counted by callgrind
+    (the workers, forked under valgrind too, leave files of their own)."""
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        f"--callgrind-out-file={folder}/callgrind.%p",
+        sys.executable,
+        __file__,
+        "_tiny",
+        system,
+        str(n),
+    ]
+    env = {**os.environ, "NUMAP_WATCH_SECONDS": "0"}
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=900, env=env, check=True
+    )
+    pid = done.stdout.split()[-1]
+    with open(f"{folder}/callgrind.{pid}") as counts:
+        for line in counts:
+            if line.startswith("summary:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no summary line in callgrind.{pid}")
+
+
+def instructions_probe(small: int = 20_000, large: int = 100_000) -> None:
+    if shutil.which("valgrind") is None:
+        raise SystemExit("instructions: needs valgrind (e.g. apt install valgrind)")
+    labels = {
+        "numap": "NuMap, stride 2048, buffer 8192",
+        "pool": "Pool.imap(chunksize=1024)",
+    }
+    for system, label in labels.items():
+        with tempfile.TemporaryDirectory() as folder:
+            few = parent_instructions(system, small, folder)
+            many = parent_instructions(system, large, folder)
+        per_result = (many - few) / (large - small)
+        print(f"{label:32s} {per_result:6.0f} instructions per result in the parent")
+
+
 def sleep_trace_probe(buffer: int | None) -> None:
     n = 1000
     threads = 32
@@ -212,6 +276,10 @@ def main() -> None:
         cpu_gap_probe("--tuned" in sys.argv[2:])
     elif command == "cores":
         cores_probe()
+    elif command == "instructions":
+        instructions_probe()
+    elif command == "_tiny":
+        tiny_map(sys.argv[2], int(sys.argv[3]))
     elif command == "sleep-trace":
         sleep_trace_probe(int(sys.argv[2]) if len(sys.argv) > 2 else None)
     else:

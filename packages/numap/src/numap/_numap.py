@@ -62,6 +62,18 @@ from numap._pool import ProcessPool, Raised, TaskSpec, ThreadPool, start_thread
 WORKER_TYPES = ("process", "thread")
 
 
+def _popleft_many(source: deque, count: int) -> list:
+    """The first ``count`` items of ``source``, removed from it.
+
+    starmap calls ``source.popleft`` ``count`` times with no Python loop
+    turn per item. On the per-result paths (lending a batch to ``handed``,
+    a chained task taking its upstream's results) a list comprehension
+    cost the parent ~7 % of its instructions per result with a stride of
+    2048 (callgrind, ``bench/probe_latency.py instructions``).
+    """
+    return list(itertools.starmap(source.popleft, itertools.repeat((), count)))
+
+
 class _Stopping(Exception):
     """Raised inside the feeder when the NuMap is being stopped."""
 
@@ -873,9 +885,7 @@ class NuMap:
         assert task.upstream is not None
         upstream = self._tasks[task.upstream].output
         with self._lock:
-            items = [
-                upstream.ready.popleft() for _ in range(min(want, len(upstream.ready)))
-            ]
+            items = _popleft_many(upstream.ready, min(want, len(upstream.ready)))
             # Each result keeps its buffer slot: it is this task's input now.
             upstream.taken += len(items)
             ended = upstream.finished()
@@ -1081,7 +1091,7 @@ class NuMap:
                     output.handed.extend(ready)
                     ready.clear()
                 else:
-                    output.handed.extend([ready.popleft() for _ in range(lend)])
+                    output.handed.extend(_popleft_many(ready, lend))
                 output.lent = lend
             output.taken += 1 + lend
             self._free += 1
