@@ -12,7 +12,18 @@ from papy.core import Dagger, Piper, PiperError, Plumber, Worker, WorkerError
 
 
 def children():
-    return psutil.Process().children(recursive=True)
+    """This process's descendants, but for the resource tracker that
+    multiprocess starts once per interpreter (the first time a spawn
+    context is used, e.g. by an earlier test) and keeps until exit."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "resource_tracker" in " ".join(child.cmdline()):
+                continue
+        except psutil.Error:
+            continue  # gone meanwhile
+        found.append(child)
+    return found
 
 
 def wait_no_children(seconds=10.0):
