@@ -181,22 +181,21 @@ class Plumber(Dagger):
                 self._changed.notify_all()
                 self.log.info("pipeline resumed")
                 return
-            self.state = "running"
-            self._run_start = time.time()
             thread = threading.Thread(
                 target=self._run, name=f"papy-run-{self.name}", daemon=True
             )
-        try:
-            thread.start()
-        except RuntimeError as error:  # out of threads or memory
-            with self._lock:
-                self.state = "started"
-                self._run_start = None
-            raise PlumberError(
-                f"Plumber {self.name!r}: cannot start the run thread ({error}); "
-                "free threads or memory, then run it again"
-            ) from error
-        with self._lock:
+            # Started under the lock, so that no stop() or pause() sees a
+            # running pipeline without its thread. (start() only waits for
+            # the thread to exist; _run takes the lock later.)
+            try:
+                thread.start()
+            except RuntimeError as error:  # out of threads or memory
+                raise PlumberError(
+                    f"Plumber {self.name!r}: cannot start the run thread "
+                    f"({error}); free threads or memory, then run it again"
+                ) from error
+            self.state = "running"
+            self._run_start = time.time()
             self._thread = thread
         self.log.info("pipeline running")
 
@@ -342,34 +341,48 @@ class Plumber(Dagger):
         while another's results fill a shared NuMap's buffer would stall.
         """
         outputs = [p for p in self.get_outputs() if p.state == "started"]
-        with self._lock:
-            self._pullers_active = len(outputs)
-        threads = []
+        # The pullers wait at ``go`` until every one of them has started: an
+        # output left without a puller would stall the others through the
+        # NuMap buffers they share, so if one cannot start, none pulls.
+        go = threading.Event()
+        abandoned = threading.Event()
+        threads: list[threading.Thread] = []
         for piper in outputs[1:]:
             thread = threading.Thread(
-                target=self._pull,
-                args=(piper,),
+                target=self._pull_when_all_started,
+                args=(go, abandoned, piper),
                 name=f"papy-pull-{piper.name}",
                 daemon=True,
             )
             try:
                 thread.start()
             except RuntimeError as error:  # out of threads or memory
-                # An output nobody pulls would stall the others through the
-                # NuMap buffers they share: the run fails now; stop() ends
-                # the pullers that did start.
                 self._record_failure(
                     PlumberError(
                         f"Plumber {self.name!r}: cannot start a thread to pull "
                         f"output Piper {piper.name!r} ({error})"
                     )
                 )
+                abandoned.set()
+                go.set()
+                for started in threads:
+                    started.join()
                 return
             threads.append(thread)
+        with self._lock:
+            self._pullers_active = len(outputs)
+        go.set()
         if outputs:
             self._pull(outputs[0])
         for thread in threads:
             thread.join()
+
+    def _pull_when_all_started(
+        self, go: threading.Event, abandoned: threading.Event, piper: Any
+    ) -> None:
+        go.wait()
+        if not abandoned.is_set():
+            self._pull(piper)
 
     def _pull(self, piper: Any) -> None:
         """Pull one output Piper to its end, pausing when asked."""
