@@ -545,11 +545,22 @@ def open_remote_channels(
         max_workers=min(len(workers), MAX_PARALLEL_STARTS),
         thread_name_prefix="numap-remote-start",
     )
+    # Every channel made, also one whose future was lost: a submit that
+    # cannot start its thread has queued its work already.
+    made: list[RemoteChannel] = []
+    made_lock = threading.Lock()
+
+    def start_one(address: HostAddress, index: int) -> RemoteChannel:
+        channel = RemoteChannel(address, index)
+        with made_lock:
+            made.append(channel)
+        return channel
+
     futures: list = []
     try:
         for worker in workers:
             try:
-                futures.append(starter.submit(RemoteChannel, *worker))
+                futures.append(starter.submit(start_one, *worker))
             except RuntimeError as error:  # no thread to run the start in
                 raise NuMapError(
                     f"cannot start a thread to start the remote workers "
@@ -567,7 +578,7 @@ def open_remote_channels(
             f.exception() for f in futures if not f.cancelled() and f.exception()
         ]
         if failures or len(started) < len(workers):
-            for channel in started:
+            for channel in made:
                 channel.close()
     if failures:
         raise failures[0]  # type: ignore[misc]
