@@ -20,7 +20,9 @@ def children():
         try:
             if "resource_tracker" in " ".join(child.cmdline()):
                 continue
-        except psutil.Error:
+        except psutil.ZombieProcess:
+            pass  # exited but not reaped: still left behind
+        except psutil.NoSuchProcess:
             continue  # gone meanwhile
         found.append(child)
     return found
