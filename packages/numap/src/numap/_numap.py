@@ -68,7 +68,7 @@ def _popleft_many(source: deque, count: int) -> list:
     starmap calls ``source.popleft`` ``count`` times with no Python loop
     turn per item. On the per-result paths (lending a batch to ``handed``,
     a chained task taking its upstream's results) a list comprehension
-    cost the parent ~7 % of its instructions per result with a stride of
+    cost the parent ~6 % of its instructions per result with a stride of
     2048 (callgrind, ``bench/probe_latency.py instructions``).
     """
     return list(itertools.starmap(source.popleft, itertools.repeat((), count)))
