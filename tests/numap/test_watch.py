@@ -8,7 +8,6 @@ cost no CPU, and resume after a short wait.
 
 import contextlib
 import os
-import select
 import subprocess
 import sys
 import threading
@@ -33,9 +32,7 @@ def pipe():
 
 
 def watcher_on(read_fd: int, watch_seconds: float = WATCH) -> Watcher:
-    poll = select.poll()
-    poll.register(read_fd, select.POLLIN)
-    return Watcher(poll, watch_seconds)
+    return Watcher([read_fd], watch_seconds)
 
 
 def write_later(write_fd: int, delay: float) -> threading.Thread:

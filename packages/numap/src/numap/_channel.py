@@ -19,7 +19,6 @@ import abc
 import contextlib
 import fcntl
 import os
-import select
 import signal
 import threading
 from typing import Any
@@ -29,7 +28,7 @@ import multiprocess.util
 
 from numap import _protocol
 from numap._errors import WorkerLostError
-from numap._watch import Watcher
+from numap._watch import HAVE_POLL, Watcher
 
 # How long a worker may take to exit after it was asked to, before it is
 # terminated (SIGTERM), and again before it is killed (SIGKILL).
@@ -149,10 +148,8 @@ class FdFrames:
         self._buffer = bytearray()
         self._position = 0
         self._watcher: Watcher | None = None
-        if watch and hasattr(select, "poll"):
-            poll = select.poll()
-            poll.register(fd, select.POLLIN)
-            self._watcher = Watcher(poll)
+        if watch and HAVE_POLL:
+            self._watcher = Watcher([fd])
 
     def send(self, data: bytes) -> None:
         """Write one frame. Raises OSError when the other end is gone."""

@@ -22,7 +22,6 @@ import contextlib
 import itertools
 import os
 import queue
-import select
 import threading
 import time
 import warnings
@@ -40,7 +39,7 @@ from numap._channel import (
     interpreter_exiting,
 )
 from numap._errors import NuMapError, RemoteError, SerializationError
-from numap._watch import Watcher
+from numap._watch import HAVE_POLL, Watcher
 
 Deliver = Callable[[int, int, list], None]
 
@@ -56,8 +55,6 @@ RECEIVER_LINGER_SECONDS = 0.005
 # The longest single wait of a receiving consumer (longer timeouts are
 # waited for in several steps).
 MAX_WAIT_SECONDS = 3600.0
-
-_HAVE_POLL = hasattr(select, "poll")  # not on Windows
 
 
 class Raised:
@@ -307,7 +304,7 @@ class ProcessPool:
         self._wake_lock = threading.Lock()
         # Bumped under _lock whenever _workers changes; the receive role's
         # holder then rebuilds what it polls: _polled maps file descriptors
-        # to workers, _watcher waits on a select.poll object over them.
+        # to workers, _watcher waits on them and the wake pipe.
         self._workers_version = 0
         self._polled_version = -1
         self._polled: dict[int, _Worker] = {}
@@ -630,13 +627,10 @@ class ProcessPool:
 
     def _wait(self, polled: dict[int, _Worker], timeout: float | None) -> list[int]:
         """The file descriptors of ``polled`` and the wake pipe that are ready."""
-        if not _HAVE_POLL:
+        if not HAVE_POLL:
             return wait_for_any([self._wake_read, *polled], timeout)
         if self._watcher is None:
-            poll = select.poll()
-            for fd in (self._wake_read, *polled):
-                poll.register(fd, select.POLLIN)
-            self._watcher = Watcher(poll)
+            self._watcher = Watcher([self._wake_read, *polled])
         return [fd for fd, _ in self._watcher.wait(timeout)]
 
     def _read(self, worker: _Worker) -> None:

@@ -23,7 +23,7 @@ import math
 import os
 import select
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from numap._errors import NuMapError
 
@@ -65,18 +65,25 @@ WATCH_SECONDS = _watch_seconds_from(os.environ)
 
 _yield_cpu = getattr(os, "sched_yield", lambda: time.sleep(0))
 
+# Watchers need select.poll, which Windows lacks; there, callers wait as
+# they otherwise would.
+HAVE_POLL = hasattr(select, "poll")
+
 
 class Watcher:
-    """Wait on a ``select.poll`` object, watching it briefly first.
+    """Wait for any of some file descriptors to become readable, watching
+    them briefly first.
 
     Not thread-safe: one thread at a time waits with a Watcher (the owner
-    of the descriptors' reading side).
+    of the descriptors' reading side). Needs HAVE_POLL.
     """
 
     __slots__ = ("_poll", "_watch_seconds", "_watch_next")
 
-    def __init__(self, poll: select.poll, watch_seconds: float = WATCH_SECONDS):
-        self._poll = poll
+    def __init__(self, fds: Iterable[int], watch_seconds: float = WATCH_SECONDS):
+        self._poll = select.poll()
+        for fd in fds:
+            self._poll.register(fd, select.POLLIN)
         self._watch_seconds = watch_seconds
         self._watch_next = watch_seconds > 0
 
