@@ -31,6 +31,8 @@ def _build(spec: dict[str, Any]) -> tuple[list[Callable], Iterable, Callable]:
         return [w.double], range(n), w.fast_consume
     if workload == "cpu":
         return [w.cpu_function(spec["loops"])], range(n), w.fast_consume
+    if workload == "cpu-clock":
+        return [w.cpu_clock_function(0.002)], range(n), w.fast_consume
     if workload == "sleep":
         return [w.nap], range(n), w.fast_consume
     if workload == "gen-len":
@@ -39,6 +41,9 @@ def _build(spec: dict[str, Any]) -> tuple[list[Callable], Iterable, Callable]:
         return [w.identity], w.blobs(n), w.slow_consume
     if workload == "chain":
         stage = w.cpu_function(spec["loops"])
+        return [stage, stage], range(n), w.fast_consume
+    if workload == "chain-clock":
+        stage = w.cpu_clock_function(0.001)
         return [stage, stage], range(n), w.fast_consume
     raise ValueError(f"unknown workload {workload!r}")
 

@@ -28,6 +28,24 @@ def burn(x: int, loops: int) -> int:
     return acc
 
 
+def spin_cpu(x: int, seconds: float) -> int:
+    """CPU work measured by the clock, not by a loop count: spin until this
+    thread has run on a CPU for ``seconds``.
+
+    A fixed loop count takes as long as the VM's CPU is fast at that
+    moment, and this VM's two virtual CPUs change speed from one second to
+    the next and slow each other down when both are busy. Measured by this
+    thread's CPU clock, every item is the same work in every system, run
+    and repeat, and ``map`` takes exactly ``n * seconds``: what is left to
+    compare is how well a system keeps its workers busy, including the CPU
+    its parent takes from them.
+    """
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+    return x * 3 + 1
+
+
 def nap(x: int) -> int:
     """Sleep-bound work: the GIL is released, so threads overlap fully."""
     time.sleep(SLEEP_SECONDS)
@@ -54,6 +72,10 @@ def blobs(count: int) -> Iterator[bytes]:
 
 def cpu_function(loops: int) -> Callable[[int], int]:
     return functools.partial(burn, loops=loops)
+
+
+def cpu_clock_function(seconds: float) -> Callable[[int], int]:
+    return functools.partial(spin_cpu, seconds=seconds)
 
 
 def calibrate_loops(target_seconds: float) -> int:
