@@ -57,6 +57,19 @@ def _process_systems(
     )
 
 
+def _cpu_bound(
+    name: str, what: str, timeout: float, with_map: bool = False
+) -> Workload:
+    """A CPU-bound workload: 1,000 items (300 with --quick) on 2 processes,
+    tuned with chunksize 4 (NuMap stride 8, buffer 32)."""
+    systems = _process_systems(chunk=4, stride=8, buffer=32)
+    if with_map:
+        systems = (System("map", "map"), *systems)
+    return Workload(
+        name, f"{what}, 2 processes", 1_000, 300, "process", 2, timeout, systems
+    )
+
+
 # Tuned settings: a chunksize that did well for Pool.imap in a sweep on this
 # machine, and NuMap's stride/buffer set the way a user sets a chunksize:
 # NuMap cuts a stride into batches of stride/workers items, so
@@ -74,25 +87,12 @@ WORKLOADS: tuple[Workload, ...] = (
         120,
         _process_systems(chunk=1024, stride=2048, buffer=8192, pypeln_timeout=20),
     ),
-    Workload(
-        "cpu",
-        "~2 ms pure-Python CPU per item, 2 processes",
-        1_000,
-        300,
-        "process",
-        2,
-        30,
-        (System("map", "map"), *_process_systems(chunk=4, stride=8, buffer=32)),
-    ),
-    Workload(
+    _cpu_bound("cpu", "~2 ms pure-Python CPU per item", 30, with_map=True),
+    _cpu_bound(
         "cpu-clock",
-        "2 ms of CPU time per item (spins on its CPU clock), 2 processes",
-        1_000,
-        300,
-        "process",
-        2,
+        "2 ms of CPU time per item (spins on its CPU clock)",
         30,
-        (System("map", "map"), *_process_systems(chunk=4, stride=8, buffer=32)),
+        with_map=True,
     ),
     Workload(
         "sleep",
@@ -133,25 +133,9 @@ WORKLOADS: tuple[Workload, ...] = (
         150,
         _process_systems(chunk=8, stride=16, buffer=64),
     ),
-    Workload(
-        "chain",
-        "two chained ~1 ms CPU tasks, 2 processes (NuMap: one map, two tasks)",
-        1_000,
-        300,
-        "process",
-        2,
-        40,
-        _process_systems(chunk=4, stride=8, buffer=32),
-    ),
-    Workload(
-        "chain-clock",
-        "two chained tasks of 1 ms CPU time each (CPU clock), 2 processes",
-        1_000,
-        300,
-        "process",
-        2,
-        40,
-        _process_systems(chunk=4, stride=8, buffer=32),
+    _cpu_bound("chain", "two chained ~1 ms CPU tasks (NuMap: one map, two tasks)", 40),
+    _cpu_bound(
+        "chain-clock", "two chained tasks of 1 ms CPU time each (CPU clock)", 40
     ),
 )
 
