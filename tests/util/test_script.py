@@ -7,8 +7,11 @@ import pickle
 import shutil
 import signal
 import stat
+import subprocess
 import sys
+import time
 
+import psutil
 import pytest
 from papy.util.script import (
     ScriptError,
@@ -235,3 +238,77 @@ def test_missing_cwd_is_named_as_the_cwd_not_the_executable(tmp_path):
     cfg = python_cfg("print(1)", cwd=str(tmp_path / "absent"))
     with pytest.raises(FileNotFoundError, match=r"cfg\['cwd'\]"):
         script((None,), cfg)
+
+
+# A bash script that starts a grandchild (a sleep of an unusual length, so it
+# can be told apart from other processes), writes "<its pid> <sleep's pid>"
+# to the file named by its first argument, and waits.
+GRANDCHILD_SECONDS = "31.4159"
+STARTS_A_GRANDCHILD = (
+    f'sleep {GRANDCHILD_SECONDS} & echo "$$ $!" > "$1.part"; mv "$1.part" "$1"; wait'
+)
+
+
+def _is_running(pid, cmdline):
+    """True when ``pid`` is a live (not zombie) process running ``cmdline``."""
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and (
+            process.cmdline() == cmdline
+        )
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _assert_gone(pid, cmdline):
+    """Poll (bounded) until ``pid`` no longer runs ``cmdline``; kill it if not."""
+    for _ in range(500):
+        if not _is_running(pid, cmdline):
+            return
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail(f"process {pid} {cmdline} was left running")
+
+
+def _read_pids(path):
+    for _ in range(1000):
+        if path.exists():
+            script_pid, grandchild_pid = path.read_text().split()
+            return int(script_pid), int(grandchild_pid)
+        time.sleep(0.01)
+    pytest.fail(f"the script did not write {path}")
+
+
+@needs_bash
+@pytest.mark.timeout(20)
+def test_timeout_kills_the_processes_the_script_started(tmp_path):
+    pid_file = tmp_path / "pids"
+    cfg = bash_cfg(STARTS_A_GRANDCHILD, args=[str(pid_file)], timeout=1.5)
+    with pytest.raises(ScriptTimeoutError):
+        script(("",), cfg)
+    _, grandchild = _read_pids(pid_file)
+    _assert_gone(grandchild, ["sleep", GRANDCHILD_SECONDS])
+
+
+@needs_bash
+@pytest.mark.timeout(20)
+def test_interrupt_kills_the_script_and_the_processes_it_started(tmp_path):
+    pid_file = tmp_path / "pids"
+    caller = (
+        "import sys\n"
+        "from papy.util.script import get_config, script\n"
+        "cfg = get_config('bash')\n"
+        f"cfg['source'] = {STARTS_A_GRANDCHILD!r}\n"
+        "cfg['args'] = [sys.argv[1]]\n"
+        "try:\n"
+        "    script(('',), cfg)\n"
+        "except KeyboardInterrupt:\n"
+        "    sys.exit(3)\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", caller, str(pid_file)]) as process:
+        script_pid, grandchild = _read_pids(pid_file)
+        script_cmdline = psutil.Process(script_pid).cmdline()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 3
+    _assert_gone(grandchild, ["sleep", GRANDCHILD_SECONDS])
+    _assert_gone(script_pid, script_cmdline)

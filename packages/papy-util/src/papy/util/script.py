@@ -18,6 +18,7 @@ Python scripts run with the current interpreter (``sys.executable``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -274,6 +275,43 @@ def _decode(data: bytes | None, encoding: str) -> str:
     return (data or b"").decode(encoding, errors="replace")
 
 
+def _kill_group(child: subprocess.Popen[bytes]) -> None:
+    """Kill the script's process group (the script and all it started), reap it."""
+    with contextlib.suppress(ProcessLookupError):  # the whole group has exited
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+
+
+def _communicate(
+    child: subprocess.Popen[bytes],
+    command: list[str],
+    data: bytes,
+    cfg: Mapping[str, Any],
+) -> subprocess.CompletedProcess[bytes]:
+    """Feed ``data`` to the script, collect its output, kill it on timeout.
+
+    On timeout the child has not been reaped yet, so its pid (also its
+    group id) cannot have been reused when the group is killed.
+    """
+    with child:
+        try:
+            stdout, stderr = child.communicate(data, timeout=cfg["timeout"])
+        except subprocess.TimeoutExpired as expired:
+            _kill_group(child)
+            raise ScriptTimeoutError(
+                command,
+                None,
+                _decode(expired.stderr, cfg["encoding"]),
+                expired.output,
+                timeout=cfg["timeout"],
+            ) from None
+        except BaseException:
+            # KeyboardInterrupt and the like: leave no script processes behind.
+            _kill_group(child)
+            raise
+    return subprocess.CompletedProcess(command, child.returncode, stdout, stderr)
+
+
 def script(inbox: Sequence[Any], cfg: Mapping[str, Any]) -> Any:
     """Run the script described by ``cfg`` on the first input; return its output.
 
@@ -310,27 +348,23 @@ def script(inbox: Sequence[Any], cfg: Mapping[str, Any]) -> Any:
         )
     env = None if cfg["env"] is None else {**os.environ, **cfg["env"]}
     try:
-        done = subprocess.run(
+        child = subprocess.Popen(
             command,
-            input=data,
-            capture_output=True,
-            timeout=cfg["timeout"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=env,
             cwd=cfg["cwd"],
-            check=False,
+            # Its own session and process group, so that a timeout or an
+            # interrupt can kill every process the script started, not
+            # only the script itself.
+            start_new_session=True,
         )
     except FileNotFoundError:
         raise FileNotFoundError(
             f"script: cfg['executable'] {cfg['executable']!r} not found"
         ) from None
-    except subprocess.TimeoutExpired as expired:
-        raise ScriptTimeoutError(
-            command,
-            None,
-            _decode(expired.stderr, cfg["encoding"]),
-            expired.output,
-            timeout=cfg["timeout"],
-        ) from None
+    done = _communicate(child, command, data, cfg)
     if done.returncode != 0:
         raise ScriptError(
             command,
