@@ -7,7 +7,7 @@ This is the machinery behind ``papy.util.func.dump_item`` / ``load_item``.
   dump_item(type='file')   write temp file ─> load_item: rename, read, unlink
   dump_item(type='fifo')   mkfifo, start  ─┐
                            writer thread   ├> load_item: open, lock, poll,
-                           (waits for a    │  read, unlink
+                           (waits for a    │  read header + data, unlink
                            reader, writes; │
                            unlinks if none)┘
   dump_item(type='socket') listen on       ┐
@@ -18,9 +18,10 @@ This is the machinery behind ``papy.util.func.dump_item`` / ``load_item``.
 
 A reference is the file or FIFO path, or ``tcp://127.0.0.1:<port>/<token>``
 for a socket. The token makes the writer hand its data only to a reader that
-holds the reference (not to any program that happens to connect), and the
-header (magic + length) lets the reader tell a complete item from a writer
-that died half-way.
+holds the reference (not to any program that happens to connect). FIFO and
+socket writers send a header (magic + length) before the data, so that the
+reader tells a complete item from one whose writer stopped half-way (its
+process exited or died): that raises ItemTruncatedError, never a short item.
 
 Each item is loaded at most once, even by readers racing in different
 processes: a file is claimed by renaming it (atomic); a FIFO's reader takes
@@ -257,6 +258,7 @@ def _fifo_writer(path: str, data: bytes, timeout: float, chunk: int) -> None:
             _unlink_quietly(path)  # nobody came in time
             return
         try:
+            _write_all(fd, _HEADER.pack(_MAGIC, len(data)), timeout, chunk)
             _write_all(fd, data, timeout, chunk)
         except (BrokenPipeError, TimeoutError):
             pass  # the reader left early or stalled; it removes the FIFO
@@ -471,7 +473,7 @@ def _read_fifo(path: str, chunk: int, timeout: float) -> bytes:
             # it all and removed it (it unlinks before it unlocks).
             raise _not_found(path)
         try:
-            return _read_until_eof(fd, path, chunk, timeout)
+            return _read_fifo_item(_FifoSource(fd, path, timeout), chunk)
         finally:
             # FIFOs are single-use whatever ``remove`` says (the contract
             # makes removal mandatory). Unlinking only after reading lets a
@@ -492,40 +494,85 @@ def _still_linked(path: str, fd: int) -> bool:
     return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
-def _read_until_eof(fd: int, path: str, chunk: int, timeout: float) -> bytes:
-    # A non-blocking read of an empty FIFO raises BlockingIOError while a
-    # writer is connected and returns b"" while none is. b"" is the end of
-    # the item once the writer has been seen: after data arrived, or after
-    # POLLHUP (Linux reports it only once a writer connected after our open,
-    # then left). Before that, b"" just means the writer has not come yet.
-    # Relying on POLLHUP alone would miss the end of an item whose writer
-    # came and went before this reader opened (data waiting in the buffer).
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    parts: list[bytes] = []
-    writer_seen = False
-    while True:
-        try:
-            part = os.read(fd, chunk)
-        except BlockingIOError:
-            writer_seen = True
-        else:
-            if part:
-                parts.append(part)
-                writer_seen = True
-                continue
-            if writer_seen:
-                return b"".join(parts)
-        events = poller.poll(timeout * 1000)
+class _FifoSource:
+    """The read end of a FIFO: reads that wait for the writer and see its end.
+
+    A non-blocking read of an empty FIFO raises BlockingIOError while a
+    writer is connected and returns b"" while none is. b"" is the writer's
+    end once the writer has been seen: after data arrived, or after POLLHUP
+    (Linux reports it only once a writer connected after our open, then
+    left). Before that, b"" just means the writer has not come yet. Relying
+    on POLLHUP alone would miss the end of an item whose writer came and
+    went before this reader opened (data waiting in the buffer).
+    """
+
+    def __init__(self, fd: int, path: str, timeout: float) -> None:
+        self.fd = fd
+        self.path = path
+        self.timeout = timeout
+        self.writer_seen = False
+        self.poller = select.poll()
+        self.poller.register(fd, select.POLLIN)
+
+    def read_into(self, view: memoryview) -> int:
+        """Fill part of ``view``; the count, 0 once the writer has left."""
+        while True:
+            try:
+                count = os.readv(self.fd, [view])
+            except BlockingIOError:
+                self.writer_seen = True
+            else:
+                if count:
+                    self.writer_seen = True
+                    return count
+                if self.writer_seen:
+                    return 0
+            self._wait()
+
+    def _wait(self) -> None:
+        events = self.poller.poll(self.timeout * 1000)
         if not events:
             raise ItemTimeoutError(
                 errno.ETIMEDOUT,
-                f"load_item: no data from the FIFO's writer within {timeout} s "
+                f"load_item: no data from the FIFO's writer within {self.timeout} s "
                 "(writer process gone, or it timed out?)",
-                path,
+                self.path,
             )
         if any(event & select.POLLHUP for _, event in events):
-            writer_seen = True
+            self.writer_seen = True
+
+
+def _read_fifo_item(source: _FifoSource, chunk: int) -> bytes:
+    # The writer sends a header (magic + length) first, so that an item cut
+    # short (its writer process exited or died half-way) is an error, not a
+    # shorter item.
+    header = _read_exactly(source, _HEADER.size, chunk, "item header")
+    magic, length = _HEADER.unpack(header)
+    if magic != _MAGIC:
+        raise ItemError(
+            errno.EPROTO,
+            "load_item: the FIFO's writer is not a dump_item writer (no item "
+            "header); load_item reads only FIFOs made by dump_item",
+            source.path,
+        )
+    return _read_exactly(source, length, chunk, "item")
+
+
+def _read_exactly(source: _FifoSource, length: int, chunk: int, what: str) -> bytes:
+    buffer = bytearray(length)
+    view = memoryview(buffer)
+    received = 0
+    while received < length:
+        count = source.read_into(view[received : received + chunk])
+        if not count:
+            raise ItemTruncatedError(
+                errno.EPIPE,
+                f"load_item: {what} incomplete, the FIFO's writer stopped after "
+                f"{received} of {length} bytes (its process ended or died?)",
+                source.path,
+            )
+        received += count
+    return bytes(buffer)
 
 
 def _parse_socket_reference(reference: str) -> tuple[str, int, bytes]:

@@ -371,9 +371,9 @@ def load_item(
     exist, ItemRefusedError (a ConnectionRefusedError) when nobody listens at
     a socket reference, ItemTimeoutError (a TimeoutError) when the writer
     sends nothing within ``timeout`` (the FIFO is then removed), and
-    ItemTruncatedError when the socket writer stopped half-way.
-    A FIFO carries no length, so a FIFO writer killed half-way yields a short
-    item; sockets (length-checked) and files do not have this limit.
+    ItemTruncatedError when the FIFO or socket writer stopped half-way
+    (both transfers carry the item's length, so a short item is never
+    returned).
     Loading is exactly-once: of two readers racing for one item (with
     remove=True), one gets it and the other an ItemNotFoundError,
     ItemBusyError (FIFO) or socket error.
