@@ -14,6 +14,7 @@ import time
 import psutil
 import pytest
 from papy.util.script import (
+    ScriptDecodeError,
     ScriptError,
     ScriptTimeoutError,
     get_config,
@@ -312,3 +313,26 @@ def test_interrupt_kills_the_script_and_the_processes_it_started(tmp_path):
         assert process.wait(timeout=10) == 3
     _assert_gone(grandchild, ["sleep", GRANDCHILD_SECONDS])
     _assert_gone(script_pid, script_cmdline)
+
+
+@pytest.mark.timeout(20)
+def test_output_that_is_not_text_in_the_encoding_is_a_script_error():
+    source = "import sys; sys.stdout.buffer.write(b'\\xff\\xfe ok')"
+    with pytest.raises(ScriptDecodeError) as caught:
+        script((None,), python_cfg(source))
+    error = caught.value
+    assert isinstance(error, ScriptError)
+    assert isinstance(error.__cause__, UnicodeDecodeError)
+    assert error.stdout == b"\xff\xfe ok" and error.returncode == 0
+    assert error.encoding == "utf-8"
+    message = str(error)
+    assert "not valid utf-8 text" in message
+    assert "cfg['text'] = False" in message
+    assert source in message  # names the script
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.stdout, again.encoding, str(again)) == (
+        error.stdout,
+        "utf-8",
+        message,
+    )
+    assert script((None,), python_cfg(source, text=False)) == b"\xff\xfe ok"

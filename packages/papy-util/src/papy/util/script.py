@@ -31,6 +31,7 @@ __all__ = [
     "BASH_TEMPLATE",
     "LANGUAGES",
     "PYTHON_TEMPLATE",
+    "ScriptDecodeError",
     "ScriptError",
     "ScriptTimeoutError",
     "get_config",
@@ -154,6 +155,46 @@ class ScriptTimeoutError(ScriptError, TimeoutError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         fields = (self.command, self.returncode, self.stderr, self.stdout, self.timeout)
+        return (type(self), fields)
+
+
+class ScriptDecodeError(ScriptError, ValueError):
+    """A script's standard output is not text in cfg["encoding"].
+
+    Raised only with cfg["text"] True; the script exited with status 0.
+    Besides the ScriptError attributes (``stdout`` holds the raw bytes):
+    ``encoding`` and ``reason`` (what the decoder said).
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        returncode: int | None,
+        stderr: str,
+        stdout: Any = None,
+        encoding: str = "utf-8",
+        reason: str = "",
+    ) -> None:
+        self.encoding = encoding
+        self.reason = reason
+        super().__init__(command, returncode, stderr, stdout)
+
+    def _describe(self) -> str:
+        return self._with_stderr(
+            f"script output is not valid {self.encoding} text ({self.reason}); "
+            "set cfg['text'] = False to get it as bytes, or cfg['encoding'] to "
+            f"the encoding the script writes: {self._where()}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        fields = (
+            self.command,
+            self.returncode,
+            self.stderr,
+            self.stdout,
+            self.encoding,
+            self.reason,
+        )
         return (type(self), fields)
 
 
@@ -323,7 +364,9 @@ def script(inbox: Sequence[Any], cfg: Mapping[str, Any]) -> Any:
 
     Raises ScriptError (with returncode and stderr) when the script exits
     with a non-zero status or is killed, ScriptTimeoutError when it runs
-    longer than cfg["timeout"] (it is killed first), FileNotFoundError when
+    longer than cfg["timeout"] (it and every process it started are
+    killed first), ScriptDecodeError when cfg["text"] is True and the
+    output is not text in cfg["encoding"], FileNotFoundError when
     the interpreter, script file or cfg["cwd"] directory does not exist,
     and TypeError/ValueError naming the bad input or cfg key.
     """
@@ -372,9 +415,19 @@ def script(inbox: Sequence[Any], cfg: Mapping[str, Any]) -> Any:
             _decode(done.stderr, cfg["encoding"]),
             done.stdout,
         )
-    if cfg["text"]:
+    if not cfg["text"]:
+        return done.stdout
+    try:
         return done.stdout.decode(cfg["encoding"])
-    return done.stdout
+    except UnicodeDecodeError as error:
+        raise ScriptDecodeError(
+            command,
+            done.returncode,
+            _decode(done.stderr, cfg["encoding"]),
+            done.stdout,
+            encoding=cfg["encoding"],
+            reason=str(error),
+        ) from error
 
 
 def write_template(fn: str | os.PathLike[str], lang: str = "python") -> str:
