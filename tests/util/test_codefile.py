@@ -1,5 +1,8 @@
 """codefile: templates render valid Python that rebuilds what was saved."""
 
+import cmath
+import collections
+import enum
 import json
 import math
 import textwrap
@@ -62,6 +65,103 @@ def test_literal_special_values_and_references():
         literal(object())
     with pytest.raises(CodefileError, match="identifier"):
         Reference("not a name")
+
+
+class Color(enum.IntEnum):
+    RED = 1
+
+
+Point = collections.namedtuple("Point", "x y")
+
+
+class Name(str):
+    pass
+
+
+def contains_itself():
+    items = [1]
+    items.append(items)
+    return items
+
+
+def nested(depth):
+    value = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (Color.RED, "Color value"),  # repr() is no literal: was a SyntaxError
+        (Point(1, 2), "Point value"),  # was written as a plain tuple
+        (collections.defaultdict(list, a=[1]), "collections.defaultdict value"),
+        (collections.OrderedDict(a=1), "collections.OrderedDict value"),
+        (Name("x"), "Name value"),  # was written as a plain str
+        ([1, {"key": Color.RED}], "Color value"),
+        ({Point(1, 2): 0}, "Point value"),
+        (contains_itself(), "contains itself"),
+        (nested(100_000), "nested this deeply"),
+    ],
+    ids=[
+        "IntEnum",
+        "namedtuple",
+        "defaultdict",
+        "OrderedDict",
+        "str-subclass",
+        "IntEnum-inside",
+        "namedtuple-key",
+        "self-containing",
+        "too-deep",
+    ],
+)
+def test_literal_refuses_values_it_cannot_write_back(value, match):
+    with pytest.raises(CodefileError, match=match) as caught:
+        literal(value)
+    assert "convert" in str(caught.value) or "saved function" in str(caught.value)
+
+
+@pytest.mark.timeout(10)
+def test_literal_writes_non_finite_complex_and_very_long_ints():
+    back = eval(literal(complex(float("nan"), 0)))  # noqa: S307
+    assert type(back) is complex and cmath.isnan(back) and back.imag == 0
+    assert eval(literal(complex(1, float("-inf")))) == complex(1, float("-inf"))  # noqa: S307
+    huge = -(10**5000)  # more digits than repr() of an int may have
+    assert eval(literal([huge])) == [huge]  # noqa: S307
+
+
+def same(left, right):
+    """Equal, and of the same exact types all the way down."""
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, dict):
+        return list(left) == list(right) and all(
+            same(left[key], right[key]) for key in left
+        )
+    if isinstance(left, list | tuple):
+        return len(left) == len(right) and all(map(same, left, right))
+    return left == right
+
+
+exact_literals = st.recursive(
+    scalars | st.complex_numbers(allow_nan=False),
+    lambda inner: (
+        st.lists(inner)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text() | st.integers(), inner)
+        | st.sets(st.integers() | st.text())
+        | st.frozensets(st.binary())
+    ),
+    max_leaves=12,
+)
+
+
+@pytest.mark.timeout(30)
+@given(exact_literals)
+def test_literal_round_trips_with_the_exact_types(value):
+    assert same(eval(literal(value)), value)  # noqa: S307 - the point of the test
 
 
 @pytest.mark.timeout(10)

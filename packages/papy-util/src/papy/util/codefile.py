@@ -29,6 +29,7 @@ import importlib.util
 import inspect
 import math
 import os
+import reprlib
 import sys
 import textwrap
 from collections.abc import Callable, Iterable
@@ -161,39 +162,113 @@ def render(template: Template, **values: Any) -> str:
         ) from None
 
 
+# Only these exact types are written: a subclass (IntEnum, namedtuple,
+# defaultdict, a str subclass) would either not be a literal or come back
+# as its base type, so a loaded pipeline would differ from the saved one.
+_SCALARS = (type(None), bool, int, float, complex, str, bytes)
+_CONTAINERS = (tuple, list, dict, set, frozenset)
+
+
 def literal(value: Any) -> str:
     """Return Python source that evaluates to ``value``.
 
     Accepts `Reference` (rendered as a bare name), None, bool, int, float
     (also inf and nan), complex, str, bytes, and tuples, lists, dicts, sets
-    and frozensets of those. Anything else raises CodefileError: save such
-    objects through a function or a module the file imports.
+    and frozensets of those, each of exactly that type. Anything else,
+    including subclasses of those types (IntEnum, namedtuple, defaultdict,
+    OrderedDict ...), a container holding itself and a value nested too
+    deeply, raises CodefileError: convert it to a plain builtin value, or
+    save such objects through a function or a module the file imports.
     """
+    try:
+        return _literal(value, set())
+    except RecursionError:
+        raise CodefileError(
+            f"cannot write a {_type_name(value)} value nested this deeply as a "
+            "Python literal; flatten it, or build it in a saved function"
+        ) from None
+
+
+def _literal(value: Any, open_containers: set[int]) -> str:
+    """`literal`; ``open_containers`` holds the ids of enclosing containers."""
     if isinstance(value, Reference):
         return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"float({str(value)!r})"
-    if isinstance(value, tuple):
-        inner = ", ".join(literal(item) for item in value)
-        return f"({inner},)" if len(value) == 1 else f"({inner})"
-    if isinstance(value, list):
-        return "[" + ", ".join(literal(item) for item in value) + "]"
-    if isinstance(value, dict):
-        pairs = (f"{literal(k)}: {literal(v)}" for k, v in value.items())
+    kind = type(value)
+    if kind in _SCALARS:
+        return _scalar(value)
+    if kind not in _CONTAINERS:
+        raise _unwritable(value)
+    if id(value) in open_containers:
+        raise CodefileError(
+            f"cannot write a {kind.__name__} that contains itself as a Python "
+            "literal; build it in a saved function instead"
+        )
+    open_containers.add(id(value))
+    try:
+        return _container(value, open_containers)
+    finally:
+        open_containers.discard(id(value))
+
+
+def _container(value: Any, open_containers: set[int]) -> str:
+    kind = type(value)
+    if kind is dict:
+        pairs = [
+            f"{_literal(key, open_containers)}: {_literal(item, open_containers)}"
+            for key, item in value.items()
+        ]
         return "{" + ", ".join(pairs) + "}"
-    if isinstance(value, set | frozenset):
-        items = sorted((literal(item) for item in value), key=str)
-        if not items:
-            return f"{type(value).__name__}()"
-        body = "{" + ", ".join(items) + "}"
-        return body if isinstance(value, set) else f"frozenset({body})"
-    if value is None or isinstance(value, bool | int | float | complex | str | bytes):
+    items = [_literal(item, open_containers) for item in value]
+    if kind is tuple:
+        return f"({items[0]},)" if len(items) == 1 else "(" + ", ".join(items) + ")"
+    if kind is list:
+        return "[" + ", ".join(items) + "]"
+    if not items:
+        return f"{kind.__name__}()"
+    body = "{" + ", ".join(sorted(items)) + "}"
+    return body if kind is set else f"frozenset({body})"
+
+
+def _scalar(value: Any) -> str:
+    if type(value) is float and not math.isfinite(value):
+        return f"float({str(value)!r})"
+    if type(value) is complex and not (
+        math.isfinite(value.real) and math.isfinite(value.imag)
+    ):
+        return f"complex({_scalar(value.real)}, {_scalar(value.imag)})"
+    try:
         source = repr(value)
-        if ast.literal_eval(source) == value:
-            return source
-    raise CodefileError(
-        f"cannot write {type(value).__name__} value {value!r:.60} as a Python "
-        "literal; pass it through a saved function or an imported module"
+    except ValueError:
+        # An int with more digits than sys.get_int_max_str_digits() allows
+        # in decimal; hexadecimal has no such limit.
+        source = hex(value)
+    try:
+        same = ast.literal_eval(source) == value
+    except (SyntaxError, ValueError) as error:
+        raise _unwritable(value) from error
+    if not same:
+        raise _unwritable(value)
+    return source
+
+
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    if kind.__module__ == "builtins":
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _unwritable(value: Any) -> CodefileError:
+    try:
+        shown = reprlib.repr(value)
+    except Exception:  # a broken __repr__ must not hide the real problem
+        shown = "<no repr>"
+    return CodefileError(
+        f"cannot write {_type_name(value)} value {shown} as a Python literal: "
+        "only None, bool, int, float, complex, str, bytes and tuples, lists, "
+        "dicts, sets and frozensets of them are written, of exactly those "
+        "types (not subclasses); convert it (e.g. int(x), tuple(x), dict(x)) "
+        "or pass it through a saved function or an imported module"
     )
 
 
