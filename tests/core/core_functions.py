@@ -1,6 +1,7 @@
 """Importable worker functions for the papy.core tests (and saved pipelines)."""
 
 import math
+import sys
 
 
 def first(inbox):
@@ -75,4 +76,11 @@ def busy(inbox, seconds=0.0002):
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         pass
+    return inbox[0]
+
+
+def exit_on(inbox, bad=()):
+    """sys.exit(3) for the items in ``bad``; the item itself otherwise."""
+    if inbox[0] in bad:
+        sys.exit(3)
     return inbox[0]

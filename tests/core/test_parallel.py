@@ -5,7 +5,7 @@ import time
 
 import psutil
 import pytest
-from core_functions import both, fail_on, first, pair, sleepy
+from core_functions import both, exit_on, fail_on, first, pair, sleepy
 from core_reference import ERR, normalize
 from numap import NuMap
 from papy.core import Dagger, Piper, PiperError, Plumber, Worker, WorkerError
@@ -68,6 +68,22 @@ def test_errors_propagate_through_levels_and_branches(worker_type):
     assert counts["b"]["errors"] == 2  # its own (5) and a's (3) passed on
     assert counts["c"]["errors"] == 1
     assert counts["d"]["errors"] == 2 and counts["d"]["items_out"] == 8
+    assert wait_no_children() == []
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_sys_exit_in_a_function_fails_that_item_only(worker_type):
+    numap = NuMap(worker_type=worker_type, worker_num=2)
+    a = Piper(Worker(exit_on, (), {"bad": (2,)}), parallel=numap, name="a")
+    b = Piper(first, parallel=numap, name="b", track=True)
+    stats = run_plumber(Plumber(pipes=[(a, b)]), [range(5)])
+    results = stats["pipers_tracked"][b]
+    assert [results[i] for i in (0, 1, 3, 4)] == [0, 1, 3, 4]
+    # b's Worker got a's error in its inbox and passed it on
+    assert isinstance(results[2], WorkerError)
+    assert "raised SystemExit(3)" in str(results[2].exception)
+    assert stats["pipers"]["a"]["errors"] == 1
     assert wait_no_children() == []
 
 

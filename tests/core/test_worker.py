@@ -1,6 +1,7 @@
 """Worker: construction forms, composition, errors returned not raised."""
 
 import pickle
+import sys
 
 import pytest
 from papy.core import Worker, WorkerError
@@ -16,6 +17,10 @@ def mul(inbox, n=2, extra=0):
 
 def boom(inbox):
     raise ValueError(f"bad {inbox}")
+
+
+def exit_three(inbox):
+    sys.exit(3)
 
 
 @pytest.mark.timeout(5)
@@ -63,6 +68,15 @@ def test_exception_is_returned_with_original_and_traceback():
     assert str(result.exception) == "bad 2"
     assert "ValueError: bad 2" in result.traceback
     assert result.function == "boom"
+
+
+@pytest.mark.timeout(5)
+def test_sys_exit_in_a_function_is_returned_as_the_items_error():
+    result = Worker((add, exit_three))(1)
+    assert isinstance(result, WorkerError)
+    assert isinstance(result.exception, SystemExit)
+    assert result.exception.code == 3
+    assert result.function == "exit_three"
 
 
 @pytest.mark.timeout(5)

@@ -162,7 +162,10 @@ class Worker:
         for function, args, kwargs in steps:
             try:
                 result = function(result, *args, **kwargs)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
+                # sys.exit() in one item's function is that item's error: it
+                # must not end the pipeline (or the worker process running
+                # it). Ctrl-C (KeyboardInterrupt) still stops everything.
                 name = _function_name(function)
                 return WorkerError(
                     f"Worker {self.name!r}: function {name!r} raised {exc!r}",
