@@ -9,9 +9,11 @@ import select
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
-from papy.util.func import ItemTruncatedError, load_item
+from papy.util.func import ItemNotFoundError, ItemTruncatedError, dump_item, load_item
 
 pytestmark = [
     pytest.mark.usefixtures("private_tmp"),
@@ -62,3 +64,98 @@ def test_fifo_writer_that_ends_half_way_gives_truncated_error_not_short_item():
     finally:
         os.close(bystander)
     assert not os.path.exists(reference)
+
+
+# --- 2. FIFOs of worker processes are removed when the worker ends ---------
+
+
+def _dump_fifo_to_queue(queue, directory):
+    queue.put(dump_item((b"from the worker",), type="fifo", dir=directory, timeout=30))
+
+
+def _dump_and_load_parent_item(queue, directory, parent_reference):
+    own = dump_item((b"child's own",), type="fifo", dir=directory, timeout=30)
+    queue.put((own, os.path.exists(parent_reference)))
+
+
+def _fork_contexts():
+    # Worker processes that end with os._exit (fork); spawned ones end with
+    # sys.exit, where atexit already removes the FIFOs.
+    import multiprocessing
+
+    contexts = [("multiprocessing", multiprocessing)]
+    try:
+        import multiprocess
+    except ImportError:  # papy-util does not depend on it
+        pass
+    else:
+        contexts.append(("multiprocess", multiprocess))
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return []
+    return [pytest.param(module, id=name) for name, module in contexts]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("module", _fork_contexts())
+def test_fifo_of_a_forked_worker_that_ended_is_removed(private_tmp, module):
+    context = module.get_context("fork")
+    queue = context.Queue()
+    worker = context.Process(target=_dump_fifo_to_queue, args=(queue, private_tmp))
+    worker.start()
+    reference = queue.get(timeout=20)
+    worker.join(timeout=20)
+    assert worker.exitcode == 0
+    assert not os.path.exists(reference), "the worker's exit left its FIFO"
+    with pytest.raises(ItemNotFoundError):
+        load_item((reference,), timeout=5)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("module", _fork_contexts())
+def test_forked_worker_never_removes_its_parents_fifos(private_tmp, module):
+    # The parent's pending FIFO, then a forked worker that leaves a FIFO of
+    # its own pending and ends: its exit hooks remove its FIFO, not ours.
+    reference = dump_item((b"the parent's",), type="fifo", timeout=30)
+    context = module.get_context("fork")
+    queue = context.Queue()
+    worker = context.Process(
+        target=_dump_and_load_parent_item, args=(queue, private_tmp, reference)
+    )
+    worker.start()
+    own, parent_fifo_seen = queue.get(timeout=20)
+    worker.join(timeout=20)
+    assert worker.exitcode == 0
+    assert parent_fifo_seen
+    assert not os.path.exists(own)
+    assert load_item((reference,), timeout=10) == b"the parent's"
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_reader_waiting_for_a_writer_fails_once_the_fifo_is_removed(private_tmp):
+    path = str(private_tmp / "tmp_papy_fifo_writer_never_comes")
+    os.mkfifo(path)
+
+    def remove_once_the_reader_holds_it():
+        # The writer's side removes its FIFO when its process ends; here a
+        # thread does it as soon as load_item has the FIFO open.
+        while path not in _open_paths():
+            time.sleep(0.01)
+        os.unlink(path)
+
+    remover = threading.Thread(target=remove_once_the_reader_holds_it, daemon=True)
+    remover.start()
+    with pytest.raises(ItemNotFoundError, match="removed before its writer"):
+        load_item((path,), timeout=15)
+    remover.join(timeout=5)
+    assert not os.path.exists(path)
+
+
+def _open_paths():
+    paths = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            paths.add(os.readlink(f"/proc/self/fd/{name}"))
+        except OSError:
+            continue  # closed in the meantime
+    return paths

@@ -33,8 +33,11 @@ error, and the next reader may still load the item).
 Writer threads are daemon threads of the process that called dump_item:
 the item lives as long as that process (the contract's "volatile"). Every
 writer gives up after its ``timeout`` without a reader and then removes its
-FIFO or closes its socket; FIFOs still pending when the interpreter exits
-are removed by an atexit hook.
+FIFO or closes its socket. FIFOs still pending when the process ends
+normally are removed: by an atexit hook, and in worker processes started by
+multiprocessing or multiprocess (which end with os._exit, skipping atexit)
+by a finalizer those modules run at the worker's exit. A reader waiting on
+a FIFO that is removed before its writer connected fails at once.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ import select
 import socket
 import stat
 import struct
+import sys
 import tempfile
 import threading
 import time
@@ -64,6 +68,9 @@ _MAGIC = b"PAPYITEM"
 _TOKEN_BYTES = 16
 _TOKEN_LINE = 2 * _TOKEN_BYTES + 1  # hex token + b"\n"
 _TOKEN_WAIT = 5.0  # seconds a connected peer has to show the token
+# A FIFO reader waiting for its writer checks this often (seconds) whether
+# the FIFO was removed (writer process ended), so it need not wait it out.
+_WRITER_CHECK = 0.5
 
 # A writer polls for a FIFO reader (opening a FIFO for writing without a
 # reader fails at once with O_NONBLOCK; a blocking open could not time out).
@@ -99,8 +106,14 @@ class ItemBusyError(ItemError):
 # --- state shared by the writer threads of this process --------------------
 # Invariants, both guarded by _LOCK:
 # - _PENDING_FIFOS holds exactly the FIFO paths whose writer thread has not
-#   finished; the thread discards its path when done, and the atexit hook
-#   removes what is left when the interpreter exits.
+#   finished; the thread discards its path when done, and the exit hooks
+#   (_remove_pending_fifos) remove what is left when the process ends. A
+#   forked child starts with it empty: it must never remove its parent's
+#   FIFOs.
+# - _FINALIZERS maps "multiprocessing.util" / "multiprocess.util" to the
+#   finalizer registered with that module in this process. Those modules
+#   clear their registry in a worker they start, so a finalizer that is no
+#   longer active is registered again the next time a FIFO is left pending.
 # - _OPEN_BY_WRITERS holds exactly the descriptors the writer threads have
 #   open (FIFO write ends as ints, sockets as objects). A process forked
 #   from this one closes its copies at once: otherwise a child that inherits
@@ -111,11 +124,32 @@ class ItemBusyError(ItemError):
 _LOCK = threading.Lock()
 _PENDING_FIFOS: set[str] = set()
 _OPEN_BY_WRITERS: dict[int, socket.socket | None] = {}
+_FINALIZERS: dict[str, Any] = {}
+
+# Worker processes of these modules end with os._exit after running the
+# module's finalizers, never atexit. Only modules already imported matter:
+# a process that has not imported them is not one of their workers.
+_PROCESS_MODULES = ("multiprocessing.util", "multiprocess.util")
 
 
 def _pending_add(path: str) -> None:
     with _LOCK:
         _PENDING_FIFOS.add(path)
+        _register_finalizers()
+
+
+def _register_finalizers() -> None:
+    for name in _PROCESS_MODULES:
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        finalizer = _FINALIZERS.get(name)
+        if finalizer is None or not finalizer.still_active():
+            # exitpriority 0: run in the first round of the worker's exit,
+            # before it waits for its own children.
+            _FINALIZERS[name] = module.Finalize(
+                None, _remove_pending_fifos, exitpriority=0
+            )
 
 
 def _pending_discard(path: str) -> None:
@@ -530,16 +564,30 @@ class _FifoSource:
             self._wait()
 
     def _wait(self) -> None:
-        events = self.poller.poll(self.timeout * 1000)
-        if not events:
-            raise ItemTimeoutError(
-                errno.ETIMEDOUT,
-                f"load_item: no data from the FIFO's writer within {self.timeout} s "
-                "(writer process gone, or it timed out?)",
-                self.path,
-            )
-        if any(event & select.POLLHUP for _, event in events):
-            self.writer_seen = True
+        deadline = time.monotonic() + self.timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ItemTimeoutError(
+                    errno.ETIMEDOUT,
+                    f"load_item: no data from the FIFO's writer within "
+                    f"{self.timeout} s (writer process gone, or it timed out?)",
+                    self.path,
+                )
+            events = self.poller.poll(min(remaining, _WRITER_CHECK) * 1000)
+            if events:
+                if any(event & select.POLLHUP for _, event in events):
+                    self.writer_seen = True
+                return
+            if not self.writer_seen and not _still_linked(self.path, self.fd):
+                # Only the writer's side removes a FIFO that we hold locked:
+                # it timed out or its process ended; nobody will write.
+                raise ItemNotFoundError(
+                    errno.ENOENT,
+                    "load_item: the FIFO was removed before its writer came "
+                    "(the dumping process ended, or its writer timed out)",
+                    self.path,
+                )
 
 
 def _read_fifo_item(source: _FifoSource, chunk: int) -> bytes:
