@@ -134,7 +134,11 @@ class ScriptError(RuntimeError):
 
 
 class ScriptTimeoutError(ScriptError, TimeoutError):
-    """A script ran longer than cfg["timeout"] and was killed."""
+    """A script ran longer than cfg["timeout"] and was killed.
+
+    Every process in the script's process group (those it started, unless
+    they left the group) was killed with it.
+    """
 
     def __init__(
         self,
@@ -221,7 +225,8 @@ def get_config(lang: str = "python") -> dict[str, Any]:
       text        True (default): the result is stdout decoded as str;
                   False: the result is stdout as bytes
       encoding    text encoding for str items, stdout and stderr ('utf-8')
-      timeout     seconds before the script is killed (None: no limit)
+      timeout     seconds before the script and every process it started
+                  are killed (None: no limit)
       env         dict of environment variables added to os.environ, or None
       cwd         working directory of the script, or None (inherited)
     """
