@@ -7,6 +7,7 @@ the host cannot import, so that they travel by value.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -443,6 +444,30 @@ def test_ctrl_c_while_iterating_leaves_no_remote_worker(rpyc_server):
     finally:
         parent.kill()
         parent.wait()
+
+
+@pytest.mark.timeout(30)
+def test_remote_workers_ignore_ctrl_c_as_local_ones_do(rpyc_server):
+    # Ctrl-C in a terminal reaches the whole foreground process group, which
+    # holds a server started from that terminal and its workers: the parent
+    # decides when workers end, so SIGINT must not cost the items in flight.
+    numap = NuMap(
+        rf.slow_identity, range(40), args=(0.02,), worker_num=0,
+        worker_remote=[(rpyc_server.spec, 2)],
+    )  # fmt: skip
+    numap.start()
+    try:
+        workers = rpyc_server.worker_pids()
+        assert len(workers) == 2
+        taken = [next(numap) for _ in range(5)]
+        for pid in workers:
+            os.kill(pid, signal.SIGINT)
+        taken += list(numap)
+        assert taken == list(range(40))
+        assert rpyc_server.worker_pids() == workers
+    finally:
+        numap.stop()
+    assert wait_until(lambda: rpyc_server.worker_pids() == [], 10)
 
 
 @pytest.mark.timeout(40)

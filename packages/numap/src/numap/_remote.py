@@ -78,11 +78,14 @@ if {_AGENT_NAME!r} not in _sys.modules:
 # workers up, or fails naming why), then serves.
 # PR_SET_PDEATHSIG (Linux) kills the worker when the server thread that
 # started it ends, i.e. when its connection is gone, even mid-computation.
+# As local workers do, it ignores Ctrl-C: a server started from a terminal
+# shares its process group, and the parent decides when workers end.
 _WORKER_BOOTSTRAP = f"""
-import sys, types
+import signal, sys, types
 READY = {_remote_agent.READY!r}
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 try:
-    import ctypes, signal
+    import ctypes
     ctypes.CDLL(None).prctl(1, signal.SIGKILL)
 except Exception:
     pass
