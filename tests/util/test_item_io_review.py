@@ -159,3 +159,42 @@ def _open_paths():
         except OSError:
             continue  # closed in the meantime
     return paths
+
+
+# --- 3. timeouts beyond what poll() takes are refused up front --------------
+
+MAX_TIMEOUT = 2_147_483
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("timeout", [float("inf"), float("nan"), 1e7, MAX_TIMEOUT + 1])
+@pytest.mark.parametrize("kind", ["file", "fifo", "socket"])
+def test_dump_item_refuses_timeouts_poll_cannot_take(kind, timeout):
+    with pytest.raises(ValueError, match=r"dump_item: timeout .*2147483"):
+        dump_item((b"x",), type=kind, timeout=timeout)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("timeout", [float("inf"), float("nan"), 1e7, MAX_TIMEOUT + 1])
+def test_load_item_refuses_timeouts_poll_cannot_take(private_tmp, timeout):
+    reference = dump_item((b"x",), type="file")
+    with pytest.raises(ValueError, match=r"load_item: timeout .*2147483"):
+        load_item((reference,), timeout=timeout)
+    assert load_item((reference,)) == b"x"
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["fifo", "socket"])
+def test_the_longest_timeout_still_delivers_the_item(kind):
+    failures = []
+    previous_hook = threading.excepthook
+    threading.excepthook = failures.append
+    try:
+        reference = dump_item((b"long wait",), type=kind, timeout=MAX_TIMEOUT)
+        assert load_item((reference,), timeout=MAX_TIMEOUT) == b"long wait"
+        for thread in threading.enumerate():
+            if thread.name.startswith("papy-"):
+                thread.join(10)
+    finally:
+        threading.excepthook = previous_hook
+    assert not failures, [failure.exc_value for failure in failures]

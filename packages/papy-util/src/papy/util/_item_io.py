@@ -68,6 +68,8 @@ _MAGIC = b"PAPYITEM"
 _TOKEN_BYTES = 16
 _TOKEN_LINE = 2 * _TOKEN_BYTES + 1  # hex token + b"\n"
 _TOKEN_WAIT = 5.0  # seconds a connected peer has to show the token
+# The longest timeout in seconds: poll() takes milliseconds as a C int.
+MAX_TIMEOUT = 2_147_483
 # A FIFO reader waiting for its writer checks this often (seconds) whether
 # the FIFO was removed (writer process ended), so it need not wait it out.
 _WRITER_CHECK = 0.5

@@ -124,6 +124,19 @@ def _check_positive_number(function: str, name: str, value: Any) -> float:
     return float(value)
 
 
+def _check_timeout(function: str, value: Any) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value <= _item_io.MAX_TIMEOUT  # also False for NaN
+    ):
+        raise ValueError(
+            f"{function}: timeout must be a number of seconds with "
+            f"0 < timeout <= {_item_io.MAX_TIMEOUT} (about 24 days), got {value!r}"
+        )
+    return float(value)
+
+
 def _check_buffer(function: str, buffer: Any) -> int:
     if buffer is None:
         return _item_io.DEFAULT_BUFFER
@@ -309,7 +322,8 @@ def dump_item(
     timeout: seconds (default 320) that a FIFO or socket writer waits for its
              reader, and at most waits for a stalled reader, before it gives
              up and removes the FIFO / closes the socket. Such items live at
-             most as long as this process.
+             most as long as this process. A ValueError unless
+             0 < timeout <= 2147483 (what poll() accepts, about 24 days).
     buffer:  size in bytes of the chunks written to a FIFO or socket
              (default 64 KiB); a file is written in one call.
     """
@@ -319,7 +333,7 @@ def dump_item(
     for name, value in (("prefix", prefix), ("suffix", suffix)):
         if value is not None and not isinstance(value, str):
             raise TypeError(f"dump_item: {name} must be a str or None, got {value!r}")
-    timeout = _check_positive_number("dump_item", "timeout", timeout)
+    timeout = _check_timeout("dump_item", timeout)
     chunk = _check_buffer("dump_item", buffer)
     if type == "socket":
         if dir is not None:
@@ -365,7 +379,8 @@ def load_item(
              sockets are single-use: they are always consumed.
     buffer:  size in bytes of the chunks read (default 64 KiB).
     timeout: (keyword, an addition to the contract) seconds to wait for a
-             FIFO or socket writer to connect or to send more (default 320).
+             FIFO or socket writer to connect or to send more (default 320);
+             0 < timeout <= 2147483, as for dump_item.
 
     Raises ItemNotFoundError (a FileNotFoundError) for a path that does not
     exist, ItemRefusedError (a ConnectionRefusedError) when nobody listens at
@@ -389,7 +404,7 @@ def load_item(
     if type not in LOAD_TYPES:
         raise ValueError(f"load_item: type must be one of {LOAD_TYPES}, got {type!r}")
     chunk = _check_buffer("load_item", buffer)
-    timeout = _check_positive_number("load_item", "timeout", timeout)
+    timeout = _check_timeout("load_item", timeout)
     return _item_io.load(reference, type == "mmap", bool(remove), chunk, timeout)
 
 
