@@ -198,3 +198,31 @@ def test_the_longest_timeout_still_delivers_the_item(kind):
     finally:
         threading.excepthook = previous_hook
     assert not failures, [failure.exc_value for failure in failures]
+
+
+# --- 4. references are absolute paths, whatever dir was ---------------------
+
+READ_IN_OTHER_CWD = """
+    import sys
+    from papy.util.func import load_item
+    sys.stdout.write(load_item((sys.argv[1],), timeout=10).decode())
+"""
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["file", "fifo"])
+def test_relative_dir_gives_an_absolute_reference(private_tmp, monkeypatch, kind):
+    (private_tmp / "items").mkdir()
+    monkeypatch.chdir(private_tmp)
+    reference = dump_item((b"found",), type=kind, dir="items", timeout=10)
+    assert os.path.isabs(reference)
+    assert os.path.dirname(reference) == str(private_tmp / "items")
+    reader = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(READ_IN_OTHER_CWD), reference],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=15,
+    )
+    assert reader.stdout == "found", reader.stderr
+    os.rmdir(private_tmp / "items")

@@ -318,7 +318,8 @@ def dump_item(
     prefix:  default ``"tmp_papy_<type>"``; suffix: default ``""``
              (both ignored for sockets).
     dir:     default ``tempfile.gettempdir()``; files and FIFOs only (a
-             ValueError for sockets).
+             ValueError for sockets). A relative dir is made absolute, so
+             the reference is an absolute path.
     timeout: seconds (default 320) that a FIFO or socket writer waits for its
              reader, and at most waits for a stalled reader, before it gives
              up and removes the FIFO / closes the socket. Such items live at
@@ -345,7 +346,11 @@ def dump_item(
 
     if dir is not None and not isinstance(dir, str | os.PathLike):
         raise TypeError(f"dump_item: dir must be a path (str) or None, got {dir!r}")
-    directory = os.fspath(dir) if dir is not None else tempfile.gettempdir()
+    # Absolute, so that the reference means the same in a process with
+    # another working directory.
+    directory = os.path.abspath(
+        os.fspath(dir) if dir is not None else tempfile.gettempdir()
+    )
     if not os.path.isdir(directory):
         raise NotADirectoryError(f"dump_item: dir {directory!r} is not a directory")
     prefix = f"tmp_papy_{type}" if prefix is None else prefix
