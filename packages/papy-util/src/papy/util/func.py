@@ -430,7 +430,13 @@ def _check_readable(function: str, handle: Any, method: str) -> None:
 
 
 def _is_text(handle: Any) -> bool:
-    return isinstance(handle, io.TextIOBase) or "b" not in getattr(handle, "mode", "b")
+    if isinstance(handle, io.TextIOBase):
+        return True
+    if isinstance(handle, io.BufferedIOBase | io.RawIOBase):
+        return False  # gzip, bz2 and lzma files too (GzipFile.mode is an int)
+    # Another file-like object: trust a str mode such as "r" or "wb".
+    mode = getattr(handle, "mode", None)
+    return isinstance(mode, str) and "b" not in mode
 
 
 def _encode_like(handle_is_text: bool, function: str, name: str, value: Any) -> Any:
