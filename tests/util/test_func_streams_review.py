@@ -58,9 +58,9 @@ def test_text_handles_take_str_and_refuse_pickles(tmp_path, opener):
             dump_pickle_stream(({"a": 1},), handle)
     with opener(path, "rt") as handle:
         assert list(load_stream(handle)) == ["one", "two"]
-    with opener(path, "rt") as handle:
-        with pytest.raises(TypeError, match="load_pickle_stream: handle must be"):
-            next(load_pickle_stream(handle))
+    refused = pytest.raises(TypeError, match="load_pickle_stream: handle must be")
+    with opener(path, "rt") as handle, refused:
+        next(load_pickle_stream(handle))
 
 
 @pytest.mark.timeout(10)
