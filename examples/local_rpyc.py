@@ -15,7 +15,23 @@ import sys
 import time
 from pathlib import Path
 
-START_CODE = "from rpyc.cli.rpyc_classic import main; main()"
+# The server's program: rpyc_classic's own main, after asking Linux to send
+# the server SIGTERM when the process that started it dies
+# (PR_SET_PDEATHSIG), so that a killed `papy run` leaves no server behind.
+# The first argument is that process's id: if it died before the request
+# took effect, the server ends at once.
+START_CODE = """
+import ctypes, os, signal, sys
+parent = int(sys.argv.pop(1))
+try:
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+except Exception:
+    pass
+if os.getppid() != parent:
+    sys.exit(0)
+from rpyc.cli.rpyc_classic import main
+main()
+"""
 
 
 def free_port() -> int:
@@ -45,13 +61,17 @@ class ClassicServer:
         if env.get("PYTHONPATH"):
             folders.append(env["PYTHONPATH"])
         env["PYTHONPATH"] = os.pathsep.join(folders)
-        command = [sys.executable, "-c", START_CODE]
+        command = [sys.executable, "-c", START_CODE, str(os.getpid())]
         command += ["--host", "127.0.0.1", "--port", str(self.port), "--quiet"]
+        # A session of its own: Ctrl-C in the terminal reaches papy, which
+        # stops the pipeline and then this server (finish), not the server
+        # while items are still in flight on it.
         self._process = subprocess.Popen(
             command,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -15,6 +15,7 @@ class ExitStatus(IntEnum):
     BAD_INPUT = 5  # an INPUT does not exist or the inputs could not be made
     GRAPH_OUTPUT = 6  # `papy graph` could not write a file (e.g. Graphviz missing)
     INTERRUPTED = 130  # stopped with Ctrl-C
+    TERMINATED = 143  # stopped with SIGTERM (128 + 15, as shells report it)
 
 
 EXIT_STATUS_HELP = """\
@@ -30,6 +31,7 @@ exit status:
        (the items read before go through)
   6    papy graph could not write an output file (e.g. Graphviz missing)
   130  interrupted (Ctrl-C): the pipeline is stopped, the summary printed
+  143  terminated (SIGTERM): handled as Ctrl-C is
 """
 
 

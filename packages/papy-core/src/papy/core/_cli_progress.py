@@ -134,21 +134,37 @@ class LogView:
         return None
 
 
-def print_summary(console: Console, counts: list[PiperCounts], total: Totals) -> None:
+def print_summary(
+    console: Console, counts: list[PiperCounts], total: Totals, interrupted: bool
+) -> None:
     """The summary for a person at a terminal: a table and one total line."""
-    console.print(counts_table(counts, total.seconds, "Pipeline finished"))
-    status = "[red]with errors[/red]" if total.failed else "[green]all ok[/green]"
+    title = "Pipeline interrupted" if interrupted else "Pipeline finished"
+    console.print(counts_table(counts, total.seconds, title))
+    if total.failed:
+        status = "[red]with errors[/red]"
+    elif interrupted:
+        status = "[yellow]interrupted[/yellow]"
+    else:
+        status = "[green]all ok[/green]"
     console.print(
         f"total: {total.items_in:,} items in, {total.items_out:,} out, "
         f"{total.errors:,} failed, {total.seconds:.2f} s - {status}"
     )
 
 
-def log_summary(logger: Any, counts: list[PiperCounts], total: Totals) -> None:
-    """The summary as log events: one ``piper summary`` per Piper, then
-    ``pipeline summary``."""
+def log_summary(
+    logger: Any,
+    counts: list[PiperCounts],
+    total: Totals,
+    interrupted: bool,
+    level: str = "info",
+) -> None:
+    """The summary as log events of ``level``: one ``piper summary`` per
+    Piper, then ``pipeline summary`` (with ``interrupted=True`` after Ctrl-C
+    or SIGTERM)."""
+    emit = getattr(logger, level)
     for count in counts:
-        logger.info(
+        emit(
             "piper summary",
             piper=count.name,
             runs_on=count.mode,
@@ -157,10 +173,11 @@ def log_summary(logger: Any, counts: list[PiperCounts], total: Totals) -> None:
             errors=count.errors,
             busy_s=round(count.busy_seconds, 3),
         )
-    logger.info(
+    emit(
         "pipeline summary",
         items_in=total.items_in,
         items_out=total.items_out,
         errors=total.errors,
         seconds=round(total.seconds, 3),
+        **({"interrupted": True} if interrupted else {}),
     )

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,6 +163,30 @@ class _ConsoleStream:
         return None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived. ``papy run`` handles it as it handles Ctrl-C (the
+    pipeline is stopped, the summary printed, ``finish()`` called), so that
+    what the pipeline file started (servers, worker processes) does not
+    outlive a killed run; the exit status is 143."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises Terminated in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class RunFailed(Exception):
     """The pipeline's run thread ended with an error (not an item error)."""
 
@@ -178,12 +205,12 @@ def _finished(pipeline: Any, timeout: float) -> bool:
     return True
 
 
-def drive(session: Session, pipeline: Any) -> tuple[float, bool]:
+def drive(session: Session, pipeline: Any) -> tuple[float, KeyboardInterrupt | None]:
     """Run a started pipeline to its end, showing progress, and stop it.
 
-    Returns the seconds it ran and whether it was interrupted: on Ctrl-C the
-    pipeline is stopped (the items already read flow out) and the run counts
-    as interrupted. Raises RunFailed if the run thread failed.
+    Returns the seconds it ran and what interrupted it, if anything: on
+    Ctrl-C (or SIGTERM, as Terminated) the pipeline is stopped (the items
+    already read flow out). Raises RunFailed if the run thread failed.
     """
     view: ProgressView
     if session.on_terminal:
@@ -191,13 +218,13 @@ def drive(session: Session, pipeline: Any) -> tuple[float, bool]:
     else:
         view = LogView(session.logger, session.args.progress_interval)
     begin = time.monotonic()
-    interrupted = False
+    interrupted = None
     try:
         pipeline.run()
         while not _finished(pipeline, 0.2):
             view.update(piper_counts(pipeline), time.monotonic() - begin)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as interruption:
+        interrupted = interruption
     except BaseException:
         view.close()
         with contextlib.suppress(PlumberError):
@@ -223,7 +250,7 @@ class CommandError(Exception):
 @dataclass
 class RunResult:
     seconds: float
-    interrupted: bool
+    interrupted: KeyboardInterrupt | None  # Terminated for SIGTERM
     streams: list[GuardedStream]
 
 
@@ -293,14 +320,20 @@ def run_command(args: argparse.Namespace) -> int:
         _call_finish(loaded, session)
         raise
     finish_lines = _call_finish(loaded, session)
-    total = summarise(session, loaded.pipeline, result.seconds, finish_lines)
-    if result.interrupted:
+    interrupted = result.interrupted is not None
+    total = summarise(
+        session, loaded.pipeline, result.seconds, finish_lines, interrupted
+    )
+    if total.failed:
+        report_failures(collector, total, args.debug)
+    if isinstance(result.interrupted, Terminated):
+        sys.stderr.write("papy: terminated; the summary covers the items read\n")
+        return int(ExitStatus.TERMINATED)
+    if interrupted:
         sys.stderr.write("papy: interrupted; the summary covers the items read\n")
         return int(ExitStatus.INTERRUPTED)
     failures = [stream.failure() for stream in result.streams]
     broken = [failure for failure in failures if failure is not None]
-    if total.failed:
-        report_failures(collector, total, args.debug)
     if broken:
         for failure in broken:
             fail(str(failure), ExitStatus.BAD_INPUT, failure.details, args.debug)
@@ -311,21 +344,36 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def summarise(
-    session: Session, pipeline: Any, seconds: float, finish_lines: list[str]
+    session: Session,
+    pipeline: Any,
+    seconds: float,
+    finish_lines: list[str],
+    interrupted: bool,
 ) -> Totals:
     """Print (terminal) or log the per-Piper summary, the total and the lines
     from ``finish()``; return the totals."""
     counts = piper_counts(pipeline)
     total = totals(counts, seconds)
     if session.on_terminal:
-        print_summary(session.console, counts, total)
+        print_summary(session.console, counts, total, interrupted)
         for line in finish_lines:
             session.console.print(line, markup=False, highlight=False, soft_wrap=True)
     else:
-        log_summary(session.logger, counts, total)
+        level = summary_level(session.args.log_level)
+        log_summary(session.logger, counts, total, interrupted, level)
+        emit = getattr(session.logger, level)
         for line in finish_lines:
-            session.logger.info("output", message=line)
+            emit("output", message=line)
     return total
+
+
+def summary_level(log_level: str | None) -> str:
+    """The level of the summary and ``output`` events off a terminal: INFO,
+    or the --log-level asked for when it is higher, so that they are what
+    the run tells its caller whatever the filter."""
+    if log_level in ("WARNING", "ERROR"):
+        return log_level.lower()
+    return "info"
 
 
 def report_failures(collector: ErrorCollector, total: Totals, debug: bool) -> None:

@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from papy.core._cli_exits import EXIT_STATUS_HELP, ExitStatus, fail
@@ -129,14 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--show-errors",
-        type=int,
+        type=_int_at_least(0),
         default=5,
         metavar="N",
         help="how many failed items to describe at the end [5]",
     )
     run.add_argument(
         "--progress-interval",
-        type=float,
+        type=_positive_seconds,
         default=2.0,
         metavar="SECONDS",
         help="seconds between progress log lines when not on a terminal [2]",
@@ -167,15 +168,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(text: str) -> int:
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number, got {text!r}"
+            ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+
+
+def _positive_seconds(text: str) -> float:
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected a whole number, got {text!r}"
+            f"expected a number of seconds, got {text!r}"
         ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number of seconds, got {text!r}"
+        )
     return value
 
 
@@ -227,9 +248,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "graph":
             return graph_command(args)
-        from papy.core._cli_run import run_command
+        from papy.core._cli_run import Terminated, run_command, sigterm_as_interrupt
 
-        return run_command(args)
+        with sigterm_as_interrupt():
+            return run_command(args)
+    except Terminated:
+        sys.stderr.write("papy: terminated\n")
+        return int(ExitStatus.TERMINATED)
     except KeyboardInterrupt:
         sys.stderr.write("papy: interrupted\n")
         return int(ExitStatus.INTERRUPTED)

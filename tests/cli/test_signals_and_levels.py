@@ -1,0 +1,124 @@
+"""`papy run` when it is killed (SIGTERM, SIGKILL) and when the log level
+filters its info lines: what it started must not outlive it, and the
+summary must still reach its caller."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+from cli_helpers import EXAMPLES, papy_command
+
+sys.path.insert(0, str(EXAMPLES))
+
+import fasta_functions as ff  # noqa: E402
+
+
+def start_papy(args, cwd):
+    """`papy run ...` off a terminal, logging progress every 0.2 s."""
+    return subprocess.Popen(
+        [*papy_command(), "run", *args, "--progress-interval", "0.2"],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_progress(process):
+    """Read the log until some item has gone through."""
+    for line in process.stdout:
+        if re.search(r"\] progress .*items_out=[1-9]", line):
+            return
+    raise AssertionError("papy ended before any item went through")
+
+
+@pytest.mark.timeout(90)
+def test_sigterm_stops_the_pipeline_like_ctrl_c(tmp_path):
+    ff.write_demo_fasta(tmp_path / "big.fasta", sequences=20_000, seed=3)
+    process = start_papy([str(EXAMPLES / "fasta_stats.py"), "big.fasta"], tmp_path)
+    try:
+        wait_for_progress(process)
+        workers = psutil.Process(process.pid).children(recursive=True)
+        assert workers, "the process NuMap should have worker processes"
+        process.send_signal(signal.SIGTERM)  # `kill PID`: papy alone
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr
+    assert "papy: terminated" in stderr
+    assert "Traceback" not in stderr
+    summary = re.search(r"\] pipeline summary .*interrupted=True", stdout)
+    assert summary, stdout[-2000:]
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive
+    # finish() ran: the TSV holds the rows it reports
+    rows = (tmp_path / "fasta_stats.tsv").read_text().count("\n") - 1
+    written = re.search(r"message='(\d+) rows of statistics", stdout)
+    assert written and int(written.group(1)) == rows
+    assert 0 < rows < 20_000
+
+
+def rpyc_servers(root):
+    return [
+        child
+        for child in psutil.Process(root).children(recursive=True)
+        if "rpyc_classic" in " ".join(child.cmdline())
+    ]
+
+
+@pytest.mark.timeout(120)
+def test_killed_remote_example_leaves_no_server_behind(tmp_path):
+    ff.write_demo_fasta(tmp_path / "big.fasta", sequences=20_000, seed=4)
+    process = start_papy(
+        [str(EXAMPLES / "remote_fasta_stats.py"), "big.fasta"], tmp_path
+    )
+    try:
+        wait_for_progress(process)
+        servers = rpyc_servers(process.pid)
+        assert len(servers) == 1
+        left = servers + servers[0].children(recursive=True)
+        assert len(left) >= 3, "a server and its two remote workers"
+        process.kill()  # SIGKILL: no handler of papy's runs
+        process.wait(timeout=10)
+        _, alive = psutil.wait_procs(left, timeout=20)
+        assert not alive, [p.cmdline() for p in alive]
+    finally:
+        process.kill()
+        process.communicate(timeout=10)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("level", ["WARNING", "ERROR"])
+def test_summary_and_finish_lines_pass_a_higher_log_level(papy, tmp_path, level):
+    ff.write_demo_fasta(tmp_path / "small.fasta", sequences=40, seed=8)
+    result = papy(
+        "run", str(EXAMPLES / "fasta_stats.py"), "small.fasta", "--log-level", level
+    )
+    assert result.status == 0, result.output
+    assert "progress" not in result.stdout  # info lines stay filtered
+    assert re.search(
+        rf"\[{level.lower()}\s*\] pipeline summary .*items_in=40", result.stdout
+    )
+    assert re.search(r"\] output .*rows of statistics", result.stdout)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "option, value, complaint",
+    [
+        ("--progress-interval", "-1", "must be a positive number of seconds"),
+        ("--progress-interval", "nan", "must be a positive number of seconds"),
+        ("--progress-interval", "soon", "expected a number of seconds"),
+        ("--show-errors", "-3", "must be at least 0"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(papy, option, value, complaint):
+    result = papy("run", str(EXAMPLES / "fasta_stats.py"), option, value)
+    assert result.status == 2
+    assert f"argument {option}: {complaint}" in result.stderr
