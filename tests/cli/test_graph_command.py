@@ -95,3 +95,13 @@ def test_svg_and_png_with_graphviz(papy, tmp_path):
     svg = (tmp_path / "p.svg").read_text()
     assert "<svg" in svg and "kmer_counts" in svg
     assert (tmp_path / "p.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("target", ["", ".", ".."])
+def test_a_folder_or_empty_target_is_a_usage_error(papy, tmp_path, target):
+    result = papy("graph", str(EXAMPLES / "fasta_stats.py"), "-o", target)
+    assert result.status == 2, result.output
+    assert "papy: error: -o '" in result.stderr
+    assert "give a file" in result.stderr
+    assert list(tmp_path.iterdir()) == []

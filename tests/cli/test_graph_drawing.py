@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -102,6 +103,20 @@ def test_output_paths_by_suffix(tmp_path):
     assert output_paths(tmp_path / "x") == [tmp_path / "x.dot", tmp_path / "x.mmd"]
     with pytest.raises(GraphOutputError, match=r"unknown suffix '\.txt'.*\.mmd"):
         output_paths(tmp_path / "x.txt")
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("name", [".", "..", "folder"])
+def test_output_paths_refuse_folders(tmp_path, name):
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(GraphOutputError, match=r"is a folder; give a file"):
+        output_paths(tmp_path / name if name == "folder" else Path(name))
+
+
+@pytest.mark.timeout(10)
+def test_output_paths_refuse_a_bare_suffix(tmp_path):
+    with pytest.raises(GraphOutputError, match=r"give a name before the suffix"):
+        output_paths(tmp_path / ".mmd")
 
 
 @pytest.mark.timeout(10)

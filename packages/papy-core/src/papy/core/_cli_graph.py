@@ -183,7 +183,21 @@ class GraphOutputError(Exception):
 
 def output_paths(target: Path) -> list[Path]:
     """The files ``-o TARGET`` stands for: the path itself when its suffix is
-    known, or TARGET.dot and TARGET.mmd when it has no suffix."""
+    known, or TARGET.dot and TARGET.mmd when it has no suffix.
+
+    Raises GraphOutputError for a folder (an existing one, ``.`` or ``..``),
+    a name that is only a suffix (``.mmd``) or an unknown suffix.
+    """
+    if target.name in ("", ".", "..") or target.is_dir():
+        raise GraphOutputError(
+            f"-o {str(target)!r}: is a folder; give a file, e.g. "
+            f"{target / 'pipeline.svg'}"
+        )
+    if target.name.startswith(".") and target.suffix == "":
+        raise GraphOutputError(
+            f"-o {str(target)!r}: give a name before the suffix, e.g. "
+            f"{target.with_name('pipeline' + target.name)}"
+        )
     if target.suffix == "":
         return [target.with_suffix(".dot"), target.with_suffix(".mmd")]
     suffix = target.suffix.lower()

@@ -212,6 +212,8 @@ def graph_command(args: argparse.Namespace) -> int:
     from papy.core._save import load_pipeline_file
 
     try:
+        if "" in (args.output or []):
+            raise GraphOutputError("-o '': give a file name, e.g. pipeline.svg")
         targets = [
             path for text in args.output or [] for path in output_paths(Path(text))
         ]
