@@ -226,3 +226,49 @@ def test_relative_dir_gives_an_absolute_reference(private_tmp, monkeypatch, kind
     )
     assert reader.stdout == "found", reader.stderr
     os.rmdir(private_tmp / "items")
+
+
+# --- 6. waiting FIFO writers share one thread ------------------------------
+
+
+def papy_fifo_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("papy-fifo-")]
+
+
+def join_papy_threads(limit=10.0):
+    for thread in threading.enumerate():
+        if thread.name.startswith("papy-"):
+            thread.join(limit)
+            assert not thread.is_alive(), f"{thread.name} still running"
+
+
+@pytest.mark.timeout(30)
+def test_many_waiting_fifos_share_one_connector_thread_and_all_arrive():
+    join_papy_threads()
+    references = [
+        dump_item((b"item %d" % number,), type="fifo", timeout=20)
+        for number in range(60)
+    ]
+    # One thread waits for the readers of all 60 (not one thread each).
+    assert len(papy_fifo_threads()) <= 1
+    # Loaded in reverse, the first ones have waited longest (their writer
+    # polls least often by then); each still arrives.
+    for number, reference in reversed(list(enumerate(references))):
+        assert load_item((reference,), timeout=10) == b"item %d" % number
+    join_papy_threads()
+    assert papy_fifo_threads() == []
+
+
+@pytest.mark.timeout(20)
+def test_waiting_fifos_still_time_out_with_a_shared_connector(private_tmp):
+    join_papy_threads()
+    short = dump_item((b"short",), type="fifo", timeout=0.2)
+    long = dump_item((b"long",), type="fifo", timeout=15)
+    # The short one's writer gives up and removes its FIFO, while the long
+    # one keeps waiting for its reader.
+    while os.path.exists(short):
+        time.sleep(0.02)
+    with pytest.raises(ItemNotFoundError):
+        load_item((short,), timeout=5)
+    assert load_item((long,), timeout=10) == b"long"
+    join_papy_threads()

@@ -5,11 +5,13 @@ This is the machinery behind ``papy.util.func.dump_item`` / ``load_item``.
   writer process                              reader process (or the same)
   --------------                              ----------------------------
   dump_item(type='file')   write temp file ─> load_item: rename, read, unlink
-  dump_item(type='fifo')   mkfifo, start  ─┐
-                           writer thread   ├> load_item: open, lock, poll,
-                           (waits for a    │  read header + data, unlink
-                           reader, writes; │
-                           unlinks if none)┘
+  dump_item(type='fifo')   mkfifo; the    ─┐
+                           connector thread├> load_item: open, lock, poll,
+                           waits for its   │  read header + data, unlink
+                           reader (unlinks │
+                           if none), then a│
+                           writer thread   │
+                           writes         ─┘
   dump_item(type='socket') listen on       ┐
                            127.0.0.1:0,    ├> load_item: connect, send token,
                            writer thread   │  read header + data
@@ -30,6 +32,10 @@ winner unlinks it before unlocking); a socket writer stops listening after
 its first complete transfer (a reader that breaks off half-way gets an
 error, and the next reader may still load the item).
 
+One connector thread per process waits for the readers of all FIFOs not
+yet connected (so idle FIFOs cost one wake-up per round, not a thread
+each); it hands each connected FIFO to a writer thread of its own.
+
 Writer threads are daemon threads of the process that called dump_item:
 the item lives as long as that process (the contract's "volatile"). Every
 writer gives up after its ``timeout`` without a reader and then removes its
@@ -44,6 +50,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import mmap
@@ -74,11 +81,14 @@ MAX_TIMEOUT = 2_147_483
 # the FIFO was removed (writer process ended), so it need not wait it out.
 _WRITER_CHECK = 0.5
 
-# A writer polls for a FIFO reader (opening a FIFO for writing without a
-# reader fails at once with O_NONBLOCK; a blocking open could not time out).
-# The interval grows so that idle writers cost little CPU.
+# The connector thread polls for FIFO readers (opening a FIFO for writing
+# without a reader fails at once with O_NONBLOCK; a blocking open could not
+# time out, nor be done under _LOCK). The interval grows from FIRST to MAX
+# seconds after each new FIFO, and to PER_WAITER seconds per waiting FIFO
+# when there are many, so that a round costs a bounded share of a core.
 _FIFO_POLL_FIRST = 0.0005
 _FIFO_POLL_MAX = 0.02
+_FIFO_POLL_PER_WAITER = 0.0001
 
 
 class ItemError(OSError):
@@ -112,6 +122,12 @@ class ItemBusyError(ItemError):
 #   (_remove_pending_fifos) remove what is left when the process ends. A
 #   forked child starts with it empty: it must never remove its parent's
 #   FIFOs.
+# - _WAITING_FIFOS maps the pending FIFOs whose writer has not yet seen a
+#   reader to their items (a subset of _PENDING_FIFOS); _CONNECTOR is the
+#   one thread that tries to connect them, and is not None exactly while it
+#   runs or is about to: it sets itself to None, under _LOCK, only when it
+#   finds _WAITING_FIFOS empty. _CONNECTOR_WAKE is set after each new FIFO
+#   so the connector tries it soon.
 # - _FINALIZERS maps "multiprocessing.util" / "multiprocess.util" to the
 #   finalizer registered with that module in this process. Those modules
 #   clear their registry in a worker they start, so a finalizer that is no
@@ -127,6 +143,9 @@ _LOCK = threading.Lock()
 _PENDING_FIFOS: set[str] = set()
 _OPEN_BY_WRITERS: dict[int, socket.socket | None] = {}
 _FINALIZERS: dict[str, Any] = {}
+_WAITING_FIFOS: dict[str, _FifoJob] = {}
+_CONNECTOR: threading.Thread | None = None
+_CONNECTOR_WAKE = threading.Event()
 
 # Worker processes of these modules end with os._exit after running the
 # module's finalizers, never atexit. Only modules already imported matter:
@@ -196,7 +215,7 @@ def _unlock_after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _LOCK
+    global _LOCK, _CONNECTOR, _CONNECTOR_WAKE
     # The writer threads do not exist in the child: drop their descriptors
     # and their FIFOs (which the parent still serves and cleans up).
     for fd, sock in _OPEN_BY_WRITERS.items():
@@ -206,6 +225,9 @@ def _after_fork_in_child() -> None:
             os.close(fd)
     _OPEN_BY_WRITERS.clear()
     _PENDING_FIFOS.clear()
+    _WAITING_FIFOS.clear()
+    _CONNECTOR = None
+    _CONNECTOR_WAKE = threading.Event()
     _LOCK = threading.Lock()
 
 
@@ -247,55 +269,114 @@ def _make_fifo(prefix: str, suffix: str, directory: str) -> str:
         return path
 
 
+@dataclasses.dataclass(frozen=True)
+class _FifoJob:
+    """A FIFO item whose writer has not yet seen a reader."""
+
+    data: bytes
+    timeout: float
+    chunk: int
+    deadline: float
+
+
 def write_fifo(
     data: bytes, prefix: str, suffix: str, directory: str, timeout: float, chunk: int
 ) -> str:
+    global _CONNECTOR
     path = _make_fifo(prefix, suffix, directory)
-    _pending_add(path)
+    job = _FifoJob(data, timeout, chunk, time.monotonic() + timeout)
+    with _LOCK:
+        _PENDING_FIFOS.add(path)
+        _register_finalizers()
+        _WAITING_FIFOS[path] = job
+        connector = None
+        if _CONNECTOR is None:
+            connector = _CONNECTOR = threading.Thread(
+                target=_connect_fifos, name="papy-fifo-connector", daemon=True
+            )
+    _CONNECTOR_WAKE.set()  # try the new FIFO soon, whatever the back-off
+    if connector is not None:
+        try:
+            connector.start()
+        except BaseException:
+            with _LOCK:
+                _CONNECTOR = None
+                _WAITING_FIFOS.pop(path, None)
+                _PENDING_FIFOS.discard(path)
+            _unlink_quietly(path)
+            raise
+    return path
+
+
+def _connect_fifos() -> None:
+    """The connector thread: find readers for all waiting FIFOs.
+
+    One thread for all waiting FIFOs, trying each in turn, so that idle
+    FIFOs cost one wake-up per round, not one each. A round comes soon
+    after a new FIFO, then less often (up to _FIFO_POLL_MAX, more with many
+    waiting FIFOs); the thread ends when no FIFO waits.
+    """
+    global _CONNECTOR
+    pause = _FIFO_POLL_FIRST
+    while True:
+        wake = _CONNECTOR_WAKE
+        wake.clear()
+        with _LOCK:
+            if not _WAITING_FIFOS:
+                _CONNECTOR = None
+                return
+            waiting = list(_WAITING_FIFOS.items())
+        for path, job in waiting:
+            _try_to_connect(path, job)
+        longest = max(_FIFO_POLL_MAX, len(waiting) * _FIFO_POLL_PER_WAITER)
+        woken = wake.wait(pause)
+        pause = _FIFO_POLL_FIRST if woken else min(pause * 2, longest)
+
+
+def _try_to_connect(path: str, job: _FifoJob) -> None:
+    try:
+        fd = _open_fifo_end(path)
+    except FileNotFoundError:
+        _stop_waiting(path)  # removed by a reader that gave up: nobody will come
+        return
+    except OSError as error:
+        if error.errno == errno.ENXIO and time.monotonic() < job.deadline:
+            return  # no reader yet
+        # Nobody came in time, or the FIFO cannot be opened at all.
+        _unlink_quietly(path)
+        _stop_waiting(path)
+        return
+    with _LOCK:
+        _WAITING_FIFOS.pop(path, None)
     thread = threading.Thread(
         target=_fifo_writer,
-        args=(path, data, timeout, chunk),
+        args=(path, fd, job),
         name=f"papy-fifo-writer:{os.path.basename(path)}",
         daemon=True,
     )
     try:
         thread.start()
     except BaseException:
-        _pending_discard(path)
+        _close_fifo_end(fd)
         _unlink_quietly(path)
+        _pending_discard(path)
         raise
-    return path
 
 
-def _open_fifo_for_writing(path: str, deadline: float) -> int | None:
-    """Wait for a reader; the write end's fd, or None after the deadline."""
-    pause = _FIFO_POLL_FIRST
-    while True:
-        try:
-            return _open_fifo_end(path)
-        except FileNotFoundError:
-            return None  # removed by a reader that gave up: nobody will come
-        except OSError as error:
-            if error.errno != errno.ENXIO:  # ENXIO: no reader yet
-                raise
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(pause)
-        pause = min(pause * 2, _FIFO_POLL_MAX)
+def _stop_waiting(path: str) -> None:
+    with _LOCK:
+        _WAITING_FIFOS.pop(path, None)
+        _PENDING_FIFOS.discard(path)
 
 
-def _fifo_writer(path: str, data: bytes, timeout: float, chunk: int) -> None:
-    # Once a reader has connected, the FIFO is the reader's to remove: a
+def _fifo_writer(path: str, fd: int, job: _FifoJob) -> None:
+    # A reader has connected, so the FIFO is the reader's to remove: a
     # writer that unlinked it after writing could make the reader holding
     # the lock think another reader had consumed the item (_still_linked).
     try:
-        fd = _open_fifo_for_writing(path, time.monotonic() + timeout)
-        if fd is None:
-            _unlink_quietly(path)  # nobody came in time
-            return
         try:
-            _write_all(fd, _HEADER.pack(_MAGIC, len(data)), timeout, chunk)
-            _write_all(fd, data, timeout, chunk)
+            _write_all(fd, _HEADER.pack(_MAGIC, len(job.data)), job.timeout, job.chunk)
+            _write_all(fd, job.data, job.timeout, job.chunk)
         except (BrokenPipeError, TimeoutError):
             pass  # the reader left early or stalled; it removes the FIFO
         finally:
