@@ -159,3 +159,36 @@ def test_parent_killed_leaves_no_process_behind():
     assert wait_until(lambda: alive(pids) == []), f"orphans: {alive(pids)}"
     process.stdout.close()
     process.stderr.close()
+
+
+@pytest.mark.timeout(60)
+def test_parent_killed_mid_item_workers_end_quietly():
+    # The workers finish their item, find the pipe to the parent broken and
+    # end, with nothing on the terminal (stderr is shared with the parent).
+    code = textwrap.dedent(
+        """
+        import os, signal, time
+        from numap import NuMap
+
+        def slow(x):
+            time.sleep(0.5)
+            return x
+
+        numap = NuMap(slow, range(100), worker_num=2)
+        numap.start()
+        print(numap.next(), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # communicate() reads to the end: until the workers, which hold the
+    # same pipes, have ended too.
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    assert stdout.split() == ["0"]
+    assert stderr == ""

@@ -420,7 +420,11 @@ def serve(
             (task_id,) = _TASK_HEADER.unpack_from(frame, 1)
             tasks[task_id] = _Task(task_id, memoryview(frame)[1 + _TASK_HEADER.size :])
         elif kind == BATCH:
-            send(_answer_batch(frame, tasks))
+            answer = _answer_batch(frame, tasks)
+            try:
+                send(answer)
+            except OSError:
+                return  # the parent is gone (broken pipe): nobody to answer
         else:
             raise ValueError(f"numap worker received an unknown frame {kind!r}")
 
