@@ -272,3 +272,36 @@ def test_waiting_fifos_still_time_out_with_a_shared_connector(private_tmp):
         load_item((short,), timeout=5)
     assert load_item((long,), timeout=10) == b"long"
     join_papy_threads()
+
+
+# --- 7. names stay inside dir; ports stay in range --------------------------
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("kind", ["file", "fifo"])
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [("prefix", "../escape_"), ("prefix", "sub/name"), ("suffix", "/../x")],
+)
+def test_prefix_or_suffix_with_a_separator_is_refused(
+    private_tmp, kind, argument, value
+):
+    (private_tmp / "items").mkdir()
+    (private_tmp / "items" / "sub").mkdir()
+    with pytest.raises(ValueError, match=f"dump_item: {argument} must be part of"):
+        directory = str(private_tmp / "items")
+        dump_item((b"x",), type=kind, dir=directory, **{argument: value})
+    assert sorted(os.listdir(private_tmp)) == ["items"]
+    assert os.listdir(private_tmp / "items") == ["sub"]
+    assert os.listdir(private_tmp / "items" / "sub") == []
+    os.rmdir(private_tmp / "items" / "sub")
+    os.rmdir(private_tmp / "items")
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("port", ["0", "65536", "99999"])
+def test_socket_reference_with_a_port_out_of_range_is_refused(port):
+    reference = f"tcp://127.0.0.1:{port}/" + "0" * 32
+    with pytest.raises(ValueError, match="outside 1..65535") as caught:
+        load_item((reference,), timeout=1)
+    assert reference in str(caught.value)

@@ -706,13 +706,27 @@ def _read_exactly(source: _FifoSource, length: int, chunk: int, what: str) -> by
     return bytes(buffer)
 
 
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
 def _parse_socket_reference(reference: str) -> tuple[str, int, bytes]:
     address, _, token = reference[len(SOCKET_SCHEME) :].partition("/")
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit() or len(token) != 2 * _TOKEN_BYTES:
+    if (
+        not host
+        or not (port.isascii() and port.isdigit())
+        or len(token) != 2 * _TOKEN_BYTES
+        or not set(token) <= _HEX_DIGITS
+    ):
         raise ValueError(
             f"load_item: malformed socket reference {reference!r}; expected "
-            f"'{SOCKET_SCHEME}HOST:PORT/TOKEN' as returned by dump_item"
+            f"'{SOCKET_SCHEME}HOST:PORT/TOKEN' (TOKEN: {2 * _TOKEN_BYTES} "
+            "lowercase hex digits) as returned by dump_item"
+        )
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(
+            f"load_item: socket reference {reference!r} has port {int(port)}, "
+            "outside 1..65535; pass the reference dump_item returned, unchanged"
         )
     if host != HOST:
         raise ValueError(

@@ -316,7 +316,8 @@ def dump_item(
                 reference is ``tcp://127.0.0.1:PORT/TOKEN``. A daemon thread
                 sends the item to the first reader that shows the token.
     prefix:  default ``"tmp_papy_<type>"``; suffix: default ``""``
-             (both ignored for sockets).
+             (both ignored for sockets). Parts of the file name: a
+             ValueError if they contain a path separator.
     dir:     default ``tempfile.gettempdir()``; files and FIFOs only (a
              ValueError for sockets). A relative dir is made absolute, so
              the reference is an absolute path.
@@ -334,6 +335,11 @@ def dump_item(
     for name, value in (("prefix", prefix), ("suffix", suffix)):
         if value is not None and not isinstance(value, str):
             raise TypeError(f"dump_item: {name} must be a str or None, got {value!r}")
+        if value and any(sep and sep in value for sep in (os.sep, os.altsep)):
+            raise ValueError(
+                f"dump_item: {name} must be part of a file name, without "
+                f"{os.sep!r}, got {value!r}; choose the directory with dir"
+            )
     timeout = _check_timeout("dump_item", timeout)
     chunk = _check_buffer("dump_item", buffer)
     if type == "socket":
