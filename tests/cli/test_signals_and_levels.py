@@ -11,7 +11,7 @@ import sys
 
 import psutil
 import pytest
-from cli_helpers import EXAMPLES, papy_command
+from cli_helpers import EXAMPLES, PIPELINES, papy_command
 
 sys.path.insert(0, str(EXAMPLES))
 
@@ -122,3 +122,19 @@ def test_bad_option_values_are_usage_errors(papy, option, value, complaint):
     result = papy("run", str(EXAMPLES / "fasta_stats.py"), option, value)
     assert result.status == 2
     assert f"argument {option}: {complaint}" in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_finish_that_raises_gives_status_4(papy):
+    result = papy("run", str(PIPELINES / "finish_raises.py"))
+    assert result.status == 4, result.output
+    assert "finish() in" in result.stderr
+    assert "raised OSError: the disk is full" in result.stderr
+    assert "items_in=5" in result.stdout  # the run itself went through
+
+
+@pytest.mark.timeout(30)
+def test_input_paths_are_optional_in_the_usage_message(papy):
+    result = papy("run")
+    assert result.status == 2
+    assert "the following arguments are required: PIPELINE.py\n" in result.stderr

@@ -88,6 +88,7 @@ def test_ctrl_c_stops_the_pipeline_and_leaves_no_process(tmp_path):
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends to a job
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
+    assert "papy: stopping; the items in flight finish first" in stderr
     assert "papy: interrupted" in stderr
     assert "Traceback" not in stderr
     assert "] pipeline summary" in stdout

@@ -11,7 +11,7 @@ class ExitStatus(IntEnum):
     INTERNAL = 1  # an unexpected error inside PaPy (run with --debug and report it)
     USAGE = 2  # bad command-line arguments (argparse's own status)
     ITEMS_FAILED = 3  # the pipeline ran, but some items ended as errors
-    BAD_PIPELINE = 4  # pipeline file missing, not Python, raising, or no `pipeline`
+    BAD_PIPELINE = 4  # pipeline file missing or broken, or its finish() raised
     BAD_INPUT = 5  # an INPUT does not exist or the inputs could not be made
     GRAPH_OUTPUT = 6  # `papy graph` could not write a file (e.g. Graphviz missing)
     INTERRUPTED = 130  # stopped with Ctrl-C
@@ -25,7 +25,8 @@ exit status:
   2    bad command-line arguments
   3    the pipeline ran but some items failed (the first errors are shown)
   4    the pipeline file is missing, is not valid Python, raised while loading,
-       defines no module-level `pipeline` Plumber, or its pipes do not fit
+       defines no module-level `pipeline` Plumber, its pipes do not fit, or
+       its finish() raised after the run
   5    an INPUT does not exist, the pipeline's make_inputs() failed or
        returned the wrong number of streams, or reading an input broke off
        (the items read before go through)

@@ -233,6 +233,12 @@ def drive(session: Session, pipeline: Any) -> tuple[float, KeyboardInterrupt | N
     seconds = time.monotonic() - begin
     view.update(piper_counts(pipeline), seconds)
     view.close()
+    if interrupted is not None:
+        # stop() lets the items in flight finish, which a slow function
+        # can make long: say so, and how not to wait.
+        sys.stderr.write(
+            "papy: stopping; the items in flight finish first (Ctrl-C again to abort)\n"
+        )
     pipeline.stop()
     return seconds, interrupted
 
@@ -314,12 +320,16 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         result = start_and_run(session, loaded, collector)
     except CommandError as error:
-        _call_finish(loaded, session)  # let the file release what it holds
+        _finish_quietly(loaded, session)  # let the file release what it holds
         return fail(str(error), error.status, error.details, args.debug)
     except BaseException:
-        _call_finish(loaded, session)
+        _finish_quietly(loaded, session)
         raise
-    finish_lines = _call_finish(loaded, session)
+    try:
+        finish_lines = _call_finish(loaded, session)
+        finish_error = None
+    except FinishFailed as error:
+        finish_lines, finish_error = [], error
     interrupted = result.interrupted is not None
     total = summarise(
         session, loaded.pipeline, result.seconds, finish_lines, interrupted
@@ -332,6 +342,9 @@ def run_command(args: argparse.Namespace) -> int:
     if interrupted:
         sys.stderr.write("papy: interrupted; the summary covers the items read\n")
         return int(ExitStatus.INTERRUPTED)
+    if finish_error is not None:
+        details = "".join(traceback.format_exception(finish_error))
+        fail(str(finish_error), ExitStatus.BAD_PIPELINE, details, args.debug)
     failures = [stream.failure() for stream in result.streams]
     broken = [failure for failure in failures if failure is not None]
     if broken:
@@ -340,6 +353,8 @@ def run_command(args: argparse.Namespace) -> int:
         return int(ExitStatus.BAD_INPUT)
     if total.failed:
         return int(ExitStatus.ITEMS_FAILED)
+    if finish_error is not None:
+        return int(ExitStatus.BAD_PIPELINE)
     return int(ExitStatus.OK)
 
 
@@ -398,12 +413,27 @@ def report_failures(collector: ErrorCollector, total: Totals, debug: bool) -> No
         sys.stderr.write("papy: (rerun with --debug to see the Python tracebacks)\n")
 
 
+class FinishFailed(Exception):
+    """The pipeline file's ``finish()`` raised (its outputs may be incomplete)."""
+
+
 def _call_finish(loaded: LoadedPipeline, session: Session) -> list[str]:
+    """The lines ``finish()`` returns; FinishFailed if it raised."""
     finish = loaded.hook("finish")
     if finish is None:
         return []
     try:
         return [str(line) for line in finish() or ()]
     except Exception as error:
-        session.logger.error("finish_failed", error=f"{type(error).__name__}: {error}")
-        return []
+        described = f"{type(error).__name__}: {error}"
+        session.logger.error("finish_failed", error=described)
+        raise FinishFailed(
+            f"finish() in {loaded.path} raised {described}; its outputs may be "
+            "incomplete"
+        ) from error
+
+
+def _finish_quietly(loaded: LoadedPipeline, session: Session) -> None:
+    """finish() after a failed run: the run's error is the one reported."""
+    with contextlib.suppress(FinishFailed):
+        _call_finish(loaded, session)

@@ -107,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     run.add_argument("pipeline", metavar="PIPELINE.py", help="the pipeline file")
-    run.add_argument("inputs", metavar="INPUT", nargs="*", help="input paths")
+    run.add_argument(
+        "inputs", metavar="INPUT", nargs="*", default=[], help="input paths"
+    )
     run.add_argument(
         "--workers",
         type=_positive_int,
