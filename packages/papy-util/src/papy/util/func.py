@@ -269,23 +269,102 @@ def sjoiner(
 
 
 def json_dumps(inbox: Sequence[Any]) -> str:
-    """Serialize the first input to a JSON ``str`` (``json.dumps``)."""
-    return json.dumps(_first("json_dumps", inbox))
+    """Serialize the first input to a JSON ``str`` (``json.dumps``).
+
+    Raises TypeError (or ValueError, e.g. for a circular reference) naming
+    json_dumps when the input holds something JSON cannot represent.
+    """
+    item = _first("json_dumps", inbox)
+    try:
+        return json.dumps(item)
+    except (TypeError, ValueError) as error:
+        raise _named(
+            error,
+            f"json_dumps: the first input (a {_type_name(item)}) cannot be "
+            f"written as JSON ({error}); convert it to dicts, lists, str, "
+            "numbers, booleans and None first (e.g. decode bytes), or use "
+            "pickle_dumps",
+        ) from error
 
 
 def json_loads(inbox: Sequence[Any]) -> Any:
-    """Deserialize the first input (JSON as str or bytes) with ``json.loads``."""
-    return json.loads(_first("json_loads", inbox))
+    """Deserialize the first input (JSON as str or bytes) with ``json.loads``.
+
+    Raises TypeError for an input that is not str or bytes, and
+    json.JSONDecodeError (a ValueError) for text that is not JSON; both
+    name json_loads.
+    """
+    text = _first("json_loads", inbox)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise json.JSONDecodeError(
+            f"json_loads: the first input is not valid JSON ({error.msg})",
+            error.doc,
+            error.pos,
+        ) from error
+    except TypeError as error:
+        raise TypeError(
+            f"json_loads: the first input must be JSON as str or bytes, got "
+            f"{_type_name(text)}; serialize it with json_dumps"
+        ) from error
 
 
 def pickle_dumps(inbox: Sequence[Any]) -> bytes:
-    """Pickle the first input with the highest (fastest) pickle protocol."""
-    return pickle.dumps(_first("pickle_dumps", inbox), pickle.HIGHEST_PROTOCOL)
+    """Pickle the first input with the highest (fastest) pickle protocol.
+
+    An object that cannot be pickled raises the pickle module's error
+    (pickle.PicklingError, TypeError or AttributeError), naming pickle_dumps.
+    """
+    item = _first("pickle_dumps", inbox)
+    try:
+        return pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError) as error:
+        raise _named(
+            error,
+            f"pickle_dumps: the first input (a {_type_name(item)}) cannot be "
+            f"pickled ({error}); pass data, or instances of classes defined "
+            "at the top level of a module (not lambdas, locks or open files)",
+        ) from error
 
 
 def pickle_loads(inbox: Sequence[Any]) -> Any:
-    """Unpickle the first input (bytes). Unpickle only data you trust."""
-    return pickle.loads(_first("pickle_loads", inbox))
+    """Unpickle the first input (bytes). Unpickle only data you trust.
+
+    Raises TypeError for an input that is not bytes-like, and
+    pickle.UnpicklingError (EOFError for empty or cut-off data) for bytes
+    that are not a pickle; all name pickle_loads.
+    """
+    data = _first("pickle_loads", inbox)
+    try:
+        return pickle.loads(data)
+    except TypeError as error:
+        raise TypeError(
+            f"pickle_loads: the first input must be bytes made by pickle_dumps, "
+            f"got {_type_name(data)}"
+        ) from error
+    except (pickle.UnpicklingError, EOFError) as error:
+        raise _named(
+            error,
+            f"pickle_loads: the first input is not a complete pickle ({error}); "
+            "pass the bytes pickle_dumps made",
+        ) from error
+
+
+def _named(error: Exception, message: str) -> Exception:
+    """An exception of the same kind as ``error`` that says ``message``."""
+    kinds = (
+        pickle.PicklingError,
+        pickle.UnpicklingError,
+        EOFError,
+        TypeError,
+        ValueError,
+        AttributeError,
+    )
+    for kind in kinds:
+        if isinstance(error, kind):
+            return kind(message)
+    return error
 
 
 # --- items through files, FIFOs and sockets ------------------------------
