@@ -13,6 +13,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from papy.util.func import ItemNotFoundError, ItemTruncatedError, dump_item, load_item
 
 pytestmark = [
@@ -305,3 +307,40 @@ def test_socket_reference_with_a_port_out_of_range_is_refused(port):
     with pytest.raises(ValueError, match="outside 1..65535") as caught:
         load_item((reference,), timeout=1)
     assert reference in str(caught.value)
+
+
+# --- 8. a malformed token is a clear ValueError, not a UnicodeEncodeError ---
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("token", ["\u00e9" * 32, "\udcff" * 32, "g" * 32])
+def test_socket_reference_with_a_token_that_is_not_hex_is_refused(token):
+    reference = f"tcp://127.0.0.1:80/{token}"
+    with pytest.raises(ValueError, match="malformed socket reference"):
+        load_item((reference,), timeout=1)
+
+
+# --- the connector: every item arrives exactly once, whatever the order -----
+
+
+# Sizes and a load order, all drawn before the test body runs (a draw
+# inside it could end the example after the dumps, leaving items unloaded).
+sizes_and_orders = st.lists(st.integers(0, 200_000), min_size=1, max_size=12).flatmap(
+    lambda sizes: st.tuples(st.just(sizes), st.permutations(range(len(sizes))))
+)
+
+
+@pytest.mark.timeout(60)
+@settings(max_examples=15)
+@given(sizes_and_order=sizes_and_orders)
+def test_fifo_items_arrive_exactly_once_in_any_load_order(sizes_and_order):
+    sizes, order = sizes_and_order
+    items = [bytes([number % 256]) * size for number, size in enumerate(sizes)]
+    references = [dump_item((item,), type="fifo", timeout=30) for item in items]
+    for position in order:
+        assert load_item((references[position],), timeout=20) == items[position]
+        with pytest.raises(ItemNotFoundError):
+            load_item((references[position],), timeout=1)
+    join_papy_threads()
+    assert papy_fifo_threads() == []
+    assert not any(os.path.exists(reference) for reference in references)
