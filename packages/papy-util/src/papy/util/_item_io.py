@@ -43,7 +43,9 @@ FIFO or closes its socket. FIFOs still pending when the process ends
 normally are removed: by an atexit hook, and in worker processes started by
 multiprocessing or multiprocess (which end with os._exit, skipping atexit)
 by a finalizer those modules run at the worker's exit. A reader waiting on
-a FIFO that is removed before its writer connected fails at once.
+a FIFO that is removed before its writer connected fails at once, and so
+does one whose writer process is gone (killed: its FIFO stays); the FIFO's
+name carries the writer's pid for that.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ import errno
 import fcntl
 import mmap
 import os
+import re
 import secrets
 import select
 import socket
@@ -78,7 +81,8 @@ _TOKEN_WAIT = 5.0  # seconds a connected peer has to show the token
 # The longest timeout in seconds: poll() takes milliseconds as a C int.
 MAX_TIMEOUT = 2_147_483
 # A FIFO reader waiting for its writer checks this often (seconds) whether
-# the FIFO was removed (writer process ended), so it need not wait it out.
+# the FIFO was removed or the writer's process is gone, so it need not wait
+# out its timeout.
 _WRITER_CHECK = 0.5
 
 # The connector thread polls for FIFO readers (opening a FIFO for writing
@@ -258,9 +262,15 @@ def write_file(data: bytes, prefix: str, suffix: str, directory: str) -> str:
     return path
 
 
+# A FIFO's name carries the writer's pid between its random part and the
+# suffix, so that a reader can tell when the writer process is gone (killed:
+# nothing removed its FIFO) instead of waiting out its timeout.
+_FIFO_WRITER_PID = re.compile(r"[0-9a-f]{16}_p([1-9][0-9]*)_")
+
+
 def _make_fifo(prefix: str, suffix: str, directory: str) -> str:
     while True:
-        name = f"{prefix}{secrets.token_hex(8)}{suffix}"
+        name = f"{prefix}{secrets.token_hex(8)}_p{os.getpid()}_{suffix}"
         path = os.path.join(directory, name)
         try:
             os.mkfifo(path, 0o600)
@@ -626,6 +636,7 @@ class _FifoSource:
     def __init__(self, fd: int, path: str, timeout: float) -> None:
         self.fd = fd
         self.path = path
+        self.writer_pid = _writer_pid(path)
         self.timeout = timeout
         self.writer_seen = False
         self.poller = select.poll()
@@ -662,15 +673,46 @@ class _FifoSource:
                 if any(event & select.POLLHUP for _, event in events):
                     self.writer_seen = True
                 return
-            if not self.writer_seen and not _still_linked(self.path, self.fd):
-                # Only the writer's side removes a FIFO that we hold locked:
-                # it timed out or its process ended; nobody will write.
-                raise ItemNotFoundError(
-                    errno.ENOENT,
-                    "load_item: the FIFO was removed before its writer came "
-                    "(the dumping process ended, or its writer timed out)",
-                    self.path,
-                )
+            if not self.writer_seen:
+                self._check_writer_may_come()
+
+    def _check_writer_may_come(self) -> None:
+        if not _still_linked(self.path, self.fd):
+            # Only the writer's side removes a FIFO that we hold locked:
+            # it timed out or its process ended; nobody will write.
+            raise ItemNotFoundError(
+                errno.ENOENT,
+                "load_item: the FIFO was removed before its writer came "
+                "(the dumping process ended, or its writer timed out)",
+                self.path,
+            )
+        if self.writer_pid is not None and not _process_exists(self.writer_pid):
+            raise ItemNotFoundError(
+                errno.ENOENT,
+                f"load_item: the FIFO's writer process {self.writer_pid} is "
+                "gone (killed?) before it sent the item; dump it again",
+                self.path,
+            )
+
+
+def _writer_pid(path: str) -> int | None:
+    """The pid in a FIFO name made by _make_fifo, or None.
+
+    None also when a prefix or suffix makes the name ambiguous: a wrong pid
+    could fail a live item.
+    """
+    found = _FIFO_WRITER_PID.findall(os.path.basename(path))
+    return int(found[0]) if len(found) == 1 else None
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: it exists
+    return True
 
 
 def _read_fifo_item(source: _FifoSource, chunk: int) -> bytes:

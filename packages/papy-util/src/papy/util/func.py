@@ -389,8 +389,10 @@ def dump_item(
       'file'    a temporary file ``dir/prefix*suffix``; the reference is its
                 path. It persists until loaded with remove=True.
       'fifo'    a named pipe ``dir/prefix*suffix`` (POSIX only); the reference
-                is its path. A daemon thread of this process waits for a
-                reader, writes the item and removes the FIFO.
+                is its path, whose middle part holds this process's pid so
+                that a reader can tell when it is gone. Daemon threads of
+                this process wait for a reader and write the item; the
+                reader removes the FIFO.
       'socket'  a TCP socket on 127.0.0.1 (never another address); the
                 reference is ``tcp://127.0.0.1:PORT/TOKEN``. A daemon thread
                 sends the item to the first reader that shows the token.
