@@ -120,9 +120,10 @@ class ItemBusyError(ItemError):
 
 
 # --- state shared by the writer threads of this process --------------------
-# Invariants, both guarded by _LOCK:
-# - _PENDING_FIFOS holds exactly the FIFO paths whose writer thread has not
-#   finished; the thread discards its path when done, and the exit hooks
+# Invariants, all guarded by _LOCK:
+# - _PENDING_FIFOS holds exactly the FIFO paths whose item is not yet sent
+#   or given up; the connector (no reader in time) or the writer thread
+#   (transfer over) discards a path when done with it, and the exit hooks
 #   (_remove_pending_fifos) remove what is left when the process ends. A
 #   forked child starts with it empty: it must never remove its parent's
 #   FIFOs.
@@ -155,12 +156,6 @@ _CONNECTOR_WAKE = threading.Event()
 # module's finalizers, never atexit. Only modules already imported matter:
 # a process that has not imported them is not one of their workers.
 _PROCESS_MODULES = ("multiprocessing.util", "multiprocess.util")
-
-
-def _pending_add(path: str) -> None:
-    with _LOCK:
-        _PENDING_FIFOS.add(path)
-        _register_finalizers()
 
 
 def _register_finalizers() -> None:
@@ -366,11 +361,13 @@ def _try_to_connect(path: str, job: _FifoJob) -> None:
     )
     try:
         thread.start()
-    except BaseException:
+    except RuntimeError:
+        # No thread to be had (resources exhausted). The connector must
+        # live on for the other FIFOs; this reader sees the writer leave
+        # without a header, an ItemTruncatedError.
         _close_fifo_end(fd)
         _unlink_quietly(path)
         _pending_discard(path)
-        raise
 
 
 def _stop_waiting(path: str) -> None:
