@@ -118,6 +118,43 @@ def test_pause_resume_keeps_every_item_exactly_once():
 
 
 @pytest.mark.timeout(20)
+def test_wait_on_a_paused_pipeline_raises_instead_of_hanging():
+    plumber = Plumber(pipers=[Piper(first)])
+    plumber.start([iter(int, 1)])  # endless zeros
+    plumber.run()
+    plumber.pause()
+    with pytest.raises(PlumberError, match="paused pipeline.*run\\(\\) it again"):
+        plumber.wait()
+    plumber.stop()
+
+
+@pytest.mark.timeout(20)
+def test_pipes_change_only_while_new_or_stopped():
+    a, b, c = Piper(first, name="a"), Piper(first, name="b"), Piper(first, name="c")
+    plumber = Plumber(pipes=[(a, b)])
+    plumber.start([range(10)])
+    for change in (
+        lambda: plumber.add_pipe((b, c)),
+        lambda: plumber.add_piper(c),
+        lambda: plumber.del_piper(b, forced=True),
+        lambda: plumber.del_pipe((a, b)),
+    ):
+        with pytest.raises(PlumberError, match="cannot change the pipes of a started"):
+            change()
+    assert set(plumber) == {a, b}
+    plumber.run()
+    plumber.wait(10)
+    assert plumber.stats["pipers"]["b"]["items_out"] == 10  # nothing was lost
+    plumber.stop()
+    plumber.add_pipe((b, c))  # stopped: the pipes may change again
+    plumber.start([range(3)])
+    plumber.run()
+    plumber.wait(10)
+    assert plumber.stats["pipers"]["c"]["items_out"] == 3
+    plumber.stop()
+
+
+@pytest.mark.timeout(20)
 def test_stop_mid_stream_processes_read_items_once():
     sink = Recorder()
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from papy.core._dagger import Dagger
@@ -58,6 +58,11 @@ class Plumber(Dagger):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        # Before the Dagger's own set-up adds pipes: changing them checks
+        # the state (see _require_idle).
+        self.name = name or f"pipeline_{id(self):x}"
+        self.state = "new"
+        self._lock = threading.Lock()
         super().__init__(**kwargs)
         if dagger is not None:
             for piper in dagger:
@@ -70,7 +75,6 @@ class Plumber(Dagger):
             from papy.util.config import start_logger
 
             start_logger(**self.logger_options)
-        self.name = name or f"pipeline_{id(self):x}"
         self.log = get_logger(pipeline=self.name)
         # Run state, all guarded by _lock (with _changed to wait on it):
         #   state: see the class docstring;
@@ -84,8 +88,6 @@ class Plumber(Dagger):
         #   _draining: the run thread must pull everything left, then end.
         # _finished is set once the run thread has ended (outputs exhausted,
         # or an error in _failure).
-        self.state = "new"
-        self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._pause_wanted = threading.Event()
         self._pullers_active = 0
@@ -119,6 +121,35 @@ class Plumber(Dagger):
             for piper in self
             if piper.track and piper.imap is not None and piper.state != "new"
         }
+
+    # --- pipes --------------------------------------------------------------
+    # Every change to the graph (adding or removing Pipers and pipes, through
+    # any Dagger method) goes through these four. On a started pipeline a
+    # new Piper would never be connected, so nothing would pull it, and a
+    # removed one would leave its neighbours half-connected: its items would
+    # be lost without an error. So the pipes change only while new or stopped.
+
+    def _require_idle(self) -> None:
+        with self._lock:
+            self._require("change the pipes of", "new", "stopped")
+
+    def add_node(
+        self, node: Any, xtra: Mapping[Any, Any] | None = None, branch: Any = None
+    ) -> bool:
+        self._require_idle()
+        return super().add_node(node, xtra, branch)
+
+    def del_node(self, node: Any) -> bool:
+        self._require_idle()
+        return super().del_node(node)
+
+    def add_edge(self, edge: Iterable[Any], double: bool = False) -> None:
+        self._require_idle()
+        super().add_edge(edge, double)
+
+    def del_edge(self, edge: Iterable[Any], double: bool = False) -> None:
+        self._require_idle()
+        super().del_edge(edge, double)
 
     # --- state machine ------------------------------------------------------
 
@@ -223,14 +254,21 @@ class Plumber(Dagger):
         """Block until the running pipeline has finished.
 
         Raises PlumberError (a RuntimeError) if it has not finished within
-        ``timeout`` seconds, if it was never run, or if the run failed (the
-        error is chained).
+        ``timeout`` seconds, if it was never run, if it is paused (a paused
+        pipeline never finishes: run() it again first), or if the run failed
+        (the error is chained). A pause from another thread during the wait
+        holds it until that thread runs the pipeline again.
         """
         with self._lock:
             if self.state in ("new", "started", "stopped") and self._thread is None:
                 raise PlumberError(
                     f"Plumber {self.name!r}: cannot wait for a {self.state} "
                     "pipeline; start() and run() it first"
+                )
+            if self.state == "paused":
+                raise PlumberError(
+                    f"Plumber {self.name!r}: cannot wait for a paused pipeline, "
+                    "it would never finish; run() it again first"
                 )
         if not self._finished.wait(timeout):
             raise PlumberError(
