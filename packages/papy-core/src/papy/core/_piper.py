@@ -280,40 +280,74 @@ class Piper:
                 f"Piper {self.name!r}: connect() needs a non-empty sequence of "
                 f"upstream Pipers or input iterables, got {inbox!r}"
             )
-        for source in inbox:
-            if isinstance(source, Piper):
-                if source.state == "new":
-                    raise PiperError(
-                        f"Piper {self.name!r}: upstream Piper {source.name!r} is not "
-                        "connected; connect upstream Pipers first"
-                    )
-                source._consumers.append(self)
+        upstream_pipers = [source for source in inbox if isinstance(source, Piper)]
+        for source in upstream_pipers:
+            if source.state == "new":
+                raise PiperError(
+                    f"Piper {self.name!r}: upstream Piper {source.name!r} is not "
+                    "connected; connect upstream Pipers first"
+                )
+        # Registered before the tasks are made (native chaining counts the
+        # readers of the upstream Piper) and taken back if making them fails:
+        # a stale registration would make the upstream Piper fan out to a
+        # reader that never reads (its Tee branch would buffer everything).
+        for source in upstream_pipers:
+            source._consumers.append(self)
         self.inbox = list(inbox)
+        try:
+            self._make_tasks()
+        except BaseException:
+            self._undo_connect(upstream_pipers)
+            raise
+        self._tasks = [task.task for task in self._task_iterators]
+        self._outbox = self._make_outbox()
+        self.state = "connected"
+
+    def _make_tasks(self) -> None:
+        """Make the map copies or NuMap tasks that evaluate the inbox."""
+        self._task_iterators = []
         self._chained_from = self._chain_source()
         if self._chained_from is not None:
             upstream = self._chained_from
             chained = Chained(self.worker, upstream.name)
-            task = self.imap.add_task(
-                chained, upstream._task_iterators[0], track=self.track
-            )
-            self._task_iterators = [task]
+            self._add_task(chained, upstream._task_iterators[0])
+            return
+        inboxes: Any = _Deferred(self._make_inboxes)
+        if self.spawn == 1:
+            views = [inboxes]
         else:
-            inboxes: Any = _Deferred(self._make_inboxes)
-            if self.spawn == 1:
-                views = [inboxes]
-            else:
-                splitter = Splitter(inboxes, self.spawn, self.stride)
-                views = [splitter.view(t) for t in range(self.spawn)]
-            timed = Timed(self.worker)
-            if self.imap is None:
-                self._copies = [map(timed, view) for view in views]
-            else:
-                self._task_iterators = [
-                    self.imap.add_task(timed, view, track=self.track) for view in views
-                ]
-        self._tasks = [task.task for task in self._task_iterators]
-        self._outbox = self._make_outbox()
-        self.state = "connected"
+            splitter = Splitter(inboxes, self.spawn, self.stride)
+            views = [splitter.view(t) for t in range(self.spawn)]
+        timed = Timed(self.worker)
+        if self.imap is None:
+            self._copies = [map(timed, view) for view in views]
+            return
+        for view in views:
+            self._add_task(timed, view)
+
+    def _add_task(self, func: Callable[..., Any], iterable: Any) -> None:
+        """Add one task to the NuMap; its errors become a PiperError."""
+        try:
+            task = self.imap.add_task(func, iterable, track=self.track)
+        except Exception as error:
+            numap = getattr(self.imap, "name", repr(self.imap))
+            raise PiperError(
+                f"Piper {self.name!r}: cannot add its task to NuMap {numap!r}: {error}",
+                error,
+            ) from error
+        self._task_iterators.append(task)
+
+    def _undo_connect(self, upstream_pipers: list[Piper]) -> None:
+        """Take back what a failed connect() did (the tasks it added too)."""
+        for source in upstream_pipers:
+            source._consumers.remove(self)
+        added = len(self._task_iterators)
+        if added and self.imap is not None:
+            self.imap.pop_task(added)
+        self.inbox = []
+        self._task_iterators = []
+        self._copies = []
+        self._chained_from = None
 
     def can_chain_from(self, upstream: Piper, readers: int) -> bool:
         """Whether this Piper could read ``upstream`` by native NuMap chaining.

@@ -1,0 +1,80 @@
+"""Regression tests for defects found in review of papy.core (connect
+rollback, atomic Dagger.connect, stop keywords, uneven join inputs)."""
+
+import pytest
+from core_functions import first
+from numap import NuMap, NuMapError
+from papy.core import Piper, PiperError, Plumber
+
+
+def plus_one(inbox):
+    return inbox[0] + 1
+
+
+def started_numap():
+    """A thread NuMap already started by a Piper on it, and that Piper."""
+    numap = NuMap(worker_type="thread", worker_num=1)
+    owner = Piper(plus_one, parallel=numap, name="owner")
+    owner.connect([[1]])
+    owner.start()
+    return numap, owner
+
+
+def finish(owner):
+    assert list(owner) == [2]
+    owner.stop(ends=[0])
+    owner.disconnect()
+
+
+# --- 1. a failed Piper.connect is undone -------------------------------------
+
+
+@pytest.mark.timeout(20)
+def test_failed_connect_names_the_piper_and_unregisters_it():
+    numap, owner = started_numap()
+    upstream = Piper(plus_one, name="u")
+    upstream.connect([[1, 2, 3]])
+    late = Piper(plus_one, parallel=numap, name="late")
+    with pytest.raises(PiperError, match="'late'") as raised:
+        late.connect([upstream])
+    assert isinstance(raised.value.__cause__, NuMapError)
+    assert late.state == "new"
+    assert upstream._consumers == []
+    upstream.start()
+    assert list(upstream) == [2, 3, 4]  # no "feeds downstream Pipers" error
+    upstream.stop()
+    upstream.disconnect()
+    finish(owner)
+
+
+@pytest.mark.timeout(20)
+def test_connect_to_an_unconnected_second_upstream_registers_nothing():
+    ready = Piper(first, name="ready")
+    ready.connect([[1]])
+    unconnected = Piper(first, name="unconnected")
+    join = Piper(first, name="join")
+    with pytest.raises(PiperError, match="'unconnected' is not connected"):
+        join.connect([ready, unconnected])
+    assert ready._consumers == []
+    ready.start()
+    assert list(ready) == [1]
+
+
+@pytest.mark.timeout(30)
+def test_plumber_start_retried_after_a_failed_connect_has_one_reader():
+    numap, owner = started_numap()
+    head = Piper(plus_one, name="x")
+    tail = Piper(plus_one, parallel=numap, name="y")
+    plumber = Plumber(pipes=[(head, tail)])
+    with pytest.raises(PiperError, match="'y'"):
+        plumber.start([[1]])
+    assert head._consumers == []
+    finish(owner)
+    plumber.start([range(50)])
+    # One reader: no fan-out Tee whose unread branch would keep every item.
+    assert head._consumers == [tail]
+    assert head._tee is None
+    plumber.run()
+    plumber.wait(20)
+    assert plumber.stats["pipers"]["y"]["items_out"] == 50
+    plumber.stop()
