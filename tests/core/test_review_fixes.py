@@ -4,7 +4,7 @@ rollback, atomic Dagger.connect, stop keywords, uneven join inputs)."""
 import pytest
 from core_functions import first
 from numap import NuMap, NuMapError
-from papy.core import Piper, PiperError, Plumber
+from papy.core import Dagger, DaggerError, Piper, PiperError, Plumber
 
 
 def plus_one(inbox):
@@ -78,3 +78,46 @@ def test_plumber_start_retried_after_a_failed_connect_has_one_reader():
     plumber.wait(20)
     assert plumber.stats["pipers"]["y"]["items_out"] == 50
     plumber.stop()
+
+
+# --- 2. Dagger.connect is atomic and names a Piper connected elsewhere --------
+
+
+@pytest.mark.timeout(20)
+def test_dagger_connect_refuses_a_piper_connected_in_another_dagger():
+    x, y, z = Piper(first, name="x"), Piper(first, name="y"), Piper(first, name="z")
+    Dagger(pipes=[(x, y)]).connect([[1, 2]])
+    other = Dagger(pipes=[(z, y)])
+    with pytest.raises(DaggerError, match="'y' is already connected, perhaps in"):
+        other.connect([[5]])
+    assert z.state == "new"  # checked before connecting anything
+    with pytest.raises(DaggerError, match="'y' is already connected"):
+        other.connect([[5]])
+
+
+@pytest.mark.timeout(20)
+def test_dagger_connect_twice_says_so():
+    x, y = Piper(first, name="x"), Piper(first, name="y")
+    dagger = Dagger(pipes=[(x, y)])
+    dagger.connect([[1]])
+    with pytest.raises(DaggerError, match="connected by this Dagger"):
+        dagger.connect([[1]])
+
+
+@pytest.mark.timeout(30)
+def test_failed_dagger_connect_disconnects_what_it_connected():
+    numap, owner = started_numap()
+    head = Piper(plus_one, name="head")
+    middle = Piper(plus_one, name="middle")
+    tail = Piper(plus_one, parallel=numap, name="tail")
+    dagger = Dagger(pipes=[(head, middle, tail)])
+    with pytest.raises(PiperError, match="'tail'"):
+        dagger.connect([[1, 2]])
+    assert [p.state for p in (head, middle, tail)] == ["new", "new", "new"]
+    assert dagger._connected == [] and dagger._valves == []
+    finish(owner)
+    dagger.connect([[1, 2]])
+    dagger.start()
+    assert list(tail) == [4, 5]
+    dagger.stop()
+    dagger.disconnect()

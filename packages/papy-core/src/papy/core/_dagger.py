@@ -335,23 +335,57 @@ class Dagger(DictGraph):
         """Connect Pipers upstream first; with ``datas``, the inputs too.
 
         Checks the topology first (see ``check``) and raises DaggerError
-        before connecting anything if it could misalign or deadlock.
+        before connecting anything if it could misalign or deadlock, or if a
+        Piper to connect is connected already (e.g. in another Dagger). If
+        connecting a Piper fails, the Pipers this call connected are
+        disconnected again before the error is raised.
         """
         self.check(datas)
+        self._check_unconnected(datas is not None)
         self._allow_native_chains()
-        if datas is not None:
-            self.connect_inputs(datas)
+        connected_before = len(self._connected)
+        valves_before = len(self._valves)
+        try:
+            if datas is not None:
+                self.connect_inputs(datas)
+            for piper in self.postorder():
+                upstream = self.get_upstream(piper)
+                if not upstream:
+                    if piper.state == "new":
+                        raise DaggerError(
+                            f"Dagger: input Piper {piper.name!r} is not connected; "
+                            "give 'datas' to connect() or call connect_inputs()"
+                        )
+                    continue
+                piper.connect(upstream)
+                self._connected.append(piper)
+        except BaseException:
+            self._undo_connect(connected_before, valves_before)
+            raise
+
+    def _check_unconnected(self, inputs_too: bool) -> None:
+        """Raise DaggerError naming a Piper that connect() would connect but
+        that is connected already (input Pipers only if ``inputs_too``)."""
         for piper in self.postorder():
-            upstream = self.get_upstream(piper)
-            if not upstream:
-                if piper.state == "new":
-                    raise DaggerError(
-                        f"Dagger: input Piper {piper.name!r} is not connected; "
-                        "give 'datas' to connect() or call connect_inputs()"
-                    )
+            if piper.state == "new" or not (inputs_too or self.get_upstream(piper)):
                 continue
-            piper.connect(upstream)
-            self._connected.append(piper)
+            if piper in self._connected:
+                raise DaggerError(
+                    f"Dagger: Piper {piper.name!r} is already connected by this "
+                    "Dagger; disconnect() the Dagger first"
+                )
+            raise DaggerError(
+                f"Dagger: Piper {piper.name!r} is already connected, perhaps in "
+                "another Dagger; disconnect() it first"
+            )
+
+    def _undo_connect(self, connected_before: int, valves_before: int) -> None:
+        """Disconnect, downstream first, the Pipers a failed connect() connected."""
+        for piper in reversed(self._connected[connected_before:]):
+            if piper.state != "new":
+                piper.disconnect()
+        del self._connected[connected_before:]
+        del self._valves[valves_before:]
 
     def _allow_native_chains(self) -> None:
         """Mark the Pipers that may read their upstream by NuMap chaining.
