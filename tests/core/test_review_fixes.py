@@ -121,3 +121,48 @@ def test_failed_dagger_connect_disconnects_what_it_connected():
     assert list(tail) == [4, 5]
     dagger.stop()
     dagger.disconnect()
+
+
+# --- 3. Piper.stop(forced=False, **kwargs) passes keywords to the NuMap -------
+
+
+class NotingNuMap(NuMap):
+    """A NuMap whose stop takes one more keyword and remembers its call."""
+
+    def stop(self, ends=None, forced=False, note=None):
+        self.stop_call = {"ends": ends, "forced": forced, "note": note}
+        super().stop(ends=ends, forced=forced)
+
+
+@pytest.mark.timeout(20)
+def test_stop_passes_keywords_to_the_numap():
+    numap = NotingNuMap(worker_type="thread", worker_num=1)
+    piper = Piper(plus_one, parallel=numap, name="a")
+    piper.connect([[1, 2]])
+    piper.start()
+    assert piper.next() == 2  # one result still pending: forced
+    piper.stop(forced=True, ends=[0], note="bye")
+    assert numap.stop_call == {"ends": [0], "forced": True, "note": "bye"}
+    assert piper.state == "stopped"
+    piper.disconnect()
+
+
+@pytest.mark.timeout(20)
+def test_stop_refuses_a_keyword_the_numap_does_not_take():
+    piper = Piper(plus_one, parallel=NuMap(worker_type="thread", worker_num=1))
+    piper.name = "a"
+    piper.connect([[1]])
+    piper.start()
+    assert list(piper) == [2]
+    with pytest.raises(TypeError, match="Piper 'a'.*'timeout'"):
+        piper.stop(ends=[0], timeout=1)
+    assert piper.state == "started"
+    piper.stop(ends=[0])
+    piper.disconnect()
+    linear = Piper(plus_one, name="b")
+    linear.connect([[1]])
+    linear.start()
+    with pytest.raises(TypeError, match="Piper 'b'.*'timeout'"):
+        linear.stop(timeout=1)
+    linear.stop(forced=True, ends=None)
+    assert linear.state == "stopped"

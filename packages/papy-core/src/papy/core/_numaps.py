@@ -39,14 +39,15 @@ def start_stage(numap: Any, stage: int) -> None:
     numap.start(stages=(stage,))
 
 
-def stop(numap: Any, ends: Any = None, forced: bool = False) -> None:
-    """Stop ``numap`` once; later calls do nothing."""
+def stop(numap: Any, forced: bool = False, **kwargs: Any) -> None:
+    """Stop ``numap`` once (``numap.stop(forced=forced, **kwargs)``); later
+    calls do nothing."""
     with _lock:
         done = _record(numap)
         if "stopped" in done or 1 not in done:
             return
         done.add("stopped")
-    numap.stop(ends=ends, forced=forced)
+    numap.stop(forced=forced, **kwargs)
 
 
 def forget(numap: Any) -> None:

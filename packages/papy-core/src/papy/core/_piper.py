@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from numap import NuMap
 from papy.core import _numaps
 from papy.core._errors import PiperError, WorkerError
 from papy.core._log import get_logger
@@ -466,21 +468,41 @@ class Piper:
         if 0 in self._stages:
             self.state = "started"
 
-    def stop(self, forced: bool = False, ends: Sequence[int] | None = None) -> None:
+    def stop(self, forced: bool = False, **kwargs: Any) -> None:
         """Stop the Piper; for a parallel one, stop its NuMap (once).
 
-        ``ends`` are the NuMap task ids not consumed inside the NuMap and
-        ``forced`` must be True if results are still pending (see
-        ``NuMap.stop``). Raises PiperError if the Piper was not started.
+        ``forced`` and the keyword arguments are passed on to the NuMap's
+        ``stop``: for a NuMap, ``ends`` are the task ids not consumed inside
+        the NuMap and ``forced`` must be True if results are still pending
+        (see ``NuMap.stop``). A linear Piper checks them the same way and
+        ignores them. Raises TypeError naming a keyword the NuMap's ``stop``
+        does not take, PiperError if the Piper was not started.
         """
+        self._check_stop_keywords(forced, kwargs)
         if self.state != "started":
             raise PiperError(
                 f"Piper {self.name!r} is {self.state}; only a started Piper can "
                 "be stopped"
             )
         if self.imap is not None:
-            _numaps.stop(self.imap, ends=ends, forced=forced)
+            _numaps.stop(self.imap, forced=forced, **kwargs)
         self.state = "stopped"
+
+    def _check_stop_keywords(self, forced: bool, kwargs: dict[str, Any]) -> None:
+        """Raise TypeError if the NuMap's ``stop`` would not take ``kwargs``."""
+        stop = NuMap.stop if self.imap is None else self.imap.stop
+        try:
+            signature = inspect.signature(stop)
+        except (TypeError, ValueError):
+            return  # a stop without a readable signature checks for itself
+        try:
+            signature.bind_partial(forced=forced, **kwargs)
+        except TypeError as error:
+            names = [name for name in signature.parameters if name != "self"]
+            raise TypeError(
+                f"Piper {self.name!r}: stop() {error} (keywords go to the "
+                f"NuMap's stop, which takes {', '.join(names)})"
+            ) from None
 
     # --- results ----------------------------------------------------------
 
