@@ -138,13 +138,37 @@ def test_add_task_validates_its_arguments():
 
 
 @pytest.mark.timeout(20)
+def test_next_refuses_task_ids_that_do_not_exist_before_starting():
+    nm = NuMap(identity, range(3), worker_type="thread")
+    for task in (-1, 1):
+        with pytest.raises(IndexError, match=f"no task {task}"):
+            nm.next(task=task)
+    assert not nm._started.is_set()
+    assert list(nm) == [0, 1, 2]
+    nm.stop()
+
+
+@pytest.mark.timeout(20)
+def test_a_task_feeds_one_task_of_the_same_numap_only():
+    nm = NuMap(worker_type="thread")
+    first = nm.add_task(identity, range(20))
+    nm.add_task(identity, first)
+    with pytest.raises(ValueError, match="task 1 of this NuMap already reads task 0"):
+        nm.add_task(identity, first)
+    assert len(nm._tasks) == 2
+    other = NuMap(worker_type="thread")  # another NuMap may read it too
+    copy = other.add_task(identity, nm.get_task(0))
+    assert copy.numap is other
+
+
+@pytest.mark.timeout(20)
 def test_no_tasks_after_start_and_no_pop_while_started():
     nm = NuMap(identity, range(2), worker_type="thread")
     nm.start()
     try:
-        with pytest.raises(NuMapError, match="before start"):
+        with pytest.raises(NuMapError, match="stop\\(\\) the NuMap first, then add"):
             nm.add_task(identity, [])
-        with pytest.raises(NuMapError, match="pop_task"):
+        with pytest.raises(NuMapError, match="stop\\(\\) the NuMap first, then pop"):
             nm.pop_task(1)
         with pytest.raises(NuMapError, match="already started"):
             nm.start()

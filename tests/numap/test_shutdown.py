@@ -11,7 +11,7 @@ import time
 
 import psutil
 import pytest
-from numap import NuMap
+from numap import NuMap, NuMapError
 
 
 def identity(x):
@@ -73,6 +73,27 @@ def test_forced_stop_returns_at_once_and_stop_finishes_later():
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_after_a_forced_stop_the_pending_results_come_then_the_end(worker_type):
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
+    numap = NuMap(
+        identity, itertools.count(), worker_type=worker_type, worker_num=2, stride=4
+    )
+    numap.start()
+    taken = [numap.next(), numap.next()]
+    numap.stop(forced=True)
+    taken += list(numap)  # what had entered the map, then StopIteration
+    assert taken == list(range(len(taken))) and len(taken) >= 2
+    assert len(taken) <= 2 + numap.buffer
+    with pytest.raises(NuMapError, match=r"call stop\(\) again to finish it"):
+        numap.pop_task(True)
+    numap.stop()  # a second stop() finishes what the forced one began
+    assert numap_threads() == []
+    assert alive({c.pid for c in psutil.Process().children()} - before) == []
+    numap.pop_task(True)
+
+
+@pytest.mark.timeout(30)
 def test_stopped_numap_can_start_again():
     numap = NuMap(worker_type="process", worker_num=2)
     numap.add_task(identity, range(3))
@@ -97,7 +118,7 @@ SCRIPT_HEAD = """
 import itertools, os, sys, time, faulthandler
 faulthandler.dump_traceback_later(10, exit=True)
 import psutil
-from numap import NuMap
+from numap import NuMap, NuMapError
 
 def slow(x):
     time.sleep(0.01)

@@ -34,9 +34,10 @@ The buffer accounting and the per-task outputs live under one lock,
 ``_lock``, shared by both conditions; the invariants are written next to
 that state in NuMap.__init__ and in :class:`_Output`.
 
-A chained task whose iterable is a task of the same NuMap is, where it is
-that task's only reader and that task is not tracked, fused into it: its
-function runs in the same worker call (see :meth:`NuMap._fuse_chains`).
+A chained task whose iterable is a task of the same NuMap (a task feeds
+at most one task of its own map) is, unless that task is tracked, fused
+into it: its function runs in the same worker call (see
+:meth:`NuMap._fuse_chains`).
 Otherwise it takes its input from that task's output directly, and only
 results that are ready (the feeder never waits on its own map): the item
 keeps the buffer slot it holds (a result handed to the next task is still
@@ -46,7 +47,6 @@ inside the map), so a chain cannot deadlock on its own buffer.
 from __future__ import annotations
 
 import atexit
-import collections
 import itertools
 import os
 import threading
@@ -478,13 +478,11 @@ class NuMap:
             raise TypeError(f"NuMap.add_task(func={func!r}): func must be callable")
         if iterable is None:
             raise TypeError("NuMap.add_task(iterable=None): an iterable is required")
-        if self._started.is_set():
-            raise NuMapError(
-                f"{self.name}: add tasks before start(); stop() the NuMap first"
-            )
+        self._refuse_while_started("add tasks")
         upstream = None
         if isinstance(iterable, _NuMapTask) and iterable.numap is self:
             upstream = iterable.task
+            self._refuse_second_reader(upstream)
         elif not (hasattr(iterable, "__iter__") or hasattr(iterable, "__getitem__")):
             # Checked without calling iter(): that may have side effects.
             raise TypeError(f"NuMap.add_task(iterable={iterable!r}): not an iterable")
@@ -496,6 +494,21 @@ class NuMap:
             self._tasks_tracked[task_id] = task.tracked
         return _NuMapTask(self, task_id, timeout, block)
 
+    def _refuse_second_reader(self, upstream: int) -> None:
+        # Two tasks reading one task of their own map would each take part
+        # of its results (neither sees them all), and one waiting for what
+        # the other took can wait forever.
+        for task_id, task in enumerate(self._tasks):
+            if task.upstream == upstream:
+                raise ValueError(
+                    f"NuMap.add_task(iterable=<results of task {upstream}>): "
+                    f"task {task_id} of this NuMap already reads task "
+                    f"{upstream}; a task's results can feed one task of the "
+                    "same NuMap. Give each reader its own copy "
+                    "(itertools.tee(...) of the task's results) or its own "
+                    "task computing the same"
+                )
+
     def get_task(
         self, task: int = 0, timeout: float | None = None, block: bool = True
     ) -> _NuMapTask:
@@ -505,8 +518,7 @@ class NuMap:
 
     def pop_task(self, number: int | bool) -> None:
         """Remove the last ``number`` tasks (True: all). Not while started."""
-        if self._started.is_set():
-            raise NuMapError(f"{self.name}: stop() the NuMap before pop_task")
+        self._refuse_while_started("pop tasks")
         if number is True:
             number = len(self._tasks)
         if isinstance(number, bool) or not isinstance(number, int) or number < 1:
@@ -516,6 +528,16 @@ class NuMap:
         for _ in range(min(number, len(self._tasks))):
             self._tasks.pop()
             self._tasks_tracked.pop(len(self._tasks), None)
+
+    def _refuse_while_started(self, action: str) -> None:
+        if not self._started.is_set():
+            return
+        if self._stopping:
+            raise NuMapError(
+                f"{self.name}: stop(forced=True) only began stopping; call "
+                f"stop() again to finish it, then {action}"
+            )
+        raise NuMapError(f"{self.name}: stop() the NuMap first, then {action}")
 
     def _check_task(self, task: int) -> None:
         if not 0 <= task < len(self._tasks):
@@ -538,6 +560,8 @@ class NuMap:
                 self._start_feeder()
 
     def _start_pool(self) -> None:
+        if self._started.is_set() and self._stopping:
+            self._refuse_while_started("start it again")
         if self._started.is_set():
             raise NuMapError(f"{self.name}: already started")
         if self.worker_type == "thread":
@@ -623,24 +647,20 @@ class NuMap:
             raise NuMapError(f"{self.name}: {error}; the map was stopped") from error
 
     def _fuse_chains(self) -> list[TaskSpec]:
-        """Fuse each chained task into the task it reads, where that task's
-        results go nowhere else (one chained reader, not tracked): the
-        workers then make both calls on an item in one go, and the result
-        crosses to the parent once.
+        """Fuse each chained task into the task it reads, unless that task
+        is tracked (its results are kept): the workers then make both calls
+        on an item in one go, and the result crosses to the parent once.
 
         Sets ``_result_task[t]`` (the task whose output receives the
         results of task t's batches: the last task of its fused chain) and
         ``_fused_into`` (task -> first task of its fused chain, for the
         tasks that are never fed themselves). Returns the pool's specs.
         """
-        readers = collections.Counter(
-            task.upstream for task in self._tasks if task.upstream is not None
-        )
         self._fused_into = {}
         followers: dict[int, list[int]] = {}
         for task_id, task in enumerate(self._tasks):
             upstream = task.upstream
-            if upstream is None or readers[upstream] != 1:
+            if upstream is None:
                 continue
             if self._tasks[upstream].tracked is not None:
                 continue
@@ -679,6 +699,15 @@ class NuMap:
             self._weave_until_done()
         except BaseException as error:
             self._fail_feeding(error)
+            return
+        # Stopped early (stop(), also forced): nothing more will enter, so
+        # each task ends after the items that did. After stop(forced=True)
+        # consumers take those results, then get StopIteration.
+        with self._lock:
+            for task in self._tasks:
+                if task.output.total is None:
+                    task.output.total = task.output.entered
+            self._notify_results()
 
     def _fail_feeding(self, error: BaseException) -> None:
         # Never leave consumers waiting for items that will not come;
@@ -1007,7 +1036,10 @@ class NuMap:
         worker's traceback as a note), a numap error for an item lost with
         its worker or that could not be pickled, or StopIteration when the
         task has no more results. Starts the NuMap if it never ran.
+        Raises IndexError, before starting anything, for a task id that
+        does not exist (negative ones included).
         """
+        self._check_task(task)
         if not self._ever_started:
             with self._start_lock:
                 needs_start = not self._ever_started
