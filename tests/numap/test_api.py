@@ -78,12 +78,35 @@ def test_buffer_defaults_to_stride_times_tasks_at_start():
             "worker_type='process'",
         ),
         ({"func": identity}, ValueError, "iterable"),
+        ({"iterable": [1, 2]}, ValueError, "only with func"),
+        ({"worker_num": 0}, ValueError, "worker_remote"),
     ],
 )
 @pytest.mark.timeout(10)
 def test_invalid_arguments_are_refused_naming_the_argument(options, error, words):
     with pytest.raises(error, match=words):
         NuMap(**options)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "words"),
+    [
+        (lambda nm: nm.add_task(add, [1], args=5), TypeError, r"add_task\(args=5\)"),
+        (lambda nm: nm.add_task(add, [1], kwargs=[1]), TypeError, r"kwargs=\[1\]"),
+        (lambda nm: nm.add_task(add, [1], timeout="x"), TypeError, "timeout='x'"),
+        (lambda nm: nm.add_task(add, [1], timeout=-1), ValueError, "timeout=-1"),
+        (lambda nm: nm.next(timeout="x"), TypeError, r"next\(timeout='x'\)"),
+        (lambda nm: nm.stop(ends=5), TypeError, r"stop\(ends=5\)"),
+        (lambda nm: nm.start(stages=(3,)), ValueError, "stages are 1"),
+        (lambda nm: nm.start(stages=2), TypeError, r"start\(stages=2\)"),
+    ],
+)
+@pytest.mark.timeout(10)
+def test_invalid_method_arguments_are_refused_naming_them(call, error, words):
+    nm = NuMap(identity, [1, 2], worker_type="thread")
+    with pytest.raises(error, match=words):
+        call(nm)
+    assert not nm._started.is_set()  # refused before anything started
 
 
 @pytest.mark.timeout(10)

@@ -53,7 +53,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from numap._errors import NuMapError
@@ -279,6 +279,57 @@ def _check_positive(name: str, value: Any, minimum: int = 1) -> int:
     return value
 
 
+def _task_args(args: Any) -> tuple:
+    if args is None:
+        return ()
+    if isinstance(args, str | bytes) or not isinstance(args, Iterable):
+        raise TypeError(
+            f"NuMap.add_task(args={args!r}): expected a sequence of extra "
+            "positional arguments, e.g. args=(5,)"
+        )
+    return tuple(args)
+
+
+def _task_kwargs(kwargs: Any) -> dict:
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, Mapping):
+        raise TypeError(
+            f"NuMap.add_task(kwargs={kwargs!r}): expected a dict of keyword "
+            "arguments, e.g. kwargs={'n': 5}"
+        )
+    return dict(kwargs)
+
+
+def _check_timeout(method: str, timeout: Any) -> None:
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(
+            f"NuMap.{method}(timeout={timeout!r}): expected seconds as a number, "
+            "or None to wait as long as it takes"
+        )
+    if not timeout >= 0:  # also refuses nan
+        raise ValueError(
+            f"NuMap.{method}(timeout={timeout!r}): must be 0 or more seconds"
+        )
+
+
+def _stage_numbers(stages: Any) -> set[int]:
+    if isinstance(stages, str | bytes) or not isinstance(stages, Iterable):
+        raise TypeError(
+            f"NuMap.start(stages={stages!r}): expected a sequence of stages "
+            "from 1 (workers) and 2 (feeding), e.g. (1, 2)"
+        )
+    chosen = set(stages)
+    if not chosen or not chosen <= {1, 2}:
+        raise ValueError(
+            f"NuMap.start(stages={stages!r}): stages are 1 (workers) and 2 "
+            "(feeding), e.g. (1, 2)"
+        )
+    return chosen
+
+
 def _check_remote(worker_remote: Any) -> list[tuple[str, int]]:
     if isinstance(worker_remote, str | bytes):
         raise TypeError(
@@ -365,6 +416,11 @@ class NuMap:
         remote_num = sum(n for _, n in self.worker_remote or ())
         if worker_num is None:
             worker_num = max(1, os.cpu_count() or 1)
+        if worker_num == 0 and not remote_num and not isinstance(worker_num, bool):
+            raise ValueError(
+                "NuMap(worker_num=0): a map without local workers needs remote "
+                "ones (worker_remote=[(host, n)]); give at least 1 worker"
+            )
         self.worker_num = _check_positive(
             "worker_num", worker_num, minimum=0 if remote_num else 1
         )
@@ -451,6 +507,11 @@ class NuMap:
                     "(an empty one is fine)"
                 )
             self.add_task(func, iterable, args, kwargs)
+        elif iterable is not None or args is not None or kwargs is not None:
+            raise ValueError(
+                "NuMap(iterable=..., args=..., kwargs=...) make a first task only "
+                "with func: give func too, or add tasks with add_task"
+            )
 
     # -- tasks -------------------------------------------------------------
 
@@ -486,7 +547,8 @@ class NuMap:
         elif not (hasattr(iterable, "__iter__") or hasattr(iterable, "__getitem__")):
             # Checked without calling iter(): that may have side effects.
             raise TypeError(f"NuMap.add_task(iterable={iterable!r}): not an iterable")
-        spec = TaskSpec(func, tuple(args or ()), dict(kwargs or {}))
+        spec = TaskSpec(func, _task_args(args), _task_kwargs(kwargs))
+        _check_timeout("add_task", timeout)
         task = _Task(spec, iterable, upstream, track)
         task_id = len(self._tasks)
         self._tasks.append(task)
@@ -520,6 +582,8 @@ class NuMap:
         """Remove the last ``number`` tasks (True: all). Not while started."""
         self._refuse_while_started("pop tasks")
         if number is True:
+            if not self._tasks:
+                return
             number = len(self._tasks)
         if isinstance(number, bool) or not isinstance(number, int) or number < 1:
             raise ValueError(
@@ -553,10 +617,11 @@ class NuMap:
         After stage 1 ``_started`` is set and next() blocks until stage 2
         runs. The stages may be run by separate calls, each once.
         """
+        chosen = _stage_numbers(stages)
         with self._start_lock:
-            if 1 in stages:
+            if 1 in chosen:
                 self._start_pool()
-            if 2 in stages:
+            if 2 in chosen:
                 self._start_feeder()
 
     def _start_pool(self) -> None:
@@ -1040,6 +1105,8 @@ class NuMap:
         does not exist (negative ones included).
         """
         self._check_task(task)
+        if timeout is not None:
+            _check_timeout("next", timeout)
         if not self._ever_started:
             with self._start_lock:
                 needs_start = not self._ever_started
@@ -1203,6 +1270,11 @@ class NuMap:
         that were not taken are discarded.
         """
         if ends is not None:
+            if isinstance(ends, str | bytes) or not isinstance(ends, Iterable):
+                raise TypeError(
+                    f"NuMap.stop(ends={ends!r}): expected a sequence of task "
+                    "ids, e.g. ends=[0]"
+                )
             for task_id in ends:
                 self._check_task(task_id)
         with self._lock:
