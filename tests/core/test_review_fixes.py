@@ -1,8 +1,11 @@
 """Regression tests for defects found in review of papy.core (connect
 rollback, atomic Dagger.connect, stop keywords, uneven join inputs)."""
 
+import itertools
+import logging
+
 import pytest
-from core_functions import first
+from core_functions import both, first
 from numap import NuMap, NuMapError
 from papy.core import Dagger, DaggerError, Piper, PiperError, Plumber
 
@@ -166,3 +169,74 @@ def test_stop_refuses_a_keyword_the_numap_does_not_take():
         linear.stop(timeout=1)
     linear.stop(forced=True, ends=None)
     assert linear.state == "stopped"
+
+
+# --- 4. a join of inputs of different lengths warns -------------------------
+
+
+def join_output(datas, numap=None):
+    parallel = numap if numap is not None else False
+    left = Piper(first, parallel=parallel, name="i1", branch=1)
+    right = Piper(first, parallel=parallel, name="i2", branch=2)
+    join = Piper(both, parallel=parallel, name="j")
+    dagger = Dagger(pipes=[(left, join), (right, join)])
+    dagger.connect(datas)
+    dagger.start()
+    output = list(join)
+    dagger.stop()
+    dagger.disconnect()
+    return output
+
+
+def uneven_warnings(caplog):
+    return [r.getMessage() for r in caplog.records if "ended after" in r.getMessage()]
+
+
+@pytest.mark.timeout(20)
+def test_join_warns_when_a_later_input_ends_first(caplog):
+    with caplog.at_level(logging.WARNING, logger="papy"):
+        assert join_output([[1, 2, 3], [10]]) == [(1, 10)]
+    (message,) = uneven_warnings(caplog)
+    assert "input 1 of Piper 'j' ended after 1 item while input 0 still has" in message
+
+
+@pytest.mark.timeout(20)
+def test_join_warns_when_the_first_input_ends_first(caplog):
+    with caplog.at_level(logging.WARNING, logger="papy"):
+        assert join_output([[10], [1, 2, 3]]) == [(10, 1)]
+    (message,) = uneven_warnings(caplog)
+    assert "input 0 of Piper 'j' ended after 1 item while input 1 still has" in message
+
+
+@pytest.mark.timeout(20)
+def test_join_of_equal_inputs_does_not_warn(caplog):
+    with caplog.at_level(logging.WARNING, logger="papy"):
+        assert join_output([[1, 2], [3, 4]]) == [(1, 3), (2, 4)]
+        assert join_output([iter(()), iter(())]) == []
+    assert uneven_warnings(caplog) == []
+
+
+@pytest.mark.timeout(20)
+def test_join_with_an_endless_input_warns_and_ends(caplog):
+    with caplog.at_level(logging.WARNING, logger="papy"):
+        assert join_output([itertools.count(), [7, 8]]) == [(0, 7), (1, 8)]
+    (message,) = uneven_warnings(caplog)
+    assert "input 1 of Piper 'j' ended after 2 items while input 0" in message
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("stride", [1, 3])
+@pytest.mark.parametrize(
+    "datas", [([1, 2, 3, 4, 5], [10, 20]), ([10, 20], [1, 2, 3, 4, 5])]
+)
+def test_join_on_one_numap_of_uneven_inputs_ends_and_warns(caplog, stride, datas):
+    numap = NuMap(worker_type="thread", worker_num=2, stride=stride)
+    with caplog.at_level(logging.WARNING, logger="papy"):
+        output = join_output([list(d) for d in datas], numap)
+    assert output == list(zip(*datas, strict=False))
+    (message,) = uneven_warnings(caplog)
+    short = 0 if len(datas[0]) < len(datas[1]) else 1
+    assert (
+        f"input {short} of Piper 'j' ended after 2 items while input {1 - short}"
+        in message
+    )

@@ -523,10 +523,24 @@ class Piper:
                 sources.append(source._stream_for(self))
             else:
                 sources.append(iter(source))
-        rows = self._counted_rows(zip_inputs(sources))
+        rows = self._counted_rows(zip_inputs(sources, self._uneven_inputs))
         if self.consume == 1:
             return rows
         return group(rows, self.consume, self.stride)
+
+    def _uneven_inputs(self, ended: int, rows: int, left: list[int]) -> None:
+        """Warn that input ``ended`` ran out while inputs ``left`` had more."""
+        items = "item" if rows == 1 else "items"
+        others = ", ".join(str(index) for index in left)
+        verb = "has" if len(left) == 1 else "have"
+        self.log.warning(
+            f"input {ended} of Piper {self.name!r} ended after {rows} {items} "
+            f"while input {others} still {verb} items; the rest of input "
+            f"{others} is not read (inputs of a join must have equal lengths)",
+            ended_input=ended,
+            rows=rows,
+            unread_inputs=left,
+        )
 
     def _counted_rows(self, rows: Iterator[Any]) -> Iterator[Any]:
         for row in rows:

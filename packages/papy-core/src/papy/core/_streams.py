@@ -40,23 +40,49 @@ def _take(source: Iterator[Any], count: int) -> list[Any]:
     return block
 
 
-def zip_inputs(sources: Sequence[Iterator[Any]]) -> Iterator[tuple[Any, ...]]:
+def zip_inputs(
+    sources: Sequence[Iterator[Any]],
+    on_uneven: Callable[[int, int, list[int]], None] | None = None,
+) -> Iterator[tuple[Any, ...]]:
     """Yield one tuple per row: the next item of every source, in order.
 
-    Ends with the shortest source, like ``zip``. The others are not read
-    further: reading ahead inside a NuMap's feeder could wait for items that
-    feeder has not fed yet. (A checked Dagger's streams have equal lengths,
-    except for a short last group when the input length is not a multiple
-    of consume x stride.)
+    Ends with the shortest source, like ``zip``; a checked Dagger's streams
+    have equal lengths, so only a mistake ends them unevenly. The other
+    sources are not read to their ends (one may be endless), but never
+    silently: if ``on_uneven`` is given, it is called once as
+    ``on_uneven(ended, rows, left)`` when source ``ended`` ends after
+    ``rows`` rows while the sources ``left`` still had items: those before
+    it gave an item for the row that cannot be completed, and those after
+    it are tried for one item (read where a full row would have read it,
+    so it waits no longer than reading that row would have).
     """
+    rows = 0
     while True:
         row = []
-        for source in sources:
+        for index, source in enumerate(sources):
             try:
                 row.append(next(source))
             except StopIteration:
+                if on_uneven is not None:
+                    later = sources[index + 1 :]
+                    left = list(range(index))
+                    left += [
+                        index + 1 + i for i, rest in enumerate(later) if _has_item(rest)
+                    ]
+                    if left:
+                        on_uneven(index, rows, left)
                 return
+        rows += 1
         yield tuple(row)
+
+
+def _has_item(source: Iterator[Any]) -> bool:
+    """Whether ``source`` gives one more item (which is then dropped)."""
+    try:
+        next(source)
+    except StopIteration:
+        return False
+    return True
 
 
 def group(rows: Iterator[tuple[Any, ...]], n: int, s: int) -> Iterator[tuple[Any, ...]]:
