@@ -240,3 +240,26 @@ def test_join_on_one_numap_of_uneven_inputs_ends_and_warns(caplog, stride, datas
         f"input {short} of Piper 'j' ended after 2 items while input {1 - short}"
         in message
     )
+
+
+# --- 5. Dagger.start twice ---------------------------------------------------
+
+
+@pytest.mark.timeout(20)
+def test_dagger_start_twice_raises_dagger_error():
+    x, y = Piper(first, name="x"), Piper(first, name="y")
+    dagger = Dagger(pipes=[(x, y)])
+    dagger.connect([[1, 2]])
+    dagger.start()
+    with pytest.raises(DaggerError, match="already started"):
+        dagger.start()
+    assert list(y) == [1, 2]  # the first start is intact
+    dagger.stop()
+    with pytest.raises(DaggerError, match="already started"):
+        dagger.start()
+    dagger.disconnect()
+    dagger.connect([[3]])
+    dagger.start()
+    assert list(y) == [3]
+    dagger.stop()
+    dagger.disconnect()

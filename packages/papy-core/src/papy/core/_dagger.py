@@ -430,6 +430,13 @@ class Dagger(DictGraph):
         if not self._connected:
             raise DaggerError("Dagger: connect() the pipeline before start()")
         for piper in self._connected:
+            if piper.state != "connected":
+                raise DaggerError(
+                    f"Dagger: already started (Piper {piper.name!r} is "
+                    f"{piper.state}); a Dagger starts once per connect(): stop() "
+                    "and disconnect() it, then connect() it again"
+                )
+        for piper in self._connected:
             piper.start(stages=(0, 1))
         for piper in self._connected:
             piper.start(stages=(2,))
