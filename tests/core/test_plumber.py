@@ -1,15 +1,22 @@
 """Plumber on linear Pipers: state machine, stats, pause/resume, stop."""
 
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import structlog
 from capped_threads import CAP_THREADS, capped_address_space, run_capped
-from papy.core import Piper, Plumber, PlumberError
+from core_functions import first as first_of_core
+from papy.core import Piper, Plumber, PlumberError, Worker, load_pipeline
 from papy.util.config import start_logger
 
 SLEEP = 0.01  # seconds slow_first sleeps per item
+CORE_TESTS = str(Path(__file__).resolve().parent)
 
 
 def first(inbox):
@@ -291,3 +298,57 @@ def test_puller_that_cannot_start_fails_the_run_instead_of_hanging(room):
     assert "state: finished" in out
     # A puller that did start pulls nothing and ends with the run.
     assert "threads left: []" in out
+
+
+@pytest.mark.timeout(30)
+def test_a_save_that_fails_keeps_the_file_it_would_replace(tmp_path):
+    # A full disk is simulated with a file size limit (RLIMIT_FSIZE) in a
+    # subprocess: the first save fits, the second (longer) one does not.
+    target = tmp_path / "kept.py"
+    script = textwrap.dedent(
+        f"""
+        import resource, signal
+        from core_functions import first, total
+        from papy.core import Piper, Plumber, Worker
+
+        Plumber(pipers=[Piper(Worker(first), name="a")], name="p").save({str(target)!r})
+        size = len(open({str(target)!r}).read())
+        print(size, flush=True)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 100, resource.RLIM_INFINITY))
+        long = "b" * 2000
+        try:
+            Plumber(pipers=[Piper(Worker(total), name=long)], name="p").save(
+                {str(target)!r}
+            )
+        except OSError as error:
+            print("refused", error.errno, flush=True)
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([CORE_TESTS, *sys.path]))
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env,
+        timeout=20,
+    )  # fmt: skip
+    size, refused = done.stdout.split("\n")[:2]
+    assert refused.startswith("refused"), done.stderr
+    assert len(target.read_text()) == int(size)
+    assert load_pipeline(target).name == "p"
+    assert [p.name for p in tmp_path.iterdir()] == ["kept.py"]  # no temporary left
+
+
+@pytest.mark.timeout(20)
+def test_load_replaces_the_stats_of_the_pipeline_it_replaces(tmp_path):
+    numap_plumber = Plumber(pipers=[Piper(first, name="a")])
+    numap_plumber.start([range(3)])
+    numap_plumber.run()
+    numap_plumber.wait(10)
+    numap_plumber.stop()
+    assert numap_plumber.stats["run_start"] is not None
+    saved = tmp_path / "other.py"
+    Plumber(pipers=[Piper(Worker(first_of_core), name="b")], name="other").save(saved)
+    numap_plumber.load(saved)
+    stats = numap_plumber.stats
+    assert stats["run_start"] is None and stats["run_end"] is None
+    assert stats["pipers_tracked"] == {}
+    assert list(stats["pipers"]) == ["b"]

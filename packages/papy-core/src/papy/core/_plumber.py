@@ -12,7 +12,9 @@ Threads::
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -320,8 +322,7 @@ class Plumber(Dagger):
         functions, arguments that are not Python literals).
         """
         source = pipeline_source(self)
-        with open(filename, "w", encoding="utf-8") as handle:
-            handle.write(source)
+        _write_replacing(os.fspath(filename), source)
         self.log.info("pipeline saved", filename=os.fspath(filename))
 
     def load(self, filename: str | os.PathLike[str]) -> Plumber:
@@ -347,6 +348,9 @@ class Plumber(Dagger):
         self.name = loaded.name
         self.logger_options = dict(loaded.logger_options)
         self.log = get_logger(pipeline=self.name)
+        # The stats of the replaced pipeline's runs are not this one's.
+        self._tracked = {}
+        self._run_start = self._run_end = None
         return self
 
     # --- the run thread -----------------------------------------------------
@@ -455,3 +459,27 @@ class Plumber(Dagger):
             "items_out": sum(counters["items_out"] for counters in outputs),
             "errors": sum(counters["errors"] for counters in outputs),
         }
+
+
+def _write_replacing(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all: into a new file
+    beside it, then renamed over it, so that a full disk or a crash never
+    leaves a half-written pipeline where a good one was."""
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(
+        dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
+    )
+    try:
+        # mkstemp makes the file private; give it the old file's mode, or
+        # that of a plain new file.
+        mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
+        os.chmod(temporary, mode)
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
