@@ -35,7 +35,7 @@ import textwrap
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from string import Template
-from types import ModuleType
+from types import ModuleType, NoneType
 from typing import Any
 
 __all__ = [
@@ -329,9 +329,10 @@ def function_code(func: Callable[..., Any], prefer: str = "import") -> FunctionC
     file with `import_from_path`. A function whose module was itself loaded
     with `import_from_path` is loaded by path again (unless "source").
 
-    Raises CodefileError for lambdas, nested functions and functions with
-    no available source (built in C, defined at the interactive prompt)
-    that cannot be imported either.
+    Raises CodefileError for lambdas, nested functions, bound methods,
+    functions defined in a class, and functions with no available source
+    (built in C, defined at the interactive prompt) that cannot be imported
+    either.
     """
     if prefer not in ("import", "source", "path"):
         raise CodefileError(
@@ -340,6 +341,22 @@ def function_code(func: Callable[..., Any], prefer: str = "import") -> FunctionC
     name = getattr(func, "__name__", None)
     if not callable(func) or not name:
         raise CodefileError(f"func must be a named function, got {func!r:.60}")
+    qualname = getattr(func, "__qualname__", name)
+    bound_to = getattr(func, "__self__", None)
+    if inspect.ismethod(func) or not isinstance(bound_to, (ModuleType, NoneType)):
+        # Its copy would lose the object it is bound to (a "self" argument).
+        raise CodefileError(
+            f"{qualname} is a method bound to a {type(bound_to).__qualname__} "
+            "object, which cannot be saved; use a top-level function, or a "
+            "module it can import"
+        )
+    if "." in qualname and "<locals>" not in qualname:
+        # A staticmethod or plain class attribute: its copied source would
+        # lose the class around it (and a module cannot import "A.f").
+        raise CodefileError(
+            f"{qualname} is defined in a class; use a top-level function, or "
+            "a module it can import"
+        )
     loaded_from = _path_module_file(func)
     if loaded_from is not None and prefer != "source":
         # Its module name exists only in this process: load it by path again.
