@@ -238,6 +238,42 @@ def test_lambdas_of_a_script_run_remotely(shared_rpyc_server, tmp_path):
 
 
 @pytest.mark.timeout(60)
+def test_script_functions_inside_a_task_run_remotely(shared_rpyc_server, tmp_path):
+    # A function of the script that travels inside the task (an argument, a
+    # partial of an importable function) must go by value too: by name,
+    # the host's __main__ does not have it.
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import functools
+            import remote_functions
+            from numap import NuMap
+
+            def cube(x):
+                return x ** 3
+
+            hosts = [({shared_rpyc_server.spec!r}, 2)]
+            numap = NuMap(worker_num=0, worker_remote=hosts)
+            numap.add_task(remote_functions.call_with, range(6), args=(cube,))
+            numap.add_task(
+                functools.partial(remote_functions.call_with, func=cube), range(6)
+            )
+            numap.start()
+            print(list(zip(numap.get_task(0), numap.get_task(1))))
+            numap.stop(ends=[0, 1])
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=50,
+        cwd=tmp_path, env=env_with_path(),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str([(x**3, x**3) for x in range(6)])
+
+
+@pytest.mark.timeout(60)
 @settings(max_examples=8)
 @given(
     items=st.lists(st.integers(-1000, 1000), max_size=60),

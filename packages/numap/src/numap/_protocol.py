@@ -122,14 +122,22 @@ def dumps_task(stages: Sequence[Stage]) -> bytes:
     the tasks chained after it, applied in order to each result (args and
     kwargs may be None). Functions defined in ``__main__`` go by value
     (dill) first: plain pickle would name them by reference, and a worker's
-    ``__main__`` is not the caller's. Everything else pickles plainly, so a
-    worker without dill can run functions from importable modules.
+    ``__main__`` is not the caller's. That holds also for one that travels
+    inside the task (an argument, a partial, an object holding it), which
+    shows as a reference to ``__main__`` in the plain pickle. Everything
+    else pickles plainly, so a worker without dill can run functions from
+    importable modules.
     """
     normalised = [
         (func, tuple(args or ()), dict(kwargs or {})) for func, args, kwargs in stages
     ]
-    in_main = any(_defined_in_main(func) for func, _, _ in normalised)
-    return dumps(normalised, prefer_dill=in_main)
+    if any(_defined_in_main(func) for func, _, _ in normalised):
+        return dumps(normalised, prefer_dill=True)
+    plain = dumps(normalised)
+    # A false match (the text "__main__" in an argument) only costs dill.
+    if dill is not None and plain[:1] == PICKLE_FLAG and b"__main__" in plain:
+        return dumps(normalised, prefer_dill=True)
+    return plain
 
 
 def _defined_in_main(func: Any) -> bool:
