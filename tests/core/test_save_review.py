@@ -1,6 +1,9 @@
 """Plumber.save defects found in review: what copied functions use, methods,
 and error messages that name where the unsavable value is."""
 
+import subprocess
+import sys
+
 import pytest
 from papy.core import Piper, Plumber, PlumberError, Worker
 
@@ -25,3 +28,141 @@ def test_bound_methods_and_class_functions_are_refused(tmp_path):
     static = Plumber(pipers=[Piper(Worker(Scaler.negate), name="a")])
     with pytest.raises(PlumberError, match="Scaler.negate is defined in a class"):
         static.save(tmp_path / "static.py")
+
+
+RUN = """
+def run(plumber, datas):
+    from papy.core import Dagger
+
+    outputs = plumber.get_outputs()
+    plumber.connect(datas)
+    Dagger.start(plumber)
+    results = [list(piper) for piper in outputs]
+    Dagger.stop(plumber)
+    plumber.disconnect()
+    return results
+"""
+
+USES_ITS_MODULE = (
+    """
+import math
+import sys
+from hashlib import sha256
+from os.path import join as pjoin
+
+from numap import NuMap, imports
+from papy.core import Piper, Plumber, Worker
+
+FACTOR = 3
+LABELS = {"a": [1, 2], "b": (None, 2.5)}
+
+
+def helper(x):
+    return x + later_helper(x)
+
+
+def later_helper(x):
+    return 1 if x < 0 else helper(-x) - x
+
+
+def uses_globals(inbox, scale=FACTOR):
+    value = inbox[0]
+    roots = [math.sqrt(v) for v in (value,)]
+    return (
+        value * scale,
+        helper(value),
+        roots[0],
+        pjoin("d", str(value)),
+        sha256(str(value).encode()).hexdigest()[:8],
+        len(LABELS["a"]),
+    )
+
+
+@imports(["os"])
+def decorated(inbox):
+    return inbox[0] + (os.sep,)
+
+
+a = Piper(Worker(uses_globals), name="a")
+b = Piper(Worker(decorated), parallel=NuMap(worker_type="process"), name="b")
+pipeline = Plumber(pipes=[(a, b)], name="globals")
+pipeline.save(sys.argv[1])
+"""
+    + RUN
+    + """
+print(repr(run(pipeline, [[4, 9]])))
+"""
+)
+
+LOAD_AND_RUN = (
+    """
+import sys
+from papy.core import load_pipeline
+"""
+    + RUN
+    + """
+print(repr(run(load_pipeline(sys.argv[1]), [[4, 9]])))
+"""
+)
+
+
+def python(tmp_path, name, source, *args):
+    script = tmp_path / name
+    script.write_text(source)
+    done = subprocess.run(
+        [sys.executable, str(script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=40,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.timeout(90)
+def test_copied_functions_bring_what_they_use_from_their_module(tmp_path):
+    saved = tmp_path / "saved.py"
+    expected = python(tmp_path, "script.py", USES_ITS_MODULE, saved)
+    text = saved.read_text()
+    assert "FACTOR = 3" in text
+    assert "from os.path import join as pjoin" in text
+    assert "from hashlib import sha256" in text
+    assert "import math" in text
+    assert "from numap import imports" in text
+    assert "\n\n\ndef helper(x):" in text
+    assert "\n\n\ndef later_helper(x):" in text
+    loaded = python(tmp_path, "load.py", LOAD_AND_RUN, saved)
+    assert loaded == expected
+    assert "'d/4'" in loaded
+
+
+UNSAVABLE_GLOBAL = """
+import sys
+
+from papy.core import Piper, Plumber, PlumberError, Worker
+
+
+class Settings:
+    limit = 2
+
+
+SETTINGS = Settings()
+
+
+def clip(inbox):
+    return min(inbox[0], SETTINGS.limit)
+
+
+try:
+    Plumber(pipers=[Piper(Worker(clip), name="a")]).save(sys.argv[1])
+except PlumberError as error:
+    print(error)
+"""
+
+
+@pytest.mark.timeout(30)
+def test_a_global_that_cannot_be_written_is_an_error_naming_it(tmp_path):
+    message = python(tmp_path, "script.py", UNSAVABLE_GLOBAL, tmp_path / "x.py")
+    assert "function 'clip' uses the global 'SETTINGS'" in message
+    assert "move it into an importable module" in message

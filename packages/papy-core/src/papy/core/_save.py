@@ -16,7 +16,10 @@ Loading a pipeline EXECUTES the file: load only files you trust.
 
 from __future__ import annotations
 
+import ast
 import datetime
+import dis
+import inspect
 import itertools
 import os
 import re
@@ -55,14 +58,41 @@ def _version() -> str:
         return "unknown"
 
 
+class _Unsavable(Exception):
+    """Something in the pipeline cannot be written; ``pipeline_source`` adds
+    where it was found and raises PlumberError."""
+
+
+# Names the saved file binds itself (see codefile.IMPORTS and the sections
+# written by pipeline_source); a copied function's global may not take them.
+_GENERATED_NAME = re.compile(r"(numap|worker|piper)_\d+|pipeline")
+
+
+def _template_names() -> dict[str, Any]:
+    from numap import NuMap
+    from papy.core import Piper, Plumber, Worker
+
+    return {
+        "NuMap": NuMap,
+        "Piper": Piper,
+        "Plumber": Plumber,
+        "Worker": Worker,
+        "import_from_path": codefile.import_from_path,
+    }
+
+
 class _Writer:
-    """Collects the parts of one saved file; names every object once."""
+    """Collects the parts of one saved file; names every object once.
+
+    ``bound`` maps every name the functions and imports sections bind to the
+    object it stands for, so two different objects never get one name.
+    """
 
     def __init__(self) -> None:
         self.function_lines: list[str] = []
         self.extra_imports: list[str] = []
         self.function_names: dict[int, str] = {}
-        self.used_names: set[str] = set()
+        self.bound: dict[str, Any] = dict(_template_names())
         self.numap_lines: list[str] = []
         self.numap_names: dict[int, str] = {}
 
@@ -73,29 +103,102 @@ class _Writer:
         try:
             code = codefile.function_code(function)
         except codefile.CodefileError as error:
-            raise PlumberError(f"Plumber.save: {error}") from error
+            raise _Unsavable(str(error)) from error
         name = code.name
-        if name in self.used_names:
+        if code.kind == "source":
+            self._bind(name, function, f"function {name!r}")
+            self.function_names[id(function)] = name
+            # Its globals first: decorators and defaults run at definition.
+            self._copy_globals(function, code.code)
+            self.function_lines.append("\n\n" + code.code)
+            return Reference(name)
+        text = code.code
+        if name in self.bound or _GENERATED_NAME.fullmatch(name):
             if code.kind != "import":
-                raise PlumberError(
-                    f"Plumber.save: two different functions are named {name!r}; "
-                    "rename one of them"
+                raise _Unsavable(
+                    f"two different objects are named {name!r}; rename one of them"
                 )
-            name = f"{name}_{len(self.used_names)}"
+            name = f"{name}_{len(self.function_names)}"
             text = codefile.render(
                 codefile.FUNCTION_IMPORT_AS,
                 module=function.__module__,
                 attribute=code.name,
                 name=name,
             )
-        else:
-            text = code.code
-        if code.kind == "source":
-            self.extra_imports.extend(_globals_imports(function))
-        self.used_names.add(name)
+        self._bind(name, function, f"function {name!r}")
         self.function_names[id(function)] = name
         self.function_lines.append(text)
         return Reference(name)
+
+    def _bind(self, name: str, value: Any, what: str) -> bool:
+        """Reserve ``name`` for ``value``; False if it already stands for it.
+
+        Raises _Unsavable when ``name`` stands for another object.
+        """
+        if name in self.bound:
+            if self.bound[name] is value:
+                return False
+            raise _Unsavable(
+                f"{what} needs the name {name!r}, which the saved file already "
+                "uses for something else; rename one of them"
+            )
+        if _GENERATED_NAME.fullmatch(name):
+            raise _Unsavable(
+                f"{what} needs the name {name!r}, which the saved file uses "
+                "for its own objects; rename it"
+            )
+        self.bound[name] = value
+        return True
+
+    def _copy_globals(self, function: Callable[..., Any], source: str) -> None:
+        """Write what the copied ``function`` uses from its module."""
+        scope = function.__globals__  # type: ignore[attr-defined]
+        for name in _global_names(function, source):
+            if name not in scope:
+                continue  # a builtin, or a name that never existed
+            value = scope[name]
+            what = f"function {function.__name__!r} uses the global {name!r}, so it"
+            if not self._bind(name, value, what):
+                continue
+            try:
+                self._provide(function, name, value)
+            except _Unsavable:
+                raise
+            except Exception as error:  # a value whose introspection fails
+                raise _Unsavable(f"{what} cannot be saved: {error}") from error
+
+    def _provide(self, function: Callable[..., Any], name: str, value: Any) -> None:
+        """Write the import, definition or assignment that binds ``name``."""
+        if isinstance(value, types.ModuleType):
+            self.extra_imports.append(_module_import(function, name, value))
+            return
+        if (
+            isinstance(value, types.FunctionType)
+            and value.__globals__ is function.__globals__  # type: ignore[attr-defined]
+        ):
+            del self.bound[name]  # function() binds its own name
+            reference = self.function(value)
+            if reference != name:
+                self._bind(name, value, f"function {function.__name__!r}")
+                self.function_lines.append(f"{name} = {reference}")
+            return
+        line = _from_import(function, name, value)
+        if line is not None:
+            self.extra_imports.append(line)
+            return
+        try:
+            self.function_lines.append(f"{name} = {codefile.literal(value)}")
+            return
+        except codefile.CodefileError:
+            pass
+        raise _Unsavable(
+            f"function {function.__name__!r} uses the global {name!r} (a "
+            f"{type(value).__qualname__}), which cannot be written into the "
+            "saved file: it is not a module, a function of the same script, "
+            "a value writable as a Python literal, or importable from a module; "
+            "move it into an importable module (and import it from there), or "
+            "pass it to the function as a Worker argument"
+        )
 
     def numap(self, numap: Any) -> Reference:
         known = self.numap_names.get(id(numap))
@@ -119,34 +222,129 @@ def _arguments(*args: Any, **kwargs: Any) -> str:
     try:
         return codefile.arguments(*args, **kwargs)
     except codefile.CodefileError as error:
-        raise PlumberError(f"Plumber.save: {error}") from error
+        raise _Unsavable(str(error)) from error
 
 
-def _globals_imports(function: Callable[..., Any]) -> list[str]:
-    """Import lines for modules and imported functions a copied function uses."""
-    lines = []
-    code = getattr(function, "__code__", None)
-    names = code.co_names if code is not None else ()
-    scope = getattr(function, "__globals__", {})
-    for name in names:
-        value = scope.get(name)
-        if isinstance(value, types.ModuleType):
-            if value.__name__ == name:
-                lines.append(f"import {name}")
-            else:
-                lines.append(f"import {value.__name__} as {name}")
-        elif callable(value) and getattr(value, "__module__", "__main__") not in (
-            "__main__",
-            None,
-        ):
-            attribute = getattr(value, "__name__", None)
-            if attribute == name:
-                lines.append(f"from {value.__module__} import {name}")
-    return lines
+_GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL"})
+
+
+def _code_globals(code: types.CodeType) -> list[str]:
+    """Global names ``code`` and the code nested in it (comprehensions,
+    inner functions, lambdas) read or write."""
+    names = [
+        str(instruction.argval)
+        for instruction in dis.get_instructions(code)
+        if instruction.opname in _GLOBAL_OPS
+    ]
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names.extend(_code_globals(constant))
+    return names
+
+
+def _definition_globals(source: str) -> list[str]:
+    """Names the ``def`` in ``source`` evaluates when it runs: decorators,
+    default values and annotations (the body is in the code object)."""
+    tree = ast.parse(source)
+    definition = tree.body[0] if tree.body else None
+    if not isinstance(definition, ast.FunctionDef | ast.AsyncFunctionDef):
+        return []
+    parts: list[ast.AST] = [*definition.decorator_list, definition.args]
+    if definition.returns is not None:
+        parts.append(definition.returns)
+    return [
+        node.id
+        for part in parts
+        for node in ast.walk(part)
+        if isinstance(node, ast.Name)
+    ]
+
+
+def _global_names(function: Callable[..., Any], source: str) -> list[str]:
+    code = function.__code__  # type: ignore[attr-defined]
+    names = _definition_globals(source) + _code_globals(code)
+    return list(dict.fromkeys(names))
+
+
+def _importable_module(module: types.ModuleType) -> bool:
+    name = getattr(module, "__name__", None)
+    return (
+        isinstance(name, str)
+        and name != "__main__"
+        and sys.modules.get(name) is module
+        and getattr(module, "__spec__", None) is not None
+    )
+
+
+def _module_import(
+    function: Callable[..., Any], name: str, module: types.ModuleType
+) -> str:
+    if not _importable_module(module):
+        raise _Unsavable(
+            f"function {function.__name__!r} uses the module {name!r}, which "
+            "cannot be imported by name (it was loaded from a path or is the "
+            "main script); put the code it needs into an importable module"
+        )
+    if module.__name__ == name:
+        return f"import {name}"
+    return f"import {module.__name__} as {name}"
+
+
+def _from_import(function: Callable[..., Any], name: str, value: Any) -> str | None:
+    """``from module import attribute [as name]`` giving exactly ``value``,
+    or None. Tries the import statements of the function's own file first
+    (so ``from os.path import join as pjoin`` stays so), then the module
+    and qualified name the object says it has."""
+    candidates = list(_file_imports(function).get(name, ()))
+    owner = getattr(value, "__module__", None)
+    attribute = getattr(value, "__qualname__", None)
+    if isinstance(owner, str) and isinstance(attribute, str):
+        candidates.append((owner, attribute))
+    own_module = getattr(function, "__module__", None)
+    for module_name, attribute in candidates:
+        if module_name == own_module or "." in attribute:
+            continue
+        module = sys.modules.get(module_name)
+        if module is None or not _importable_module(module):
+            continue
+        if getattr(module, attribute, None) is not value:
+            continue
+        if attribute == name:
+            return f"from {module_name} import {name}"
+        return f"from {module_name} import {attribute} as {name}"
+    return None
+
+
+def _file_imports(function: Callable[..., Any]) -> dict[str, list[tuple[str, str]]]:
+    """Absolute ``from x import a [as b]`` statements in the file that
+    defines ``function``, as {b: [(x, a), ...]}; empty if it cannot be read."""
+    try:
+        filename = inspect.getsourcefile(function)
+        source = Path(filename).read_text() if filename else ""
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, ValueError):
+        return {}
+    found: dict[str, list[tuple[str, str]]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:
+                bound_as = alias.asname or alias.name
+                found.setdefault(bound_as, []).append((node.module, alias.name))
+    return found
 
 
 def pipeline_source(plumber: Any) -> str:
-    """The Python source of ``plumber`` (see the module docstring)."""
+    """The Python source of ``plumber`` (see the module docstring).
+
+    Raises PlumberError saying what cannot be written and where.
+    """
+    try:
+        return _pipeline_source(plumber)
+    except _Unsavable as error:
+        raise PlumberError(f"Plumber.save: {error}") from error
+
+
+def _pipeline_source(plumber: Any) -> str:
     writer = _Writer()
     worker_lines = []
     piper_lines = []
@@ -244,7 +442,7 @@ def pipeline_source(plumber: Any) -> str:
     try:
         return codefile.assemble(parts)
     except codefile.CodefileError as error:
-        raise PlumberError(f"Plumber.save: {error}") from error
+        raise _Unsavable(str(error)) from error
 
 
 @dataclass
