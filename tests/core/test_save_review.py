@@ -1,10 +1,12 @@
 """Plumber.save defects found in review: what copied functions use, methods,
 and error messages that name where the unsavable value is."""
 
+import enum
 import subprocess
 import sys
 
 import pytest
+from core_functions import first, scale
 from papy.core import Piper, Plumber, PlumberError, Worker
 
 
@@ -166,3 +168,31 @@ def test_a_global_that_cannot_be_written_is_an_error_naming_it(tmp_path):
     message = python(tmp_path, "script.py", UNSAVABLE_GLOBAL, tmp_path / "x.py")
     assert "function 'clip' uses the global 'SETTINGS'" in message
     assert "move it into an importable module" in message
+
+
+class Mode(enum.Enum):
+    FAST = 1
+
+
+@pytest.mark.timeout(10)
+def test_save_errors_name_the_piper_worker_and_argument(tmp_path):
+    load = Piper(Worker(first), name="load")
+    score = Piper(
+        Worker((first, scale), ((), ()), ({}, {"offset": Mode.FAST})), name="score"
+    )
+    plumber = Plumber(pipes=[(load, score)])
+    expected = (
+        r"^Plumber.save: Piper 'score', Worker 'first_scale', kwargs of function 2 "
+        r"\(scale\) key 'offset': cannot write \S*Mode value <Mode.FAST: 1>"
+    )
+    with pytest.raises(PlumberError, match=expected):
+        plumber.save(tmp_path / "kwargs.py")
+    positional = Plumber(pipers=[Piper(Worker(scale, (Mode.FAST,)), name="p")])
+    with pytest.raises(PlumberError, match=r"Piper 'p', Worker 'scale', args of "):
+        positional.save(tmp_path / "args.py")
+    method = Plumber(pipers=[Piper(Worker(Scaler(2).scale), name="m")])
+    with pytest.raises(PlumberError, match=r"Piper 'm', Worker '.*', function 1 "):
+        method.save(tmp_path / "method.py")
+    logging = Plumber(logger_options={"log_stream": sys.stdout}, name="logs")
+    with pytest.raises(PlumberError, match="Plumber 'logs': cannot write"):
+        logging.save(tmp_path / "logging.py")

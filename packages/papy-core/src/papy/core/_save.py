@@ -17,6 +17,7 @@ Loading a pipeline EXECUTES the file: load only files you trust.
 from __future__ import annotations
 
 import ast
+import contextlib
 import datetime
 import dis
 import inspect
@@ -26,7 +27,7 @@ import re
 import sys
 import traceback
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -333,6 +334,74 @@ def _file_imports(function: Callable[..., Any]) -> dict[str, list[tuple[str, str
     return found
 
 
+@contextlib.contextmanager
+def _where(place: str, separator: str = ": ") -> Iterator[None]:
+    """Prefix an _Unsavable raised inside with ``place``."""
+    try:
+        yield
+    except _Unsavable as error:
+        raise _Unsavable(f"{place}{separator}{error}") from error.__cause__
+
+
+def _worker_line(writer: _Writer, worker: Any, worker_name: str) -> str:
+    functions = []
+    for number, function in enumerate(worker.task, 1):
+        with _where(_function_label(number, function)):
+            functions.append(writer.function(function))
+    try:
+        arguments = codefile.arguments(
+            tuple(functions), worker.args, worker.kwargs, name=worker.name
+        )
+    except codefile.CodefileError as error:
+        raise _Unsavable(f"{_worker_problem(worker)}: {error}") from error
+    return codefile.render(codefile.WORKER, name=worker_name, arguments=arguments)
+
+
+def _worker_problem(worker: Any) -> str:
+    """Which of ``worker``'s arguments cannot be written as a literal."""
+    for number, (function, args, kwargs) in enumerate(
+        zip(worker.task, worker.args, worker.kwargs, strict=False), 1
+    ):
+        label = _function_label(number, function)
+        for position, value in enumerate(args):
+            if not _writable(value):
+                return f"args of {label} position {position}"
+        for key, value in kwargs.items():
+            if not _writable(value):
+                return f"kwargs of {label} key {key!r}"
+    return "arguments"
+
+
+def _function_label(number: int, function: Any) -> str:
+    name = getattr(function, "__name__", None)
+    return f"function {number} ({name})" if name else f"function {number}"
+
+
+def _writable(value: Any) -> bool:
+    try:
+        codefile.literal(value)
+    except codefile.CodefileError:
+        return False
+    return True
+
+
+def _piper_line(piper: Any, piper_name: str, worker_name: str, parallel: Any) -> str:
+    arguments = _arguments(
+        Reference(worker_name),
+        parallel=parallel,
+        consume=piper.consume,
+        produce=piper.produce,
+        spawn=piper.spawn,
+        timeout=piper.timeout,
+        branch=piper.branch,
+        debug=piper.debug,
+        name=piper.name,
+        track=piper.track,
+        repeat=piper.repeat,
+    )
+    return codefile.render(codefile.PIPER, name=piper_name, arguments=arguments)
+
+
 def pipeline_source(plumber: Any) -> str:
     """The Python source of ``plumber`` (see the module docstring).
 
@@ -351,49 +420,27 @@ def _pipeline_source(plumber: Any) -> str:
     piper_names: dict[Any, str] = {}
     for index, piper in enumerate(plumber):
         worker = piper.worker
-        functions = tuple(writer.function(f) for f in worker.task)
+        place = f"Piper {piper.name!r}, Worker {worker.name!r}"
         worker_name = f"worker_{index}"
-        worker_lines.append(
-            codefile.render(
-                codefile.WORKER,
-                name=worker_name,
-                arguments=_arguments(
-                    functions, worker.args, worker.kwargs, name=worker.name
-                ),
-            )
-        )
-        parallel = False if piper.imap is None else writer.numap(piper.imap)
+        with _where(place, ", "):
+            worker_lines.append(_worker_line(writer, worker, worker_name))
+        with _where(f"Piper {piper.name!r}, its NuMap"):
+            parallel = False if piper.imap is None else writer.numap(piper.imap)
         piper_name = f"piper_{index}"
         piper_names[piper] = piper_name
-        piper_lines.append(
+        with _where(f"Piper {piper.name!r}"):
+            piper_lines.append(_piper_line(piper, piper_name, worker_name, parallel))
+    pipeline = codefile.PIPELINE_NAME
+    with _where(f"Plumber {plumber.name!r}"):
+        pipeline_lines = [
             codefile.render(
-                codefile.PIPER,
-                name=piper_name,
+                codefile.PIPELINE,
+                name=pipeline,
                 arguments=_arguments(
-                    Reference(worker_name),
-                    parallel=parallel,
-                    consume=piper.consume,
-                    produce=piper.produce,
-                    spawn=piper.spawn,
-                    timeout=piper.timeout,
-                    branch=piper.branch,
-                    debug=piper.debug,
-                    name=piper.name,
-                    track=piper.track,
-                    repeat=piper.repeat,
+                    logger_options=plumber.logger_options, name=plumber.name
                 ),
             )
-        )
-    pipeline = codefile.PIPELINE_NAME
-    pipeline_lines = [
-        codefile.render(
-            codefile.PIPELINE,
-            name=pipeline,
-            arguments=_arguments(
-                logger_options=plumber.logger_options, name=plumber.name
-            ),
-        )
-    ]
+        ]
     for piper in plumber:
         topo = plumber[piper]
         pipeline_lines.append(
