@@ -7,7 +7,7 @@ import sys
 
 import pytest
 from core_functions import first, scale
-from papy.core import Piper, Plumber, PlumberError, Worker
+from papy.core import Piper, Plumber, PlumberError, Worker, load_pipeline
 
 
 class Scaler:
@@ -196,3 +196,31 @@ def test_save_errors_name_the_piper_worker_and_argument(tmp_path):
     logging = Plumber(logger_options={"log_stream": sys.stdout}, name="logs")
     with pytest.raises(PlumberError, match="Plumber 'logs': cannot write"):
         logging.save(tmp_path / "logging.py")
+
+
+@pytest.mark.timeout(10)
+def test_a_failed_load_leaves_sys_path_and_sys_modules_as_they_were(tmp_path):
+    before_modules = set(sys.modules)
+    cases = {
+        "raises": "raise RuntimeError('broken on purpose')\n",
+        "nopipeline": "x = 1\n",
+        "notplumber": "pipeline = 3\n",
+    }
+    for name, source in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "pipe.py").write_text(source)
+        with pytest.raises(PlumberError):
+            load_pipeline(folder / "pipe.py")
+        assert str(folder) not in sys.path
+    assert set(sys.modules) == before_modules
+    good = tmp_path / "good"
+    good.mkdir()
+    (good / "pipe.py").write_text(
+        "from papy.core import Plumber\npipeline = Plumber()\n"
+    )
+    try:
+        load_pipeline(good / "pipe.py")
+        assert str(good) in sys.path
+    finally:
+        sys.path.remove(str(good))

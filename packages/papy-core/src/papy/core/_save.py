@@ -570,7 +570,8 @@ def load_pipeline_file(path: str | os.PathLike[str]) -> LoadedPipeline:
     script), so it can import helper modules next to it, and the module is
     registered in ``sys.modules`` (as ``papy_pipeline_<file stem>``, with a
     number added if that is taken) so worker processes can unpickle
-    functions defined in it by reference.
+    functions defined in it by reference. When loading fails, both are
+    undone.
 
     WARNING: this EXECUTES the file's code; load only files you trust.
 
@@ -579,8 +580,6 @@ def load_pipeline_file(path: str | os.PathLike[str]) -> LoadedPipeline:
     original is its ``__cause__``; its traceback is in ``details``), or
     defines no ``pipeline`` Plumber.
     """
-    from papy.core._plumber import Plumber
-
     shown = os.fspath(path)
     full_path = Path(shown).resolve()
     code = _compile(full_path, shown)
@@ -588,13 +587,32 @@ def load_pipeline_file(path: str | os.PathLike[str]) -> LoadedPipeline:
     module = types.ModuleType(name)
     module.__file__ = str(full_path)
     folder = str(full_path.parent)
-    if folder not in sys.path:
+    added_folder = folder not in sys.path
+    if added_folder:
         sys.path.insert(0, folder)
-    sys.modules[name] = module
+    try:
+        return _run_pipeline_file(code, module, full_path, shown)
+    except BaseException:
+        # A file that did not load leaves no trace: imports look where they
+        # did before, and its module is not registered.
+        if added_folder and folder in sys.path:
+            sys.path.remove(folder)
+        if sys.modules.get(name) is module:
+            del sys.modules[name]
+        raise
+
+
+def _run_pipeline_file(
+    code: types.CodeType, module: types.ModuleType, full_path: Path, shown: str
+) -> LoadedPipeline:
+    """Execute ``code`` in ``module`` and return its pipeline (see
+    ``load_pipeline_file``)."""
+    from papy.core._plumber import Plumber
+
+    sys.modules[module.__name__] = module
     try:
         exec(code, module.__dict__)
     except BaseException as error:
-        del sys.modules[name]
         if not isinstance(error, Exception):  # Ctrl-C, sys.exit(): not ours
             raise
         details, line = _user_traceback(error, full_path)
