@@ -67,6 +67,9 @@ def later_helper(x):
     return 1 if x < 0 else helper(-x) - x
 
 
+shout = helper
+
+
 def uses_globals(inbox, scale=FACTOR):
     value = inbox[0]
     roots = [math.sqrt(v) for v in (value,)]
@@ -77,6 +80,7 @@ def uses_globals(inbox, scale=FACTOR):
         pjoin("d", str(value)),
         sha256(str(value).encode()).hexdigest()[:8],
         len(LABELS["a"]),
+        shout(1),
     )
 
 
@@ -134,6 +138,7 @@ def test_copied_functions_bring_what_they_use_from_their_module(tmp_path):
     assert "from numap import imports" in text
     assert "\n\n\ndef helper(x):" in text
     assert "\n\n\ndef later_helper(x):" in text
+    assert "\n\n\nshout = helper\n" in text
     loaded = python(tmp_path, "load.py", LOAD_AND_RUN, saved)
     assert loaded == expected
     assert "'d/4'" in loaded

@@ -90,6 +90,10 @@ class _Writer:
     """
 
     def __init__(self) -> None:
+        # The functions section, in this order: imported functions, literal
+        # constants the copied functions use, then the copied definitions.
+        self.function_imports: list[str] = []
+        self.constant_lines: list[str] = []
         self.function_lines: list[str] = []
         self.extra_imports: list[str] = []
         self.function_names: dict[int, str] = {}
@@ -128,7 +132,7 @@ class _Writer:
             )
         self._bind(name, function, f"function {name!r}")
         self.function_names[id(function)] = name
-        self.function_lines.append(text)
+        self.function_imports.append(text)
         return Reference(name)
 
     def _bind(self, name: str, value: Any, what: str) -> bool:
@@ -181,14 +185,14 @@ class _Writer:
             reference = self.function(value)
             if reference != name:
                 self._bind(name, value, f"function {function.__name__!r}")
-                self.function_lines.append(f"{name} = {reference}")
+                self.function_lines.append(f"\n\n{name} = {reference}")
             return
         line = _from_import(function, name, value)
         if line is not None:
             self.extra_imports.append(line)
             return
         try:
-            self.function_lines.append(f"{name} = {codefile.literal(value)}")
+            self.constant_lines.append(f"{name} = {codefile.literal(value)}")
             return
         except codefile.CodefileError:
             pass
@@ -476,7 +480,10 @@ def _pipeline_source(plumber: Any) -> str:
         ),
         codefile.render(codefile.IMPORTS, extra=extra),
         codefile.render(codefile.SECTION, title="functions"),
+        *writer.function_imports,
+        *writer.constant_lines,
         *writer.function_lines,
+        "",
         codefile.render(codefile.SECTION, title="numaps"),
         *writer.numap_lines,
         codefile.render(codefile.SECTION, title="workers"),
