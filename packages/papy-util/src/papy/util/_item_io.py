@@ -260,7 +260,9 @@ def write_file(data: bytes, prefix: str, suffix: str, directory: str) -> str:
 # A FIFO's name carries the writer's pid between its random part and the
 # suffix, so that a reader can tell when the writer process is gone (killed:
 # nothing removed its FIFO) instead of waiting out its timeout.
-_FIFO_WRITER_PID = re.compile(r"[0-9a-f]{16}_p([1-9][0-9]*)_")
+# Searched with a lookahead, so that overlapping candidates are all found:
+# a prefix can end in what looks like a random part and a pid.
+_FIFO_WRITER_PID = re.compile(r"(?=[0-9a-f]{16}_p([1-9][0-9]*)_)")
 
 
 def _make_fifo(prefix: str, suffix: str, directory: str) -> str:
@@ -305,7 +307,8 @@ def write_fifo(
             connector.start()
         except BaseException:
             with _LOCK:
-                _CONNECTOR = None
+                if _CONNECTOR is connector:
+                    _CONNECTOR = None
                 _WAITING_FIFOS.pop(path, None)
                 _PENDING_FIFOS.discard(path)
             _unlink_quietly(path)
@@ -328,7 +331,8 @@ def _connect_fifos() -> None:
         wake.clear()
         with _LOCK:
             if not _WAITING_FIFOS:
-                _CONNECTOR = None
+                if _CONNECTOR is threading.current_thread():
+                    _CONNECTOR = None
                 return
             waiting = list(_WAITING_FIFOS.items())
         for path, job in waiting:
@@ -338,6 +342,11 @@ def _connect_fifos() -> None:
         pause = _FIFO_POLL_FIRST if woken else min(pause * 2, longest)
 
 
+# Errors of opening a FIFO's write end that a later round may not get:
+# no reader yet (ENXIO), or descriptors or memory short for a moment.
+_TRY_AGAIN = frozenset({errno.ENXIO, errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+
+
 def _try_to_connect(path: str, job: _FifoJob) -> None:
     try:
         fd = _open_fifo_end(path)
@@ -345,14 +354,17 @@ def _try_to_connect(path: str, job: _FifoJob) -> None:
         _stop_waiting(path)  # removed by a reader that gave up: nobody will come
         return
     except OSError as error:
-        if error.errno == errno.ENXIO and time.monotonic() < job.deadline:
-            return  # no reader yet
+        if error.errno in _TRY_AGAIN and time.monotonic() < job.deadline:
+            return  # no reader yet, or no descriptor free this round
         # Nobody came in time, or the FIFO cannot be opened at all.
         _unlink_quietly(path)
         _stop_waiting(path)
         return
     with _LOCK:
-        _WAITING_FIFOS.pop(path, None)
+        mine = _WAITING_FIFOS.pop(path, None) is not None
+    if not mine:  # another connector (after an interrupted start) took it
+        _close_fifo_end(fd)
+        return
     thread = threading.Thread(
         target=_fifo_writer,
         args=(path, fd, job),
@@ -711,8 +723,10 @@ def _process_exists(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True  # another user's process: it exists
+    except (PermissionError, OverflowError):
+        # Another user's process exists; a number no pid can be tells
+        # nothing: assume the writer lives rather than fail a live item.
+        return True
     return True
 
 
