@@ -143,3 +143,21 @@ def test_round_trip_with_numaps_and_their_settings(tmp_path):
     assert len(numaps) == 2
     datas = [[1, 2, 3], [4, 5, 6]]
     assert run(loaded, datas) == run(plumber, datas)
+
+
+@pytest.mark.timeout(30)
+def test_numap_defaults_are_left_to_the_machine_that_loads(tmp_path):
+    defaults = NuMap(worker_type="thread")
+    plumber = Plumber(pipers=[Piper(first, parallel=defaults, name="a")], name="d")
+    path = tmp_path / "defaults.py"
+    plumber.save(path)
+    text = path.read_text()
+    assert "NuMap(worker_type='thread', ordered=True, skip=False)" in text
+    written = text.split("NuMap(")[1].split(")")[0]
+    for machine_dependent in ("worker_num", "stride", "buffer", "name="):
+        assert machine_dependent not in written
+    loaded = load_pipeline(path)
+    (numap,) = {p.imap for p in loaded}
+    assert numap.worker_num == defaults.worker_num  # this machine's CPU count
+    assert numap.arguments["worker_num"] is None
+    assert run(loaded, [[1, 2, 3]]) == [[1, 2, 3]]

@@ -88,6 +88,15 @@ def test_invalid_arguments_are_refused_naming_the_argument(options, error, words
         NuMap(**options)
 
 
+@pytest.mark.timeout(10)
+def test_arguments_keep_the_settings_as_given():
+    nm = NuMap(worker_type="thread", stride=3)
+    assert nm.arguments["worker_num"] is None and nm.worker_num >= 1
+    assert nm.arguments["stride"] == 3 and nm.arguments["buffer"] is None
+    assert nm.arguments["name"] is None and nm.name.startswith("imap_")
+    assert nm.arguments["worker_type"] == "thread"
+
+
 @pytest.mark.parametrize(
     ("call", "error", "words"),
     [

@@ -381,6 +381,9 @@ class NuMap:
         [default: False: a later next() returns it].
       name: [default: "imap_<id>"].
 
+    ``arguments`` (beyond 1.x) holds these settings as given, None where
+    the default applies.
+
     Raises TypeError or ValueError naming the argument when one is invalid.
     """
 
@@ -414,6 +417,7 @@ class NuMap:
                 f"worker_type={self.worker_type!r}"
             )
         remote_num = sum(n for _, n in self.worker_remote or ())
+        worker_num_given = worker_num
         if worker_num is None:
             worker_num = max(1, os.cpu_count() or 1)
         if worker_num == 0 and not remote_num and not isinstance(worker_num, bool):
@@ -441,6 +445,21 @@ class NuMap:
         self.ordered = bool(ordered)
         self.skip = bool(skip)
         self.name = name if name is not None else f"imap_{id(self)}"
+        # The settings as given, None where the default applies: what a copy
+        # of this map elsewhere (papy's saved pipelines) should be built
+        # with, so that defaults that depend on the machine (worker_num,
+        # stride, buffer) are computed there again.
+        self.arguments: dict[str, Any] = {
+            "worker_type": worker_type,
+            "worker_num": worker_num_given,
+            "worker_remote": self.worker_remote,
+            "stride": stride,
+            "buffer": buffer,
+            "ordered": self.ordered,
+            "skip": self.skip,
+            "name": name,
+            "worker_remote_ssl": worker_remote_ssl,
+        }
         self._started = threading.Event()
 
         self._tasks: list[_Task] = []

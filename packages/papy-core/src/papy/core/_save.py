@@ -46,8 +46,9 @@ NUMAP_SETTINGS = (
     "ordered",
     "skip",
     "name",
+    "worker_remote_ssl",
 )
-"""NuMap attributes written to a saved file (the NuMap constructor's names)."""
+"""NuMap constructor arguments written to a saved file, those given only."""
 
 _loaded = itertools.count()
 
@@ -210,12 +211,15 @@ class _Writer:
         if known is not None:
             return Reference(known)
         name = f"numap_{len(self.numap_names)}"
-        settings = {key: getattr(numap, key) for key in NUMAP_SETTINGS}
-        if settings.get("worker_remote") is not None:
+        # The settings as the user gave them: a default left out is computed
+        # again where the file loads (the worker count from that machine's
+        # CPUs, stride and buffer from it).
+        given = numap.arguments
+        settings = {
+            key: given[key] for key in NUMAP_SETTINGS if given.get(key) is not None
+        }
+        if "worker_remote" in settings:
             settings["worker_remote"] = [tuple(r) for r in settings["worker_remote"]]
-        ssl = getattr(numap, "worker_remote_ssl", None)
-        if ssl is not None:
-            settings["worker_remote_ssl"] = ssl
         self.numap_lines.append(
             codefile.render(codefile.NUMAP, name=name, arguments=_arguments(**settings))
         )
