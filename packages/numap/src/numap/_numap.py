@@ -271,11 +271,11 @@ def _stop_live_numaps() -> None:
         numap._abandon()
 
 
-def _check_positive(name: str, value: Any, minimum: int = 1) -> int:
+def _check_positive(name: str, value: Any, minimum: int = 1, advice: str = "") -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"NuMap({name}=...): expected an int, got {value!r}")
     if value < minimum:
-        raise ValueError(f"NuMap({name}={value}): must be at least {minimum}")
+        raise ValueError(f"NuMap({name}={value}): must be at least {minimum}{advice}")
     return value
 
 
@@ -420,13 +420,12 @@ class NuMap:
         worker_num_given = worker_num
         if worker_num is None:
             worker_num = max(1, os.cpu_count() or 1)
-        if worker_num == 0 and not remote_num and not isinstance(worker_num, bool):
-            raise ValueError(
-                "NuMap(worker_num=0): a map without local workers needs remote "
-                "ones (worker_remote=[(host, n)]); give at least 1 worker"
-            )
         self.worker_num = _check_positive(
-            "worker_num", worker_num, minimum=0 if remote_num else 1
+            "worker_num",
+            worker_num,
+            minimum=0 if remote_num else 1,
+            advice="; a map without local workers needs remote ones "
+            "(worker_remote=[(host, n)])",
         )
         self.worker_remote_ssl = worker_remote_ssl
         total_workers = self.worker_num + remote_num
@@ -784,14 +783,11 @@ class NuMap:
         except BaseException as error:
             self._fail_feeding(error)
             return
-        # Stopped early (stop(), also forced): nothing more will enter, so
-        # each task ends after the items that did. After stop(forced=True)
-        # consumers take those results, then get StopIteration.
+        # Stopped early (stop(), also forced): after stop(forced=True)
+        # consumers take the results of the items that entered, then get
+        # StopIteration.
         with self._lock:
-            for task in self._tasks:
-                if task.output.total is None:
-                    task.output.total = task.output.entered
-            self._notify_results()
+            self._end_open_tasks()
 
     def _fail_feeding(self, error: BaseException) -> None:
         # Never leave consumers waiting for items that will not come;
@@ -799,11 +795,16 @@ class NuMap:
         with self._lock:
             self._feeder_error = error
             self._stopping = True
-            for task in self._tasks:
-                if task.output.total is None:
-                    task.output.total = task.output.entered
             self._feeder_wakeup.notify_all()
-            self._notify_results()
+            self._end_open_tasks()
+
+    def _end_open_tasks(self) -> None:
+        """(Holding _lock.) Nothing more will enter the map: each task whose
+        input had not ended ends after the items that did enter."""
+        for task in self._tasks:
+            if task.output.total is None:
+                task.output.total = task.output.entered
+        self._notify_results()
 
     def _weave_until_done(self) -> None:
         # The weave never skips the turn of a task waiting for space: pipers
