@@ -2,10 +2,12 @@
 and error messages that name where the unsavable value is."""
 
 import enum
+import inspect
 import subprocess
 import sys
 
 import pytest
+import test_save
 from core_functions import first, scale
 from papy.core import Piper, Plumber, PlumberError, Worker, load_pipeline
 
@@ -32,18 +34,8 @@ def test_bound_methods_and_class_functions_are_refused(tmp_path):
         static.save(tmp_path / "static.py")
 
 
-RUN = """
-def run(plumber, datas):
-    from papy.core import Dagger
-
-    outputs = plumber.get_outputs()
-    plumber.connect(datas)
-    Dagger.start(plumber)
-    results = [list(piper) for piper in outputs]
-    Dagger.stop(plumber)
-    plumber.disconnect()
-    return results
-"""
+# The scripts below run a pipeline as test_save.run does.
+RUN = "\nfrom papy.core import Dagger\n\n" + inspect.getsource(test_save.run)
 
 USES_ITS_MODULE = (
     """
