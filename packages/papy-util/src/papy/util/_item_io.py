@@ -608,10 +608,9 @@ def _read_fifo(path: str, chunk: int, timeout: float) -> bytes:
             # We opened it just before another reader, which has since read
             # it all and removed it (it unlinks before it unlocks).
             raise _not_found(path)
-        if path in _WAITING_FIFOS:
-            # Its writer is in this process: wake the connector now rather
-            # than at its next round.
-            _CONNECTOR_WAKE.set()
+        # If its writer is in this process, the connector serves it now
+        # rather than at its next round (elsewhere this costs one round).
+        _CONNECTOR_WAKE.set()
         try:
             return _read_fifo_item(_FifoSource(fd, path, timeout), chunk)
         finally:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import pickle
 import sys
@@ -118,23 +119,24 @@ def _check_indices(function: str, inbox: Sequence[Any], s: Any) -> list[int]:
     return indices
 
 
-def _check_positive_number(function: str, name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError(f"{function}: {name} must be a positive number, got {value!r}")
+def _check_positive_number(
+    function: str, name: str, value: Any, maximum: float = math.inf
+) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value <= maximum  # also False for NaN
+    ):
+        limit = "" if maximum == math.inf else f" with 0 < {name} <= {maximum}"
+        raise ValueError(
+            f"{function}: {name} must be a positive number{limit}, got {value!r}"
+        )
     return float(value)
 
 
 def _check_timeout(function: str, value: Any) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not 0 < value <= _item_io.MAX_TIMEOUT  # also False for NaN
-    ):
-        raise ValueError(
-            f"{function}: timeout must be a number of seconds with "
-            f"0 < timeout <= {_item_io.MAX_TIMEOUT} (about 24 days), got {value!r}"
-        )
-    return float(value)
+    # poll() takes the timeout in milliseconds as a C int (about 24 days).
+    return _check_positive_number(function, "timeout", value, _item_io.MAX_TIMEOUT)
 
 
 def _check_buffer(function: str, buffer: Any) -> int:
@@ -339,6 +341,8 @@ def pickle_loads(inbox: Sequence[Any]) -> Any:
     try:
         return pickle.loads(data)
     except TypeError as error:
+        if isinstance(data, bytes | bytearray | memoryview):
+            raise  # raised while unpickling valid bytes: not about the input
         raise TypeError(
             f"pickle_loads: the first input must be bytes made by pickle_dumps, "
             f"got {_type_name(data)}"
