@@ -536,7 +536,8 @@ class Piper:
         self.log.warning(
             f"input {ended} of Piper {self.name!r} ended after {rows} {items} "
             f"while input {others} still {verb} items; the rest of input "
-            f"{others} is not read (inputs of a join must have equal lengths)",
+            f"{others} is not read (a join's inputs differ in length: a "
+            "mistake, or a last group cut short by consume)",
             ended_input=ended,
             rows=rows,
             unread_inputs=left,

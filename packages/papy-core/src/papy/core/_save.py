@@ -37,19 +37,6 @@ from papy.core._errors import PipelineFileError, PlumberError
 from papy.util import codefile
 from papy.util.codefile import Reference
 
-NUMAP_SETTINGS = (
-    "worker_type",
-    "worker_num",
-    "worker_remote",
-    "stride",
-    "buffer",
-    "ordered",
-    "skip",
-    "name",
-    "worker_remote_ssl",
-)
-"""NuMap constructor arguments written to a saved file, those given only."""
-
 _loaded = itertools.count()
 
 
@@ -214,9 +201,8 @@ class _Writer:
         # The settings as the user gave them: a default left out is computed
         # again where the file loads (the worker count from that machine's
         # CPUs, stride and buffer from it).
-        given = numap.arguments
         settings = {
-            key: given[key] for key in NUMAP_SETTINGS if given.get(key) is not None
+            key: value for key, value in numap.arguments.items() if value is not None
         }
         if "worker_remote" in settings:
             settings["worker_remote"] = [tuple(r) for r in settings["worker_remote"]]

@@ -46,34 +46,45 @@ def zip_inputs(
 ) -> Iterator[tuple[Any, ...]]:
     """Yield one tuple per row: the next item of every source, in order.
 
-    Ends with the shortest source, like ``zip``; a checked Dagger's streams
-    have equal lengths, so only a mistake ends them unevenly. The other
-    sources are not read to their ends (one may be endless), but never
-    silently: if ``on_uneven`` is given, it is called once as
-    ``on_uneven(ended, rows, left)`` when source ``ended`` ends after
-    ``rows`` rows while the sources ``left`` still had items: those before
-    it gave an item for the row that cannot be completed, and those after
-    it are tried for one item (read where a full row would have read it,
-    so it waits no longer than reading that row would have).
+    Ends with the shortest source, like ``zip``. A checked Dagger's streams
+    have equal lengths, except for a short last group when an input's
+    length is not a multiple of consume x stride, so unequal ends are
+    either that or a mistake. The other sources are not read to their ends
+    (one may be endless), but never silently: if ``on_uneven`` is given,
+    it is called once as ``on_uneven(ended, rows, left)`` when source
+    ``ended`` ends after ``rows`` rows while the sources ``left`` still had
+    items: those before it gave an item for the row that cannot be
+    completed, and those after it are tried for one item (read where a
+    full row would have read it, so it waits no longer than reading that
+    row would have).
     """
     rows = 0
     while True:
         row = []
-        for index, source in enumerate(sources):
-            try:
+        try:
+            for source in sources:
                 row.append(next(source))
-            except StopIteration:
-                if on_uneven is not None:
-                    later = sources[index + 1 :]
-                    left = list(range(index))
-                    left += [
-                        index + 1 + i for i, rest in enumerate(later) if _has_item(rest)
-                    ]
-                    if left:
-                        on_uneven(index, rows, left)
-                return
+        except StopIteration:
+            if on_uneven is not None:
+                _report_uneven(sources, len(row), rows, on_uneven)
+            return
         rows += 1
         yield tuple(row)
+
+
+def _report_uneven(
+    sources: Sequence[Iterator[Any]],
+    ended: int,
+    rows: int,
+    on_uneven: Callable[[int, int, list[int]], None],
+) -> None:
+    """Call ``on_uneven`` if any source but ``ended`` still had items."""
+    left = list(range(ended))
+    left += [
+        index for index in range(ended + 1, len(sources)) if _has_item(sources[index])
+    ]
+    if left:
+        on_uneven(ended, rows, left)
 
 
 def _has_item(source: Iterator[Any]) -> bool:
