@@ -88,6 +88,19 @@ class _Writer:
         self.bound: dict[str, Any] = dict(_template_names())
         self.numap_lines: list[str] = []
         self.numap_names: dict[int, str] = {}
+        # Each source file's from-imports, parsed once per save.
+        self.imports_by_file: dict[str, dict[str, list[tuple[str, str]]]] = {}
+
+    def _file_imports(
+        self, function: Callable[..., Any]
+    ) -> dict[str, list[tuple[str, str]]]:
+        try:
+            filename = inspect.getsourcefile(function) or ""
+        except TypeError:
+            filename = ""
+        if filename not in self.imports_by_file:
+            self.imports_by_file[filename] = _from_imports_in(filename)
+        return self.imports_by_file[filename]
 
     def function(self, function: Callable[..., Any]) -> Reference:
         known = self.function_names.get(id(function))
@@ -175,7 +188,7 @@ class _Writer:
                 self._bind(name, value, f"function {function.__name__!r}")
                 self.function_lines.append(f"\n\n{name} = {reference}")
             return
-        line = _from_import(function, name, value)
+        line = _from_import(function, name, value, self._file_imports(function))
         if line is not None:
             self.extra_imports.append(line)
             return
@@ -285,12 +298,17 @@ def _module_import(
     return f"import {module.__name__} as {name}"
 
 
-def _from_import(function: Callable[..., Any], name: str, value: Any) -> str | None:
+def _from_import(
+    function: Callable[..., Any],
+    name: str,
+    value: Any,
+    file_imports: dict[str, list[tuple[str, str]]],
+) -> str | None:
     """``from module import attribute [as name]`` giving exactly ``value``,
     or None. Tries the import statements of the function's own file first
-    (so ``from os.path import join as pjoin`` stays so), then the module
-    and qualified name the object says it has."""
-    candidates = list(_file_imports(function).get(name, ()))
+    (``file_imports``, so ``from os.path import join as pjoin`` stays so),
+    then the module and qualified name the object says it has."""
+    candidates = list(file_imports.get(name, ()))
     owner = getattr(value, "__module__", None)
     attribute = getattr(value, "__qualname__", None)
     if isinstance(owner, str) and isinstance(attribute, str):
@@ -310,11 +328,10 @@ def _from_import(function: Callable[..., Any], name: str, value: Any) -> str | N
     return None
 
 
-def _file_imports(function: Callable[..., Any]) -> dict[str, list[tuple[str, str]]]:
-    """Absolute ``from x import a [as b]`` statements in the file that
-    defines ``function``, as {b: [(x, a), ...]}; empty if it cannot be read."""
+def _from_imports_in(filename: str) -> dict[str, list[tuple[str, str]]]:
+    """Absolute ``from x import a [as b]`` statements in ``filename``, as
+    {b: [(x, a), ...]}; empty if it cannot be read."""
     try:
-        filename = inspect.getsourcefile(function)
         source = Path(filename).read_text() if filename else ""
         tree = ast.parse(source)
     except (OSError, TypeError, SyntaxError, ValueError):
