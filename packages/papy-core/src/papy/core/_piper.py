@@ -299,7 +299,7 @@ class Piper:
         try:
             self._make_tasks()
         except BaseException:
-            self._undo_connect(upstream_pipers)
+            self._undo_connect()
             raise
         self._tasks = [task.task for task in self._task_iterators]
         self._outbox = self._make_outbox()
@@ -339,17 +339,26 @@ class Piper:
             ) from error
         self._task_iterators.append(task)
 
-    def _undo_connect(self, upstream_pipers: list[Piper]) -> None:
+    def _undo_connect(self) -> None:
         """Take back what a failed connect() did (the tasks it added too)."""
-        for source in upstream_pipers:
-            source._consumers.remove(self)
         added = len(self._task_iterators)
         if added and self.imap is not None:
             self.imap.pop_task(added)
+        self._release_inbox()
+
+    def _release_inbox(self) -> None:
+        """Stop reading the upstream Pipers and drop what connect() made."""
+        for source in self.inbox:
+            if isinstance(source, Piper) and self in source._consumers:
+                source._consumers.remove(self)
         self.inbox = []
+        self._tasks = []
         self._task_iterators = []
         self._copies = []
         self._chained_from = None
+        self._outbox = None
+        self._tee = None
+        self._stages = set()
 
     def can_chain_from(self, upstream: Piper, readers: int) -> bool:
         """Whether this Piper could read ``upstream`` by native NuMap chaining.
@@ -402,17 +411,7 @@ class Piper:
         if self.imap is not None:
             self._pop_tasks(forced)
             _numaps.forget(self.imap)
-        for source in self.inbox:
-            if isinstance(source, Piper) and self in source._consumers:
-                source._consumers.remove(self)
-        self.inbox = []
-        self._tasks = []
-        self._task_iterators = []
-        self._copies = []
-        self._chained_from = None
-        self._outbox = None
-        self._tee = None
-        self._stages = set()
+        self._release_inbox()
         self.state = "new"
 
     def _pop_tasks(self, forced: bool) -> None:
