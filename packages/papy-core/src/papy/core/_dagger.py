@@ -360,7 +360,8 @@ class Dagger(DictGraph):
                 piper.connect(upstream)
                 self._connected.append(piper)
         except BaseException:
-            self._undo_connect(connected_before, valves_before)
+            # Take back what this call connected, downstream first.
+            self._disconnect_since(connected_before, valves_before)
             raise
 
     def _check_unconnected(self, inputs_too: bool) -> None:
@@ -378,14 +379,6 @@ class Dagger(DictGraph):
                 f"Dagger: Piper {piper.name!r} is already connected, perhaps in "
                 "another Dagger; disconnect() it first"
             )
-
-    def _undo_connect(self, connected_before: int, valves_before: int) -> None:
-        """Disconnect, downstream first, the Pipers a failed connect() connected."""
-        for piper in reversed(self._connected[connected_before:]):
-            if piper.state != "new":
-                piper.disconnect()
-        del self._connected[connected_before:]
-        del self._valves[valves_before:]
 
     def _allow_native_chains(self) -> None:
         """Mark the Pipers that may read their upstream by NuMap chaining.
@@ -418,11 +411,18 @@ class Dagger(DictGraph):
         With ``forced`` every task of every NuMap used is removed, even tasks
         that do not belong to this Dagger.
         """
-        for piper in reversed(self._connected):
+        self._disconnect_since(0, 0, forced)
+
+    def _disconnect_since(
+        self, connected: int, valves: int, forced: bool = False
+    ) -> None:
+        """Disconnect, downstream first, the Pipers connected after the
+        first ``connected``, and forget the valves after the first ``valves``."""
+        for piper in reversed(self._connected[connected:]):
             if piper.state != "new":
                 piper.disconnect(forced=forced)
-        self._connected = []
-        self._valves = []
+        del self._connected[connected:]
+        del self._valves[valves:]
 
     def start(self) -> None:
         """Start Pipers upstream first, in two stages so they can share NuMaps:
