@@ -138,3 +138,23 @@ def test_input_paths_are_optional_in_the_usage_message(papy):
     result = papy("run")
     assert result.status == 2
     assert "the following arguments are required: PIPELINE.py\n" in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_second_ctrl_c_stops_without_waiting_for_items_in_flight(tmp_path):
+    process = start_papy([str(PIPELINES / "stuck_item.py")], tmp_path)
+    try:
+        wait_for_progress(process)  # item 0 went through; item 1 is stuck
+        process.send_signal(signal.SIGINT)
+        said = ""
+        for line in process.stderr:
+            if "papy: stopping; the items in flight finish first" in line:
+                said = line
+                break
+        assert "Ctrl-C again to abort" in said
+        process.send_signal(signal.SIGINT)  # do not wait for item 1
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "papy: interrupted" in stderr
