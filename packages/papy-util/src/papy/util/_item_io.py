@@ -67,6 +67,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 DEFAULT_BUFFER = 64 * 1024
@@ -490,7 +491,7 @@ def _serve(
     # must not keep the real reader waiting in the backlog for long.
     connection.settimeout(min(timeout, _TOKEN_WAIT))
     try:
-        shown = _receive_exactly(connection, _TOKEN_LINE)
+        shown = _receive_exactly(connection.recv_into, _TOKEN_LINE)
         if shown != token + b"\n":
             return False  # a stranger, not our reader: wait for the right one
         connection.settimeout(timeout)
@@ -505,14 +506,17 @@ def _serve(
 
 
 def _receive_exactly(
-    connection: socket.socket, length: int, chunk: int = DEFAULT_BUFFER
+    read_into: Callable[[memoryview], int], length: int, chunk: int = DEFAULT_BUFFER
 ) -> bytes:
-    """Receive exactly ``length`` bytes; EOFError if the peer closes first."""
+    """Read exactly ``length`` bytes with ``read_into`` (a socket's
+    ``recv_into``, a FIFO source's ``read_into``: fills part of the view it
+    gets, returns the count, 0 at the end), ``chunk`` at most per call.
+    Raises EOFError if the end comes first."""
     buffer = bytearray(length)
     view = memoryview(buffer)
     received = 0
     while received < length:
-        count = connection.recv_into(view[received:], min(chunk, length - received))
+        count = read_into(view[received : received + chunk])
         if not count:
             raise EOFError(f"got {received} of {length} bytes")
         received += count
@@ -746,20 +750,15 @@ def _read_fifo_item(source: _FifoSource, chunk: int) -> bytes:
 
 
 def _read_exactly(source: _FifoSource, length: int, chunk: int, what: str) -> bytes:
-    buffer = bytearray(length)
-    view = memoryview(buffer)
-    received = 0
-    while received < length:
-        count = source.read_into(view[received : received + chunk])
-        if not count:
-            raise ItemTruncatedError(
-                errno.EPIPE,
-                f"load_item: {what} incomplete, the FIFO's writer stopped after "
-                f"{received} of {length} bytes (its process ended or died?)",
-                source.path,
-            )
-        received += count
-    return bytes(buffer)
+    try:
+        return _receive_exactly(source.read_into, length, chunk)
+    except EOFError as error:
+        raise ItemTruncatedError(
+            errno.EPIPE,
+            f"load_item: {what} incomplete, the FIFO's writer stopped ({error}; "
+            "its process ended or died?)",
+            source.path,
+        ) from None
 
 
 _HEX_DIGITS = frozenset("0123456789abcdef")
@@ -828,7 +827,7 @@ def _read_socket(reference: str, chunk: int, timeout: float) -> bytes:
                 errno.EPROTO, "load_item: the peer is not a dump_item writer", reference
             )
         try:
-            return _receive_exactly(connection, length, chunk)
+            return _receive_exactly(connection.recv_into, length, chunk)
         except (EOFError, ConnectionError, TimeoutError) as error:
             raise ItemTruncatedError(
                 errno.EPIPE,
@@ -840,5 +839,5 @@ def _read_socket(reference: str, chunk: int, timeout: float) -> bytes:
 def _request(connection: socket.socket, token: bytes) -> tuple[bytes, int]:
     """Show the token; return the header's magic and item length."""
     connection.sendall(token + b"\n")
-    magic, length = _HEADER.unpack(_receive_exactly(connection, _HEADER.size))
+    magic, length = _HEADER.unpack(_receive_exactly(connection.recv_into, _HEADER.size))
     return magic, length
