@@ -157,6 +157,23 @@ def test_add_task_returns_task_iterator_with_its_id():
 
 
 @pytest.mark.timeout(20)
+def test_get_task_takes_task_id_as_in_the_contracts_examples():
+    nm = NuMap(worker_type="thread", worker_num=2)
+    nm.add_task(identity, range(3))
+    nm.add_task(add, range(3), args=(10,))
+    with pytest.raises(TypeError, match="task_id"):
+        nm.get_task(1, task_id=0)
+    with pytest.raises(IndexError, match="no task 2"):
+        nm.get_task(task_id=2)
+    nm.start()
+    try:
+        pairs = zip(nm.get_task(task_id=0), nm.get_task(task_id=1), strict=True)
+        assert list(pairs) == [(0, 10), (1, 11), (2, 12)]
+    finally:
+        nm.stop()
+
+
+@pytest.mark.timeout(20)
 def test_add_task_validates_its_arguments():
     nm = NuMap(worker_type="thread")
     with pytest.raises(TypeError, match="func"):

@@ -590,9 +590,27 @@ class NuMap:
                 )
 
     def get_task(
-        self, task: int = 0, timeout: float | None = None, block: bool = True
+        self,
+        task: int = 0,
+        timeout: float | None = None,
+        block: bool = True,
+        *,
+        task_id: int | None = None,
     ) -> _NuMapTask:
-        """An iterator over the results of task ``task`` only."""
+        """An iterator over the results of task ``task`` [default: 0] only.
+
+        ``timeout`` and ``block`` apply to each step as to :meth:`next`.
+        ``task_id`` is another name for ``task``: the contract's own
+        examples spell it so (``get_task(task_id=1)``). Giving both is a
+        TypeError; a task id that does not exist is an IndexError.
+        """
+        if task_id is not None:
+            if task != 0:
+                raise TypeError(
+                    "get_task: give the task id once, as task or as task_id "
+                    f"(got task={task!r} and task_id={task_id!r})"
+                )
+            task = task_id
         self._check_task(task)
         return _NuMapTask(self, task, timeout, block)
 
