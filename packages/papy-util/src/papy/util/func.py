@@ -356,19 +356,28 @@ def pickle_loads(inbox: Sequence[Any]) -> Any:
 
 
 def _named(error: Exception, message: str) -> Exception:
-    """An exception of the same kind as ``error`` that says ``message``."""
-    kinds = (
-        pickle.PicklingError,
-        pickle.UnpicklingError,
-        EOFError,
-        TypeError,
-        ValueError,
-        AttributeError,
-    )
-    for kind in kinds:
-        if isinstance(error, kind):
-            return kind(message)
-    return error
+    """An exception of ``error``'s own type that says ``message``.
+
+    The rule: walk the type's method resolution order, most specific first,
+    and take the first class that can be built from ``message`` alone and
+    then says exactly ``message``. So a subclass a caller may catch (say a
+    pickle.UnpicklingError subclass raised by a ``__setstate__``) keeps its
+    type; a subclass whose constructor needs more arguments (such as
+    json.JSONDecodeError) or rewrites the message falls back to its nearest
+    base that does not (ValueError), and ``Exception`` always qualifies.
+    Attributes beyond the message live on the original error, which the
+    callers chain as ``__cause__``.
+    """
+    for kind in type(error).__mro__:
+        if not issubclass(kind, Exception):
+            continue
+        try:
+            named = kind(message)
+        except Exception:  # its constructor wants other arguments
+            continue
+        if str(named) == message:
+            return named
+    return Exception(message)
 
 
 # --- items through files, FIFOs and sockets ------------------------------
