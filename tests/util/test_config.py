@@ -6,7 +6,9 @@ import logging
 import logging.handlers
 import multiprocessing
 import os
+import subprocess
 import sys
+import textwrap
 
 import pytest
 import structlog
@@ -229,3 +231,67 @@ def test_unwritable_log_file_keeps_the_previous_configuration(tmp_path):
         start_logger(log_to_file=True, log_filename=tmp_path / "missing" / "log")
     structlog.get_logger("papy").info("still here")
     assert "still here" in stream.getvalue()
+
+
+def _run_python(code, cwd):
+    """Run ``code`` in a fresh interpreter, as a user's script would be run."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    )
+    return done.stdout, done.stderr
+
+
+@pytest.mark.timeout(30)
+def test_defaults_log_nothing_in_a_fresh_process(tmp_path):
+    # In pytest its own capture handler hides logging's lastResort, which
+    # printed raw event dicts to stderr; a fresh interpreter shows it.
+    stdout, stderr = _run_python(
+        """
+        import logging
+        from papy.util.config import start_logger
+
+        log = start_logger()
+        log.info("info event", key=1)
+        log.warning("warning event", key=2)
+        log.error("error event", key=3)
+        logging.getLogger("numap").warning("plain warning")
+        print("done")
+        """,
+        tmp_path,
+    )
+    assert stdout == "done\n"
+    assert stderr == ""
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.timeout(30)
+def test_a_handler_of_the_application_gets_readable_lines_not_dicts(tmp_path):
+    stdout, stderr = _run_python(
+        """
+        import logging, sys
+        from papy.util.config import start_logger
+
+        logging.basicConfig(stream=sys.stdout, format="%(levelname)s|%(message)s")
+        log = start_logger()
+        log.warning("warning event", key=2)
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            log.exception("failed", item=3)
+        """,
+        tmp_path,
+    )
+    lines = stdout.splitlines()
+    assert lines[0].startswith("WARNING|")
+    assert "[warning  ] warning event" in lines[0]
+    assert lines[0].endswith("key=2")
+    assert lines[1].startswith("ERROR|")
+    assert "failed" in lines[1] and lines[1].endswith("item=3")
+    assert stdout.count("ZeroDivisionError: division by zero") == 1
+    assert "{" not in stdout
+    assert stderr == ""

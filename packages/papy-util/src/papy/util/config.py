@@ -181,6 +181,33 @@ def _remove_papy_handlers(root: logging.Logger) -> None:
             handler.close()
 
 
+class _Event(dict[str, Any]):
+    """A structlog event on its way to `logging`, readable by any formatter.
+
+    Our handlers' `ProcessorFormatter` copies it as a plain dict and renders
+    it. A handler with another formatter (one the application installed, or
+    `logging.lastResort`) asks for ``str(record.msg)``; without this class it
+    would print the raw dict. The traceback is left to that formatter: the
+    record of ``log.exception(...)`` carries it as ``exc_info``, and
+    rendering it here too would print it twice.
+    """
+
+    def __str__(self) -> str:
+        event = dict(self)
+        event.pop("exc_info", None)
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        return str(renderer(None, "", event))
+
+
+def _wrap_for_formatter(
+    logger: logging.Logger, name: str, event_dict: Any
+) -> tuple[tuple[Any], dict[str, dict[str, Any]]]:
+    """`ProcessorFormatter.wrap_for_formatter`, handing over an `_Event`."""
+    return structlog.stdlib.ProcessorFormatter.wrap_for_formatter(
+        logger, name, _Event(event_dict)
+    )
+
+
 def _configure_structlog() -> None:
     structlog.configure(
         processors=[
@@ -188,7 +215,7 @@ def _configure_structlog() -> None:
             *_shared_processors(),
             structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            _wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
@@ -236,8 +263,13 @@ def start_logger(
       log_size            bytes per log file before rotating (positive).
       log_number          number of rotated files kept (positive).
 
-    The root logger's level is set to the lower of the active handlers'
-    levels (unchanged when neither file nor stream is active).
+    With neither file nor stream (the defaults) nothing is logged: a
+    ``logging.NullHandler`` on the root logger takes the place of logging's
+    last-resort stderr output, and the root logger's level is unchanged.
+    Otherwise the root logger's level is set to the lower of the active
+    handlers' levels. Handlers installed by other code still get every
+    event, structlog ones as readable ``timestamp [level] event key=value``
+    messages (never raw dicts).
 
     Returns ``structlog.get_logger("papy")``: a structlog logger bound to the
     standard ``"papy"`` logger; ``.bind(...)`` adds context to its events.
@@ -280,12 +312,17 @@ def start_logger(
         stream_handler.setLevel(stream_level)
         stream_handler.setFormatter(_stream_formatter())
         handlers.append(stream_handler)
+    if not handlers:
+        # Neither file nor stream: nothing is logged, as the contract's
+        # defaults say. Without a handler, logging's lastResort would print
+        # warnings and errors to stderr.
+        handlers.append(logging.NullHandler())
     root = logging.getLogger()
     _remove_papy_handlers(root)
     for handler in handlers:
         setattr(handler, _PAPY_HANDLER_MARK, True)
         root.addHandler(handler)
-    if handlers:
+    if log_to_file or stream is not None:
         root.setLevel(min(handler.level for handler in handlers))
 
     _configure_structlog()
