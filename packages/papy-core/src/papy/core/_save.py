@@ -20,8 +20,11 @@ import ast
 import contextlib
 import datetime
 import dis
+import functools
 import inspect
 import itertools
+import keyword
+import operator
 import os
 import re
 import sys
@@ -54,7 +57,51 @@ class _Unsavable(Exception):
 
 # Names the saved file binds itself (see codefile.IMPORTS and the sections
 # written by pipeline_source); a copied function's global may not take them.
-_GENERATED_NAME = re.compile(r"(numap|worker|piper)_\d+|pipeline")
+_GENERATED_NAME = re.compile(r"(numap|worker|piper|callable)_\d+|pipeline")
+
+
+@dataclass(frozen=True)
+class _Rebuilt:
+    """A callable object the saved file rebuilds with a call
+    ``module.maker(function, *args, **kwargs)`` (``function`` only for
+    partials): functools.partial and the operator getters/caller."""
+
+    module: types.ModuleType
+    maker: str
+    function: Callable[..., Any] | None
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"{self.module.__name__}.{self.maker}"
+
+
+def _rebuilt(value: Any) -> _Rebuilt | None:
+    """How the saved file rebuilds ``value``, or None if it is not one of the
+    callables written as a call. Exact types only: a subclass could carry
+    behaviour the call would not rebuild."""
+    kind = type(value)
+    if kind is functools.partial:
+        if vars(value):
+            raise _Unsavable(
+                f"{value!r:.80} has attributes set on it ({', '.join(vars(value))}), "
+                "which the saved file would lose; pass them as arguments instead"
+            )
+        return _Rebuilt(functools, "partial", value.func, value.args, value.keywords)
+    if kind is operator.itemgetter or kind is operator.attrgetter:
+        _, args = value.__reduce__()
+        return _Rebuilt(operator, kind.__name__, None, args, {})
+    if kind is operator.methodcaller:
+        # (methodcaller, (name, *args)) or, with keywords,
+        # (partial(methodcaller, name, **kwargs), args)
+        maker, args = value.__reduce__()
+        if isinstance(maker, functools.partial):
+            return _Rebuilt(
+                operator, "methodcaller", None, maker.args + args, maker.keywords
+            )
+        return _Rebuilt(operator, "methodcaller", None, args, {})
+    return None
 
 
 def _template_names() -> dict[str, Any]:
@@ -106,6 +153,9 @@ class _Writer:
         known = self.function_names.get(id(function))
         if known is not None:
             return Reference(known)
+        rebuilt = _rebuilt(function)
+        if rebuilt is not None:
+            return self._rebuild(function, rebuilt)
         try:
             code = codefile.function_code(function)
         except codefile.CodefileError as error:
@@ -134,6 +184,33 @@ class _Writer:
         self._bind(name, function, f"function {name!r}")
         self.function_names[id(function)] = name
         self.function_imports.append(text)
+        return Reference(name)
+
+    def _rebuild(self, function: Callable[..., Any], rebuilt: _Rebuilt) -> Reference:
+        """Write ``callable_<n> = module.maker(...)`` rebuilding ``function``."""
+        module_name = rebuilt.module.__name__
+        if self._bind(module_name, rebuilt.module, rebuilt.label):
+            self.extra_imports.append(f"import {module_name}")
+        parts = []
+        if rebuilt.function is not None:
+            with _where(f"{rebuilt.label} of {rebuilt.function!r:.60}"):
+                parts.append(self.function(rebuilt.function))
+        for position, value in enumerate(rebuilt.args):
+            with _where(f"{rebuilt.label} argument {position}"):
+                parts.append(_literal(value))
+        for key, value in rebuilt.kwargs.items():
+            if not key.isidentifier() or keyword.iskeyword(key):
+                raise _Unsavable(
+                    f"{rebuilt.label} keyword {key!r} is not a Python identifier, "
+                    "so it cannot be written as a keyword argument"
+                )
+            with _where(f"{rebuilt.label} keyword {key!r}"):
+                parts.append(f"{key}={_literal(value)}")
+        name = f"callable_{len(self.function_names)}"
+        self.bound[name] = function  # a generated name: no user name has it
+        self.function_names[id(function)] = name
+        call = f"{module_name}.{rebuilt.maker}({', '.join(parts)})"
+        self.function_lines.append(f"\n\n{name} = {call}")
         return Reference(name)
 
     def _bind(self, name: str, value: Any, what: str) -> bool:
@@ -178,11 +255,13 @@ class _Writer:
         if isinstance(value, types.ModuleType):
             self.extra_imports.append(_module_import(function, name, value))
             return
-        if (
+        if _rebuilt(value) is not None or (
             isinstance(value, types.FunctionType)
             and value.__globals__ is function.__globals__  # type: ignore[attr-defined]
         ):
-            del self.bound[name]  # function() binds its own name
+            # function() binds the name it writes (the def's own name, or a
+            # callable_<n>); ``name`` is then bound to that below.
+            del self.bound[name]
             reference = self.function(value)
             if reference != name:
                 self._bind(name, value, f"function {function.__name__!r}")
@@ -224,6 +303,13 @@ class _Writer:
         )
         self.numap_names[id(numap)] = name
         return Reference(name)
+
+
+def _literal(value: Any) -> str:
+    try:
+        return codefile.literal(value)
+    except codefile.CodefileError as error:
+        raise _Unsavable(str(error)) from error
 
 
 def _arguments(*args: Any, **kwargs: Any) -> str:

@@ -1,0 +1,194 @@
+"""Plumber.save writes Workers built on functools.partial and on the operator
+getters/caller as calls that rebuild them; what such a call cannot rebuild
+faithfully is refused with an error naming where it is."""
+
+import functools
+import operator
+import subprocess
+import sys
+
+import pytest
+from core_functions import scale
+from numap import NuMap
+from papy.core import Piper, Plumber, PlumberError, Worker, load_pipeline
+from test_save import run
+
+GET_FIRST = operator.itemgetter(0)
+
+
+def build(worker_type):
+    numap = NuMap(worker_type=worker_type, worker_num=2)
+    affine = functools.partial(scale, factor=3, offset=1)
+    a = Piper(Worker((GET_FIRST, affine)), parallel=numap, name="a")
+    b = Piper(
+        Worker((GET_FIRST, operator.attrgetter("real", "imag"))),
+        parallel=numap,
+        name="b",
+    )
+    c = Piper(
+        Worker((GET_FIRST, operator.methodcaller("to_bytes", 2, byteorder="big"))),
+        name="c",
+    )
+    d = Piper(Worker((GET_FIRST, functools.partial(divmod, 100))), name="d")
+    e = Piper(
+        Worker(
+            (
+                GET_FIRST,
+                functools.partial(scale, factor=2, offset=(9,)),
+                operator.itemgetter(0, -1),
+            )
+        ),
+        name="e",
+    )
+    return Plumber(pipes=[(a, b), (a, c), (a, d), (e,)], name="callables")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_partials_and_operator_callables_round_trip(tmp_path, worker_type):
+    plumber = build(worker_type)
+    path = tmp_path / "callables.py"
+    plumber.save(path)
+    text = path.read_text()
+    assert "functools.partial(scale, factor=3, offset=1)" in text
+    assert "operator.methodcaller('to_bytes', 2, byteorder='big')" in text
+    assert "functools.partial(divmod, 100)" in text
+    loaded = load_pipeline(path)
+    datas = [[(7, 8), (3, 4)], [1, 5, 30]]
+    expected = [
+        [(7, 9), (3, 9)],  # e: ((7, 8) * 2 + (9,))[0, -1]
+        [(4, 0), (16, 0), (91, 0)],  # b: 3 x + 1, its real and imag
+        [b"\x00\x04", b"\x00\x10", b"\x00["],  # c: 3 x + 1 as 2 bytes
+        [(25, 0), (6, 4), (1, 9)],  # d: divmod(100, 3 x + 1)
+    ]
+    original = run(plumber, datas)
+    assert original == expected
+    assert run(loaded, datas) == original
+    types = {p.name: [type(f) for f in p.worker.task] for p in loaded}
+    assert types["a"] == [operator.itemgetter, functools.partial]
+    assert types["c"] == [operator.itemgetter, operator.methodcaller]
+
+
+SCRIPT = """
+import functools
+import operator
+import sys
+
+from numap import NuMap
+from papy.core import Dagger, Piper, Plumber, Worker, load_pipeline
+
+
+def power(inbox, exponent, plus=0):
+    return inbox[0] ** exponent + plus
+
+
+CUBE = functools.partial(power, exponent=3)
+PICK = operator.itemgetter(1)
+PICK_FIRST = operator.itemgetter(0)
+
+
+def cube_of_second(inbox):
+    return CUBE((PICK(inbox[0]),))
+
+
+def run(plumber):
+    plumber.connect([[(1, 2), (3, 4)]] * 2)
+    Dagger.start(plumber)
+    results = [list(piper) for piper in plumber.get_outputs()]
+    Dagger.stop(plumber)
+    return results
+
+
+numap = NuMap(worker_type="process", worker_num=2)
+pipeline = Plumber(
+    pipers=[
+        Piper(Worker(cube_of_second), parallel=numap, name="a"),
+        Piper(
+            Worker((PICK_FIRST, functools.partial(power, exponent=2, plus=1))),
+            name="b",
+        ),
+    ]
+)
+if sys.argv[1] == "save":
+    pipeline.save(sys.argv[2])
+    print(run(pipeline))
+else:
+    print(run(load_pipeline(sys.argv[2])))
+"""
+
+
+@pytest.mark.timeout(30)
+def test_a_copied_function_brings_the_partials_it_uses(tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    saved = tmp_path / "saved.py"
+
+    def python(*args):
+        done = subprocess.run(
+            [sys.executable, str(script), *args],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    before = python("save", str(saved))
+    text = saved.read_text()
+    assert "CUBE = callable_" in text
+    assert "functools.partial(power, exponent=3)" in text
+    assert "PICK = callable_" in text
+    after = python("load", str(saved))
+    assert before == after
+    assert "[8, 64]" in after
+    assert "[2, 10]" in after
+
+
+class Tagged(functools.partial):
+    pass
+
+
+def with_attribute():
+    tagged = functools.partial(scale, factor=2)
+    tagged.label = "doubled"
+    return tagged
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("function", "message"),
+    [
+        (
+            functools.partial(scale, factor=object()),
+            r"functools.partial keyword 'factor': cannot write object value",
+        ),
+        (
+            functools.partial(scale, range(3)),
+            r"functools.partial argument 0: cannot write range value",
+        ),
+        (
+            functools.partial(lambda inbox: inbox, 1),
+            r"functools.partial of <function <lambda>.*: .* is a lambda",
+        ),
+        (with_attribute(), r"has attributes set on it \(label\)"),
+        (operator.itemgetter(slice(1, 2)), r"operator.itemgetter argument 0"),
+        (Tagged(scale, 2), r"func must be a named function"),
+    ],
+)
+def test_callables_that_cannot_be_rebuilt_faithfully_are_refused(
+    tmp_path, function, message
+):
+    plumber = Plumber(pipers=[Piper(Worker(function, name="w"), name="p")])
+    with pytest.raises(PlumberError, match=r"Piper 'p', Worker 'w', function 1: "):
+        plumber.save(tmp_path / "refused.py")
+    with pytest.raises(PlumberError, match=message):
+        plumber.save(tmp_path / "refused.py")
+    assert not (tmp_path / "refused.py").exists()
+
+
+@pytest.mark.timeout(10)
+def test_a_partial_keyword_that_is_not_an_identifier_is_refused(tmp_path):
+    odd = functools.partial(scale, **{"not an identifier": 1})
+    plumber = Plumber(pipers=[Piper(Worker(odd, name="w"), name="p")])
+    with pytest.raises(PlumberError, match="'not an identifier' is not a Python"):
+        plumber.save(tmp_path / "odd.py")
