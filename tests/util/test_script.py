@@ -336,3 +336,52 @@ def test_output_that_is_not_text_in_the_encoding_is_a_script_error():
         message,
     )
     assert script((None,), python_cfg(source, text=False)) == b"\xff\xfe ok"
+
+
+SCRIPT_ERRORS = [
+    pytest.param(
+        ScriptError(("bash", "-c", "exit 2"), -9, "oops\n", b"x"),
+        {"returncode": -9, "stderr": "oops\n", "stdout": b"x"},
+        "script was killed by SIGKILL: bash -c exit 2\nstderr:\noops",
+        id="ScriptError",
+    ),
+    pytest.param(
+        ScriptTimeoutError(["x"], None, "late", None, 3),
+        {"returncode": None, "stderr": "late", "stdout": None, "timeout": 3},
+        "script ran longer than timeout=3 s and was killed: x\nstderr:\nlate",
+        id="ScriptTimeoutError",
+    ),
+    pytest.param(
+        ScriptDecodeError(["x"], 0, "", b"\xff", encoding="latin-1", reason="bad"),
+        {
+            "returncode": 0,
+            "stderr": "",
+            "stdout": b"\xff",
+            "encoding": "latin-1",
+            "reason": "bad",
+        },
+        "script output is not valid latin-1 text (bad); set cfg['text'] = False "
+        "to get it as bytes, or cfg['encoding'] to the encoding the script "
+        "writes: x",
+        id="ScriptDecodeError",
+    ),
+]
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(("error", "fields", "message"), SCRIPT_ERRORS)
+def test_script_errors_keep_fields_message_and_pickling(error, fields, message):
+    assert isinstance(error.command, list)
+    for name, value in fields.items():
+        assert getattr(error, name) == value
+    assert str(error) == message
+    assert error.args == (message,)
+    assert repr(error) == f"{type(error).__name__}({message!r})"
+    assert hash(error) == hash(error)  # exceptions stay hashable
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        again = pickle.loads(pickle.dumps(error, protocol))
+        assert type(again) is type(error)
+        assert again.command == error.command
+        for name, value in fields.items():
+            assert getattr(again, name) == value
+        assert str(again) == message and again.args == (message,)

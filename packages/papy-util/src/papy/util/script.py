@@ -19,6 +19,7 @@ Python scripts run with the current interpreter (``sys.executable``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -88,6 +89,15 @@ printf '%s' "$item"    # the result: edit me
 _TEMPLATES = {"python": PYTHON_TEMPLATE, "bash": BASH_TEMPLATE}
 
 
+# The three exceptions are dataclasses: each declares only its own fields,
+# and the generated __init__ takes the inherited ones first, in order
+# (command, returncode, stderr, stdout=None, then the subclass's). eq=False
+# keeps exceptions hashable and compared by identity; repr=False keeps the
+# exception repr of the message. __post_init__ turns the fields into the
+# message, and ScriptError.__reduce__ rebuilds any of them from its fields.
+
+
+@dataclasses.dataclass(eq=False, repr=False)
 class ScriptError(RuntimeError):
     """A script exited with a non-zero status.
 
@@ -97,17 +107,13 @@ class ScriptError(RuntimeError):
     result would have been).
     """
 
-    def __init__(
-        self,
-        command: Sequence[str],
-        returncode: int | None,
-        stderr: str,
-        stdout: Any = None,
-    ) -> None:
-        self.command = list(command)
-        self.returncode = returncode
-        self.stderr = stderr
-        self.stdout = stdout
+    command: Sequence[str]
+    returncode: int | None
+    stderr: str
+    stdout: Any = None
+
+    def __post_init__(self) -> None:
+        self.command = list(self.command)
         super().__init__(self._describe())
 
     def _describe(self) -> str:
@@ -130,26 +136,20 @@ class ScriptError(RuntimeError):
     def __reduce__(self) -> tuple[Any, ...]:
         # Rebuilt from its fields, so it survives pickling between worker
         # processes (the default would call __init__ with the message only).
-        return (type(self), (self.command, self.returncode, self.stderr, self.stdout))
+        fields = dataclasses.fields(self)
+        return (type(self), tuple(getattr(self, field.name) for field in fields))
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class ScriptTimeoutError(ScriptError, TimeoutError):
     """A script ran longer than cfg["timeout"] and was killed.
 
     Every process in the script's process group (those it started, unless
-    they left the group) was killed with it.
+    they left the group) was killed with it. Besides the ScriptError
+    attributes: ``timeout`` (the limit, in seconds).
     """
 
-    def __init__(
-        self,
-        command: Sequence[str],
-        returncode: int | None,
-        stderr: str,
-        stdout: Any = None,
-        timeout: float | None = None,
-    ) -> None:
-        self.timeout = timeout
-        super().__init__(command, returncode, stderr, stdout)
+    timeout: float | None = None
 
     def _describe(self) -> str:
         return self._with_stderr(
@@ -157,11 +157,8 @@ class ScriptTimeoutError(ScriptError, TimeoutError):
             f"{self._where()}"
         )
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        fields = (self.command, self.returncode, self.stderr, self.stdout, self.timeout)
-        return (type(self), fields)
 
-
+@dataclasses.dataclass(eq=False, repr=False)
 class ScriptDecodeError(ScriptError, ValueError):
     """A script's standard output is not text in cfg["encoding"].
 
@@ -170,18 +167,8 @@ class ScriptDecodeError(ScriptError, ValueError):
     ``encoding`` and ``reason`` (what the decoder said).
     """
 
-    def __init__(
-        self,
-        command: Sequence[str],
-        returncode: int | None,
-        stderr: str,
-        stdout: Any = None,
-        encoding: str = "utf-8",
-        reason: str = "",
-    ) -> None:
-        self.encoding = encoding
-        self.reason = reason
-        super().__init__(command, returncode, stderr, stdout)
+    encoding: str = "utf-8"
+    reason: str = ""
 
     def _describe(self) -> str:
         return self._with_stderr(
@@ -189,17 +176,6 @@ class ScriptDecodeError(ScriptError, ValueError):
             "set cfg['text'] = False to get it as bytes, or cfg['encoding'] to "
             f"the encoding the script writes: {self._where()}"
         )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        fields = (
-            self.command,
-            self.returncode,
-            self.stderr,
-            self.stdout,
-            self.encoding,
-            self.reason,
-        )
-        return (type(self), fields)
 
 
 def _check_lang(function: str, lang: Any) -> str:
