@@ -122,17 +122,22 @@ class _Writer:
 
     ``bound`` maps every name the functions and imports sections bind to the
     object it stands for, so two different objects never get one name.
+    ``imported_as`` maps each object an import line binds to that line's
+    name, so one object gets one import: a further name for it is an alias
+    line (``name = first_name``) after the imports.
     """
 
     def __init__(self) -> None:
         # The functions section, in this order: imported functions, literal
         # constants the copied functions use, then the copied definitions.
         self.function_imports: list[str] = []
+        self.alias_lines: list[str] = []
         self.constant_lines: list[str] = []
         self.function_lines: list[str] = []
         self.extra_imports: list[str] = []
         self.function_names: dict[int, str] = {}
         self.bound: dict[str, Any] = dict(_template_names())
+        self.imported_as: dict[int, str] = {}
         self.numap_lines: list[str] = []
         self.numap_names: dict[int, str] = {}
         # Each source file's from-imports, parsed once per save.
@@ -168,6 +173,10 @@ class _Writer:
             self._copy_globals(function, code.code)
             self.function_lines.append("\n\n" + code.code)
             return Reference(name)
+        earlier = self.imported_as.get(id(function))
+        if earlier is not None:
+            self.function_names[id(function)] = earlier
+            return Reference(earlier)
         text = code.code
         if name in self.bound or _GENERATED_NAME.fullmatch(name):
             if code.kind != "import":
@@ -183,14 +192,18 @@ class _Writer:
             )
         self._bind(name, function, f"function {name!r}")
         self.function_names[id(function)] = name
+        if code.kind == "import":
+            self.imported_as[id(function)] = name
         self.function_imports.append(text)
         return Reference(name)
 
     def _rebuild(self, function: Callable[..., Any], rebuilt: _Rebuilt) -> Reference:
         """Write ``callable_<n> = module.maker(...)`` rebuilding ``function``."""
-        module_name = rebuilt.module.__name__
-        if self._bind(module_name, rebuilt.module, rebuilt.label):
-            self.extra_imports.append(f"import {module_name}")
+        module_name = self.imported_as.get(id(rebuilt.module))
+        if module_name is None:
+            module_name = rebuilt.module.__name__
+            self._bind(module_name, rebuilt.module, rebuilt.label)
+            self._import(module_name, rebuilt.module, f"import {module_name}")
         parts = []
         if rebuilt.function is not None:
             with _where(f"{rebuilt.label} of {rebuilt.function!r:.60}"):
@@ -250,10 +263,19 @@ class _Writer:
             except Exception as error:  # a value whose introspection fails
                 raise _Unsavable(f"{what} cannot be saved: {error}") from error
 
+    def _import(self, name: str, value: Any, line: str) -> None:
+        """Write the import ``line`` binding ``name`` to ``value``."""
+        self.imported_as[id(value)] = name
+        self.extra_imports.append(line)
+
     def _provide(self, function: Callable[..., Any], name: str, value: Any) -> None:
         """Write the import, definition or assignment that binds ``name``."""
+        earlier = self.imported_as.get(id(value))
+        if earlier is not None:
+            self.alias_lines.append(f"{name} = {earlier}")
+            return
         if isinstance(value, types.ModuleType):
-            self.extra_imports.append(_module_import(function, name, value))
+            self._import(name, value, _module_import(function, name, value))
             return
         if _rebuilt(value) is not None or (
             isinstance(value, types.FunctionType)
@@ -269,7 +291,7 @@ class _Writer:
             return
         line = _from_import(function, name, value, self._file_imports(function))
         if line is not None:
-            self.extra_imports.append(line)
+            self._import(name, value, line)
             return
         try:
             self.constant_lines.append(f"{name} = {codefile.literal(value)}")
@@ -562,7 +584,7 @@ def _pipeline_source(plumber: Any) -> str:
                     codefile.PIPE, pipeline=pipeline, arguments=_arguments(pipe)
                 )
             )
-    extra = "\n".join(dict.fromkeys(writer.extra_imports))
+    extra = "\n".join(writer.extra_imports)
     date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     parts = [
         codefile.render(
@@ -574,6 +596,7 @@ def _pipeline_source(plumber: Any) -> str:
         codefile.render(codefile.IMPORTS, extra=extra),
         codefile.render(codefile.SECTION, title="functions"),
         *writer.function_imports,
+        *writer.alias_lines,
         *writer.constant_lines,
         *writer.function_lines,
         "",

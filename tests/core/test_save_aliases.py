@@ -1,0 +1,92 @@
+"""Plumber.save writes one import per object: an object the script reaches
+under several names (module aliases, a function imported twice) is imported
+once and its other names are bound to it."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = """
+import functools
+import functools as ft
+import os.path as osp
+import sys
+from os import path
+from os.path import join as j2
+from os.path import join as pjoin
+
+from core_functions import first
+from core_functions import first as pick
+from numap import NuMap
+from papy.core import Dagger, Piper, Plumber, Worker, load_pipeline
+
+
+def uses_both_names(inbox):
+    value = pick(inbox)
+    return (
+        osp.basename(pjoin("a", str(value))),
+        path.basename(j2("b", str(value))),
+        ft.reduce(max, [value, 2]),
+        functools.reduce(min, [value, 2]),
+        osp is path and pjoin is j2 and first is pick,
+    )
+
+
+def run(plumber):
+    plumber.connect([[1, 5]])
+    Dagger.start(plumber)
+    results = [list(piper) for piper in plumber.get_outputs()]
+    Dagger.stop(plumber)
+    return results
+
+
+a = Piper(Worker(functools.partial(pick)), name="a")
+b = Piper(
+    Worker(uses_both_names),
+    parallel=NuMap(worker_type="process", worker_num=2),
+    name="b",
+)
+c = Piper(Worker(first), name="c")
+pipeline = Plumber(pipes=[(a, b, c)], name="aliases")
+if sys.argv[1] == "save":
+    pipeline.save(sys.argv[2])
+    print(run(pipeline))
+else:
+    print(run(load_pipeline(sys.argv[2])))
+"""
+
+
+def python(script, *args):
+    done = subprocess.run(
+        [sys.executable, str(script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.timeout(40)
+def test_an_object_under_two_names_is_imported_once(tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    saved = tmp_path / "saved.py"
+    before = python(script, "save", saved)
+    lines = saved.read_text().splitlines()
+    imports = [line for line in lines if line.startswith(("import ", "from "))]
+    assert sum(line.endswith((" functools", " ft")) for line in imports) == 1
+    assert sum(line.endswith((" osp", " path")) for line in imports) == 1
+    assert sum(line.endswith((" pjoin", " j2")) for line in imports) == 1
+    assert sum(line.endswith((" first", " pick")) for line in imports) == 1
+    aliases = {line for line in lines if line.count("=") == 1 and " = " in line}
+    assert len({"pick = first", "first = pick"} & aliases) == 1
+    assert len({"j2 = pjoin", "pjoin = j2"} & aliases) == 1
+    assert len({"path = osp", "osp = path"} & aliases) == 1
+    assert len({"ft = functools", "functools = ft"} & aliases) == 1
+    after = python(script, "load", saved)
+    assert after == before
+    assert after == "[[('1', '1', 2, 1, True), ('5', '5', 5, 2, True)]]"
