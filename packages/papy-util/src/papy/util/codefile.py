@@ -38,6 +38,8 @@ from string import Template
 from types import ModuleType, NoneType
 from typing import Any
 
+from papy.util._names import type_name
+
 __all__ = [
     "FUNCTION_FROM_PATH",
     "FUNCTION_IMPORT",
@@ -184,7 +186,7 @@ def literal(value: Any) -> str:
         return _literal(value, set())
     except RecursionError:
         raise CodefileError(
-            f"cannot write a {_type_name(value)} value nested this deeply as a "
+            f"cannot write a {type_name(value)} value nested this deeply as a "
             "Python literal; flatten it, or build it in a saved function"
         ) from None
 
@@ -251,20 +253,13 @@ def _scalar(value: Any) -> str:
     return source
 
 
-def _type_name(value: Any) -> str:
-    kind = type(value)
-    if kind.__module__ == "builtins":
-        return kind.__qualname__
-    return f"{kind.__module__}.{kind.__qualname__}"
-
-
 def _unwritable(value: Any) -> CodefileError:
     try:
         shown = reprlib.repr(value)
     except Exception:  # a broken __repr__ must not hide the real problem
         shown = "<no repr>"
     return CodefileError(
-        f"cannot write {_type_name(value)} value {shown} as a Python literal: "
+        f"cannot write {type_name(value)} value {shown} as a Python literal: "
         "only None, bool, int, float, complex, str, bytes and tuples, lists, "
         "dicts, sets and frozensets of them are written, of exactly those "
         "types (not subclasses); convert it (e.g. int(x), tuple(x), dict(x)) "

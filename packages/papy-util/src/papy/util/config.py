@@ -31,6 +31,7 @@ from typing import IO, Any
 
 import papy.util._item_io as _item_io
 import structlog
+from papy.util._names import type_name
 
 __all__ = ["get_defaults", "start_logger"]
 
@@ -170,7 +171,7 @@ def _stream_target(log_to_stream: Any, log_stream: IO[str] | None) -> Any:
         return log_to_stream
     raise TypeError(
         "log_to_stream must be a bool or a stream with a write() method, "
-        f"got {type(log_to_stream).__name__}"
+        f"got {type_name(log_to_stream)}"
     )
 
 
@@ -293,7 +294,7 @@ def start_logger(
             log_filename = _default_filename(bool(log_rotate))
         elif not isinstance(log_filename, str | os.PathLike):
             raise TypeError(
-                f"log_filename must be a path (str), got {type(log_filename).__name__}"
+                f"log_filename must be a path (str), got {type_name(log_filename)}"
             )
 
     # New handlers first: if the file cannot be opened, the previous

@@ -37,6 +37,7 @@ from papy.util._item_io import (
     ItemTimeoutError,
     ItemTruncatedError,
 )
+from papy.util._names import type_name
 
 __all__ = [
     "ItemBusyError",
@@ -78,7 +79,7 @@ def _check_inbox(function: str, inbox: Any) -> Sequence[Any]:
     if isinstance(inbox, str | bytes | bytearray) or not isinstance(inbox, Sequence):
         raise TypeError(
             f"{function}: inbox must be a sequence of inputs (one per upstream "
-            f"piper, e.g. a tuple), got {type(inbox).__name__}"
+            f"piper, e.g. a tuple), got {type_name(inbox)}"
         )
     return inbox
 
@@ -105,7 +106,7 @@ def _check_indices(function: str, inbox: Sequence[Any], s: Any) -> list[int]:
         return list(range(len(inbox)))
     if isinstance(s, str | bytes) or not hasattr(s, "__iter__"):
         raise TypeError(
-            f"{function}: s must be a sequence of indices, got {type(s).__name__}"
+            f"{function}: s must be a sequence of indices, got {type_name(s)}"
         )
     indices = list(s)
     for index in indices:
@@ -156,22 +157,20 @@ def _as_bytes(function: str, item: Any) -> bytes:
         return bytes(item)
     raise TypeError(
         f"{function}: the item (inbox[0]) must be bytes or str, got "
-        f"{type(item).__name__}; serialize it first, e.g. with pickle_dumps "
+        f"{type_name(item)}; serialize it first, e.g. with pickle_dumps "
         "or json_dumps"
     )
 
 
 def _join(function: str, items: Sequence[Any], join: Any) -> Any:
     if not isinstance(join, str | bytes):
-        raise TypeError(
-            f"{function}: join must be str or bytes, got {type(join).__name__}"
-        )
+        raise TypeError(f"{function}: join must be str or bytes, got {type_name(join)}")
     kind = str if isinstance(join, str) else bytes | bytearray | memoryview
     for position, item in enumerate(items):
         if not isinstance(item, kind):
             raise TypeError(
-                f"{function}: input {position} is {type(item).__name__}, but "
-                f"join is {type(join).__name__}; all must be str or all bytes"
+                f"{function}: input {position} is {type_name(item)}, but "
+                f"join is {type_name(join)}; all must be str or all bytes"
             )
     return join.join(items)
 
@@ -187,7 +186,7 @@ def ipasser(inbox: Sequence[Any], i: int = 0) -> Any:
     """
     inbox = _check_inbox("ipasser", inbox)
     if isinstance(i, bool) or not isinstance(i, int):
-        raise TypeError(f"ipasser: i must be an int, got {type(i).__name__}")
+        raise TypeError(f"ipasser: i must be an int, got {type_name(i)}")
     if not -len(inbox) <= i < len(inbox):
         raise IndexError(
             f"ipasser: i={i} is out of range for an inbox of {len(inbox)} inputs"
@@ -216,7 +215,7 @@ def _zip(function: str, inputs: Sequence[Any]) -> tuple[tuple[Any, ...], ...]:
     for position, value in enumerate(inputs):
         if not hasattr(value, "__iter__"):
             raise TypeError(
-                f"{function}: input {position} is a {type(value).__name__}, "
+                f"{function}: input {position} is a {type_name(value)}, "
                 "not a sequence; zippers zip sequences"
             )
     return tuple(zip(*inputs, strict=False))
@@ -282,7 +281,7 @@ def json_dumps(inbox: Sequence[Any]) -> str:
     except (TypeError, ValueError) as error:
         raise _named(
             error,
-            f"json_dumps: the first input (a {_type_name(item)}) cannot be "
+            f"json_dumps: the first input (a {type_name(item)}) cannot be "
             f"written as JSON ({error}); convert it to dicts, lists, str, "
             "numbers, booleans and None first (e.g. decode bytes), or use "
             "pickle_dumps",
@@ -308,7 +307,7 @@ def json_loads(inbox: Sequence[Any]) -> Any:
     except TypeError as error:
         raise TypeError(
             f"json_loads: the first input must be JSON as str or bytes, got "
-            f"{_type_name(text)}; serialize it with json_dumps"
+            f"{type_name(text)}; serialize it with json_dumps"
         ) from error
 
 
@@ -324,7 +323,7 @@ def pickle_dumps(inbox: Sequence[Any]) -> bytes:
     except (pickle.PicklingError, TypeError, AttributeError) as error:
         raise _named(
             error,
-            f"pickle_dumps: the first input (a {_type_name(item)}) cannot be "
+            f"pickle_dumps: the first input (a {type_name(item)}) cannot be "
             f"pickled ({error}); pass data, or instances of classes defined "
             "at the top level of a module (not lambdas, locks or open files)",
         ) from error
@@ -345,7 +344,7 @@ def pickle_loads(inbox: Sequence[Any]) -> Any:
             raise  # raised while unpickling valid bytes: not about the input
         raise TypeError(
             f"pickle_loads: the first input must be bytes made by pickle_dumps, "
-            f"got {_type_name(data)}"
+            f"got {type_name(data)}"
         ) from error
     except (pickle.UnpicklingError, EOFError) as error:
         raise _named(
@@ -504,18 +503,13 @@ def load_item(
     if not isinstance(reference, str):
         raise TypeError(
             "load_item: inbox[0] must be a reference returned by dump_item "
-            f"(a str), got {_type_name(reference)}"
+            f"(a str), got {type_name(reference)}"
         )
     if type not in LOAD_TYPES:
         raise ValueError(f"load_item: type must be one of {LOAD_TYPES}, got {type!r}")
     chunk = _check_buffer("load_item", buffer)
     timeout = _check_timeout("load_item", timeout)
     return _item_io.load(reference, type == "mmap", bool(remove), chunk, timeout)
-
-
-def _type_name(value: Any) -> str:
-    # dump_item and load_item shadow the built-in ``type`` with an argument.
-    return str(value.__class__.__name__)
 
 
 # --- streams -------------------------------------------------------------
@@ -525,7 +519,7 @@ def _check_readable(function: str, handle: Any, method: str) -> None:
     if not hasattr(handle, method):
         raise TypeError(
             f"{function}: handle must be a file open for reading, got "
-            f"{_type_name(handle)}"
+            f"{type_name(handle)}"
         )
 
 
@@ -544,7 +538,7 @@ def _encode_like(handle_is_text: bool, function: str, name: str, value: Any) -> 
         if not isinstance(value, str):
             raise TypeError(
                 f"{function}: {name} must be str for a text handle, got "
-                f"{_type_name(value)}; open the file in binary mode for bytes"
+                f"{type_name(value)}; open the file in binary mode for bytes"
             )
         return value
     return _as_bytes(function, value)

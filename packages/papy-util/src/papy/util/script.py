@@ -28,6 +28,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from papy.util._names import type_name
+
 __all__ = [
     "BASH_TEMPLATE",
     "LANGUAGES",
@@ -226,7 +228,7 @@ def get_config(lang: str = "python") -> dict[str, Any]:
 def _complete_config(cfg: Any) -> dict[str, Any]:
     if not isinstance(cfg, Mapping):
         raise TypeError(
-            f"script: cfg must be a dict (see get_config), got {type(cfg).__name__}"
+            f"script: cfg must be a dict (see get_config), got {type_name(cfg)}"
         )
     merged = get_config(_check_lang("script", cfg.get("lang", "python")))
     unknown = set(cfg) - set(merged)
@@ -274,7 +276,7 @@ def _command(cfg: Mapping[str, Any], item: Any) -> list[str]:
         if not isinstance(item, str):
             raise TypeError(
                 "script: with cfg['input'] = 'argv' the item (inbox[0]) must be a "
-                f"str, got {type(item).__name__}"
+                f"str, got {type_name(item)}"
             )
         command.append(item)
     return command
@@ -289,7 +291,7 @@ def _stdin_bytes(cfg: Mapping[str, Any], item: Any) -> bytes:
         return bytes(item)
     raise TypeError(
         f"script: the item (inbox[0]) must be str, bytes or None, got "
-        f"{type(item).__name__}; serialize it first, e.g. with json_dumps"
+        f"{type_name(item)}; serialize it first, e.g. with json_dumps"
     )
 
 
@@ -354,7 +356,7 @@ def script(inbox: Sequence[Any], cfg: Mapping[str, Any]) -> Any:
     if isinstance(inbox, str | bytes) or not isinstance(inbox, Sequence):
         raise TypeError(
             "script: inbox must be a sequence of inputs (e.g. a tuple), got "
-            f"{type(inbox).__name__}"
+            f"{type_name(inbox)}"
         )
     if not inbox:
         raise ValueError("script: inbox is empty, it needs at least one input")
@@ -420,7 +422,7 @@ def write_template(fn: str | os.PathLike[str], lang: str = "python") -> str:
     """
     lang = _check_lang("write_template", lang)
     if not isinstance(fn, str | os.PathLike):
-        raise TypeError(f"write_template: fn must be a path, got {type(fn).__name__}")
+        raise TypeError(f"write_template: fn must be a path, got {type_name(fn)}")
     path = os.fspath(fn)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(_TEMPLATES[lang])
