@@ -55,9 +55,18 @@ class _Unsavable(Exception):
     where it was found and raises PlumberError."""
 
 
-# Names the saved file binds itself (see codefile.IMPORTS and the sections
-# written by pipeline_source); a copied function's global may not take them.
-_GENERATED_NAME = re.compile(r"(numap|worker|piper|callable)_\d+|pipeline")
+# The names the saved file gives its own objects, spelled only here:
+# ``<kind>_<number>`` (numbered per kind by _Writer.new_name) for NuMaps,
+# Workers, Pipers and the callables the file has to name itself (a rebuilt
+# partial or operator callable, an imported function whose own name is
+# taken), and codefile.PIPELINE_NAME for the Plumber. Besides these the file
+# binds the names of codefile.IMPORTS (_template_names). A copied function's
+# global may not take any of them.
+_NUMAP, _WORKER, _PIPER, _CALLABLE = "numap", "worker", "piper", "callable"
+_GENERATED_KINDS = (_NUMAP, _WORKER, _PIPER, _CALLABLE)
+_GENERATED_NAME = re.compile(
+    rf"({'|'.join(_GENERATED_KINDS)})_\d+|{re.escape(codefile.PIPELINE_NAME)}"
+)
 
 
 @dataclass(frozen=True)
@@ -128,8 +137,9 @@ class _Writer:
     """
 
     def __init__(self) -> None:
-        # The functions section, in this order: imported functions, literal
-        # constants the copied functions use, then the copied definitions.
+        # The functions section, in this order: imported functions, further
+        # names of imported objects, literal constants the copied functions
+        # use, then the copied definitions and rebuilt callables.
         self.function_imports: list[str] = []
         self.alias_lines: list[str] = []
         self.constant_lines: list[str] = []
@@ -142,6 +152,12 @@ class _Writer:
         self.numap_names: dict[int, str] = {}
         # Each source file's from-imports, parsed once per save.
         self.imports_by_file: dict[str, dict[str, list[tuple[str, str]]]] = {}
+        self.numbers = {kind: itertools.count() for kind in _GENERATED_KINDS}
+
+    def new_name(self, kind: str) -> str:
+        """The next unused generated name of ``kind`` (one of
+        _GENERATED_KINDS): ``kind_0``, ``kind_1``, ..."""
+        return f"{kind}_{next(self.numbers[kind])}"
 
     def _file_imports(
         self, function: Callable[..., Any]
@@ -183,14 +199,15 @@ class _Writer:
                 raise _Unsavable(
                     f"two different objects are named {name!r}; rename one of them"
                 )
-            name = f"{name}_{len(self.function_names)}"
+            name = self._bind_new_name(_CALLABLE, function)
             text = codefile.render(
                 codefile.FUNCTION_IMPORT_AS,
                 module=function.__module__,
                 attribute=code.name,
                 name=name,
             )
-        self._bind(name, function, f"function {name!r}")
+        else:
+            self._bind(name, function, f"function {name!r}")
         self.function_names[id(function)] = name
         if code.kind == "import":
             self.imported_as[id(function)] = name
@@ -198,7 +215,8 @@ class _Writer:
         return Reference(name)
 
     def _rebuild(self, function: Callable[..., Any], rebuilt: _Rebuilt) -> Reference:
-        """Write ``callable_<n> = module.maker(...)`` rebuilding ``function``."""
+        """Write ``<generated name> = module.maker(...)`` rebuilding
+        ``function``."""
         module_name = self.imported_as.get(id(rebuilt.module))
         if module_name is None:
             module_name = rebuilt.module.__name__
@@ -219,12 +237,18 @@ class _Writer:
                 )
             with _where(f"{rebuilt.label} keyword {key!r}"):
                 parts.append(f"{key}={_literal(value)}")
-        name = f"callable_{len(self.function_names)}"
-        self.bound[name] = function  # a generated name: no user name has it
+        name = self._bind_new_name(_CALLABLE, function)
         self.function_names[id(function)] = name
         call = f"{module_name}.{rebuilt.maker}({', '.join(parts)})"
         self.function_lines.append(f"\n\n{name} = {call}")
         return Reference(name)
+
+    def _bind_new_name(self, kind: str, value: Any) -> str:
+        """A new generated name of ``kind``, bound to ``value`` (no name of
+        the script can take it: _bind refuses generated names)."""
+        name = self.new_name(kind)
+        self.bound[name] = value
+        return name
 
     def _bind(self, name: str, value: Any, what: str) -> bool:
         """Reserve ``name`` for ``value``; False if it already stands for it.
@@ -282,7 +306,7 @@ class _Writer:
             and value.__globals__ is function.__globals__  # type: ignore[attr-defined]
         ):
             # function() binds the name it writes (the def's own name, or a
-            # callable_<n>); ``name`` is then bound to that below.
+            # generated one); ``name`` is then bound to that below.
             del self.bound[name]
             reference = self.function(value)
             if reference != name:
@@ -311,7 +335,7 @@ class _Writer:
         known = self.numap_names.get(id(numap))
         if known is not None:
             return Reference(known)
-        name = f"numap_{len(self.numap_names)}"
+        name = self.new_name(_NUMAP)
         # The settings as the user gave them: a default left out is computed
         # again where the file loads (the worker count from that machine's
         # CPUs, stride and buffer from it).
@@ -537,15 +561,15 @@ def _pipeline_source(plumber: Any) -> str:
     worker_lines = []
     piper_lines = []
     piper_names: dict[Any, str] = {}
-    for index, piper in enumerate(plumber):
+    for piper in plumber:
         worker = piper.worker
         place = f"Piper {piper.name!r}, Worker {worker.name!r}"
-        worker_name = f"worker_{index}"
+        worker_name = writer.new_name(_WORKER)
         with _where(place, ", "):
             worker_lines.append(_worker_line(writer, worker, worker_name))
         with _where(f"Piper {piper.name!r}, its NuMap"):
             parallel = False if piper.imap is None else writer.numap(piper.imap)
-        piper_name = f"piper_{index}"
+        piper_name = writer.new_name(_PIPER)
         piper_names[piper] = piper_name
         with _where(f"Piper {piper.name!r}"):
             piper_lines.append(_piper_line(piper, piper_name, worker_name, parallel))

@@ -1,0 +1,84 @@
+"""The names Plumber.save gives its own objects never take a name the
+script's functions use: a function imported under another name because its
+own is taken gets a generated name, like the other objects of the file."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+OTHER_FUNCTIONS = """
+def first(inbox):
+    return -inbox[0]
+"""
+
+SCRIPT = """
+import sys
+
+import other_functions
+from core_functions import first
+from numap import NuMap
+from papy.core import Dagger, Piper, Plumber, Worker, load_pipeline
+
+first_0 = 1
+first_1 = 10
+first_2 = 100
+first_3 = 1000
+
+
+def offset(inbox):
+    return inbox[0] + first_0 + first_1 + first_2 + first_3
+
+
+def run(plumber):
+    plumber.connect([[1, 5]])
+    Dagger.start(plumber)
+    results = [list(piper) for piper in plumber.get_outputs()]
+    Dagger.stop(plumber)
+    return results
+
+
+a = Piper(Worker(first), name="a")
+b = Piper(
+    Worker(other_functions.first),
+    parallel=NuMap(worker_type="process", worker_num=2),
+    name="b",
+)
+c = Piper(Worker(offset), name="c")
+pipeline = Plumber(pipes=[(a, b, c)], name="names")
+if sys.argv[1] == "save":
+    pipeline.save(sys.argv[2])
+    print(run(pipeline))
+else:
+    print(run(load_pipeline(sys.argv[2])))
+"""
+
+
+def python(folder, *args):
+    done = subprocess.run(
+        [sys.executable, str(folder / "script.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.timeout(40)
+def test_a_renamed_import_does_not_take_a_global_of_the_script(tmp_path):
+    (tmp_path / "other_functions.py").write_text(OTHER_FUNCTIONS)
+    (tmp_path / "script.py").write_text(SCRIPT)
+    saved = tmp_path / "saved.py"
+    before = python(tmp_path, "save", saved)
+    text = saved.read_text()
+    assert "from other_functions import first as callable_0\n" in text
+    for number, value in enumerate((1, 10, 100, 1000)):
+        assert f"\nfirst_{number} = {value}\n" in text
+    assert "worker_2 = Worker((offset,)" in text
+    assert "piper_2 = Piper(worker_2," in text
+    assert "numap_0 = NuMap(worker_type='process'" in text
+    after = python(tmp_path, "load", saved)
+    assert before == after == "[[1110, 1106]]"
