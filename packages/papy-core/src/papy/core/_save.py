@@ -209,8 +209,7 @@ class _Writer:
         else:
             self._bind(name, function, f"function {name!r}")
         self.function_names[id(function)] = name
-        if code.kind == "import":
-            self.imported_as[id(function)] = name
+        self.imported_as[id(function)] = name  # an import or a load by path
         self.function_imports.append(text)
         return Reference(name)
 
@@ -407,6 +406,18 @@ def _global_names(function: Callable[..., Any], source: str) -> list[str]:
 
 
 def _importable_module(module: types.ModuleType) -> bool:
+    """Whether ``import <module.__name__>`` gives ``module`` in another
+    process.
+
+    The rule of codefile's check for functions (a module found in
+    sys.modules under its own name, not ``__main__``, with a ``__spec__``),
+    which codefile applies only to a function under its own ``__module__``
+    and ``__qualname__`` and does not offer for a module object, or for a
+    module that a script's from-import names (``from hashlib import sha256``
+    gives an object that says it is ``_hashlib.openssl_sha256``); functions
+    under their own names go through ``codefile.function_code`` instead
+    (``_importable_function``).
+    """
     name = getattr(module, "__name__", None)
     return (
         isinstance(name, str)
@@ -436,17 +447,16 @@ def _from_import(
     value: Any,
     file_imports: dict[str, list[tuple[str, str]]],
 ) -> str | None:
-    """``from module import attribute [as name]`` giving exactly ``value``,
-    or None. Tries the import statements of the function's own file first
+    """A line binding ``name`` to exactly ``value`` by importing it, or None.
+
+    Tries the import statements of the function's own file first
     (``file_imports``, so ``from os.path import join as pjoin`` stays so),
-    then the module and qualified name the object says it has."""
-    candidates = list(file_imports.get(name, ()))
-    owner = getattr(value, "__module__", None)
-    attribute = getattr(value, "__qualname__", None)
-    if isinstance(owner, str) and isinstance(attribute, str):
-        candidates.append((owner, attribute))
+    then what ``codefile.function_code`` writes for the object under its own
+    module and name (which also knows the modules ``import_from_path``
+    loaded: their names mean nothing to another process).
+    """
     own_module = getattr(function, "__module__", None)
-    for module_name, attribute in candidates:
+    for module_name, attribute in file_imports.get(name, ()):
         if module_name == own_module or "." in attribute:
             continue
         module = sys.modules.get(module_name)
@@ -457,7 +467,34 @@ def _from_import(
         if attribute == name:
             return f"from {module_name} import {name}"
         return f"from {module_name} import {attribute} as {name}"
-    return None
+    if getattr(value, "__module__", None) == own_module:
+        return None
+    return _importable_function(value, name)
+
+
+def _importable_function(value: Any, name: str) -> str | None:
+    """``codefile.function_code``'s import (or load by path) of ``value``,
+    binding ``name``; None if it would copy the source or refuses."""
+    try:
+        code = codefile.function_code(value)
+    except codefile.CodefileError:
+        return None
+    if code.kind == "import":
+        template = codefile.FUNCTION_IMPORT
+        if code.name != name:
+            template = codefile.FUNCTION_IMPORT_AS
+        return codefile.render(
+            template, module=value.__module__, attribute=code.name, name=name
+        )
+    filename = inspect.getsourcefile(value) if code.kind == "path" else None
+    if filename is None:
+        return None
+    return codefile.render(
+        codefile.FUNCTION_FROM_PATH,
+        name=name,
+        path=codefile.literal(os.path.abspath(filename)),
+        attribute=codefile.literal(code.name),
+    )
 
 
 def _from_imports_in(filename: str) -> dict[str, list[tuple[str, str]]]:
