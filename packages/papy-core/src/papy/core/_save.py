@@ -185,9 +185,16 @@ class _Writer:
         if code.kind == "source":
             self._bind(name, function, f"function {name!r}")
             self.function_names[id(function)] = name
-            # Its globals first: decorators and defaults run at definition.
-            self._copy_globals(function, code.code)
+            # What the def statement evaluates (decorators, defaults) must
+            # exist before it; what the body uses only when called, so it
+            # comes after: then the body may name the function itself, or
+            # a function whose copy is still being written, through an alias
+            # or a partial.
+            definition = _definition_globals(code.code)
+            self._copy_globals(function, definition)
             self.function_lines.append("\n\n" + code.code)
+            body = _code_globals(function.__code__)  # type: ignore[attr-defined]
+            self._copy_globals(function, [n for n in body if n not in definition])
             return Reference(name)
         earlier = self.imported_as.get(id(function))
         if earlier is not None:
@@ -269,10 +276,11 @@ class _Writer:
         self.bound[name] = value
         return True
 
-    def _copy_globals(self, function: Callable[..., Any], source: str) -> None:
-        """Write what the copied ``function`` uses from its module."""
+    def _copy_globals(self, function: Callable[..., Any], names: list[str]) -> None:
+        """Write the globals ``names`` of the copied ``function`` (names it
+        does not find in its module are builtins or never existed)."""
         scope = function.__globals__  # type: ignore[attr-defined]
-        for name in _global_names(function, source):
+        for name in dict.fromkeys(names):
             if name not in scope:
                 continue  # a builtin, or a name that never existed
             value = scope[name]
@@ -397,12 +405,6 @@ def _definition_globals(source: str) -> list[str]:
         for node in ast.walk(part)
         if isinstance(node, ast.Name)
     ]
-
-
-def _global_names(function: Callable[..., Any], source: str) -> list[str]:
-    code = function.__code__  # type: ignore[attr-defined]
-    names = _definition_globals(source) + _code_globals(code)
-    return list(dict.fromkeys(names))
 
 
 def _importable_module(module: types.ModuleType) -> bool:
