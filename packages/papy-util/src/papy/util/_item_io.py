@@ -130,10 +130,12 @@ class ItemBusyError(ItemError):
 #   FIFOs.
 # - _WAITING_FIFOS maps the pending FIFOs whose writer has not yet seen a
 #   reader to their items (a subset of _PENDING_FIFOS); _CONNECTOR is the
-#   one thread that tries to connect them, and is not None exactly while it
-#   runs or is about to: it sets itself to None, under _LOCK, only when it
-#   finds _WAITING_FIFOS empty. _CONNECTOR_WAKE is set after each new FIFO
-#   so the connector tries it soon.
+#   thread that tries to connect them: it is set only once that thread has
+#   started, and the thread sets it to None, under _LOCK, only when it
+#   finds _WAITING_FIFOS empty. (An interrupted write_fifo can leave a
+#   second, unnamed connector running for a while; see _hand_to_connector.)
+#   _CONNECTOR_WAKE is set after each new FIFO so the connector tries it
+#   soon.
 # - _FINALIZERS maps "multiprocessing.util" / "multiprocess.util" to the
 #   finalizer registered with that module in this process. Those modules
 #   clear their registry in a worker they start, so a finalizer that is no
@@ -266,15 +268,18 @@ def write_file(data: bytes, prefix: str, suffix: str, directory: str) -> str:
 _FIFO_WRITER_PID = re.compile(r"(?=[0-9a-f]{16}_p([1-9][0-9]*)_)")
 
 
-def _make_fifo(prefix: str, suffix: str, directory: str) -> str:
-    while True:
-        name = f"{prefix}{secrets.token_hex(8)}_p{os.getpid()}_{suffix}"
-        path = os.path.join(directory, name)
-        try:
-            os.mkfifo(path, 0o600)
-        except FileExistsError:
-            continue
-        return path
+def _fifo_path(prefix: str, suffix: str, directory: str) -> str:
+    name = f"{prefix}{secrets.token_hex(8)}_p{os.getpid()}_{suffix}"
+    return os.path.join(directory, name)
+
+
+def _make_fifo(path: str) -> bool:
+    """Create the FIFO ``path``; False if that name is taken."""
+    try:
+        os.mkfifo(path, 0o600)
+    except FileExistsError:
+        return False
+    return True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,31 +295,46 @@ class _FifoJob:
 def write_fifo(
     data: bytes, prefix: str, suffix: str, directory: str, timeout: float, chunk: int
 ) -> str:
-    global _CONNECTOR
-    path = _make_fifo(prefix, suffix, directory)
     job = _FifoJob(data, timeout, chunk, time.monotonic() + timeout)
+    path = _fifo_path(prefix, suffix, directory)
+    try:
+        while not _make_fifo(path):
+            path = _fifo_path(prefix, suffix, directory)
+        _hand_to_connector(path, job)
+        return path
+    except BaseException:
+        # A KeyboardInterrupt (it can land on any line) or no thread to be
+        # had: the caller gets no reference, so no reader will ever come.
+        # Forget and remove the FIFO wherever the registration stopped.
+        # (Its name is random and carries our pid: if it exists, it is ours.)
+        _stop_waiting(path)
+        _unlink_quietly(path)
+        raise
+
+
+def _hand_to_connector(path: str, job: _FifoJob) -> None:
+    """Put a new FIFO in the connector's care, starting the connector if
+    none runs."""
+    global _CONNECTOR
     with _LOCK:
         _PENDING_FIFOS.add(path)
         _register_finalizers()
         _WAITING_FIFOS[path] = job
-        connector = None
         if _CONNECTOR is None:
-            connector = _CONNECTOR = threading.Thread(
+            # Started before it is recorded, so that _CONNECTOR never names
+            # a thread whose start an interrupt cut off: such a thread never
+            # runs, and no FIFO of this process would find its reader again.
+            # It takes _LOCK first, so it waits until this block is done.
+            # An interrupt after the start but before the assignment leaves
+            # a running connector that _CONNECTOR does not name: the next
+            # FIFO starts another, and _try_to_connect lets one of them
+            # take each FIFO.
+            connector = threading.Thread(
                 target=_connect_fifos, name="papy-fifo-connector", daemon=True
             )
-    _CONNECTOR_WAKE.set()  # try the new FIFO soon, whatever the back-off
-    if connector is not None:
-        try:
             connector.start()
-        except BaseException:
-            with _LOCK:
-                if _CONNECTOR is connector:
-                    _CONNECTOR = None
-                _WAITING_FIFOS.pop(path, None)
-                _PENDING_FIFOS.discard(path)
-            _unlink_quietly(path)
-            raise
-    return path
+            _CONNECTOR = connector
+    _CONNECTOR_WAKE.set()  # try the new FIFO soon, whatever the back-off
 
 
 def _connect_fifos() -> None:
@@ -712,7 +732,7 @@ class _FifoSource:
 
 
 def _writer_pid(path: str) -> int | None:
-    """The pid in a FIFO name made by _make_fifo, or None.
+    """The pid in a FIFO name made by _fifo_path, or None.
 
     None also when a prefix or suffix makes the name ambiguous: a wrong pid
     could fail a live item.
