@@ -139,6 +139,17 @@ def test_stream_true_means_stderr_or_log_stream(capsys):
 
 
 @pytest.mark.timeout(10)
+def test_log_to_screen_level_is_the_stream_level_by_its_1x_name():
+    stream = io.StringIO()
+    start_logger(log_to_stream=stream, log_to_screen_level="ERROR")
+    logging.getLogger("papy").warning("filtered")
+    logging.getLogger("papy").error("shown")
+    assert "shown" in stream.getvalue() and "filtered" not in stream.getvalue()
+    with pytest.raises(TypeError, match="same argument"):
+        start_logger(log_to_stream_level=30, log_to_screen_level=40)
+
+
+@pytest.mark.timeout(10)
 def test_no_output_by_default(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     log = start_logger()

@@ -235,6 +235,7 @@ def start_logger(
     log_rotate: bool = True,
     log_size: int = 524288,
     log_number: int = 3,
+    log_to_screen_level: int | str | None = None,
 ) -> structlog.stdlib.BoundLogger:
     """Configure logging for a PaPy pipeline and return the ``"papy"`` logger.
 
@@ -263,6 +264,8 @@ def start_logger(
                           keeping ``log_number`` old files (``name.1`` ...).
       log_size            bytes per log file before rotating (positive).
       log_number          number of rotated files kept (positive).
+      log_to_screen_level the name the 1.x argument list gives
+                          log_to_stream_level; either may be given.
 
     With neither file nor stream (the defaults) nothing is logged: a
     ``logging.NullHandler`` on the root logger takes the place of logging's
@@ -285,6 +288,13 @@ def start_logger(
     file for multi-process pipelines.
     """
     file_level = _check_level("log_to_file_level", log_to_file_level)
+    if log_to_screen_level is not None:
+        if log_to_stream_level != 20:
+            raise TypeError(
+                "start_logger(log_to_stream_level=..., log_to_screen_level=...): "
+                "they are the same argument; give one of them"
+            )
+        log_to_stream_level = log_to_screen_level
     stream_level = _check_level("log_to_stream_level", log_to_stream_level)
     stream = _stream_target(log_to_stream, log_stream)
     if log_to_file:
