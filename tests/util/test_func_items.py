@@ -57,8 +57,13 @@ WRITER = textwrap.dedent(
     item = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
     print(dump_item((item,), type=kind, timeout=timeout), flush=True)
     if then == "wait":
-        for thread in threading.enumerate():
-            if thread.name.startswith("papy-"):
+        # Until none is left: the connector hands the FIFO to a writer
+        # thread that a single enumerate() taken earlier would miss.
+        while True:
+            papy = [t for t in threading.enumerate() if t.name.startswith("papy-")]
+            if not papy:
+                break
+            for thread in papy:
                 thread.join()
     elif then == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
