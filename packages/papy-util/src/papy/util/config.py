@@ -235,6 +235,7 @@ def start_logger(
     log_rotate: bool = True,
     log_size: int = 524288,
     log_number: int = 3,
+    *,
     log_to_screen_level: int | str | None = None,
 ) -> structlog.stdlib.BoundLogger:
     """Configure logging for a PaPy pipeline and return the ``"papy"`` logger.
@@ -264,8 +265,9 @@ def start_logger(
                           keeping ``log_number`` old files (``name.1`` ...).
       log_size            bytes per log file before rotating (positive).
       log_number          number of rotated files kept (positive).
-      log_to_screen_level the name the 1.x argument list gives
-                          log_to_stream_level; either may be given.
+      log_to_screen_level (keyword only) the name the contract's argument
+                          list gives log_to_stream_level; give one of the
+                          two (both: TypeError).
 
     With neither file nor stream (the defaults) nothing is logged: a
     ``logging.NullHandler`` on the root logger takes the place of logging's
