@@ -56,6 +56,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from numap import _interrupts
 from numap._errors import NuMapError
 from numap._pool import ProcessPool, Raised, TaskSpec, ThreadPool, start_thread
 
@@ -237,16 +238,20 @@ class _NuMapTask:
     def __next__(self) -> Any:
         # As NuMap.__next__: one frame when a result is handed already; else
         # straight to _take_slowly once the map has started (next() would
-        # add two frames and a second failed popleft).
+        # add two frames and a second look at handed).
+        # (Also for Ctrl-C, as NuMap.__next__.)
         try:
             value = self._handed.popleft()
         except IndexError:
-            numap = self.numap
-            if not numap._ever_started:
-                return numap.next(
-                    timeout=self.timeout, task=self.task, block=self.block
-                )
-            value = numap._take_slowly(self.task, self.timeout if self.block else 0.0)
+            pass
+        else:
+            if type(value) is Raised:
+                raise value.error
+            return value
+        numap = self.numap
+        if not numap._ever_started:
+            return numap.next(timeout=self.timeout, task=self.task, block=self.block)
+        value = numap._take_slowly(self.task, self.timeout if self.block else 0.0)
         if type(value) is Raised:
             raise value.error
         return value
@@ -1156,14 +1161,23 @@ class NuMap:
         # Iteration is the per-item hot path: one Python frame when a result
         # of task 0 is handed already (as in _take). Otherwise, once started,
         # straight to _take_slowly (next() and _take would only add frames
-        # and a second failed popleft); a map never started goes through
+        # and a second look at handed); a map never started goes through
         # next(), which starts it.
+        # (A Ctrl-C right after popleft() would lose the value: the SIGINT
+        # handler of _interrupts defers it while this frame runs.)
         try:
             value = self._first_handed.popleft()
         except IndexError:
-            if not self._ever_started:
-                return self.next()
-            value = self._take_slowly(0, None)
+            pass
+        else:
+            if type(value) is Raised:
+                raise value.error
+            return value
+        # Outside the except block: errors from here have no IndexError as
+        # their context in tracebacks.
+        if not self._ever_started:
+            return self.next()
+        value = self._take_slowly(0, None)
         if type(value) is Raised:
             raise value.error
         return value
@@ -1172,10 +1186,16 @@ class NuMap:
         return self
 
     def _take(self, task_id: int, timeout: float | None) -> Any:
+        # As __next__ (also for Ctrl-C).
         try:
             value = self._tasks[task_id].output.handed.popleft()
         except IndexError:
-            value = self._take_slowly(task_id, timeout)
+            pass
+        else:
+            if type(value) is Raised:
+                raise value.error
+            return value
+        value = self._take_slowly(task_id, timeout)
         if type(value) is Raised:
             raise value.error
         return value
@@ -1186,8 +1206,33 @@ class NuMap:
         Moves up to a batch of further ready results to ``output.handed``,
         where the next calls find them without the lock; their slots are
         freed in one go once ``handed`` is empty again.
+
+        On the main thread this is a section in the sense of _interrupts:
+        a Ctrl-C that comes while it receives, takes or feeds is raised at
+        its end, after the result it took is put back in ``handed``; one
+        that comes while it waits is raised at once.
         """
         self._check_task(task_id)
+        if not _interrupts.enter_section():
+            return self._take_and_feed(task_id, timeout)
+        try:
+            value = self._take_and_feed(task_id, timeout)
+        except BaseException as error:
+            if _interrupts.end_section() and not isinstance(error, KeyboardInterrupt):
+                raise KeyboardInterrupt from None
+            raise
+        # end_section() written out: a call here would be a point where
+        # Python could raise a Ctrl-C that came after the section ended,
+        # and ``value`` would be lost.
+        state = _interrupts.STATE
+        state.depth -= 1
+        if state.depth == 0 and state.pending:
+            state.pending = False
+            self._tasks[task_id].output.handed.appendleft(value)
+            raise KeyboardInterrupt
+        return value
+
+    def _take_and_feed(self, task_id: int, timeout: float | None) -> Any:
         with self._lock:
             output = self._tasks[task_id].output
             deadline = None
@@ -1270,7 +1315,11 @@ class NuMap:
                     self._receiving_pool = None
             self._condition_waiters += 1
             try:
-                self._result_ready.wait(timeout)
+                depth = _interrupts.open_window()  # waiting consumes nothing
+                try:
+                    self._result_ready.wait(timeout)
+                finally:
+                    _interrupts.close_window(depth)
             finally:
                 self._condition_waiters -= 1
             return direct
@@ -1350,6 +1399,8 @@ class NuMap:
             self._notify_results()
         _live_numaps.discard(self)
         self._started.clear()
+        if not _live_numaps:
+            _interrupts.release()
 
     def _abandon(self) -> None:
         # At interpreter exit: end the workers now, without waiting for them.
@@ -1369,3 +1420,8 @@ class NuMap:
             f"<NuMap {self.name} {self.worker_type} x{self.worker_num} "
             f"tasks={len(self._tasks)} {state}>"
         )
+
+
+_interrupts.FAST_PATHS.update(
+    {NuMap.__next__.__code__, NuMap._take.__code__, _NuMapTask.__next__.__code__}
+)

@@ -1,0 +1,113 @@
+"""Ctrl-C caught by the program while it reads a NuMap loses nothing.
+
+A consumer on the main thread receives results and feeds inputs itself;
+a KeyboardInterrupt raised in the middle of that work dropped a result
+frame or a half-registered batch, and the map then waited forever
+(numap._interrupts defers it to the end of that work).
+"""
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from numap import NuMap
+
+CONSUMER = Path(__file__).with_name("ctrl_c_consumer.py")
+
+
+def run(*arguments, timeout=90):
+    done = subprocess.run(
+        [sys.executable, str(CONSUMER), *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("stride", "buffer", "mode", "worker_type"),
+    [
+        (1, 2, "next", "process"),
+        (1, 2, "for", "process"),
+        (64, 256, "next", "process"),
+        (64, 256, "for", "process"),
+        (1, 2, "next", "thread"),
+    ],
+)
+def test_every_result_comes_once_though_ctrl_c_is_caught(
+    stride, buffer, mode, worker_type
+):
+    *trials, handler = run(stride, buffer, 4, mode, worker_type)
+    assert len(trials) == 4
+    for outcome in trials:
+        assert outcome.startswith("ok "), trials
+    assert handler == "default handler back: True"
+
+
+@pytest.mark.timeout(60)
+def test_a_programs_own_sigint_handler_is_kept():
+    code = textwrap.dedent(
+        """
+        import signal
+        from numap import NuMap
+
+        def mine(signum, frame):
+            raise SystemExit(7)
+
+        signal.signal(signal.SIGINT, mine)
+        numap = NuMap(abs, range(-50, 0), worker_num=2)
+        results = list(numap)
+        during = signal.getsignal(signal.SIGINT) is mine
+        numap.stop()
+        print(results == list(range(50, 0, -1)), during,
+              signal.getsignal(signal.SIGINT) is mine)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=50
+    )
+    assert done.stdout.split() == ["True", "True", "True"], done.stderr
+
+
+@pytest.mark.timeout(30)
+def test_a_timed_out_next_has_no_internal_exception_as_context():
+    numap = NuMap(time.sleep, [0.5], worker_type="thread", worker_num=1)
+    numap.start()
+    try:
+        with pytest.raises(TimeoutError) as caught:
+            numap.next(timeout=0.05)
+        # Raised from inside `except IndexError` it showed "IndexError: pop
+        # from an empty deque ... During handling of the above exception".
+        assert caught.value.__context__ is None
+    finally:
+        numap.stop()
+
+
+@pytest.mark.timeout(60)
+def test_the_handler_is_python_default_again_after_stop():
+    # In a fresh interpreter: here another test's unstopped map would keep
+    # numap's handler installed, as it should.
+    code = textwrap.dedent(
+        """
+        import signal
+        from numap import NuMap
+
+        default = signal.default_int_handler
+        before = signal.getsignal(signal.SIGINT) is default
+        numap = NuMap(abs, range(-5, 0), worker_num=2)
+        results = list(numap)
+        during = signal.getsignal(signal.SIGINT) is default
+        numap.stop()
+        print(before, results, during, signal.getsignal(signal.SIGINT) is default)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=50
+    )
+    assert done.stdout.strip() == "True [5, 4, 3, 2, 1] False True", done.stderr
