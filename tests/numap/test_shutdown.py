@@ -213,3 +213,63 @@ def test_parent_killed_mid_item_workers_end_quietly():
     assert process.returncode == -signal.SIGKILL
     assert stdout.split() == ["0"]
     assert stderr == ""
+
+
+BUSY_WORKERS = """
+import os, time
+import psutil
+from numap import NuMap
+
+numap = NuMap(time.sleep, [60] * 8, worker_num=4, buffer=8)
+"""
+
+
+def run_busy(body):
+    """Run BUSY_WORKERS then ``body``: four workers each busy with a 60 s
+    item. Returns (seconds from the workers' pids line to the exit, the
+    pids, the completed process's stderr)."""
+    code = textwrap.dedent(BUSY_WORKERS) + textwrap.dedent(body)
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pids = [int(pid) for pid in process.stdout.readline().split()]
+    started = time.monotonic()
+    _, stderr = process.communicate(timeout=50)
+    return time.monotonic() - started, pids, stderr
+
+
+@pytest.mark.timeout(60)
+def test_exit_without_stop_ends_busy_workers_together():
+    # Each busy worker used to get 2 s to stop on its own, one after the
+    # other: 8 s and more for four. The bound is far above what it takes.
+    seconds, pids, stderr = run_busy(
+        """
+        numap.start()
+        time.sleep(0.5)  # every worker holds an item
+        print(*[c.pid for c in psutil.Process().children()], flush=True)
+        """
+    )
+    assert len(pids) == 4, stderr
+    assert seconds < 6, f"exit took {seconds:.1f} s"
+    assert wait_until(lambda: alive(pids) == []), f"orphans: {alive(pids)}"
+
+
+@pytest.mark.timeout(60)
+def test_leaving_a_with_block_by_an_exception_does_not_wait_for_the_items():
+    seconds, pids, stderr = run_busy(
+        """
+        try:
+            with numap:
+                time.sleep(0.5)
+                print(*[c.pid for c in psutil.Process().children()], flush=True)
+                raise ValueError("leaving")
+        except ValueError:
+            print("left", flush=True)
+        """
+    )
+    assert len(pids) == 4, stderr
+    assert seconds < 6, f"leaving took {seconds:.1f} s"
+    assert alive(pids) == []

@@ -1407,12 +1407,20 @@ class NuMap:
         self._stop(graceful=False)
 
     def __enter__(self) -> NuMap:
+        """Start the NuMap unless it is started already."""
         if not self._started.is_set():
             self.start()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        """Stop the NuMap. Left normally (also by ``break``): as stop(),
+        the workers first finish the items inside the map. Left by an
+        exception (also Ctrl-C): worker processes are terminated at once
+        and the items inside the map are dropped, as Pool's ``with`` does."""
+        if exc_type is None:
+            self.stop()
+        else:
+            self._stop(graceful=False)
 
     def __repr__(self) -> str:
         state = "started" if self._started.is_set() else "not started"

@@ -422,6 +422,11 @@ class ProcessPool:
                     worker.reader.join(max(0.0, deadline - time.monotonic()))
             if background is not None:
                 background.join(max(0.0, deadline - time.monotonic()))
+        else:
+            # All at once: closed one by one, each busy worker would first
+            # get the time to stop on its own.
+            for worker in workers:
+                worker.channel.terminate()
         for worker in workers:
             self._lose(worker, "the NuMap was stopped")
         self.wake()
