@@ -380,3 +380,18 @@ def test_imports_are_applied_in_worker_processes():
         import colorsys
 
         module.colorsys = colorsys
+
+
+@pytest.mark.timeout(10)
+def test_constructor_checks_flags_name_and_remote_ports_at_once():
+    with pytest.raises(TypeError, match="ordered='no'"):
+        NuMap(worker_type="thread", ordered="no")
+    with pytest.raises(TypeError, match="skip"):
+        NuMap(worker_type="thread", skip=b"")
+    with pytest.raises(TypeError, match="name=5"):
+        NuMap(worker_type="thread", name=5)
+    with pytest.raises(ValueError, match="99999"):
+        NuMap(worker_remote=[("127.0.0.1:99999", 1)], worker_num=0)
+    with pytest.raises(ValueError, match="no host name"):
+        NuMap(worker_remote=[(":18812", 1)], worker_num=0)
+    assert NuMap(worker_type="thread", ordered=0, skip=1).ordered is False

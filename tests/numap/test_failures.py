@@ -3,6 +3,8 @@
 import ctypes
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -401,3 +403,35 @@ def test_thread_pool_whose_starter_cannot_start_ends_its_first_worker():
     out = run_capped(NO_ROOM_FOR_THE_STARTER)
     assert "refused: cannot start the starter of the worker threads" in out
     assert "threads left: []" in out
+
+
+LAMBDA_OVER_A_GENERATOR = """
+from numap import NuMap
+
+def make():
+    numbers = (i for i in range(3))
+    return lambda x: (x, numbers)
+
+numap = NuMap(make(), range(2), worker_num=1)
+try:
+    next(numap)
+except Exception as error:
+    print(type(error).__name__, error)
+numap.stop()
+"""
+
+
+@pytest.mark.timeout(30)
+def test_an_unpicklable_lambda_is_told_dills_reason_not_that_it_is_a_lambda():
+    # A script's functions go by value, with dill first. Plain pickle
+    # refuses every local lambda; dill refuses this one for the generator
+    # it holds: that is the reason to give.
+    done = subprocess.run(
+        [sys.executable, "-c", LAMBDA_OVER_A_GENERATOR],
+        capture_output=True,
+        text=True,
+        timeout=25,
+    )
+    assert done.stdout.startswith("SerializationError"), done.stderr
+    assert "generator" in done.stdout, done.stdout
+    assert "local object" not in done.stdout, done.stdout

@@ -24,13 +24,8 @@ from hypothesis import strategies as st
 from numap import HostLostError, HostUnreachableError, NuMapError
 from numap import _protocol as protocol
 from numap._channel import ChannelLost
-from numap._remote import (
-    DEFAULT_PORT,
-    DEFAULT_SSL_PORT,
-    RemoteChannel,
-    open_remote_channels,
-    parse_host_spec,
-)
+from numap._hosts import DEFAULT_PORT, DEFAULT_SSL_PORT, parse_host_spec
+from numap._remote import RemoteChannel, open_remote_channels
 from remote_servers import (
     REMOTE_ONLY_MODULE,
     RpycServer,

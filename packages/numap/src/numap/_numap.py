@@ -58,6 +58,7 @@ from typing import Any
 
 from numap import _interrupts
 from numap._errors import NuMapError
+from numap._hosts import parse_host_spec
 from numap._pool import ProcessPool, Raised, TaskSpec, ThreadPool, start_thread
 
 WORKER_TYPES = ("process", "thread")
@@ -335,6 +336,13 @@ def _stage_numbers(stages: Any) -> set[int]:
     return chosen
 
 
+def _check_flag(name: str, value: Any) -> bool:
+    # A string is true whatever it says: ordered="no" would be ordered.
+    if isinstance(value, str | bytes):
+        raise TypeError(f"NuMap({name}={value!r}): expected True or False")
+    return bool(value)
+
+
 def _check_remote(worker_remote: Any) -> list[tuple[str, int]]:
     if isinstance(worker_remote, str | bytes):
         raise TypeError(
@@ -354,6 +362,7 @@ def _check_remote(worker_remote: Any) -> list[tuple[str, int]]:
                 f"NuMap(worker_remote=...): host must be 'host' or 'host:port', "
                 f"got {host!r}"
             )
+        parse_host_spec(host)  # a bad port is a ValueError now, not at start
         _check_positive(f"worker_remote[{host!r}] worker count", number)
         hosts.append((host, number))
     return hosts
@@ -446,8 +455,12 @@ class NuMap:
                 )
         self._buffer_arg = buffer
         self.buffer = buffer
-        self.ordered = bool(ordered)
-        self.skip = bool(skip)
+        self.ordered = _check_flag("ordered", ordered)
+        self.skip = _check_flag("skip", skip)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(
+                f"NuMap(name={name!r}): expected a string, e.g. name='hashing'"
+            )
         self.name = name if name is not None else f"imap_{id(self)}"
         # The settings as given, None where the default applies: what a copy
         # of this map elsewhere (papy's saved pipelines) should be built

@@ -88,22 +88,27 @@ def dumps(obj: Any, prefer_dill: bool = False, prefix: bytes = b"") -> bytes:
     the same copy. Raises :class:`PayloadError` when neither can serialise
     the object.
     """
+    dill_error: Exception | None = None
     if prefer_dill and dill is not None:
         try:
             return _dumps_with_dill(obj, prefix)
-        except Exception:  # dill refused; plain pickle may still manage
-            pass
+        except Exception as error:  # dill refused; plain pickle may still manage
+            dill_error = error
     try:
         return b"".join(
             (prefix, PICKLE_FLAG, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
         )
     except Exception as pickle_error:
-        if dill is None or prefer_dill:
+        if dill_error is not None:
+            # dill's reason: pickle's is only that it cannot pickle lambdas
+            # and closures at all, which dill can.
+            raise PayloadError(_describe(dill_error)) from dill_error
+        if dill is None:
             raise PayloadError(_describe(pickle_error)) from pickle_error
         try:
             return _dumps_with_dill(obj, prefix)
-        except Exception as dill_error:
-            raise PayloadError(_describe(dill_error)) from dill_error
+        except Exception as error:
+            raise PayloadError(_describe(error)) from error
 
 
 def _dumps_with_dill(obj: Any, prefix: bytes) -> bytes:

@@ -32,7 +32,6 @@ import ssl as ssl_module
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any
 
@@ -46,9 +45,8 @@ from rpyc.utils.factory import connect_channel
 from numap import _remote_agent
 from numap._channel import Channel, ChannelLost
 from numap._errors import HostLostError, HostUnreachableError, NuMapError
+from numap._hosts import HostAddress, parse_host_spec
 
-DEFAULT_PORT = 18812  # rpyc_classic's default port
-DEFAULT_SSL_PORT = 18821  # rpyc_classic's default port when it serves SSL
 CONNECT_TIMEOUT = 5.0  # seconds to wait for a host to accept a connection
 HANDSHAKE_TIMEOUT = 15.0  # seconds a host may take per request while starting
 WORKER_START_TIMEOUT = 60.0  # seconds a host may take to start a worker
@@ -104,53 +102,6 @@ def _protocol_source() -> bytes:
     from numap import _protocol
 
     return inspect.getsource(_protocol).encode("utf-8")
-
-
-@dataclass(frozen=True)
-class HostAddress:
-    """Where a remote host's classic server listens, and how to reach it."""
-
-    host: str
-    port: int
-    ssl: Mapping[str, Any] | None = None
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
-
-
-def parse_host_spec(spec: str, ssl: Mapping[str, Any] | None = None) -> HostAddress:
-    """Turn ``'host'`` or ``'host:port'`` into a HostAddress.
-
-    The port defaults to rpyc_classic's: 18812, or 18821 when ``ssl`` options
-    are given. IPv6 addresses go in brackets: ``'[::1]:18812'``.
-    Raises ValueError for an empty host or a port that is not 1-65535.
-    """
-    if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(
-            f"worker_remote: host {spec!r} must be a non-empty 'host' or "
-            "'host:port' string"
-        )
-    text = spec.strip()
-    port_text = None
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest.startswith(":"):
-            port_text = rest[1:]
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-    else:
-        host = text
-    port = DEFAULT_SSL_PORT if ssl else DEFAULT_PORT
-    if port_text is not None:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ValueError(
-                f"worker_remote: host {spec!r} has port {port_text!r}; "
-                "give a number from 1 to 65535"
-            )
-        port = int(port_text)
-    if not host:
-        raise ValueError(f"worker_remote: host {spec!r} has no host name")
-    return HostAddress(host, port, ssl)
 
 
 def _check_ssl_options(options: Mapping[str, Any], where: str) -> dict[str, Any]:
