@@ -395,3 +395,16 @@ def test_constructor_checks_flags_name_and_remote_ports_at_once():
     with pytest.raises(ValueError, match="no host name"):
         NuMap(worker_remote=[(":18812", 1)], worker_num=0)
     assert NuMap(worker_type="thread", ordered=0, skip=1).ordered is False
+
+
+@pytest.mark.timeout(10)
+def test_pop_task_refuses_more_tasks_than_there_are_and_task_ids_of_an_empty_map():
+    nm = NuMap(worker_type="thread")
+    with pytest.raises(IndexError, match="has no tasks"):
+        nm.get_task(0)
+    nm.add_task(identity, range(3))
+    with pytest.raises(IndexError, match="only 1 task"):
+        nm.pop_task(2)
+    assert len(nm._tasks) == 1
+    nm.pop_task(1)
+    assert nm._tasks == []

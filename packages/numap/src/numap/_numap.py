@@ -633,7 +633,11 @@ class NuMap:
         return _NuMapTask(self, task, timeout, block)
 
     def pop_task(self, number: int | bool) -> None:
-        """Remove the last ``number`` tasks (True: all). Not while started."""
+        """Remove the last ``number`` tasks (True: all). Not while started.
+
+        Raises ValueError for a number that is not a positive int or True,
+        and IndexError, removing nothing, for more tasks than there are.
+        """
         self._refuse_while_started("pop tasks")
         if number is True:
             if not self._tasks:
@@ -643,7 +647,12 @@ class NuMap:
             raise ValueError(
                 f"NuMap.pop_task(number={number!r}): a positive int or True"
             )
-        for _ in range(min(number, len(self._tasks))):
+        if number > len(self._tasks):
+            raise IndexError(
+                f"NuMap.pop_task(number={number}): {self.name} has only "
+                f"{len(self._tasks)} task(s); pop_task(True) removes all"
+            )
+        for _ in range(number):
             self._tasks.pop()
             self._tasks_tracked.pop(len(self._tasks), None)
 
@@ -659,6 +668,11 @@ class NuMap:
 
     def _check_task(self, task: int) -> None:
         if not 0 <= task < len(self._tasks):
+            if not self._tasks:
+                raise IndexError(
+                    f"{self.name}: no task {task}; this NuMap has no tasks "
+                    "(add one with add_task, or give func and iterable)"
+                )
             raise IndexError(
                 f"{self.name}: no task {task}; task ids are 0..{len(self._tasks) - 1}"
             )
