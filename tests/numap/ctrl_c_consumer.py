@@ -1,38 +1,39 @@
 """A program that catches Ctrl-C while it reads a NuMap, and reads on.
 
-Run by test_ctrl_c_resume.py. A thread sends this process five SIGINTs,
-0.5-5 ms apart, while the main thread reads 5,000 results (with
-``numap.next(timeout=10)`` or a ``for`` loop, restarted after each
-KeyboardInterrupt). Every result must still come, once, in order.
+Run by test_ctrl_c_resume.py. Another process sends this one five SIGINTs,
+0.2-3 ms apart, while the main thread reads 5,000 results (with
+``numap.next(timeout=10)``, a ``for`` loop, or a task's iterator in a
+``for`` loop, restarted after each KeyboardInterrupt). Sent from another
+process, the signals land anywhere in the main thread's work; a thread
+of this process would need the GIL to send them, so they would come
+mostly while the main thread waits. Every result must still come, once,
+in order.
 
-argv: stride buffer trials mode(next|for) worker_type
+argv: stride buffer trials mode(next|for|task) worker_type
 Prints one line per trial: "ok" or what went wrong, then whether
 Python's default SIGINT handler is back after stop().
 """
 
-import os
-import random
 import signal
+import subprocess
 import sys
-import threading
-import time
 
 from numap import NuMap
 
 N = 5000
 
+FIRER = """
+import os, random, signal, sys, time
+parent = int(sys.argv[1])
+sys.stdin.readline()
+for _ in range(5):
+    time.sleep(random.uniform(0.0002, 0.003))
+    os.kill(parent, signal.SIGINT)
+"""
+
 
 def inc(x):
     return x + 1
-
-
-def fire(go, done):
-    go.wait()
-    for _ in range(5):
-        time.sleep(random.uniform(0.0005, 0.005))
-        if done.is_set():
-            return
-        os.kill(os.getpid(), signal.SIGINT)
 
 
 def consume(numap, mode, got):
@@ -42,7 +43,8 @@ def consume(numap, mode, got):
                 got.append(numap.next(timeout=10))
             except StopIteration:
                 return
-    for value in numap:
+    results = numap.get_task(0) if mode == "task" else numap
+    for value in results:
         got.append(value)
 
 
@@ -55,15 +57,21 @@ def trial(stride, buffer, mode, worker_type):
         stride=stride,
         buffer=buffer,
     )
+    firer = subprocess.Popen(
+        [sys.executable, "-c", FIRER, str(__import__("os").getpid())],
+        stdin=subprocess.PIPE,
+        text=True,
+    )
     got = []
-    go, done = threading.Event(), threading.Event()
-    firing = threading.Thread(target=fire, args=(go, done))
-    firing.start()
     interrupts = 0
     outcome = "ok"
+    fired = False
     while True:
         try:
-            go.set()
+            if not fired:
+                firer.stdin.write("go\n")
+                firer.stdin.flush()
+                fired = True
             consume(numap, mode, got)
             break
         except KeyboardInterrupt:
@@ -71,14 +79,15 @@ def trial(stride, buffer, mode, worker_type):
         except TimeoutError:
             outcome = f"hang: no result within 10 s after {len(got)} results"
             break
-    done.set()
-    while firing.is_alive():
+    while True:  # signals may still be on their way
         try:
-            firing.join()
+            firer.wait()
+            firer.stdin.close()
+            break
         except KeyboardInterrupt:
             interrupts += 1
     try:
-        time.sleep(0.05)  # a last signal still on its way
+        __import__("time").sleep(0.05)
     except KeyboardInterrupt:
         interrupts += 1
     try:
@@ -96,7 +105,5 @@ if __name__ == "__main__":
     mode, worker_type = sys.argv[4], sys.argv[5]
     for _ in range(trials):
         print(trial(stride, buffer, mode, worker_type), flush=True)
-    print(
-        "default handler back:",
-        signal.getsignal(signal.SIGINT) is signal.default_int_handler,
-    )
+    default = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    print("default handler back:", default)

@@ -2,14 +2,19 @@
 
 A consumer on the main thread receives results and feeds inputs itself;
 a KeyboardInterrupt raised in the middle of that work dropped a result
-frame or a half-registered batch, and the map then waited forever
-(numap._interrupts defers it to the end of that work).
+frame or a half-registered batch, and the map then waited forever; one
+raised right after a ready result was popped lost that result
+(numap._interrupts holds it back until nothing is half done).
 """
 
+import functools
+import os
+import signal
 import subprocess
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -36,7 +41,8 @@ def run(*arguments, timeout=90):
         (1, 2, "next", "process"),
         (1, 2, "for", "process"),
         (64, 256, "next", "process"),
-        (64, 256, "for", "process"),
+        (64, 256, "task", "process"),
+        (1024, 4096, "for", "process"),
         (1, 2, "next", "thread"),
     ],
 )
@@ -48,6 +54,30 @@ def test_every_result_comes_once_though_ctrl_c_is_caught(
     for outcome in trials:
         assert outcome.startswith("ok "), trials
     assert handler == "default handler back: True"
+
+
+@pytest.mark.timeout(30)
+def test_a_ctrl_c_right_after_the_fast_paths_pop_puts_the_result_back():
+    # Deterministic: the handed results are replaced by an object whose
+    # popleft is a C function that sends SIGINT (and returns None, the
+    # "result"), so the signal comes exactly where Python would raise it
+    # right after the pop.
+    numap = NuMap(abs, range(-20, 0), worker_type="thread", worker_num=1)
+    assert next(numap) == 20  # started, numap's handler installed
+    handed = numap._first_handed
+    put_back = []
+    numap._first_handed = types.SimpleNamespace(
+        popleft=functools.partial(os.kill, os.getpid(), signal.SIGINT),
+        appendleft=put_back.append,
+    )
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            numap.__next__()
+        assert put_back == [None]
+    finally:
+        numap._first_handed = handed
+        numap.stop()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 @pytest.mark.timeout(60)

@@ -61,6 +61,9 @@ from numap._errors import NuMapError
 from numap._hosts import parse_host_spec
 from numap._pool import ProcessPool, Raised, TaskSpec, ThreadPool, start_thread
 
+# The main thread's Ctrl-C state, read on the per-result fast paths.
+_CTRL_C = _interrupts.STATE
+
 WORKER_TYPES = ("process", "thread")
 
 
@@ -240,13 +243,17 @@ class _NuMapTask:
         # As NuMap.__next__: one frame when a result is handed already; else
         # straight to _take_slowly once the map has started (next() would
         # add two frames and a second look at handed).
-        # (Also for Ctrl-C, as NuMap.__next__.)
+        # Also a fast path of _interrupts, as NuMap.__next__.
         try:
             value = self._handed.popleft()
         except IndexError:
             pass
         else:
-            if type(value) is Raised:
+            if _CTRL_C.pending and _CTRL_C.depth == 0 and _interrupts.on_main_thread():
+                self._handed.appendleft(value)
+                _CTRL_C.pending = False
+                raise KeyboardInterrupt
+            if value.__class__ is Raised:
                 raise value.error
             return value
         numap = self.numap
@@ -1190,14 +1197,20 @@ class NuMap:
         # straight to _take_slowly (next() and _take would only add frames
         # and a second look at handed); a map never started goes through
         # next(), which starts it.
-        # (A Ctrl-C right after popleft() would lose the value: the SIGINT
-        # handler of _interrupts defers it while this frame runs.)
+        # A fast path of _interrupts: Python may raise a Ctrl-C right after
+        # popleft(); numap's handler holds it back here, and it is raised
+        # with the result put back. No call after that check (__class__,
+        # not type()): there Python could raise again.
         try:
             value = self._first_handed.popleft()
         except IndexError:
             pass
         else:
-            if type(value) is Raised:
+            if _CTRL_C.pending and _CTRL_C.depth == 0 and _interrupts.on_main_thread():
+                self._first_handed.appendleft(value)
+                _CTRL_C.pending = False
+                raise KeyboardInterrupt
+            if value.__class__ is Raised:
                 raise value.error
             return value
         # Outside the except block: errors from here have no IndexError as
@@ -1213,13 +1226,18 @@ class NuMap:
         return self
 
     def _take(self, task_id: int, timeout: float | None) -> Any:
-        # As __next__ (also for Ctrl-C).
+        # As __next__, also a fast path of _interrupts.
+        handed = self._tasks[task_id].output.handed
         try:
-            value = self._tasks[task_id].output.handed.popleft()
+            value = handed.popleft()
         except IndexError:
             pass
         else:
-            if type(value) is Raised:
+            if _CTRL_C.pending and _CTRL_C.depth == 0 and _interrupts.on_main_thread():
+                handed.appendleft(value)
+                _CTRL_C.pending = False
+                raise KeyboardInterrupt
+            if value.__class__ is Raised:
                 raise value.error
             return value
         value = self._take_slowly(task_id, timeout)
@@ -1234,32 +1252,39 @@ class NuMap:
         where the next calls find them without the lock; their slots are
         freed in one go once ``handed`` is empty again.
 
-        On the main thread this is a section in the sense of _interrupts:
-        a Ctrl-C that comes while it receives, takes or feeds is raised at
-        its end, after the result it took is put back in ``handed``; one
-        that comes while it waits is raised at once.
+        On the main thread this is a section of _interrupts: a Ctrl-C that
+        comes meanwhile is raised before its next wait (waits last at most
+        CHECK_SECONDS at a time) or at its end, after the result it took
+        is put back in ``handed``.
         """
         self._check_task(task_id)
-        if not _interrupts.enter_section():
-            return self._take_and_feed(task_id, timeout)
+        if not _interrupts.protects_this_thread():
+            return self._take_and_feed(task_id, timeout, guarded=False)
+        # The section's bookkeeping is written out, without calls: see
+        # _interrupts.
+        _CTRL_C.depth += 1
         try:
-            value = self._take_and_feed(task_id, timeout)
+            value = self._take_and_feed(task_id, timeout, guarded=True)
         except BaseException as error:
-            if _interrupts.end_section() and not isinstance(error, KeyboardInterrupt):
+            _CTRL_C.depth -= 1
+            if (
+                _CTRL_C.depth == 0
+                and _CTRL_C.pending
+                and not isinstance(error, KeyboardInterrupt)
+            ):
+                _CTRL_C.pending = False
                 raise KeyboardInterrupt from None
             raise
-        # end_section() written out: a call here would be a point where
-        # Python could raise a Ctrl-C that came after the section ended,
-        # and ``value`` would be lost.
-        state = _interrupts.STATE
-        state.depth -= 1
-        if state.depth == 0 and state.pending:
-            state.pending = False
+        _CTRL_C.depth -= 1
+        if _CTRL_C.depth == 0 and _CTRL_C.pending:
+            _CTRL_C.pending = False
+            # Its slot is free already: until it is handed out again, the
+            # map may hold one item more than its buffer.
             self._tasks[task_id].output.handed.appendleft(value)
             raise KeyboardInterrupt
         return value
 
-    def _take_and_feed(self, task_id: int, timeout: float | None) -> Any:
+    def _take_and_feed(self, task_id: int, timeout: float | None, guarded: bool) -> Any:
         with self._lock:
             output = self._tasks[task_id].output
             deadline = None
@@ -1279,19 +1304,27 @@ class NuMap:
                     raise StopIteration
                 if self._feeder_wants and self._free:
                     self._feeder_wakeup.notify()  # we wait: let it use what is free
+                wait = None
                 if timeout is not None:
                     if deadline is None:
                         deadline = time.monotonic() + timeout
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
+                    wait = deadline - time.monotonic()
+                    if wait <= 0:
                         self._timed_out(output)
                         raise TimeoutError(
                             f"{self.name}: no result of task {task_id} within "
                             f"{timeout} s"
                         )
-                    direct = self._wait_for_result(remaining, direct)
-                else:
-                    direct = self._wait_for_result(None, direct)
+                if guarded:
+                    # Nothing is taken yet: a held-back Ctrl-C is raised
+                    # here (by the outermost section only), and waits are
+                    # short enough for it to be raised soon.
+                    if _CTRL_C.pending and _CTRL_C.depth == 1:
+                        _CTRL_C.pending = False
+                        raise KeyboardInterrupt
+                    check = _interrupts.CHECK_SECONDS
+                    wait = check if wait is None else min(wait, check)
+                direct = self._wait_for_result(wait, direct)
             ready = output.ready
             value = ready.popleft()
             lend = min(len(ready), self._weave.batch - 1)
@@ -1342,11 +1375,7 @@ class NuMap:
                     self._receiving_pool = None
             self._condition_waiters += 1
             try:
-                depth = _interrupts.open_window()  # waiting consumes nothing
-                try:
-                    self._result_ready.wait(timeout)
-                finally:
-                    _interrupts.close_window(depth)
+                self._result_ready.wait(timeout)
             finally:
                 self._condition_waiters -= 1
             return direct

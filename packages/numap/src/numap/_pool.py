@@ -31,7 +31,7 @@ from typing import Any
 
 from multiprocess.connection import wait as wait_for_any
 
-from numap import _interrupts, _protocol
+from numap import _protocol
 from numap._channel import (
     Channel,
     ChannelLost,
@@ -593,12 +593,7 @@ class ProcessPool:
             self._refresh_polled()
         polled = self._polled
         try:
-            # Waiting consumes nothing: a Ctrl-C may end it at once.
-            depth = _interrupts.open_window()
-            try:
-                ready = self._wait(polled, timeout)
-            finally:
-                _interrupts.close_window(depth)
+            ready = self._wait(polled, timeout)
         except (OSError, ValueError):
             return  # a channel was closed meanwhile (and left _workers first)
         for fd in ready:
