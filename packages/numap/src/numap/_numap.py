@@ -142,7 +142,9 @@ class _Output:
         deque's popleft is atomic). ``lent`` of them hold buffer slots that
         are freed, all at once, when a consumer or the feeder short of space
         finds ``handed`` empty (so the buffer bound only gets stricter,
-        never looser);
+        never looser; the one exception: a result put back by a consumer
+        that a held-back Ctrl-C stopped has its slot freed already, so
+        until it is handed out the map may hold one item more);
       - ordered: ``pending`` maps the start index of a batch that arrived
         early to its values; ``merged`` is the index of the first result not
         yet moved to ``ready`` (no pending key is below it);
