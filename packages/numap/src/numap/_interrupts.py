@@ -50,6 +50,7 @@ be raised between the call and the statement that needs its result.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -72,15 +73,18 @@ class _MainThreadState:
     - pending: a Ctrl-C was held back and not raised yet; held_since:
       when (time.monotonic()), while pending.
     - installed: our handler is the SIGINT handler (we put it there).
+    - main_ident: the main thread's ident (after a fork, the forking
+      thread's: it is the child's main thread).
     """
 
-    __slots__ = ("depth", "pending", "held_since", "installed")
+    __slots__ = ("depth", "pending", "held_since", "installed", "main_ident")
 
     def __init__(self) -> None:
         self.depth = 0
         self.pending = False
         self.held_since = 0.0
         self.installed = False
+        self.main_ident = threading.main_thread().ident
 
 
 STATE = _MainThreadState()
@@ -101,10 +105,17 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
     signal.default_int_handler(signum, frame)
 
 
+def _after_fork_in_child() -> None:
+    STATE.main_ident = threading.get_ident()
+    STATE.depth = 0
+    STATE.pending = False
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def on_main_thread() -> bool:
-    # Cheaper than comparing current_thread(), and right after a fork
-    # too (the forking thread is the child's main thread).
-    return threading.get_ident() == threading.main_thread().ident
+    return threading.get_ident() == STATE.main_ident
 
 
 def protects_this_thread() -> bool:

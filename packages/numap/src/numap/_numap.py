@@ -1260,7 +1260,10 @@ class NuMap:
         is put back in ``handed``.
         """
         self._check_task(task_id)
-        if not _interrupts.protects_this_thread():
+        if (
+            not (_CTRL_C.installed and threading.get_ident() == _CTRL_C.main_ident)
+            and not _interrupts.protects_this_thread()
+        ):
             return self._take_and_feed(task_id, timeout, guarded=False)
         # The section's bookkeeping is written out, without calls: see
         # _interrupts.
@@ -1325,7 +1328,7 @@ class NuMap:
                         _CTRL_C.pending = False
                         raise KeyboardInterrupt
                     check = _interrupts.CHECK_SECONDS
-                    wait = check if wait is None else min(wait, check)
+                    wait = check if wait is None or wait > check else wait
                 direct = self._wait_for_result(wait, direct)
             ready = output.ready
             value = ready.popleft()
