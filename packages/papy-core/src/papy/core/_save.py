@@ -228,7 +228,7 @@ class _Writer:
             module_name = rebuilt.module.__name__
             self._bind(module_name, rebuilt.module, rebuilt.label)
             self._import(module_name, rebuilt.module, f"import {module_name}")
-        parts = []
+        parts: list[str] = []
         if rebuilt.function is not None:
             with _where(f"{rebuilt.label} of {rebuilt.function!r:.60}"):
                 parts.append(self.function(rebuilt.function))

@@ -27,7 +27,7 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import IO, Any
+from typing import Any, Protocol
 
 import papy.util._item_io as _item_io
 import structlog
@@ -161,7 +161,14 @@ def _file_handler(
     return logging.FileHandler(filename, encoding="utf-8")
 
 
-def _stream_target(log_to_stream: Any, log_stream: IO[str] | None) -> Any:
+class TextSink(Protocol):
+    """What ``start_logger`` writes stream messages to: anything with a
+    ``write(str)`` method (a file, ``sys.stderr``, a terminal UI's stream)."""
+
+    def write(self, text: str, /) -> object: ...
+
+
+def _stream_target(log_to_stream: Any, log_stream: TextSink | None) -> Any:
     """Where stream messages go, or None for no stream handler."""
     if log_to_stream is True:
         return log_stream if log_stream is not None else sys.stderr
@@ -227,11 +234,11 @@ def _configure_structlog() -> None:
 
 def start_logger(
     log_to_file: bool = False,
-    log_to_stream: bool | IO[str] = False,
+    log_to_stream: bool | TextSink = False,
     log_to_file_level: int | str = 20,
     log_to_stream_level: int | str = 20,
     log_filename: str | os.PathLike[str] | None = None,
-    log_stream: IO[str] | None = None,
+    log_stream: TextSink | None = None,
     log_rotate: bool = True,
     log_size: int = 524288,
     log_number: int = 3,
