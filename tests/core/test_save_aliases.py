@@ -2,13 +2,11 @@
 under several names (module aliases, a function imported twice) is imported
 once and its other names are bound to it."""
 
-import os
-import subprocess
-import sys
-
 import pytest
+from saved_scripts import SAVE_OR_LOAD, run_script
 
-SCRIPT = """
+SCRIPT = (
+    """
 import functools
 import functools as ft
 import os.path as osp
@@ -34,14 +32,6 @@ def uses_both_names(inbox):
     )
 
 
-def run(plumber):
-    plumber.connect([[1, 5]])
-    Dagger.start(plumber)
-    results = [list(piper) for piper in plumber.get_outputs()]
-    Dagger.stop(plumber)
-    return results
-
-
 a = Piper(Worker(functools.partial(pick)), name="a")
 b = Piper(
     Worker(uses_both_names),
@@ -50,24 +40,10 @@ b = Piper(
 )
 c = Piper(Worker(first), name="c")
 pipeline = Plumber(pipes=[(a, b, c)], name="aliases")
-if sys.argv[1] == "save":
-    pipeline.save(sys.argv[2])
-    print(run(pipeline))
-else:
-    print(run(load_pipeline(sys.argv[2])))
+INPUTS = [[1, 5]]
 """
-
-
-def python(script, *args):
-    done = subprocess.run(
-        [sys.executable, str(script), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
+    + SAVE_OR_LOAD
+)
 
 
 @pytest.mark.timeout(40)
@@ -75,7 +51,7 @@ def test_an_object_under_two_names_is_imported_once(tmp_path):
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
     saved = tmp_path / "saved.py"
-    before = python(script, "save", saved)
+    before = run_script(script, "save", saved)
     lines = saved.read_text().splitlines()
     imports = [line for line in lines if line.startswith(("import ", "from "))]
     assert sum(line.endswith((" functools", " ft")) for line in imports) == 1
@@ -87,6 +63,6 @@ def test_an_object_under_two_names_is_imported_once(tmp_path):
     assert len({"j2 = pjoin", "pjoin = j2"} & aliases) == 1
     assert len({"path = osp", "osp = path"} & aliases) == 1
     assert len({"ft = functools", "functools = ft"} & aliases) == 1
-    after = python(script, "load", saved)
+    after = run_script(script, "load", saved)
     assert after == before
     assert after == "[[('1', '1', 2, 1, True), ('5', '5', 5, 2, True)]]"

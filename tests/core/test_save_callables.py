@@ -4,13 +4,12 @@ faithfully is refused with an error naming where it is."""
 
 import functools
 import operator
-import subprocess
-import sys
 
 import pytest
 from core_functions import scale
 from numap import NuMap
 from papy.core import Piper, Plumber, PlumberError, Worker, load_pipeline
+from saved_scripts import SAVE_OR_LOAD, run_script
 from test_save import run
 
 GET_FIRST = operator.itemgetter(0)
@@ -69,7 +68,8 @@ def test_partials_and_operator_callables_round_trip(tmp_path, worker_type):
     assert types["c"] == [operator.itemgetter, operator.methodcaller]
 
 
-SCRIPT = """
+SCRIPT = (
+    """
 import functools
 import operator
 import sys
@@ -91,14 +91,6 @@ def cube_of_second(inbox):
     return CUBE((PICK(inbox[0]),))
 
 
-def run(plumber):
-    plumber.connect([[(1, 2), (3, 4)]] * 2)
-    Dagger.start(plumber)
-    results = [list(piper) for piper in plumber.get_outputs()]
-    Dagger.stop(plumber)
-    return results
-
-
 numap = NuMap(worker_type="process", worker_num=2)
 pipeline = Plumber(
     pipers=[
@@ -109,12 +101,10 @@ pipeline = Plumber(
         ),
     ]
 )
-if sys.argv[1] == "save":
-    pipeline.save(sys.argv[2])
-    print(run(pipeline))
-else:
-    print(run(load_pipeline(sys.argv[2])))
+INPUTS = [[(1, 2), (3, 4)]] * 2
 """
+    + SAVE_OR_LOAD
+)
 
 
 @pytest.mark.timeout(30)
@@ -122,23 +112,12 @@ def test_a_copied_function_brings_the_partials_it_uses(tmp_path):
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
     saved = tmp_path / "saved.py"
-
-    def python(*args):
-        done = subprocess.run(
-            [sys.executable, str(script), *args],
-            capture_output=True,
-            text=True,
-            timeout=20,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
-
-    before = python("save", str(saved))
+    before = run_script(script, "save", saved)
     text = saved.read_text()
     assert "CUBE = callable_" in text
     assert "functools.partial(power, exponent=3)" in text
     assert "PICK = callable_" in text
-    after = python("load", str(saved))
+    after = run_script(script, "load", saved)
     assert before == after
     assert "[8, 64]" in after
     assert "[2, 10]" in after

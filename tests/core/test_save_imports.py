@@ -2,18 +2,16 @@
 codefile imports functions: a function loaded with import_from_path is
 loaded by path again (its module's name means nothing to another process)."""
 
-import os
-import subprocess
-import sys
-
 import pytest
+from saved_scripts import SAVE_OR_LOAD, run_script
 
 HELPERS = """
 def double(x):
     return 2 * x
 """
 
-SCRIPT = """
+SCRIPT = (
+    """
 import sys
 from pathlib import Path
 
@@ -29,36 +27,14 @@ def twice_first(inbox):
     return double(inbox[0]) + times_two(0)
 
 
-def run(plumber):
-    plumber.connect([[1, 5]])
-    Dagger.start(plumber)
-    results = [list(piper) for piper in plumber.get_outputs()]
-    Dagger.stop(plumber)
-    return results
-
-
 numap = NuMap(worker_type="process", worker_num=2)
 pipeline = Plumber(
     pipes=[(Piper(Worker(twice_first), parallel=numap, name="a"), Piper(double))]
 )
-if sys.argv[1] == "save":
-    pipeline.save(sys.argv[2])
-    print(run(pipeline))
-else:
-    print(run(load_pipeline(sys.argv[2])))
+INPUTS = [[1, 5]]
 """
-
-
-def python(folder, *args):
-    done = subprocess.run(
-        [sys.executable, str(folder / "script.py"), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
+    + SAVE_OR_LOAD
+)
 
 
 @pytest.mark.timeout(40)
@@ -66,11 +42,11 @@ def test_a_global_loaded_by_path_is_loaded_by_path_again(tmp_path):
     (tmp_path / "helpers.py").write_text(HELPERS)
     (tmp_path / "script.py").write_text(SCRIPT)
     saved = tmp_path / "saved.py"
-    before = python(tmp_path, "save", saved)
+    before = run_script(tmp_path / "script.py", "save", saved)
     text = saved.read_text()
     helpers = repr(str(tmp_path / "helpers.py"))
     assert text.count(f"double = import_from_path({helpers}, 'double')") == 1
     assert "_papy_path_" not in text
     assert "\ntimes_two = double\n" in text
-    after = python(tmp_path, "load", saved)
+    after = run_script(tmp_path / "script.py", "load", saved)
     assert before == after == "[[(2, 2), (10, 10)]]"

@@ -2,18 +2,16 @@
 script's functions use: a function imported under another name because its
 own is taken gets a generated name, like the other objects of the file."""
 
-import os
-import subprocess
-import sys
-
 import pytest
+from saved_scripts import SAVE_OR_LOAD, run_script
 
 OTHER_FUNCTIONS = """
 def first(inbox):
     return -inbox[0]
 """
 
-SCRIPT = """
+SCRIPT = (
+    """
 import sys
 
 import other_functions
@@ -31,14 +29,6 @@ def offset(inbox):
     return inbox[0] + first_0 + first_1 + first_2 + first_3
 
 
-def run(plumber):
-    plumber.connect([[1, 5]])
-    Dagger.start(plumber)
-    results = [list(piper) for piper in plumber.get_outputs()]
-    Dagger.stop(plumber)
-    return results
-
-
 a = Piper(Worker(first), name="a")
 b = Piper(
     Worker(other_functions.first),
@@ -47,24 +37,10 @@ b = Piper(
 )
 c = Piper(Worker(offset), name="c")
 pipeline = Plumber(pipes=[(a, b, c)], name="names")
-if sys.argv[1] == "save":
-    pipeline.save(sys.argv[2])
-    print(run(pipeline))
-else:
-    print(run(load_pipeline(sys.argv[2])))
+INPUTS = [[1, 5]]
 """
-
-
-def python(folder, *args):
-    done = subprocess.run(
-        [sys.executable, str(folder / "script.py"), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
+    + SAVE_OR_LOAD
+)
 
 
 @pytest.mark.timeout(40)
@@ -72,7 +48,7 @@ def test_a_renamed_import_does_not_take_a_global_of_the_script(tmp_path):
     (tmp_path / "other_functions.py").write_text(OTHER_FUNCTIONS)
     (tmp_path / "script.py").write_text(SCRIPT)
     saved = tmp_path / "saved.py"
-    before = python(tmp_path, "save", saved)
+    before = run_script(tmp_path / "script.py", "save", saved)
     text = saved.read_text()
     assert "from other_functions import first as callable_0\n" in text
     for number, value in enumerate((1, 10, 100, 1000)):
@@ -80,5 +56,5 @@ def test_a_renamed_import_does_not_take_a_global_of_the_script(tmp_path):
     assert "worker_2 = Worker((offset,)" in text
     assert "piper_2 = Piper(worker_2," in text
     assert "numap_0 = NuMap(worker_type='process'" in text
-    after = python(tmp_path, "load", saved)
+    after = run_script(tmp_path / "script.py", "load", saved)
     assert before == after == "[[1110, 1106]]"

@@ -3,13 +3,11 @@ defaults) comes before it and what its body uses may come after it, so a
 body can reach the function itself (or one still being copied) through an
 alias or a partial."""
 
-import os
-import subprocess
-import sys
-
 import pytest
+from saved_scripts import SAVE_OR_LOAD, run_script
 
-SCRIPT = """
+SCRIPT = (
+    """
 import functools
 import sys
 
@@ -52,14 +50,6 @@ def with_tag(inbox, limit=LIMIT):
     return (inbox[0], with_tag.tag, limit)
 
 
-def run(plumber):
-    plumber.connect([[3, 6], [3, 6], [3, 6]])
-    Dagger.start(plumber)
-    results = [list(piper) for piper in plumber.get_outputs()]
-    Dagger.stop(plumber)
-    return results
-
-
 numap = NuMap(worker_type="process", worker_num=2)
 pipeline = Plumber(
     pipers=[
@@ -68,37 +58,23 @@ pipeline = Plumber(
         Piper(Worker(with_tag), name="c"),
     ]
 )
-if sys.argv[1] == "save":
-    pipeline.save(sys.argv[2])
-    print(run(pipeline))
-else:
-    print(run(load_pipeline(sys.argv[2])))
+INPUTS = [[3, 6], [3, 6], [3, 6]]
 """
-
-
-def python(folder, *args):
-    done = subprocess.run(
-        [sys.executable, str(folder / "script.py"), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
+    + SAVE_OR_LOAD
+)
 
 
 @pytest.mark.timeout(40)
 def test_a_function_body_may_use_itself_through_an_alias_or_a_partial(tmp_path):
     (tmp_path / "script.py").write_text(SCRIPT)
     saved = tmp_path / "saved.py"
-    before = python(tmp_path, "save", saved)
+    before = run_script(tmp_path / "script.py", "save", saved)
     text = saved.read_text()
     assert text.index("def countdown(") < text.index("again = countdown")
     assert text.index("def collatz_steps(") < text.index("functools.partial(")
     assert text.index("LIMIT = 1000") < text.index("def with_tag(")
     assert text.index("def mark(") < text.index("def with_tag(")
-    after = python(tmp_path, "load", saved)
+    after = run_script(tmp_path / "script.py", "load", saved)
     assert before == after
     assert "[3, 6]" in after
     assert "[7, 8]" in after
