@@ -189,6 +189,12 @@ def _remove_papy_handlers(root: logging.Logger) -> None:
             handler.close()
 
 
+# Renders `_Event`s for formatters other than ours. Made once: building a
+# ConsoleRenderer costs about as much as rendering an event with it, and
+# str() runs per event and per such handler.
+_PLAIN_RENDERER = structlog.dev.ConsoleRenderer(colors=False)
+
+
 class _Event(dict[str, Any]):
     """A structlog event on its way to `logging`, readable by any formatter.
 
@@ -203,8 +209,7 @@ class _Event(dict[str, Any]):
     def __str__(self) -> str:
         event = dict(self)
         event.pop("exc_info", None)
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
-        return str(renderer(None, "", event))
+        return str(_PLAIN_RENDERER(None, "", event))
 
 
 def _wrap_for_formatter(
