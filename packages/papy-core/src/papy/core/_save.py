@@ -207,12 +207,7 @@ class _Writer:
                     f"two different objects are named {name!r}; rename one of them"
                 )
             name = self._bind_new_name(_CALLABLE, function)
-            text = codefile.render(
-                codefile.FUNCTION_IMPORT_AS,
-                module=function.__module__,
-                attribute=code.name,
-                name=name,
-            )
+            text = _from_import_line(function.__module__, code.name, name)
         else:
             self._bind(name, function, f"function {name!r}")
         self.function_names[id(function)] = name
@@ -466,12 +461,19 @@ def _from_import(
             continue
         if getattr(module, attribute, None) is not value:
             continue
-        if attribute == name:
-            return f"from {module_name} import {name}"
-        return f"from {module_name} import {attribute} as {name}"
+        return _from_import_line(module_name, attribute, name)
     if getattr(value, "__module__", None) == own_module:
         return None
     return _importable_function(value, name)
+
+
+def _from_import_line(module: str, attribute: str, name: str) -> str:
+    """codefile's line importing ``attribute`` of ``module`` as ``name``
+    (``as name`` only when the two differ)."""
+    template = codefile.FUNCTION_IMPORT_AS
+    if attribute == name:
+        template = codefile.FUNCTION_IMPORT
+    return codefile.render(template, module=module, attribute=attribute, name=name)
 
 
 def _importable_function(value: Any, name: str) -> str | None:
@@ -482,12 +484,7 @@ def _importable_function(value: Any, name: str) -> str | None:
     except codefile.CodefileError:
         return None
     if code.kind == "import":
-        template = codefile.FUNCTION_IMPORT
-        if code.name != name:
-            template = codefile.FUNCTION_IMPORT_AS
-        return codefile.render(
-            template, module=value.__module__, attribute=code.name, name=name
-        )
+        return _from_import_line(value.__module__, code.name, name)
     filename = inspect.getsourcefile(value) if code.kind == "path" else None
     if filename is None:
         return None
