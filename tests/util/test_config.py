@@ -150,6 +150,18 @@ def test_log_to_screen_level_is_the_stream_level_by_its_1x_name():
 
 
 @pytest.mark.timeout(10)
+def test_log_to_screen_level_wins_over_a_stream_level_given_as_its_default():
+    # 20 is log_to_stream_level's default: given or not, it looks the same.
+    stream = io.StringIO()
+    start_logger(
+        log_to_stream=stream, log_to_stream_level=20, log_to_screen_level="ERROR"
+    )
+    logging.getLogger("papy").warning("filtered")
+    logging.getLogger("papy").error("shown")
+    assert "shown" in stream.getvalue() and "filtered" not in stream.getvalue()
+
+
+@pytest.mark.timeout(10)
 def test_no_output_by_default(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     log = start_logger()

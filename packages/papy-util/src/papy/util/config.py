@@ -279,7 +279,9 @@ def start_logger(
       log_number          number of rotated files kept (positive).
       log_to_screen_level (keyword only) the name the contract's argument
                           list gives log_to_stream_level; give one of the
-                          two (both: TypeError).
+                          two. Both are a TypeError, except when
+                          log_to_stream_level is 20: its default cannot be
+                          told from not given, and this name wins.
 
     With neither file nor stream (the defaults) nothing is logged: a
     ``logging.NullHandler`` on the root logger takes the place of logging's
