@@ -43,9 +43,12 @@ this protection. The default is put back when no started NuMap is left
 (:func:`release`, called by ``NuMap.stop`` on the main thread), so code
 that looks for the default handler (e.g. asyncio.run) finds it again.
 
-The bookkeeping around sections is written out at its users, not in
-functions of this module: a call is a point where a second Ctrl-C could
-be raised between the call and the statement that needs its result.
+The bookkeeping around sections (entering, leaving, the check for a
+held-back Ctrl-C) is written out at its users, not in functions of this
+module: a call is a point where Python may raise, and a Ctrl-C that came
+just after the depth went back to 0 would be raised there, between taking
+a result and handing it out. Once a Ctrl-C is held back, calls are safe
+(another one counts as the same): :func:`raise_held_back` is then called.
 """
 
 from __future__ import annotations
@@ -54,7 +57,9 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from types import CodeType, FrameType
+from typing import Any
 
 # How long a section waits at a time, at most, before it looks for a
 # Ctrl-C held back meanwhile.
@@ -103,6 +108,19 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
         return
     STATE.pending = False
     signal.default_int_handler(signum, frame)
+
+
+def raise_held_back(handed: deque, value: Any) -> None:
+    """Called, with ``pending`` set, by a fast path or a section's end that
+    just took ``value`` from ``handed``: on the main thread outside every
+    section, put ``value`` back first in line and raise the held-back
+    KeyboardInterrupt. Elsewhere (another thread; an inner section, whose
+    outer one raises it) return and let the caller hand ``value`` out."""
+    if STATE.depth or not on_main_thread():
+        return
+    handed.appendleft(value)
+    STATE.pending = False
+    raise KeyboardInterrupt
 
 
 def _after_fork_in_child() -> None:

@@ -251,10 +251,8 @@ class _NuMapTask:
         except IndexError:
             pass
         else:
-            if _CTRL_C.pending and _CTRL_C.depth == 0 and _interrupts.on_main_thread():
-                self._handed.appendleft(value)
-                _CTRL_C.pending = False
-                raise KeyboardInterrupt
+            if _CTRL_C.pending:
+                _interrupts.raise_held_back(self._handed, value)
             if value.__class__ is Raised:
                 raise value.error
             return value
@@ -1201,17 +1199,16 @@ class NuMap:
         # next(), which starts it.
         # A fast path of _interrupts: Python may raise a Ctrl-C right after
         # popleft(); numap's handler holds it back here, and it is raised
-        # with the result put back. No call after that check (__class__,
-        # not type()): there Python could raise again.
+        # with the result put back. No other call after the pop (__class__,
+        # not type()): a Ctrl-C coming later is raised in the caller, once
+        # the result is out.
         try:
             value = self._first_handed.popleft()
         except IndexError:
             pass
         else:
-            if _CTRL_C.pending and _CTRL_C.depth == 0 and _interrupts.on_main_thread():
-                self._first_handed.appendleft(value)
-                _CTRL_C.pending = False
-                raise KeyboardInterrupt
+            if _CTRL_C.pending:
+                _interrupts.raise_held_back(self._first_handed, value)
             if value.__class__ is Raised:
                 raise value.error
             return value
@@ -1235,10 +1232,8 @@ class NuMap:
         except IndexError:
             pass
         else:
-            if _CTRL_C.pending and _CTRL_C.depth == 0 and _interrupts.on_main_thread():
-                handed.appendleft(value)
-                _CTRL_C.pending = False
-                raise KeyboardInterrupt
+            if _CTRL_C.pending:
+                _interrupts.raise_held_back(handed, value)
             if value.__class__ is Raised:
                 raise value.error
             return value
@@ -1260,6 +1255,8 @@ class NuMap:
         is put back in ``handed``.
         """
         self._check_task(task_id)
+        # protects_this_thread() written out for its usual answer (installed,
+        # main thread), which saves a call on every take.
         if (
             not (_CTRL_C.installed and threading.get_ident() == _CTRL_C.main_ident)
             and not _interrupts.protects_this_thread()
@@ -1281,12 +1278,10 @@ class NuMap:
                 raise KeyboardInterrupt from None
             raise
         _CTRL_C.depth -= 1
-        if _CTRL_C.depth == 0 and _CTRL_C.pending:
-            _CTRL_C.pending = False
-            # Its slot is free already: until it is handed out again, the
-            # map may hold one item more than its buffer.
-            self._tasks[task_id].output.handed.appendleft(value)
-            raise KeyboardInterrupt
+        if _CTRL_C.pending:
+            # Put back, its slot is free already: until it is handed out
+            # again, the map may hold one item more than its buffer.
+            _interrupts.raise_held_back(self._tasks[task_id].output.handed, value)
         return value
 
     def _take_and_feed(self, task_id: int, timeout: float | None, guarded: bool) -> Any:
