@@ -85,7 +85,9 @@ def test_host_spec_defaults_to_the_classic_server_ports():
 
 
 @pytest.mark.timeout(5)
-@pytest.mark.parametrize("spec", ["", "  ", ":18812", "host:port", "host:0", "h:99999"])
+@pytest.mark.parametrize(
+    "spec", ["", "  ", ":18812", "host:port", "host:0", "h:99999", "[::1]junk", "[::1"]
+)
 def test_bad_host_specs_are_refused_by_name(spec):
     with pytest.raises(ValueError, match="worker_remote"):
         parse_host_spec(spec)

@@ -41,8 +41,12 @@ def parse_host_spec(spec: str, ssl: Mapping[str, Any] | None = None) -> HostAddr
     text = spec.strip()
     port_text = None
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest.startswith(":"):
+        host, closed, rest = text[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise ValueError(
+                f"worker_remote: host {spec!r} is not '[address]' or '[address]:port'"
+            )
+        if rest:
             port_text = rest[1:]
     elif text.count(":") == 1:
         host, port_text = text.split(":")
