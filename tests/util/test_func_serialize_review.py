@@ -29,6 +29,13 @@ CASES = [
         id="json_loads-bad",
     ),
     pytest.param(
+        json_loads,
+        b'"\xff"',
+        UnicodeDecodeError,
+        "json_loads: .*not JSON text",
+        id="json_loads-undecodable-bytes",
+    ),
+    pytest.param(
         pickle_dumps,
         threading.Lock(),
         TypeError,

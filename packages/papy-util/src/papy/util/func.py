@@ -291,9 +291,10 @@ def json_dumps(inbox: Sequence[Any]) -> str:
 def json_loads(inbox: Sequence[Any]) -> Any:
     """Deserialize the first input (JSON as str or bytes) with ``json.loads``.
 
-    Raises TypeError for an input that is not str or bytes, and
-    json.JSONDecodeError (a ValueError) for text that is not JSON; both
-    name json_loads.
+    Raises TypeError for an input that is not str or bytes,
+    json.JSONDecodeError (a ValueError) for text that is not JSON, and
+    UnicodeDecodeError (a ValueError) for bytes that are not text in
+    UTF-8, UTF-16 or UTF-32; all name json_loads.
     """
     text = _first("json_loads", inbox)
     try:
@@ -303,6 +304,15 @@ def json_loads(inbox: Sequence[Any]) -> Any:
             f"json_loads: the first input is not valid JSON ({error.msg})",
             error.doc,
             error.pos,
+        ) from error
+    except UnicodeDecodeError as error:
+        raise UnicodeDecodeError(
+            error.encoding,
+            error.object,
+            error.start,
+            error.end,
+            f"json_loads: the first input is not JSON text in UTF-8, UTF-16 or "
+            f"UTF-32 ({error.reason}); decode it yourself and pass the str",
         ) from error
     except TypeError as error:
         raise TypeError(
