@@ -18,7 +18,7 @@ import types
 from pathlib import Path
 
 import pytest
-from numap import NuMap
+from numap import NuMap, _interrupts
 
 CONSUMER = Path(__file__).with_name("ctrl_c_consumer.py")
 
@@ -141,3 +141,22 @@ def test_the_handler_is_python_default_again_after_stop():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=50
     )
     assert done.stdout.strip() == "True [5, 4, 3, 2, 1] False True", done.stderr
+
+
+@pytest.mark.timeout(10)
+def test_ctrl_cs_in_quick_succession_count_as_one_and_a_late_one_aborts():
+    # numap's handler itself, as the README describes it, inside a section.
+    state = _interrupts.STATE
+    saved = (state.depth, state.pending, state.held_since)
+    try:
+        state.depth, state.pending = 1, False
+        _interrupts._on_sigint(signal.SIGINT, None)
+        assert state.pending  # held back
+        _interrupts._on_sigint(signal.SIGINT, None)
+        assert state.pending  # the same Ctrl-C
+        state.held_since -= _interrupts.ABORT_SECONDS
+        with pytest.raises(KeyboardInterrupt):
+            _interrupts._on_sigint(signal.SIGINT, None)
+        assert not state.pending
+    finally:
+        state.depth, state.pending, state.held_since = saved
