@@ -358,7 +358,7 @@ def function_code(func: Callable[..., Any], prefer: str = "import") -> FunctionC
         prefer = "path"
     elif prefer == "import" and _importable(func):
         return _import_code(func, name)
-    if name == "<lambda>" or "<locals>" in getattr(func, "__qualname__", ""):
+    if name == "<lambda>" or "<locals>" in qualname:
         raise CodefileError(
             f"{func!r:.60} is a lambda or nested function; define it with def "
             "at the top level of a module so it can be saved"
