@@ -199,14 +199,26 @@ def test_closures_and_imports_travel_to_the_host(remote_only_rpyc_server):
         numap.stop()
 
 
+def run_user_script(folder, source):
+    """Write ``source`` as a script in ``folder``, run it there (so its
+    __main__ is nowhere on the host), and return what it printed."""
+    script = folder / "user_script.py"
+    script.write_text(textwrap.dedent(source))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=50,
+        cwd=folder, env=env_with_path(),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 @pytest.mark.timeout(60)
 def test_lambdas_of_a_script_run_remotely(shared_rpyc_server, tmp_path):
     # The user's case: a script (its __main__ is nowhere on the host)
     # maps a lambda and a closure on remote workers.
-    script = tmp_path / "user_script.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
+    printed = run_user_script(
+        tmp_path,
+        f"""
             from numap import NuMap
 
             def make_scaler(factor):
@@ -222,19 +234,9 @@ def test_lambdas_of_a_script_run_remotely(shared_rpyc_server, tmp_path):
             # taken in step: the tasks share the buffer
             print(list(zip(numap.get_task(0), numap.get_task(1))))
             numap.stop(ends=[0, 1])
-            """
-        )
+            """,
     )
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=50,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr
-    expected = str([(x + 1, 3 * x) for x in range(10)])
-    assert done.stdout.strip() == expected
+    assert printed == str([(x + 1, 3 * x) for x in range(10)])
 
 
 @pytest.mark.timeout(60)
@@ -242,10 +244,9 @@ def test_script_functions_inside_a_task_run_remotely(shared_rpyc_server, tmp_pat
     # A function of the script that travels inside the task (an argument, a
     # partial of an importable function) must go by value too: by name,
     # the host's __main__ does not have it.
-    script = tmp_path / "user_script.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
+    printed = run_user_script(
+        tmp_path,
+        f"""
             import functools
             import remote_functions
             from numap import NuMap
@@ -262,15 +263,9 @@ def test_script_functions_inside_a_task_run_remotely(shared_rpyc_server, tmp_pat
             numap.start()
             print(list(zip(numap.get_task(0), numap.get_task(1))))
             numap.stop(ends=[0, 1])
-            """
-        )
+            """,
     )
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=50,
-        cwd=tmp_path, env=env_with_path(),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == str([(x**3, x**3) for x in range(6)])
+    assert printed == str([(x**3, x**3) for x in range(6)])
 
 
 @pytest.mark.timeout(60)
