@@ -7,6 +7,9 @@ from papy.util import codefile, func, script
 class Opaque:
     """A class of this test module: messages name it with its module."""
 
+    def method(self):
+        """Bound to an Opaque, which codefile cannot save."""
+
 
 QUALIFIED = f"{Opaque.__module__}.{Opaque.__qualname__}"
 
@@ -37,6 +40,11 @@ def _message(call):
             lambda: codefile.literal(Opaque()),
             f"write {QUALIFIED} value",
             id="codefile",
+        ),
+        pytest.param(
+            lambda: codefile.function_code(Opaque().method),
+            f"bound to a {QUALIFIED} object",
+            id="function_code",
         ),
     ],
 )

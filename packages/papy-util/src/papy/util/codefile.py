@@ -341,7 +341,7 @@ def function_code(func: Callable[..., Any], prefer: str = "import") -> FunctionC
     if inspect.ismethod(func) or not isinstance(bound_to, (ModuleType, NoneType)):
         # Its copy would lose the object it is bound to (a "self" argument).
         raise CodefileError(
-            f"{qualname} is a method bound to a {type(bound_to).__qualname__} "
+            f"{qualname} is a method bound to a {type_name(bound_to)} "
             "object, which cannot be saved; use a top-level function, or a "
             "module it can import"
         )
