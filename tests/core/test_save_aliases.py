@@ -3,7 +3,7 @@ under several names (module aliases, a function imported twice) is imported
 once and its other names are bound to it."""
 
 import pytest
-from saved_scripts import SAVE_OR_LOAD, run_script
+from saved_scripts import SAVE_OR_LOAD, save_then_load
 
 SCRIPT = (
     """
@@ -48,11 +48,8 @@ INPUTS = [[1, 5]]
 
 @pytest.mark.timeout(40)
 def test_an_object_under_two_names_is_imported_once(tmp_path):
-    script = tmp_path / "script.py"
-    script.write_text(SCRIPT)
-    saved = tmp_path / "saved.py"
-    before = run_script(script, "save", saved)
-    lines = saved.read_text().splitlines()
+    before, text, after = save_then_load(tmp_path, SCRIPT)
+    lines = text.splitlines()
     imports = [line for line in lines if line.startswith(("import ", "from "))]
     assert sum(line.endswith((" functools", " ft")) for line in imports) == 1
     assert sum(line.endswith((" osp", " path")) for line in imports) == 1
@@ -63,6 +60,5 @@ def test_an_object_under_two_names_is_imported_once(tmp_path):
     assert len({"j2 = pjoin", "pjoin = j2"} & aliases) == 1
     assert len({"path = osp", "osp = path"} & aliases) == 1
     assert len({"ft = functools", "functools = ft"} & aliases) == 1
-    after = run_script(script, "load", saved)
     assert after == before
     assert after == "[[('1', '1', 2, 1, True), ('5', '5', 5, 2, True)]]"

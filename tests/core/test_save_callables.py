@@ -9,7 +9,7 @@ import pytest
 from core_functions import scale
 from numap import NuMap
 from papy.core import Piper, Plumber, PlumberError, Worker, load_pipeline
-from saved_scripts import SAVE_OR_LOAD, run_script
+from saved_scripts import SAVE_OR_LOAD, save_then_load
 from test_save import run
 
 GET_FIRST = operator.itemgetter(0)
@@ -109,15 +109,10 @@ INPUTS = [[(1, 2), (3, 4)]] * 2
 
 @pytest.mark.timeout(30)
 def test_a_copied_function_brings_the_partials_it_uses(tmp_path):
-    script = tmp_path / "script.py"
-    script.write_text(SCRIPT)
-    saved = tmp_path / "saved.py"
-    before = run_script(script, "save", saved)
-    text = saved.read_text()
+    before, text, after = save_then_load(tmp_path, SCRIPT)
     assert "CUBE = callable_" in text
     assert "functools.partial(power, exponent=3)" in text
     assert "PICK = callable_" in text
-    after = run_script(script, "load", saved)
     assert before == after
     assert "[8, 64]" in after
     assert "[2, 10]" in after

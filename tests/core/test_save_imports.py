@@ -3,7 +3,7 @@ codefile imports functions: a function loaded with import_from_path is
 loaded by path again (its module's name means nothing to another process)."""
 
 import pytest
-from saved_scripts import SAVE_OR_LOAD, run_script
+from saved_scripts import SAVE_OR_LOAD, save_then_load
 
 HELPERS = """
 def double(x):
@@ -39,14 +39,9 @@ INPUTS = [[1, 5]]
 
 @pytest.mark.timeout(40)
 def test_a_global_loaded_by_path_is_loaded_by_path_again(tmp_path):
-    (tmp_path / "helpers.py").write_text(HELPERS)
-    (tmp_path / "script.py").write_text(SCRIPT)
-    saved = tmp_path / "saved.py"
-    before = run_script(tmp_path / "script.py", "save", saved)
-    text = saved.read_text()
+    before, text, after = save_then_load(tmp_path, SCRIPT, helpers=HELPERS)
     helpers = repr(str(tmp_path / "helpers.py"))
     assert text.count(f"double = import_from_path({helpers}, 'double')") == 1
     assert "_papy_path_" not in text
     assert "\ntimes_two = double\n" in text
-    after = run_script(tmp_path / "script.py", "load", saved)
     assert before == after == "[[(2, 2), (10, 10)]]"

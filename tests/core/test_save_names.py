@@ -3,7 +3,7 @@ script's functions use: a function imported under another name because its
 own is taken gets a generated name, like the other objects of the file."""
 
 import pytest
-from saved_scripts import SAVE_OR_LOAD, run_script
+from saved_scripts import SAVE_OR_LOAD, save_then_load
 
 OTHER_FUNCTIONS = """
 def first(inbox):
@@ -45,16 +45,13 @@ INPUTS = [[1, 5]]
 
 @pytest.mark.timeout(40)
 def test_a_renamed_import_does_not_take_a_global_of_the_script(tmp_path):
-    (tmp_path / "other_functions.py").write_text(OTHER_FUNCTIONS)
-    (tmp_path / "script.py").write_text(SCRIPT)
-    saved = tmp_path / "saved.py"
-    before = run_script(tmp_path / "script.py", "save", saved)
-    text = saved.read_text()
+    before, text, after = save_then_load(
+        tmp_path, SCRIPT, other_functions=OTHER_FUNCTIONS
+    )
     assert "from other_functions import first as callable_0\n" in text
     for number, value in enumerate((1, 10, 100, 1000)):
         assert f"\nfirst_{number} = {value}\n" in text
     assert "worker_2 = Worker((offset,)" in text
     assert "piper_2 = Piper(worker_2," in text
     assert "numap_0 = NuMap(worker_type='process'" in text
-    after = run_script(tmp_path / "script.py", "load", saved)
     assert before == after == "[[1110, 1106]]"

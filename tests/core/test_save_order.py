@@ -4,7 +4,7 @@ body can reach the function itself (or one still being copied) through an
 alias or a partial."""
 
 import pytest
-from saved_scripts import SAVE_OR_LOAD, run_script
+from saved_scripts import SAVE_OR_LOAD, save_then_load
 
 SCRIPT = (
     """
@@ -66,15 +66,11 @@ INPUTS = [[3, 6], [3, 6], [3, 6]]
 
 @pytest.mark.timeout(40)
 def test_a_function_body_may_use_itself_through_an_alias_or_a_partial(tmp_path):
-    (tmp_path / "script.py").write_text(SCRIPT)
-    saved = tmp_path / "saved.py"
-    before = run_script(tmp_path / "script.py", "save", saved)
-    text = saved.read_text()
+    before, text, after = save_then_load(tmp_path, SCRIPT)
     assert text.index("def countdown(") < text.index("again = countdown")
     assert text.index("def collatz_steps(") < text.index("functools.partial(")
     assert text.index("LIMIT = 1000") < text.index("def with_tag(")
     assert text.index("def mark(") < text.index("def with_tag(")
-    after = run_script(tmp_path / "script.py", "load", saved)
     assert before == after
     assert "[3, 6]" in after
     assert "[7, 8]" in after
