@@ -287,9 +287,10 @@ def start_logger(
     ``logging.NullHandler`` on the root logger takes the place of logging's
     last-resort stderr output, and the root logger's level is unchanged.
     Otherwise the root logger's level is set to the lower of the active
-    handlers' levels. Handlers installed by other code still get every
-    event, structlog ones as readable ``timestamp [level] event key=value``
-    messages (never raw dicts).
+    handlers' levels. Handlers installed by other code are kept and get
+    the events the root logger's level lets through, structlog ones as
+    readable ``timestamp [level] event key=value`` messages (never raw
+    dicts).
 
     Returns ``structlog.get_logger("papy")``: a structlog logger bound to the
     standard ``"papy"`` logger; ``.bind(...)`` adds context to its events.
