@@ -167,6 +167,49 @@ def test_a_global_that_cannot_be_written_is_an_error_naming_it(tmp_path):
     assert "move it into an importable module" in message
 
 
+UNSAVABLE_CALLABLE_GLOBALS = """\
+import functools
+import sys
+
+from papy.core import Piper, Plumber, PlumberError, Worker
+
+
+def scale(value, factor):
+    return value * factor
+
+
+DOUBLE = functools.partial(scale, factor=2)
+DOUBLE.label = "doubled"
+SQUARE = lambda value: value * value  # noqa: E731
+
+
+def doubled(inbox):
+    return DOUBLE(inbox[0])
+
+
+def squared(inbox):
+    return SQUARE(inbox[0])
+
+
+function = {"doubled": doubled, "squared": squared}[sys.argv[2]]
+try:
+    Plumber(pipers=[Piper(Worker(function), name="a")]).save(sys.argv[1])
+except PlumberError as error:
+    print(error)
+"""
+
+
+@pytest.mark.timeout(30)
+def test_a_callable_global_that_is_refused_is_named(tmp_path):
+    script, saved = "script.py", tmp_path / "x.py"
+    partial = python(tmp_path, script, UNSAVABLE_CALLABLE_GLOBALS, saved, "doubled")
+    lambda_ = python(tmp_path, script, UNSAVABLE_CALLABLE_GLOBALS, saved, "squared")
+    assert "function 'doubled' uses the global 'DOUBLE': " in partial
+    assert "has attributes set on it (label)" in partial
+    assert "function 'squared' uses the global 'SQUARE': " in lambda_
+    assert "is a lambda or nested function" in lambda_
+
+
 class Mode(enum.Enum):
     FAST = 1
 

@@ -303,14 +303,20 @@ class _Writer:
         if isinstance(value, types.ModuleType):
             self._import(name, value, _module_import(function, name, value))
             return
-        if _rebuilt(value) is not None or (
+        # Refusals of the callable itself (a lambda, a partial with
+        # attributes) would not say which global it is.
+        place = f"function {function.__name__!r} uses the global {name!r}"
+        with _where(place):
+            rebuilt = _rebuilt(value)
+        if rebuilt is not None or (
             isinstance(value, types.FunctionType)
             and value.__globals__ is function.__globals__  # type: ignore[attr-defined]
         ):
             # function() binds the name it writes (the def's own name, or a
             # generated one); ``name`` is then bound to that below.
             del self.bound[name]
-            reference = self.function(value)
+            with _where(place):
+                reference = self.function(value)
             if reference != name:
                 self._bind(name, value, f"function {function.__name__!r}")
                 self.function_lines.append(f"\n\n{name} = {reference}")
