@@ -114,6 +114,12 @@ def test_output_paths_refuse_folders(tmp_path, name):
 
 
 @pytest.mark.timeout(10)
+def test_output_paths_refuse_an_empty_name():
+    with pytest.raises(GraphOutputError, match=r"^-o '': give a file name"):
+        output_paths("")
+
+
+@pytest.mark.timeout(10)
 def test_output_paths_refuse_a_bare_suffix(tmp_path):
     with pytest.raises(GraphOutputError, match=r"give a name before the suffix"):
         output_paths(tmp_path / ".mmd")

@@ -8,6 +8,7 @@ be tested on small hand-made graphs.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -181,13 +182,17 @@ class GraphOutputError(Exception):
     or failing. The message says what to do."""
 
 
-def output_paths(target: Path) -> list[Path]:
+def output_paths(text: str | os.PathLike[str]) -> list[Path]:
     """The files ``-o TARGET`` stands for: the path itself when its suffix is
     known, or TARGET.dot and TARGET.mmd when it has no suffix.
 
-    Raises GraphOutputError for a folder (an existing one, ``.`` or ``..``),
-    a name that is only a suffix (``.mmd``) or an unknown suffix.
+    Raises GraphOutputError for an empty TARGET, a folder (an existing one,
+    ``.`` or ``..``), a name that is only a suffix (``.mmd``) or an unknown
+    suffix.
     """
+    if os.fspath(text) == "":  # checked before Path(), which makes it "."
+        raise GraphOutputError("-o '': give a file name, e.g. pipeline.svg")
+    target = Path(text)
     if target.name in ("", ".", "..") or target.is_dir():
         raise GraphOutputError(
             f"-o {str(target)!r}: is a folder; give a file, e.g. "

@@ -11,7 +11,6 @@ import math
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from papy.core._cli_exits import EXIT_STATUS_HELP, ExitStatus, fail
 
@@ -214,11 +213,7 @@ def graph_command(args: argparse.Namespace) -> int:
     from papy.core._save import load_pipeline_file
 
     try:
-        if "" in (args.output or []):
-            raise GraphOutputError("-o '': give a file name, e.g. pipeline.svg")
-        targets = [
-            path for text in args.output or [] for path in output_paths(Path(text))
-        ]
+        targets = [path for text in args.output or [] for path in output_paths(text)]
     except GraphOutputError as error:
         return fail(str(error), ExitStatus.USAGE)
     try:
