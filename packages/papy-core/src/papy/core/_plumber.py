@@ -316,10 +316,14 @@ class Plumber(Dagger):
         """Write the pipeline as Python source to ``filename``.
 
         Functions importable from a module are imported; functions defined
-        in the running script are copied as source; NuMaps keep their
-        settings. The file defines a module-level ``pipeline`` Plumber.
-        Raises PlumberError for what cannot be written (lambdas, nested
-        functions, arguments that are not Python literals).
+        in the running script are copied as source, with the globals they
+        use; NuMaps keep the settings the user gave (defaults are computed
+        again where the file loads). The file defines a module-level
+        ``pipeline`` Plumber. It is written beside ``filename`` and renamed
+        over it, so a failed save keeps the previous file. Raises
+        PlumberError, naming where, for what cannot be written (lambdas,
+        nested functions, methods, arguments that are not Python literals,
+        globals that are none of module, function, literal or importable).
         """
         source = pipeline_source(self)
         _write_replacing(os.fspath(filename), source)

@@ -1,9 +1,12 @@
 """Saving a pipeline as Python source, and loading it back.
 
 The saved file is ordinary Python built from the ``papy.util.codefile``
-templates: functions (imported by path, or their source copied when they
-were defined in the running script), NuMaps with their settings, Workers,
-Pipers, and a module-level ``pipeline`` Plumber with its Pipers and pipes.
+templates: functions (imported from their module, loaded by path again
+when ``import_from_path`` loaded them, or their source copied, with the
+globals it uses, when they were defined in the running script), partials
+and operator getters/callers as the calls that rebuild them, NuMaps with
+the settings the user gave, Workers, Pipers, and a module-level
+``pipeline`` Plumber with its Pipers and pipes.
 Hand-written pipeline files follow the same convention: a module-level
 ``pipeline`` Plumber.
 
