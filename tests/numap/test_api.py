@@ -187,6 +187,23 @@ def test_add_task_validates_its_arguments():
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"func": 42, "iterable": []}, r"^NuMap\(func=42\)"),
+        ({"func": identity, "iterable": 5}, r"^NuMap\(iterable=5\)"),
+        ({"func": identity, "iterable": [], "args": 3}, r"^NuMap\(args=3\)"),
+        ({"func": identity, "iterable": [], "kwargs": 3}, r"^NuMap\(kwargs=3\)"),
+    ],
+)
+def test_constructor_errors_name_the_constructor(arguments, message):
+    # The constructor makes its first task with add_task's checks; a user
+    # who never called add_task must not be told about it.
+    with pytest.raises(TypeError, match=message):
+        NuMap(worker_type="thread", **arguments)
+
+
+@pytest.mark.timeout(20)
 def test_next_refuses_task_ids_that_do_not_exist_before_starting():
     nm = NuMap(identity, range(3), worker_type="thread")
     for task in (-1, 1):

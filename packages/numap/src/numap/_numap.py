@@ -292,23 +292,23 @@ def _check_positive(name: str, value: Any, minimum: int = 1, advice: str = "") -
     return value
 
 
-def _task_args(args: Any) -> tuple:
+def _task_args(args: Any, caller: str) -> tuple:
     if args is None:
         return ()
     if isinstance(args, str | bytes) or not isinstance(args, Iterable):
         raise TypeError(
-            f"NuMap.add_task(args={args!r}): expected a sequence of extra "
+            f"{caller}(args={args!r}): expected a sequence of extra "
             "positional arguments, e.g. args=(5,)"
         )
     return tuple(args)
 
 
-def _task_kwargs(kwargs: Any) -> dict:
+def _task_kwargs(kwargs: Any, caller: str) -> dict:
     if kwargs is None:
         return {}
     if not isinstance(kwargs, Mapping):
         raise TypeError(
-            f"NuMap.add_task(kwargs={kwargs!r}): expected a dict of keyword "
+            f"{caller}(kwargs={kwargs!r}): expected a dict of keyword "
             "arguments, e.g. kwargs={'n': 5}"
         )
     return dict(kwargs)
@@ -549,7 +549,7 @@ class NuMap:
                     "NuMap(func=..., iterable=None): a function needs an iterable "
                     "(an empty one is fine)"
                 )
-            self.add_task(func, iterable, args, kwargs)
+            self._add_task("NuMap", func, iterable, args, kwargs)
         elif iterable is not None or args is not None or kwargs is not None:
             raise ValueError(
                 "NuMap(iterable=..., args=..., kwargs=...) make a first task only "
@@ -578,10 +578,27 @@ class NuMap:
         whose ``task`` attribute is the task id). Raises NuMapError once
         the NuMap has started.
         """
+        return self._add_task(
+            "NuMap.add_task", func, iterable, args, kwargs, timeout, block, track
+        )
+
+    def _add_task(
+        self,
+        caller: str,
+        func: Callable,
+        iterable: Iterable,
+        args: Sequence | None = None,
+        kwargs: dict | None = None,
+        timeout: float | None = None,
+        block: bool = True,
+        track: bool = False,
+    ) -> _NuMapTask:
+        # ``caller`` names what the user called (the constructor or
+        # add_task) in the errors.
         if not callable(func):
-            raise TypeError(f"NuMap.add_task(func={func!r}): func must be callable")
+            raise TypeError(f"{caller}(func={func!r}): func must be callable")
         if iterable is None:
-            raise TypeError("NuMap.add_task(iterable=None): an iterable is required")
+            raise TypeError(f"{caller}(iterable=None): an iterable is required")
         self._refuse_while_started("add tasks")
         upstream = None
         if isinstance(iterable, _NuMapTask) and iterable.numap is self:
@@ -589,8 +606,8 @@ class NuMap:
             self._refuse_second_reader(upstream)
         elif not (hasattr(iterable, "__iter__") or hasattr(iterable, "__getitem__")):
             # Checked without calling iter(): that may have side effects.
-            raise TypeError(f"NuMap.add_task(iterable={iterable!r}): not an iterable")
-        spec = TaskSpec(func, _task_args(args), _task_kwargs(kwargs))
+            raise TypeError(f"{caller}(iterable={iterable!r}): not an iterable")
+        spec = TaskSpec(func, _task_args(args, caller), _task_kwargs(kwargs, caller))
         _check_timeout("add_task", timeout)
         task = _Task(spec, iterable, upstream, track)
         task_id = len(self._tasks)
