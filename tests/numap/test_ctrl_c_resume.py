@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import types
 from pathlib import Path
@@ -78,6 +79,42 @@ def test_a_ctrl_c_right_after_the_fast_paths_pop_puts_the_result_back():
         numap._first_handed = handed
         numap.stop()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def _sleep_then_return(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+@pytest.mark.timeout(30)
+def test_a_ctrl_c_during_a_skipping_timeout_keeps_the_timeout_as_context(
+    monkeypatch,
+):
+    # A Ctrl-C held back while next(timeout=...) waits, when the wait then
+    # times out with skip=True: the KeyboardInterrupt is raised and the
+    # TimeoutError (whose result is now skipped) must show in its context,
+    # or the user never learns that a result was dropped.
+    monkeypatch.setattr(_interrupts, "CHECK_SECONDS", 5.0)  # one wait slice
+    numap = NuMap(
+        _sleep_then_return,
+        [1.0, 0.0],
+        worker_type="thread",
+        worker_num=1,
+        skip=True,
+    )
+    numap.start()
+    timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))
+    try:
+        timer.start()
+        with pytest.raises(KeyboardInterrupt) as caught:
+            numap.next(timeout=0.5)
+        # Shown in the traceback: not suppressed.
+        assert isinstance(caught.value.__context__, TimeoutError)
+        assert not caught.value.__suppress_context__
+        assert list(numap) == [0.0]  # the timed-out result is skipped
+    finally:
+        timer.cancel()
+        numap.stop()
 
 
 @pytest.mark.timeout(60)

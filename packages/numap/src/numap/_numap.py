@@ -1292,7 +1292,9 @@ class NuMap:
                 and not isinstance(error, KeyboardInterrupt)
             ):
                 _CTRL_C.pending = False
-                raise KeyboardInterrupt from None
+                # The error stays in the traceback as its context: a
+                # TimeoutError with skip=True has dropped a result.
+                raise KeyboardInterrupt  # noqa: B904
             raise
         _CTRL_C.depth -= 1
         if _CTRL_C.pending:
