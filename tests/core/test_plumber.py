@@ -12,7 +12,14 @@ import pytest
 import structlog
 from capped_threads import CAP_THREADS, capped_address_space, run_capped
 from core_functions import first as first_of_core
-from papy.core import Piper, Plumber, PlumberError, Worker, load_pipeline
+from papy.core import (
+    DaggerError,
+    Piper,
+    Plumber,
+    PlumberError,
+    Worker,
+    load_pipeline,
+)
 from papy.util.config import start_logger
 
 SLEEP = 0.01  # seconds slow_first sleeps per item
@@ -352,3 +359,21 @@ def test_load_replaces_the_stats_of_the_pipeline_it_replaces(tmp_path):
     assert stats["run_start"] is None and stats["run_end"] is None
     assert stats["pipers_tracked"] == {}
     assert list(stats["pipers"]) == ["b"]
+
+
+@pytest.mark.timeout(20)
+def test_failed_start_resets_every_statistic_of_the_earlier_run():
+    plumber = Plumber(pipers=[Piper(first, name="a")])
+    plumber.start([range(3)])
+    plumber.run()
+    plumber.wait(10)
+    plumber.stop()
+    assert plumber.stats["run_start"] is not None
+    with pytest.raises(DaggerError, match="one input stream per input Piper"):
+        plumber.start([])  # one input Piper, no input stream
+    stats = plumber.stats
+    # Counters, tracked results and run times are reset together: a failed
+    # start must not leave the earlier run's times beside zeroed counters.
+    assert stats["pipers"]["a"]["items_in"] == 0
+    assert stats["run_start"] is None and stats["run_end"] is None
+    assert stats["pipers_tracked"] == {}

@@ -116,6 +116,16 @@ class Plumber(Dagger):
             "run_end": self._run_end,
         }
 
+    def _reset_stats(self) -> None:
+        """Forget every statistic of earlier runs: the Pipers' counters, the
+        tracked results and the run times (all together, so that ``stats``
+        never mixes a new run's counters with an old run's times)."""
+        for piper in self:
+            piper.reset_stats()
+        self._tracked = {}
+        with self._lock:
+            self._run_start = self._run_end = None
+
     def _live_tracked(self) -> dict[Any, dict[int, Any]]:
         """Tracked results of the connected parallel Pipers with track=True."""
         return {
@@ -172,10 +182,9 @@ class Plumber(Dagger):
         """
         with self._lock:
             self._require("start", "new", "stopped")
+        self._reset_stats()
         for piper in self:
-            piper.reset_stats()
             piper.log = get_logger(pipeline=self.name, piper=piper.name)
-        self._tracked = {}
         try:
             self.connect(datas)
             Dagger.start(self)
@@ -186,7 +195,6 @@ class Plumber(Dagger):
             self.state = "started"
             self._finished.clear()
             self._failure = None
-            self._run_start = self._run_end = None
         self.log.info("pipeline started", pipers=len(self))
 
     def _abandon(self) -> None:
@@ -353,8 +361,7 @@ class Plumber(Dagger):
         self.logger_options = dict(loaded.logger_options)
         self.log = get_logger(pipeline=self.name)
         # The stats of the replaced pipeline's runs are not this one's.
-        self._tracked = {}
-        self._run_start = self._run_end = None
+        self._reset_stats()
         return self
 
     # --- the run thread -----------------------------------------------------
