@@ -126,6 +126,40 @@ def test_failed_dagger_connect_disconnects_what_it_connected():
     dagger.disconnect()
 
 
+class UndoFailingNuMap(NuMap):
+    """A NuMap that refuses a Piper's second task, then fails to pop the
+    first one (fault injection into connect's rollback)."""
+
+    def add_task(self, func, iterable, *args, **kwargs):
+        if len(self._tasks) == 1:
+            raise RuntimeError("second task refused")
+        return super().add_task(func, iterable, *args, **kwargs)
+
+    def pop_task(self, number):
+        raise OSError("pop_task broke")
+
+
+@pytest.mark.timeout(20)
+def test_failed_connect_whose_undo_fails_raises_the_original_error():
+    numap = UndoFailingNuMap(worker_type="thread", worker_num=1)
+    upstream = Piper(plus_one, name="u")
+    upstream.connect([[1, 2]])
+    spawned = Piper(plus_one, parallel=numap, spawn=2, name="s")
+    with pytest.raises(PiperError, match="second task refused") as raised:
+        spawned.connect([upstream])
+    # The undo's failure is kept too, as a note on the original error.
+    notes = "\n".join(getattr(raised.value, "__notes__", []))
+    assert "pop_task" in notes and "OSError('pop_task broke')" in notes
+    assert "'s'" in notes
+    # The rest of the undo still ran: nothing stays registered upstream.
+    assert spawned.state == "new"
+    assert upstream._consumers == []
+    upstream.start()
+    assert list(upstream) == [2, 3]
+    upstream.stop()
+    upstream.disconnect()
+
+
 # --- 3. Piper.stop(forced=False, **kwargs) passes keywords to the NuMap -------
 
 

@@ -298,8 +298,8 @@ class Piper:
         self.inbox = list(inbox)
         try:
             self._make_tasks()
-        except BaseException:
-            self._undo_connect()
+        except BaseException as error:
+            self._undo_connect(error)
             raise
         self._tasks = [task.task for task in self._task_iterators]
         self._outbox = self._make_outbox()
@@ -339,12 +339,28 @@ class Piper:
             ) from error
         self._task_iterators.append(task)
 
-    def _undo_connect(self) -> None:
-        """Take back what a failed connect() did (the tasks it added too)."""
+    def _undo_connect(self, error: BaseException) -> None:
+        """Take back what a connect() that failed with ``error`` did (the
+        tasks it added too).
+
+        ``error`` is what the caller must see: should popping the tasks fail
+        as well, that failure is added to it as a note instead of replacing
+        it, and the rest is still undone.
+        """
         added = len(self._task_iterators)
-        if added and self.imap is not None:
-            self.imap.pop_task(added)
-        self._release_inbox()
+        try:
+            if added and self.imap is not None:
+                self.imap.pop_task(added)
+        except Exception as cleanup:
+            numap = getattr(self.imap, "name", repr(self.imap))
+            error.add_note(
+                f"Piper {self.name!r}: undoing the failed connect() also failed: "
+                f"NuMap {numap!r}.pop_task({added}) raised {cleanup!r}, so the "
+                f"NuMap may still hold {added} task(s) of this Piper; make a "
+                "new NuMap before connecting again"
+            )
+        finally:
+            self._release_inbox()
 
     def _release_inbox(self) -> None:
         """Stop reading the upstream Pipers and drop what connect() made."""
