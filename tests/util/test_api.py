@@ -98,3 +98,14 @@ def test_importing_papy_util_func_does_not_import_structlog():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert done.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.timeout(10)
+def test_config_exports_the_stream_protocol_of_start_logger():
+    assert "TextSink" in config.__all__
+    namespace = {}
+    exec("from papy.util.config import *", namespace)
+    assert namespace["TextSink"] is config.TextSink
+    hints = inspect.signature(config.start_logger, eval_str=True).parameters
+    assert hints["log_stream"].annotation == config.TextSink | None
+    assert hints["log_to_stream"].annotation == bool | config.TextSink

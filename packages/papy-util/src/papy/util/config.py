@@ -33,7 +33,7 @@ import papy.util._item_io as _item_io
 import structlog
 from papy.util._names import type_name
 
-__all__ = ["get_defaults", "start_logger"]
+__all__ = ["TextSink", "get_defaults", "start_logger"]
 
 # Handlers that start_logger installed carry this attribute, so a second call
 # replaces exactly them and leaves handlers installed by anyone else alone.
@@ -162,8 +162,14 @@ def _file_handler(
 
 
 class TextSink(Protocol):
-    """What ``start_logger`` writes stream messages to: anything with a
-    ``write(str)`` method (a file, ``sys.stderr``, a terminal UI's stream)."""
+    """The type of the streams ``start_logger`` accepts (``log_stream``, or
+    a stream given as ``log_to_stream``): anything with a ``write(str)``
+    method, whatever it returns, such as a text file, ``sys.stderr``,
+    ``io.StringIO`` or a terminal UI's stream. A ``flush()`` method is called
+    when the stream has one. Use it to annotate code that passes streams on
+    to ``start_logger``; it is a static type only (``isinstance`` does not
+    accept it).
+    """
 
     def write(self, text: str, /) -> object: ...
 
@@ -264,7 +270,7 @@ def start_logger(
                           ``timestamp`` and the event's own keys).
       log_to_stream       ``True``: write to ``log_stream`` or, if that is
                           None, to ``sys.stderr`` (looked up at call time);
-                          a stream object: write to it. Rendered as
+                          a stream (a `TextSink`): write to it. Rendered as
                           ``timestamp [level] event key=value``.
       log_to_file_level   lowest level written to the file (int or name,
                           20 = INFO).
@@ -272,7 +278,8 @@ def start_logger(
       log_filename        file to write; default ``"PaPy_log"`` in the current
                           directory, or ``"PaPy_log_<date>_<time>"`` when
                           ``log_rotate`` is False. Ignored without log_to_file.
-      log_stream          stream used when ``log_to_stream`` is True.
+      log_stream          stream (a `TextSink`) used when ``log_to_stream``
+                          is True.
       log_rotate          rotate the file when it reaches ``log_size`` bytes,
                           keeping ``log_number`` old files (``name.1`` ...).
       log_size            bytes per log file before rotating (positive).
