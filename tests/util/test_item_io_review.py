@@ -132,6 +132,63 @@ def test_forked_worker_never_removes_its_parents_fifos(private_tmp, module):
     assert load_item((reference,), timeout=10) == b"the parent's"
 
 
+def _exit_cleanups():
+    """{process module: how many exit finalizers removing pending FIFOs it
+    holds} for the process modules imported here (white-box: the module's
+    finalizer registry)."""
+    from papy.util import _item_io
+
+    counts = {}
+    for name in _item_io._PROCESS_MODULES:
+        module = sys.modules.get(name)
+        if module is not None:
+            callbacks = [
+                getattr(finalizer, "_callback", None)
+                for finalizer in list(module._finalizer_registry.values())
+            ]
+            counts[name] = callbacks.count(_item_io._remove_pending_fifos)
+    return counts
+
+
+def _dump_many_fifos_and_count(directory, number=40):
+    """Cleanup counts after one FIFO dump and after ``number`` of them (all
+    loaded again, so none is left)."""
+    references = [dump_item((b"0",), type="fifo", dir=directory, timeout=30)]
+    after_one = _exit_cleanups()
+    for count in range(1, number):
+        item = str(count).encode()
+        references.append(dump_item((item,), type="fifo", dir=directory, timeout=30))
+    after_many = _exit_cleanups()
+    loaded = [load_item((reference,), timeout=10) for reference in references]
+    assert loaded == [str(count).encode() for count in range(number)]
+    return after_one, after_many
+
+
+def _count_in_worker(queue, directory):
+    queue.put(_dump_many_fifos_and_count(directory))
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("module", _fork_contexts())
+def test_many_fifo_dumps_register_one_exit_cleanup_per_process(private_tmp, module):
+    context = module.get_context("fork")
+    queue = context.Queue()  # imports the module's util: a cleanup is due
+    after_one, after_many = _dump_many_fifos_and_count(private_tmp)
+    assert after_one == after_many
+    assert after_one[module.__name__ + ".util"] == 1
+    assert set(after_one.values()) == {1}
+    # A forked worker starts with its module's registry cleared: it gets
+    # one registration of its own, however many FIFOs it dumps.
+    worker = context.Process(target=_count_in_worker, args=(queue, private_tmp))
+    worker.start()
+    worker_after_one, worker_after_many = queue.get(timeout=20)
+    worker.join(timeout=20)
+    assert worker.exitcode == 0
+    assert worker_after_one == worker_after_many
+    assert worker_after_one[module.__name__ + ".util"] == 1
+    assert set(worker_after_one.values()) == {1}
+
+
 @pytest.mark.timeout(20)
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
 def test_reader_waiting_for_a_writer_fails_once_the_fifo_is_removed(private_tmp):

@@ -162,6 +162,17 @@ _PROCESS_MODULES = ("multiprocessing.util", "multiprocess.util")
 
 
 def _register_finalizers() -> None:
+    """See that every imported process module runs _remove_pending_fifos
+    when this process ends, registering it at most once per process and
+    module (so registrations never grow with the number of FIFOs).
+
+    Called for each new FIFO, not once at import, because a registration
+    can fall due later: a worker started by multiprocessing or multiprocess
+    begins with that module's registry cleared (the finalizer it inherited
+    is no longer active), and either module may be imported after this
+    process's first FIFO. When nothing is due, this is a few dictionary
+    look-ups (under a microsecond).
+    """
     for name in _PROCESS_MODULES:
         module = sys.modules.get(name)
         if module is None:
