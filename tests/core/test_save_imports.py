@@ -45,3 +45,38 @@ def test_a_global_loaded_by_path_is_loaded_by_path_again(tmp_path):
     assert "_papy_path_" not in text
     assert "\ntimes_two = double\n" in text
     assert before == after == "[[(2, 2), (10, 10)]]"
+
+
+CLASHING_SCRIPT = (
+    """
+import sys
+from pathlib import Path
+
+from papy.core import Dagger, Piper, Plumber, Worker, load_pipeline
+from papy.util.codefile import import_from_path
+
+here = Path(__file__).parent
+double = import_from_path(here / "helpers.py", "double")
+tenfold_double = import_from_path(here / "other_helpers.py", "double")
+
+pipeline = Plumber(
+    pipes=[(Piper(Worker(double), name="a"), Piper(Worker(tenfold_double), name="b"))]
+)
+INPUTS = [[1, 5]]
+"""
+    + SAVE_OR_LOAD
+)
+
+
+@pytest.mark.timeout(40)
+def test_functions_loaded_by_path_under_one_name_get_a_name_each(tmp_path):
+    helpers = "def double(inbox):\n    return 2 * inbox[0]\n"
+    other = "def double(inbox):\n    return 20 * inbox[0]\n"
+    before, text, after = save_then_load(
+        tmp_path, CLASHING_SCRIPT, helpers=helpers, other_helpers=other
+    )
+    first = repr(str(tmp_path / "helpers.py"))
+    second = repr(str(tmp_path / "other_helpers.py"))
+    assert f"double = import_from_path({first}, 'double')\n" in text
+    assert f"callable_0 = import_from_path({second}, 'double')\n" in text
+    assert before == after == "[[40, 200]]"

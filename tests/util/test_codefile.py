@@ -283,3 +283,51 @@ def test_functions_loaded_by_path_are_saved_by_path(tmp_path):
     )
     assert built["negate"]((4,)) == -4
     assert function_code(negate, prefer="source").kind == "source"
+
+
+@pytest.mark.timeout(10)
+def test_importable_module_is_the_rule_function_code_imports_by(tmp_path):
+    import os.path
+    import sys
+    import types
+
+    assert codefile.importable_module(json)
+    assert codefile.importable_module(os.path, "os.path")
+    assert codefile.importable_module(os.path)  # posixpath, under its own name
+    assert not codefile.importable_module(json, "os.path")  # another module
+    assert not codefile.importable_module(json, "no_such_module_here")
+    assert not codefile.importable_module(types.ModuleType("made_by_hand"))
+    assert not codefile.importable_module(sys.modules["__main__"], "__main__")
+    module_file = tmp_path / "loaded_by_path.py"
+    module_file.write_text("def negate(inbox):\n    return -inbox[0]\n")
+    negate = import_from_path(module_file, "negate")
+    path_module = sys.modules[negate.__module__]
+    assert path_module.__spec__ is not None  # registered, yet not importable
+    assert not codefile.importable_module(path_module)
+    assert function_code(negate).kind == "path"
+
+
+@pytest.mark.timeout(10)
+def test_function_code_binds_the_name_it_is_given(tmp_path):
+    imported = function_code(json.dumps, name="to_json")
+    assert imported == codefile.FunctionCode(
+        "import", "to_json", "from json import dumps as to_json"
+    )
+    assert function_code(json.dumps, name="dumps").code == "from json import dumps"
+    module_file = tmp_path / "named.py"
+    module_file.write_text("def negate(inbox):\n    return -inbox[0]\n")
+    negate = import_from_path(module_file, "negate")
+    by_path = function_code(negate, name="minus")
+    assert by_path.kind == "path" and by_path.name == "minus"
+    built: dict = {}
+    source = assemble(
+        ["from papy.util.codefile import import_from_path", imported.code, by_path.code]
+    )
+    exec(source, built)  # noqa: S102
+    assert built["to_json"]([1]) == "[1]" and built["minus"]((4,)) == -4
+    # A copied def binds its own name, whatever name is asked for.
+    copied = function_code(triple, prefer="source", name="thrice")
+    assert copied.kind == "source" and copied.name == "triple"
+    for wrong in ("not a name", "class", 3):
+        with pytest.raises(CodefileError, match="name must be a Python identifier"):
+            function_code(json.dumps, name=wrong)

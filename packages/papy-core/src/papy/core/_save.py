@@ -180,10 +180,7 @@ class _Writer:
         rebuilt = _rebuilt(function)
         if rebuilt is not None:
             return self._rebuild(function, rebuilt)
-        try:
-            code = codefile.function_code(function)
-        except codefile.CodefileError as error:
-            raise _Unsavable(str(error)) from error
+        code = _function_code(function)
         name = code.name
         if code.kind == "source":
             self._bind(name, function, f"function {name!r}")
@@ -203,19 +200,16 @@ class _Writer:
         if earlier is not None:
             self.function_names[id(function)] = earlier
             return Reference(earlier)
-        text = code.code
-        if name in self.bound or _GENERATED_NAME.fullmatch(name):
-            if code.kind != "import":
-                raise _Unsavable(
-                    f"two different objects are named {name!r}; rename one of them"
-                )
+        # An import or a load by path: under a generated name if its own
+        # stands for something else; none if it stands for the function
+        # already (the IMPORTS template's import_from_path).
+        if self._name_conflict(name, function) is not None:
             name = self._bind_new_name(_CALLABLE, function)
-            text = _from_import_line(function.__module__, code.name, name)
-        else:
-            self._bind(name, function, f"function {name!r}")
+            self.function_imports.append(_function_code(function, name).code)
+        elif self._bind(name, function, f"function {name!r}"):
+            self.function_imports.append(code.code)
         self.function_names[id(function)] = name
-        self.imported_as[id(function)] = name  # an import or a load by path
-        self.function_imports.append(text)
+        self.imported_as[id(function)] = name
         return Reference(name)
 
     def _rebuild(self, function: Callable[..., Any], rebuilt: _Rebuilt) -> Reference:
@@ -254,23 +248,29 @@ class _Writer:
         self.bound[name] = value
         return name
 
+    def _name_conflict(self, name: str, value: Any) -> str | None:
+        """Why ``name`` cannot stand for ``value`` in the saved file, or None
+        if it can (it is free, or already stands for ``value``)."""
+        if name in self.bound:
+            if self.bound[name] is value:
+                return None
+            return "already uses for something else; rename one of them"
+        if _GENERATED_NAME.fullmatch(name):
+            return "uses for its own objects; rename it"
+        return None
+
     def _bind(self, name: str, value: Any, what: str) -> bool:
         """Reserve ``name`` for ``value``; False if it already stands for it.
 
         Raises _Unsavable when ``name`` stands for another object.
         """
+        conflict = self._name_conflict(name, value)
+        if conflict is not None:
+            raise _Unsavable(
+                f"{what} needs the name {name!r}, which the saved file {conflict}"
+            )
         if name in self.bound:
-            if self.bound[name] is value:
-                return False
-            raise _Unsavable(
-                f"{what} needs the name {name!r}, which the saved file already "
-                "uses for something else; rename one of them"
-            )
-        if _GENERATED_NAME.fullmatch(name):
-            raise _Unsavable(
-                f"{what} needs the name {name!r}, which the saved file uses "
-                "for its own objects; rename it"
-            )
+            return False
         self.bound[name] = value
         return True
 
@@ -411,32 +411,10 @@ def _definition_globals(source: str) -> list[str]:
     ]
 
 
-def _importable_module(module: types.ModuleType) -> bool:
-    """Whether ``import <module.__name__>`` gives ``module`` in another
-    process.
-
-    The rule of codefile's check for functions (a module found in
-    sys.modules under its own name, not ``__main__``, with a ``__spec__``),
-    which codefile applies only to a function under its own ``__module__``
-    and ``__qualname__`` and does not offer for a module object, or for a
-    module that a script's from-import names (``from hashlib import sha256``
-    gives an object that says it is ``_hashlib.openssl_sha256``); functions
-    under their own names go through ``codefile.function_code`` instead
-    (``_importable_function``).
-    """
-    name = getattr(module, "__name__", None)
-    return (
-        isinstance(name, str)
-        and name != "__main__"
-        and sys.modules.get(name) is module
-        and getattr(module, "__spec__", None) is not None
-    )
-
-
 def _module_import(
     function: Callable[..., Any], name: str, module: types.ModuleType
 ) -> str:
-    if not _importable_module(module):
+    if not codefile.importable_module(module):
         raise _Unsavable(
             f"function {function.__name__!r} uses the module {name!r}, which "
             "cannot be imported by name (it was loaded from a path or is the "
@@ -466,7 +444,7 @@ def _from_import(
         if module_name == own_module or "." in attribute:
             continue
         module = sys.modules.get(module_name)
-        if module is None or not _importable_module(module):
+        if module is None or not codefile.importable_module(module, module_name):
             continue
         if getattr(module, attribute, None) is not value:
             continue
@@ -485,24 +463,23 @@ def _from_import_line(module: str, attribute: str, name: str) -> str:
     return codefile.render(template, module=module, attribute=attribute, name=name)
 
 
+def _function_code(function: Any, name: str | None = None) -> codefile.FunctionCode:
+    """``codefile.function_code`` of ``function`` (binding ``name``, if
+    given, where it imports or loads by path); its refusal as _Unsavable."""
+    try:
+        return codefile.function_code(function, name=name)
+    except codefile.CodefileError as error:
+        raise _Unsavable(str(error)) from error
+
+
 def _importable_function(value: Any, name: str) -> str | None:
     """``codefile.function_code``'s import (or load by path) of ``value``,
     binding ``name``; None if it would copy the source or refuses."""
     try:
-        code = codefile.function_code(value)
+        code = codefile.function_code(value, name=name)
     except codefile.CodefileError:
         return None
-    if code.kind == "import":
-        return _from_import_line(value.__module__, code.name, name)
-    filename = inspect.getsourcefile(value) if code.kind == "path" else None
-    if filename is None:
-        return None
-    return codefile.render(
-        codefile.FUNCTION_FROM_PATH,
-        name=name,
-        path=codefile.literal(os.path.abspath(filename)),
-        attribute=codefile.literal(code.name),
-    )
+    return None if code.kind == "source" else code.code
 
 
 def _from_imports_in(filename: str) -> dict[str, list[tuple[str, str]]]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+import keyword
 import math
 import os
 import reprlib
@@ -62,6 +63,7 @@ __all__ = [
     "assemble",
     "function_code",
     "import_from_path",
+    "importable_module",
     "literal",
     "render",
 ]
@@ -290,13 +292,40 @@ class FunctionCode:
     code: str
 
 
+def importable_module(module: ModuleType, name: str | None = None) -> bool:
+    """Whether ``import <name>`` in another process gives ``module``.
+
+    name [default: None, for ``module.__name__``]: the dotted name to import
+    it by, which may differ from the module's own (``os.path`` is
+    ``posixpath`` on POSIX: importable as "os.path", and as "posixpath").
+
+    True when this process's import system has ``module`` in
+    ``sys.modules`` under ``name`` and made it from a spec (so another
+    process finds it the same way), except for the running script
+    (``__main__``: another process's is another file) and for modules loaded
+    with `import_from_path` (their names exist only in this process: load
+    those by path). `function_code` imports a function only if its module
+    passes this test under the function's ``__module__``. Never raises.
+    """
+    if name is None:
+        name = getattr(module, "__name__", None)
+    return (
+        isinstance(name, str)
+        and name != "__main__"
+        and sys.modules.get(name) is module
+        and getattr(module, "__spec__", None) is not None
+        and all(loaded is not module for loaded in _PATH_MODULES.values())
+    )
+
+
 def _importable(func: Callable[..., Any]) -> bool:
+    """Whether ``func`` is importable by its module and qualified name."""
     module_name = getattr(func, "__module__", None)
     qualname = getattr(func, "__qualname__", "")
-    if not module_name or module_name == "__main__" or "." in qualname:
+    if not isinstance(module_name, str) or "." in qualname:
         return False
     module = sys.modules.get(module_name)
-    if module is None or getattr(module, "__spec__", None) is None:
+    if module is None or not importable_module(module, module_name):
         return False
     return getattr(module, qualname, None) is func
 
@@ -310,19 +339,28 @@ def _path_module_file(func: Callable[..., Any]) -> str | None:
     return None
 
 
-def _import_code(func: Callable[..., Any], name: str) -> FunctionCode:
-    code = render(FUNCTION_IMPORT, module=func.__module__, attribute=name)
+def _import_code(func: Callable[..., Any], attribute: str, name: str) -> FunctionCode:
+    template = FUNCTION_IMPORT if name == attribute else FUNCTION_IMPORT_AS
+    code = render(template, module=func.__module__, attribute=attribute, name=name)
     return FunctionCode("import", name, code)
 
 
-def function_code(func: Callable[..., Any], prefer: str = "import") -> FunctionCode:
+def function_code(
+    func: Callable[..., Any], prefer: str = "import", *, name: str | None = None
+) -> FunctionCode:
     """Decide how a saved pipeline refers to ``func`` and render that code.
 
     prefer: "import" (default) imports a function that lives at the top level
-    of an importable module, and otherwise copies its source; "source" always
-    copies the source of a top-level ``def``; "path" loads it from its .py
-    file with `import_from_path`. A function whose module was itself loaded
-    with `import_from_path` is loaded by path again (unless "source").
+    of a module that `importable_module` accepts, and otherwise copies its
+    source; "source" always copies the source of a top-level ``def``; "path"
+    loads it from its .py file with `import_from_path`. A function whose
+    module was itself loaded with `import_from_path` is loaded by path again
+    (unless "source").
+    name [default: None, for ``func.__name__``] (keyword only): the name an
+    import or a load by path binds, e.g. when the function's own name is
+    taken (``from module import f as name``). A copied ``def`` always binds
+    the function's own name. The returned ``FunctionCode.name`` is the name
+    the code binds.
 
     Raises CodefileError for lambdas, nested functions, bound methods,
     functions defined in a class, and functions with no available source
@@ -333,10 +371,16 @@ def function_code(func: Callable[..., Any], prefer: str = "import") -> FunctionC
         raise CodefileError(
             f"prefer must be 'import', 'source' or 'path', got {prefer!r}"
         )
-    name = getattr(func, "__name__", None)
-    if not callable(func) or not name:
+    own_name = getattr(func, "__name__", None)
+    if not callable(func) or not own_name:
         raise CodefileError(f"func must be a named function, got {func!r:.60}")
-    qualname = getattr(func, "__qualname__", name)
+    if name is None:
+        name = own_name
+    elif (
+        not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name)
+    ):
+        raise CodefileError(f"name must be a Python identifier, got {name!r}")
+    qualname = getattr(func, "__qualname__", own_name)
     bound_to = getattr(func, "__self__", None)
     if inspect.ismethod(func) or not isinstance(bound_to, (ModuleType, NoneType)):
         # Its copy would lose the object it is bound to (a "self" argument).
@@ -357,8 +401,8 @@ def function_code(func: Callable[..., Any], prefer: str = "import") -> FunctionC
         # Its module name exists only in this process: load it by path again.
         prefer = "path"
     elif prefer == "import" and _importable(func):
-        return _import_code(func, name)
-    if name == "<lambda>" or "<locals>" in qualname:
+        return _import_code(func, own_name, name)
+    if own_name == "<lambda>" or "<locals>" in qualname:
         raise CodefileError(
             f"{func!r:.60} is a lambda or nested function; define it with def "
             "at the top level of a module so it can be saved"
@@ -366,24 +410,24 @@ def function_code(func: Callable[..., Any], prefer: str = "import") -> FunctionC
     if prefer == "path":
         filename = loaded_from or inspect.getsourcefile(func)
         if filename is None:
-            raise CodefileError(f"{name} has no source file to load it from")
+            raise CodefileError(f"{own_name} has no source file to load it from")
         code = render(
             FUNCTION_FROM_PATH,
             name=name,
             path=literal(os.path.abspath(filename)),
-            attribute=literal(name),
+            attribute=literal(own_name),
         )
         return FunctionCode("path", name, code)
     try:
         source = textwrap.dedent(inspect.getsource(func))
     except (OSError, TypeError):
         if _importable(func):
-            return _import_code(func, name)
+            return _import_code(func, own_name, name)
         raise CodefileError(
-            f"the source of {name} is not available and it cannot be imported; "
-            "put it in a module file"
+            f"the source of {own_name} is not available and it cannot be "
+            "imported; put it in a module file"
         ) from None
-    return FunctionCode("source", name, render(FUNCTION_SOURCE, source=source))
+    return FunctionCode("source", own_name, render(FUNCTION_SOURCE, source=source))
 
 
 def assemble(parts: Iterable[str]) -> str:
