@@ -80,3 +80,36 @@ def test_functions_loaded_by_path_under_one_name_get_a_name_each(tmp_path):
     assert f"double = import_from_path({first}, 'double')\n" in text
     assert f"callable_0 = import_from_path({second}, 'double')\n" in text
     assert before == after == "[[40, 200]]"
+
+
+PATH_MODULE_SCRIPT = (
+    """
+import sys
+
+from papy.core import Dagger, Piper, Plumber, Worker, load_pipeline
+IMPORT_LINE
+
+
+def joined(inbox):
+    return osp.join("a", str(inbox[0]))
+
+
+pipeline = Plumber(pipers=[Piper(Worker(joined), name="a")])
+INPUTS = [[1, 5]]
+"""
+    + SAVE_OR_LOAD
+)
+
+
+@pytest.mark.timeout(40)
+@pytest.mark.parametrize(
+    "line", ["import os.path as osp", "from os import path as osp"]
+)
+def test_a_module_is_imported_under_the_name_the_script_imported(tmp_path, line):
+    # os.path is posixpath or ntpath, depending on the platform: the saved
+    # file must import it the portable way the script did.
+    script = PATH_MODULE_SCRIPT.replace("IMPORT_LINE", line)
+    before, text, after = save_then_load(tmp_path, script)
+    assert f"\n{line}\n" in text
+    assert "posixpath" not in text and "ntpath" not in text
+    assert before == after == "[['a/1', 'a/5']]"

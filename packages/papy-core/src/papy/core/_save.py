@@ -116,6 +116,12 @@ def _rebuilt(value: Any) -> _Rebuilt | None:
     return None
 
 
+# {name: [(module, attribute), ...]}: the import statements of a source file
+# that bind ``name``: ``from module import attribute [as name]``, and with
+# attribute None ``import module as name``.
+_FileImports = dict[str, list[tuple[str, str | None]]]
+
+
 def _template_names() -> dict[str, Any]:
     from numap import NuMap
     from papy.core import Piper, Plumber, Worker
@@ -153,8 +159,8 @@ class _Writer:
         self.imported_as: dict[int, str] = {}
         self.numap_lines: list[str] = []
         self.numap_names: dict[int, str] = {}
-        # Each source file's from-imports, parsed once per save.
-        self.imports_by_file: dict[str, dict[str, list[tuple[str, str]]]] = {}
+        # Each source file's import statements, parsed once per save.
+        self.imports_by_file: dict[str, _FileImports] = {}
         self.numbers = {kind: itertools.count() for kind in _GENERATED_KINDS}
 
     def new_name(self, kind: str) -> str:
@@ -162,15 +168,13 @@ class _Writer:
         _GENERATED_KINDS): ``kind_0``, ``kind_1``, ..."""
         return f"{kind}_{next(self.numbers[kind])}"
 
-    def _file_imports(
-        self, function: Callable[..., Any]
-    ) -> dict[str, list[tuple[str, str]]]:
+    def _file_imports(self, function: Callable[..., Any]) -> _FileImports:
         try:
             filename = inspect.getsourcefile(function) or ""
         except TypeError:
             filename = ""
         if filename not in self.imports_by_file:
-            self.imports_by_file[filename] = _from_imports_in(filename)
+            self.imports_by_file[filename] = _imports_in(filename)
         return self.imports_by_file[filename]
 
     def function(self, function: Callable[..., Any]) -> Reference:
@@ -304,7 +308,8 @@ class _Writer:
             self.alias_lines.append(f"{name} = {earlier}")
             return
         if isinstance(value, types.ModuleType):
-            self._import(name, value, _module_import(function, name, value))
+            imports = self._file_imports(function)
+            self._import(name, value, _module_import(function, name, value, imports))
             return
         # Refusals of the callable itself (a lambda, a partial with
         # attributes) would not say which global it is.
@@ -412,8 +417,31 @@ def _definition_globals(source: str) -> list[str]:
 
 
 def _module_import(
-    function: Callable[..., Any], name: str, module: types.ModuleType
+    function: Callable[..., Any],
+    name: str,
+    module: types.ModuleType,
+    file_imports: _FileImports,
 ) -> str:
+    """The line binding ``name`` to ``module`` by importing it.
+
+    The import statement of the function's own file that bound it, where it
+    gives this module in another process too (``import os.path as osp`` and
+    ``from os import path`` stay so: the module's own name, ``posixpath`` or
+    ``ntpath``, would tie the saved file to one platform); else
+    ``import <its own name>``. Raises _Unsavable when neither imports it.
+    """
+    for module_name, attribute in file_imports.get(name, ()):
+        if attribute is None:
+            if codefile.importable_module(module, module_name):
+                return f"import {module_name} as {name}"
+            continue
+        parent = sys.modules.get(module_name)
+        if (
+            parent is not None
+            and getattr(parent, attribute, None) is module
+            and codefile.importable_module(parent, module_name)
+        ):
+            return _from_import_line(module_name, attribute, name)
     if not codefile.importable_module(module):
         raise _Unsavable(
             f"function {function.__name__!r} uses the module {name!r}, which "
@@ -429,7 +457,7 @@ def _from_import(
     function: Callable[..., Any],
     name: str,
     value: Any,
-    file_imports: dict[str, list[tuple[str, str]]],
+    file_imports: _FileImports,
 ) -> str | None:
     """A line binding ``name`` to exactly ``value`` by importing it, or None.
 
@@ -441,7 +469,7 @@ def _from_import(
     """
     own_module = getattr(function, "__module__", None)
     for module_name, attribute in file_imports.get(name, ()):
-        if module_name == own_module or "." in attribute:
+        if attribute is None or module_name == own_module or "." in attribute:
             continue
         module = sys.modules.get(module_name)
         if module is None or not codefile.importable_module(module, module_name):
@@ -482,20 +510,25 @@ def _importable_function(value: Any, name: str) -> str | None:
     return None if code.kind == "source" else code.code
 
 
-def _from_imports_in(filename: str) -> dict[str, list[tuple[str, str]]]:
-    """Absolute ``from x import a [as b]`` statements in ``filename``, as
-    {b: [(x, a), ...]}; empty if it cannot be read."""
+def _imports_in(filename: str) -> _FileImports:
+    """The absolute ``from x import a [as b]`` and ``import x as b``
+    statements in ``filename`` (see _FileImports); empty if it cannot be
+    read. (A plain ``import x.y`` binds ``x``, which its own name imports.)"""
     try:
         source = Path(filename).read_text() if filename else ""
         tree = ast.parse(source)
     except (OSError, TypeError, SyntaxError, ValueError):
         return {}
-    found: dict[str, list[tuple[str, str]]] = {}
+    found: _FileImports = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             for alias in node.names:
                 bound_as = alias.asname or alias.name
                 found.setdefault(bound_as, []).append((node.module, alias.name))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname is not None:
+                    found.setdefault(alias.asname, []).append((alias.name, None))
     return found
 
 
