@@ -28,6 +28,7 @@ import multiprocess.util
 
 from numap import _protocol
 from numap._errors import WorkerLostError
+from numap._held_signals import HeldSignals
 from numap._watch import HAVE_POLL, Watcher
 
 # How long a worker may take to exit after it was asked to, before it is
@@ -98,6 +99,10 @@ def _worker_main(inbound: Any, outbound: Any, parent_ends: tuple) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the parent
     # decides when workers end, so they must not die with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A forked worker starts with the parent's Python handlers; a program's
+    # SIGTERM handler (often one that raises) would turn terminate() into
+    # an exception inside the user's function.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # Closing the copies of the parent's ends lets the worker see EOF (and
     # end) when the parent dies.
     for end in parent_ends:
@@ -245,7 +250,21 @@ class ProcessChannel(Channel):
     lost_error = WorkerLostError
 
     def __init__(self, context: Any = None) -> None:
-        context = context or process_context()
+        held = HeldSignals()
+        try:
+            self._start(context or process_context())
+        except BaseException:
+            held.release()
+            raise
+        try:
+            held.release()
+        except BaseException:
+            # A Ctrl-C (or a SIGTERM the program turns into an exception)
+            # came during the start: nobody else knows this worker yet.
+            self.close()
+            raise
+
+    def _start(self, context: Any) -> None:
         self._conn: Any = None
         if context.get_start_method() == "fork":
             child_in, parent_out = os.pipe()

@@ -1,0 +1,109 @@
+"""Signals that come while the main thread starts a worker process.
+
+Each test runs a small program in its own interpreter: signal handlers,
+fork hooks and the logging module's lock are process-wide state.
+"""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+
+def run_program(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+# A Ctrl-C sent by the fork's own hook lands inside the fork, every time:
+# the handler runs at the next bytecode of the main thread, which is the
+# rest of the fork's Python code.
+CTRL_C_DURING_THE_FORK = """
+    import logging, os, signal, threading
+    import multiprocess
+    from numap import NuMap
+
+    forks = []
+
+    def interrupt_the_first_fork():
+        if not forks:
+            forks.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    os.register_at_fork(before=interrupt_the_first_fork)
+    numap = NuMap(abs, range(-20, 0), worker_num=2)
+    try:
+        numap.start()
+    except KeyboardInterrupt:
+        print("interrupted")
+    else:
+        print("not interrupted")
+    print("children", len(multiprocess.active_children()))
+
+    def lock_is_free(answer=[]):
+        answer.append(logging._lock.acquire(timeout=2))
+        if answer[-1]:
+            logging._lock.release()
+        return answer
+
+    other = threading.Thread(target=lock_is_free)
+    other.start()
+    other.join()
+    print("logging lock free", lock_is_free.__defaults__[0][0])
+    numap = NuMap(abs, range(-20, 0), worker_num=2)
+    print("results", list(numap) == list(range(20, 0, -1)))
+    numap.stop()
+"""
+
+
+@pytest.mark.timeout(90)
+def test_a_ctrl_c_during_a_workers_fork_is_raised_by_start_and_ends_its_workers():
+    done = run_program(CTRL_C_DURING_THE_FORK)
+    assert done.stdout.split("\n")[:4] == [
+        "interrupted",
+        "children 0",
+        "logging lock free True",
+        "results True",
+    ], done.stderr
+    # Raised inside the fork's hooks it was printed and dropped instead.
+    assert "Exception ignored" not in done.stderr, done.stderr
+
+
+@pytest.mark.timeout(90)
+def test_a_programs_sigterm_handler_is_not_run_by_its_workers():
+    # A worker sent SIGTERM ends (killed by SIGTERM), as terminate() and
+    # the items' errors assume; with the parent's handler inherited over
+    # fork, the user's function raised the handler's exception instead.
+    done = run_program(
+        """
+        import os, signal, time
+        from numap import NuMap, WorkerLostError
+
+        class Terminated(Exception):
+            pass
+
+        def raise_terminated(signum, frame):
+            raise Terminated
+
+        def terminate_myself(x):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+            return x
+
+        signal.signal(signal.SIGTERM, raise_terminated)
+        numap = NuMap(terminate_myself, [1], worker_num=1)
+        try:
+            next(numap)
+        except WorkerLostError as error:
+            print("lost:", error)
+        except Terminated:
+            print("the function got the parent's Terminated")
+        numap.stop()
+        """
+    )
+    assert "was killed by SIGTERM" in done.stdout, (done.stdout, done.stderr)
