@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from papy.core import _numaps
 from papy.core._dagger import Dagger
 from papy.core._errors import PiperError, PlumberError
 from papy.core._log import get_logger
@@ -188,8 +189,8 @@ class Plumber(Dagger):
         try:
             self.connect(datas)
             Dagger.start(self)
-        except BaseException:
-            self._abandon()
+        except BaseException as error:
+            self._abandon(error)
             raise
         with self._lock:
             self.state = "started"
@@ -197,12 +198,32 @@ class Plumber(Dagger):
             self._failure = None
         self.log.info("pipeline started", pipers=len(self))
 
-    def _abandon(self) -> None:
-        """Undo a failed start as far as possible."""
-        for piper in self._connected:
-            if piper.state == "started":
-                piper.stop(forced=True)
-        self.disconnect(forced=True)
+    def _abandon(self, error: BaseException) -> None:
+        """Undo a start that failed with ``error``: stop every NuMap it
+        started (whole: workers ended, threads joined) and disconnect.
+
+        ``error`` is what the caller must see, so a failure of the undo
+        itself (e.g. a second Ctrl-C) is added to it as a note instead of
+        replacing it. A NuMap is stopped with a blocking ``stop()``, never
+        ``stop(forced=True)``, which only begins stopping: its tasks could
+        not be removed then, and every later start would fail on them.
+        """
+        try:
+            for piper in self._connected:
+                # Also a NuMap whose Piper is not marked started (the start
+                # was interrupted right after the NuMap's); a NuMap that
+                # never started is left alone by _numaps.stop.
+                if piper.imap is not None:
+                    _numaps.stop(piper.imap)
+                if piper.state == "started":
+                    piper.stop()
+            self.disconnect(forced=True)
+        except BaseException as cleanup:
+            error.add_note(
+                f"Plumber {self.name!r}: undoing the failed start failed too "
+                f"({cleanup!r}); some NuMaps may still run: stop them, or "
+                "make new ones, before starting again"
+            )
 
     def run(self) -> None:
         """Run (or resume) a started or paused pipeline in a background thread.
