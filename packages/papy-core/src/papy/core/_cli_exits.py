@@ -6,6 +6,15 @@ import sys
 from enum import IntEnum
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived. ``papy run`` handles it as it handles Ctrl-C (the
+    pipeline is stopped, the summary printed, ``finish()`` called), so that
+    what the pipeline file started (servers, worker processes) does not
+    outlive a killed run; the exit status is 143. Defined here, not beside
+    the SIGTERM handler in ``_cli_run``, because ``main`` must be able to
+    catch it even when a Ctrl-C lands while ``_cli_run`` is being imported."""
+
+
 class ExitStatus(IntEnum):
     OK = 0  # every item went through
     INTERNAL = 1  # an unexpected error inside PaPy (run with --debug and report it)

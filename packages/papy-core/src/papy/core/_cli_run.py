@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from papy.core._cli_errors import ErrorCollector
-from papy.core._cli_exits import ExitStatus, fail
+from papy.core._cli_exits import ExitStatus, Terminated, fail
 from papy.core._cli_graph import numap_info
 from papy.core._cli_inputs import GuardedStream, InputError, check_paths, make_datas
 from papy.core._cli_progress import (
@@ -161,13 +161,6 @@ class _ConsoleStream:
 
     def flush(self) -> None:
         return None
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived. ``papy run`` handles it as it handles Ctrl-C (the
-    pipeline is stopped, the summary printed, ``finish()`` called), so that
-    what the pipeline file started (servers, worker processes) does not
-    outlive a killed run; the exit status is 143."""
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:

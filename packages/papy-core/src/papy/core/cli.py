@@ -12,7 +12,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from papy.core._cli_exits import EXIT_STATUS_HELP, ExitStatus, fail
+from papy.core._cli_exits import EXIT_STATUS_HELP, ExitStatus, Terminated, fail
 
 PIPELINE_FILE_HELP = """\
 pipeline files:
@@ -247,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "graph":
             return graph_command(args)
-        from papy.core._cli_run import Terminated, run_command, sigterm_as_interrupt
+        from papy.core._cli_run import run_command, sigterm_as_interrupt
 
         with sigterm_as_interrupt():
             return run_command(args)
