@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import signal
 import subprocess
 import sys
 import textwrap
 
 import pytest
-from cli_helpers import PIPELINES
+from cli_helpers import PIPELINES, papy_command
 
 # --- 4. a Ctrl-C while `papy run` still imports its code --------------------
 
@@ -42,3 +44,58 @@ def test_ctrl_c_while_importing_the_run_code_exits_130(tmp_path):
     assert done.returncode == 130, done.stderr
     assert "papy: interrupted" in done.stderr
     assert "Error" not in done.stderr
+
+
+# --- 2. Ctrl-C while the input waits for data --------------------------------
+
+
+def start_papy(args, cwd):
+    """`papy run ...` off a terminal, logging progress every 0.2 s."""
+    return subprocess.Popen(
+        [*papy_command(), "run", *args, "--progress-interval", "0.2"],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_progress(process):
+    """Read the log until some item has gone through."""
+    for line in process.stdout:
+        if re.search(r"\] progress .*items_out=[1-9]", line):
+            return
+    raise AssertionError("papy ended before any item went through")
+
+
+@pytest.mark.timeout(40)
+def test_one_ctrl_c_stops_a_run_that_follows_a_file(tmp_path):
+    (tmp_path / "growing.txt").write_text("line1\nline2\n")
+    process = start_papy([str(PIPELINES / "follow_lines.py"), "growing.txt"], tmp_path)
+    try:
+        wait_for_progress(process)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert re.search(r"\] pipeline summary .*items_out=2", stdout), stdout[-2000:]
+
+
+@pytest.mark.timeout(40)
+def test_second_ctrl_c_aborts_a_stop_waiting_for_a_blocked_input(tmp_path):
+    process = start_papy([str(PIPELINES / "input_blocks.py")], tmp_path)
+    try:
+        wait_for_progress(process)
+        process.send_signal(signal.SIGINT)
+        for line in process.stderr:
+            if line.startswith("papy: stopping"):
+                break
+        assert "Ctrl-C again to abort" in line
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "papy: interrupted" in stderr

@@ -3,6 +3,9 @@ undoing a failed Plumber.start, stop/pause with a waiting input, stride
 mismatches across produce/consume pipes, an interrupted stop, counters
 after a worker dies in chained Pipers."""
 
+import threading
+import time
+
 import pytest
 from core_functions import first
 from numap import HostUnreachableError, NuMap
@@ -40,3 +43,70 @@ def test_failed_start_stops_started_numaps_and_can_start_again():
     plumber.stop()
     assert plumber.stats["pipers"]["linear_tail"]["items_out"] == 5
     assert children() == []
+
+
+# --- 2. stop() and pause() while the input waits for data -------------------
+
+
+def follow_pipeline(path, kind):
+    """A Plumber reading ``path`` with make_lines(follow=True), on a NuMap of
+    ``kind`` ("linear": none); its Piper is named "lines"."""
+    from papy.util.func import make_lines
+
+    numap = None if kind == "linear" else NuMap(worker_type=kind, worker_num=2)
+    piper = Piper(first, parallel=numap or False, name="lines")
+    plumber = Plumber()
+    plumber.add_piper(piper)
+    handle = open(path)  # noqa: SIM115 (closed by the caller)
+    return plumber, handle, make_lines(handle, follow=True)
+
+
+def wait_items_out(plumber, count):
+    """Poll until the "lines" Piper has put out ``count`` items."""
+    while plumber.stats["pipers"]["lines"]["items_out"] < count:
+        time.sleep(0.02)
+
+
+def returns(call, seconds=20):
+    """Whether ``call()`` returns within ``seconds`` (run in a thread, so a
+    hang fails the test instead of the whole run)."""
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive()
+
+
+@pytest.mark.timeout(40)
+@pytest.mark.parametrize("kind", ["linear", "thread", "process"])
+def test_stop_ends_a_following_input_at_once(tmp_path, kind):
+    path = tmp_path / "growing.txt"
+    path.write_text("line1\nline2\n")
+    plumber, handle, lines = follow_pipeline(path, kind)
+    with handle:
+        plumber.start([lines])
+        plumber.run()
+        wait_items_out(plumber, 2)
+        assert returns(plumber.stop), "stop() waits for a line that never comes"
+    assert plumber.state == "stopped"
+    assert plumber.stats["pipers"]["lines"]["items_out"] == 2
+
+
+@pytest.mark.timeout(40)
+@pytest.mark.parametrize("kind", ["linear", "process"])
+def test_pause_does_not_wait_for_a_following_input(tmp_path, kind):
+    path = tmp_path / "growing.txt"
+    path.write_text("line1\n")
+    plumber, handle, lines = follow_pipeline(path, kind)
+    with handle:
+        plumber.start([lines])
+        plumber.run()
+        wait_items_out(plumber, 1)
+        assert returns(plumber.pause), "pause() waits for a line that never comes"
+        assert plumber.state == "paused"
+        with open(path, "a") as appending:
+            appending.write("line2\n")
+        # The read that was waiting gives its line (as pause() documents).
+        wait_items_out(plumber, 2)
+        plumber.run()
+        assert returns(plumber.stop)
+    assert plumber.stats["pipers"]["lines"]["items_out"] == 2

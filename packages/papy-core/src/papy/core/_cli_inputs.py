@@ -45,6 +45,18 @@ class GuardedStream:
     def __iter__(self) -> GuardedStream:
         return self
 
+    def stop_reading(self) -> None:
+        """Pass a Plumber's request to end now on to the source, if it
+        takes one (see ``papy.core._streams.Valve``)."""
+        stop_reading = getattr(self._source, "stop_reading", None)
+        if callable(stop_reading):
+            stop_reading()
+
+    @property
+    def waiting_for_data(self) -> bool:
+        """The source's flag: a read waits for data not arrived yet."""
+        return bool(getattr(self._source, "waiting_for_data", False))
+
     def __next__(self) -> Any:
         if self.error is not None:
             raise StopIteration

@@ -228,9 +228,11 @@ def drive(session: Session, pipeline: Any) -> tuple[float, KeyboardInterrupt | N
     view.close()
     if interrupted is not None:
         # stop() lets the items in flight finish, which a slow function
-        # can make long: say so, and how not to wait.
+        # can make long, and waits for a read of an input that cannot be
+        # told to stop: say so, and how not to wait.
         sys.stderr.write(
-            "papy: stopping; the items in flight finish first (Ctrl-C again to abort)\n"
+            "papy: stopping; the items in flight finish first, and an input "
+            "waiting for data is waited for (Ctrl-C again to abort)\n"
         )
     pipeline.stop()
     return seconds, interrupted

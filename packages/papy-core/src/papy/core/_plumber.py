@@ -26,6 +26,9 @@ from papy.core._errors import PiperError, PlumberError
 from papy.core._log import get_logger
 from papy.core._save import load_pipeline, pipeline_source
 
+# Seconds between two looks at the inputs' waiting_for_data in pause().
+_INPUT_POLL = 0.05
+
 
 class Plumber(Dagger):
     """A Dagger that also runs its pipeline: start, run, pause, stop, wait.
@@ -264,8 +267,13 @@ class Plumber(Dagger):
     def pause(self) -> None:
         """Stop pulling results; return once the run thread pulls nothing.
 
-        Parallel Pipers go on until their NuMap buffers are full. Raises
-        PlumberError unless the pipeline is running.
+        Parallel Pipers go on until their NuMap buffers are full. An output
+        that is being pulled finishes its item first; if that item waits
+        for input data that has not arrived (an input whose
+        ``waiting_for_data`` is True, as ``make_lines(follow=True)``'s at the
+        end of its file), pause returns without it, and that item still
+        comes out when its data arrives. Raises PlumberError unless the
+        pipeline is running.
         """
         with self._lock:
             if self.state == "finished":
@@ -275,11 +283,17 @@ class Plumber(Dagger):
             while (
                 self._pullers_paused < self._pullers_active
                 and not self._finished.is_set()
+                and not self._input_waits_for_data()
             ):
-                self._changed.wait()
+                # An input's flag changes without telling us: look again
+                # now and then, besides when a puller pauses.
+                self._changed.wait(_INPUT_POLL)
             if not self._finished.is_set():
                 self.state = "paused"
         self.log.info("pipeline paused")
+
+    def _input_waits_for_data(self) -> bool:
+        return any(valve.waiting_for_data for valve in self._valves)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the running pipeline has finished.
@@ -313,6 +327,13 @@ class Plumber(Dagger):
     def stop(self) -> None:  # type: ignore[override]
         """Stop the pipeline: close its inputs, let buffered items flow out,
         stop the NuMaps and disconnect the Pipers.
+
+        An input read that is waiting for data when stop is called ends at
+        once if the input has a ``stop_reading()`` method (papy's
+        ``make_lines(follow=True)`` has); any other input iterator is not
+        interrupted: stop returns once it gives its next item (which still
+        goes through the pipeline) or ends. A Ctrl-C interrupts that wait;
+        stop() can be called again.
 
         Raises PlumberError unless started, running, paused or finished.
         """

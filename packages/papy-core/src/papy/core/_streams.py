@@ -274,7 +274,13 @@ class Valve:
     """An input stream that can be closed from another thread.
 
     After ``close()`` the next read raises StopIteration, so a pipeline fed
-    from it runs dry and can be stopped without losing buffered items.
+    from it runs dry and can be stopped without losing buffered items. A
+    read already waiting inside the source cannot be taken back: it ends
+    when the source gives its next item or ends, unless the source has a
+    ``stop_reading()`` method (as ``papy.util.func.make_lines`` has), which
+    ``close()`` calls to end that wait at once. ``waiting_for_data`` is the
+    source's own flag of that name (False if it has none): True while a
+    read waits for data that has not arrived yet.
     """
 
     def __init__(self, data: Iterable[Any]) -> None:
@@ -283,6 +289,13 @@ class Valve:
 
     def close(self) -> None:
         self._closed.set()
+        stop_reading = getattr(self._source, "stop_reading", None)
+        if callable(stop_reading):
+            stop_reading()
+
+    @property
+    def waiting_for_data(self) -> bool:
+        return bool(getattr(self._source, "waiting_for_data", False))
 
     def __iter__(self) -> Valve:
         return self

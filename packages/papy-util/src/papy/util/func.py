@@ -24,7 +24,7 @@ import os
 import pickle
 import sys
 import tempfile
-import time
+import threading
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
@@ -649,28 +649,77 @@ def make_lines(
     """Generate the lines of ``handle`` (each with its newline, as read).
 
     follow: when True, at the end of the file keep polling every ``wait``
-            seconds for new lines, like ``tail -f``: the generator never ends
-            by itself (close it, or stop consuming). A line is generated only
-            once its newline has arrived. When False (default) the generator
-            ends at the end of the file, with a last line that may lack its
-            newline.
+            seconds for new lines, like ``tail -f``: the iterator never ends
+            by itself; call its ``stop_reading()`` (from any thread) to end
+            it: a read waiting for data then ends at once, without waiting
+            out ``wait``, after a last line that may lack its newline
+            (``close()`` ends it too, as a generator's does, dropping that
+            unfinished line). A
+            Plumber's ``stop()`` calls it on its inputs. While it waits at the
+            end of the file its ``waiting_for_data`` is True (a Plumber's
+            ``pause()`` does not wait for a line to arrive). A line is
+            generated only once its newline has arrived. When False (default)
+            the iterator ends at the end of the file, with a last line that
+            may lack its newline.
     """
     _check_readable("make_lines", handle, "readline")
     wait = _check_positive_number("make_lines", "wait", wait)
-    partial: Any = None
-    while True:
-        line = handle.readline()
-        if line:
-            partial = line if partial is None else partial + line
-            if partial.endswith("\n" if isinstance(partial, str) else b"\n"):
-                yield partial
-                partial = None
-            continue
-        if not follow:
+    return _Lines(handle, follow, wait)
+
+
+class _Lines:
+    """The iterator of ``make_lines``.
+
+    ``_stop`` is set (by any thread) to end the iteration; only the thread
+    reading the lines changes ``_partial`` and ``waiting_for_data`` (a plain
+    flag others may read: True only while a read waits for new data).
+    """
+
+    def __init__(self, handle: IO[Any], follow: bool, wait: float) -> None:
+        self._handle = handle
+        self._follow = follow
+        self._wait = wait
+        self._stop = threading.Event()
+        self._partial: Any = None
+        self._ended = False
+        self.waiting_for_data = False
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def stop_reading(self) -> None:
+        """End the iteration: the next read (or the one waiting for new
+        data now) gives the unfinished last line, if any, then ends."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """End the iteration now, as a generator's ``close()`` does: later
+        reads end at once (an unfinished last line is dropped)."""
+        self._ended = True
+        self._stop.set()
+
+    def __next__(self) -> Any:
+        while not self._ended:
+            line: Any = "" if self._stop.is_set() else self._handle.readline()
+            if line:
+                partial: Any = line if self._partial is None else self._partial + line
+                if partial.endswith("\n" if isinstance(partial, str) else b"\n"):
+                    self._partial = None
+                    return partial
+                self._partial = partial
+                continue
+            if self._follow and not self._stop.is_set():
+                self.waiting_for_data = True
+                try:
+                    self._stop.wait(self._wait)
+                finally:
+                    self.waiting_for_data = False
+                continue
+            self._ended = True
+            partial, self._partial = self._partial, None
             if partial:
-                yield partial
-            return
-        time.sleep(wait)
+                return partial
+        raise StopIteration
 
 
 # --- sinks ---------------------------------------------------------------
