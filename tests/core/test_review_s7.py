@@ -3,6 +3,9 @@ undoing a failed Plumber.start, stop/pause with a waiting input, stride
 mismatches across produce/consume pipes, an interrupted stop, counters
 after a worker dies in chained Pipers."""
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -43,6 +46,82 @@ def test_failed_start_stops_started_numaps_and_can_start_again():
     plumber.stop()
     assert plumber.stats["pipers"]["linear_tail"]["items_out"] == 5
     assert children() == []
+
+
+# --- 5. stop() again after a Ctrl-C interrupted stop() ------------------------
+
+# The item 0 is held until the main thread waits inside the second stop():
+# a stop that does not wait reads the tracked results without it.
+INTERRUPTED_STOP = """
+import os, sys, threading, time
+from numap import NuMap
+from papy.core import Piper, Plumber
+
+gate = threading.Event()
+entered = threading.Event()
+
+def held(inbox):
+    if inbox[0] == 0:
+        entered.set()
+        gate.wait()
+    return inbox[0]
+
+def first(inbox):
+    return inbox[0]
+
+def main_thread_waits_in_stop():
+    frame = sys._current_frames().get(threading.main_thread().ident)
+    top = frame
+    names = []
+    while frame is not None:
+        names.append(frame.f_code.co_name)
+        frame = frame.f_back
+    return "stop" in names and top.f_code.co_filename.endswith("threading.py")
+
+def when_main_waits_in_stop(action):
+    def watch():
+        while not main_thread_waits_in_stop():
+            time.sleep(0.01)
+        action()
+    threading.Thread(target=watch, daemon=True).start()
+
+numap = NuMap(worker_type="thread", worker_num=1, stride=1)
+tracked = Piper(held, parallel=numap, name="tracked", track=True)
+plumber = Plumber(pipes=[(tracked, Piper(first, name="after"))])
+plumber.start([range(3)])
+plumber.run()
+entered.wait()
+when_main_waits_in_stop(lambda: print("waiting in stop", flush=True))
+try:
+    plumber.stop()
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+when_main_waits_in_stop(gate.set)
+plumber.stop()
+print(sorted(plumber.stats["pipers_tracked"][tracked]), flush=True)
+print(plumber.stats["pipers"]["after"]["items_out"], flush=True)
+"""
+
+
+@pytest.mark.timeout(30)
+def test_stop_after_an_interrupted_stop_waits_for_the_items(tmp_path):
+    script = tmp_path / "interrupted_stop.py"
+    script.write_text(INTERRUPTED_STOP)
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline() == "waiting in stop\n"
+        process.send_signal(signal.SIGINT)  # the Ctrl-C, from another process
+        out, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    # The first stop closed the input, so only item 0 (in flight) is out.
+    assert out.splitlines() == ["interrupted", "[0]", "1"]
 
 
 # --- 2. stop() and pause() while the input waits for data -------------------

@@ -347,6 +347,11 @@ class Plumber(Dagger):
                 self._draining = True
                 self._pause_wanted.clear()
                 self._changed.notify_all()
+            # Waited for on the event the run thread sets last, not with
+            # join(): a Ctrl-C inside join() can leave the thread marked as
+            # ended, so a stop() called again after it would not wait and
+            # would read the results before the NuMaps finished.
+            self._finished.wait()
             self._thread.join()
             self._thread = None
         self._tracked.update(self._live_tracked())
