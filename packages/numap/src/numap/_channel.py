@@ -228,6 +228,20 @@ class FdFrames:
         return frame
 
 
+# Held by a thread while it starts a local worker: workers are started one
+# at a time in this process (see ProcessChannel._start). A child forked
+# while another thread held it would inherit it locked: it gets a new one.
+_STARTING_A_WORKER = threading.Lock()
+
+
+def _new_start_lock_in_child() -> None:
+    global _STARTING_A_WORKER
+    _STARTING_A_WORKER = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_start_lock_in_child)
+
+
 class ProcessChannel(Channel):
     """A local worker process connected by two pipes (one each way).
 
@@ -266,27 +280,33 @@ class ProcessChannel(Channel):
 
     def _start(self, context: Any) -> None:
         self._conn: Any = None
-        if context.get_start_method() == "fork":
-            child_in, parent_out = os.pipe()
-            parent_in, child_out = os.pipe()
-            _widen(parent_out)
-            _widen(parent_in)
-            args: tuple = (child_in, child_out, (parent_out, parent_in))
-            child_ends: tuple = (child_in, child_out)
-        else:
-            self._conn, child_end = context.Pipe(duplex=True)
-            parent_in = parent_out = self._conn.fileno()
-            args = (child_end, None, ())
-            child_ends = (child_end,)
-        self._process = context.Process(
-            target=_worker_main, args=args, daemon=True, name="numap-worker"
-        )
-        try:
-            self._process.start()
-        finally:
-            # Only the child may hold its ends, or EOF would never reach us.
-            for end in child_ends:
-                _close_end(end)
+        # From the pipes' creation until the child's ends are closed here,
+        # a process forked by another thread would get copies of them, and
+        # its copy of the child's write end would keep EOF (the sign of
+        # this worker's death) from ever reaching us.
+        with _STARTING_A_WORKER:
+            if context.get_start_method() == "fork":
+                child_in, parent_out = os.pipe()
+                parent_in, child_out = os.pipe()
+                _widen(parent_out)
+                _widen(parent_in)
+                args: tuple = (child_in, child_out, (parent_out, parent_in))
+                child_ends: tuple = (child_in, child_out)
+            else:
+                self._conn, child_end = context.Pipe(duplex=True)
+                parent_in = parent_out = self._conn.fileno()
+                args = (child_end, None, ())
+                child_ends = (child_end,)
+            self._process = context.Process(
+                target=_worker_main, args=args, daemon=True, name="numap-worker"
+            )
+            try:
+                self._process.start()
+            finally:
+                # Only the child may hold its ends, or EOF would never
+                # reach us.
+                for end in child_ends:
+                    _close_end(end)
         self.waitable = parent_in
         self._reader = FdFrames(parent_in)
         self._writer = FdFrames(parent_out)
