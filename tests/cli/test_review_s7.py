@@ -99,3 +99,14 @@ def test_second_ctrl_c_aborts_a_stop_waiting_for_a_blocked_input(tmp_path):
         process.kill()
     assert process.returncode == 130, stderr
     assert "papy: interrupted" in stderr
+
+
+# --- 3. --workers keeps the strides that must stay equal --------------------
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("workers", [[], ["--workers", "4"], ["--workers", "1"]])
+def test_workers_override_keeps_produce_and_consume_strides_equal(papy, workers):
+    result = papy("run", str(PIPELINES / "pairs.py"), *workers)
+    assert result.status == 0, result.output
+    assert "mixed pair" not in result.output

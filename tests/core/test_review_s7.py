@@ -12,7 +12,7 @@ import time
 import pytest
 from core_functions import first
 from numap import HostUnreachableError, NuMap
-from papy.core import Piper, Plumber
+from papy.core import Dagger, DaggerError, Piper, Plumber
 from test_parallel import children
 
 # --- 1. a failed start is undone whole ----------------------------------------
@@ -189,3 +189,75 @@ def test_pause_does_not_wait_for_a_following_input(tmp_path, kind):
         plumber.run()
         assert returns(plumber.stop)
     assert plumber.stats["pipers"]["lines"]["items_out"] == 2
+
+
+# --- 3. produce/consume pairs of different strides are refused ---------------
+
+
+def halves(inbox):
+    return (f"L{inbox[0]}", f"R{inbox[0]}")
+
+
+def on(stride):
+    """A thread NuMap of that stride, or False (linear: stride 1)."""
+    if stride is None:
+        return False
+    return NuMap(worker_type="thread", worker_num=2, stride=stride)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    "producer_stride, consumer_stride", [(2, None), (None, 2), (2, 3), (3, 2)]
+)
+def test_consume_of_another_stride_than_produce_is_refused(
+    producer_stride, consumer_stride
+):
+    split = Piper(halves, parallel=on(producer_stride), produce=2, name="split")
+    join = Piper(first, parallel=on(consumer_stride), consume=2, name="join")
+    dagger = Dagger(pipes=[(split, join)])
+    with pytest.raises(DaggerError) as refused:
+        dagger.connect([range(6)])
+    message = str(refused.value)
+    for part in (
+        f"'split' (produce=2, stride {producer_stride or 1})",
+        f"'join' (consume=2, stride {consumer_stride or 1})",
+        "NuMap(stride=...)",
+    ):
+        assert part in message
+    assert split.state == join.state == "new"
+
+
+@pytest.mark.timeout(20)
+def test_default_stride_producer_and_linear_consumer_are_refused():
+    # NuMap's default stride is its number of workers (2), a linear Piper's 1.
+    numap = NuMap(worker_type="thread", worker_num=2)
+    split = Piper(halves, parallel=numap, produce=2, name="split")
+    join = Piper(first, consume=2, name="join")
+    with pytest.raises(DaggerError, match="stride 2.*stride 1|stride 1.*stride 2"):
+        Dagger(pipes=[(split, join)]).connect([range(4)])
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("stride", [None, 2, 3])
+def test_consume_of_the_same_stride_rejoins_every_pair(stride):
+    split = Piper(halves, parallel=on(stride), produce=2, name="split")
+    # A 1:1 Piper in between (spawned too) keeps the layout.
+    middle = Piper(first, parallel=on(stride), spawn=2, name="middle")
+    join = Piper(first, parallel=on(stride), consume=2, spawn=1, name="join")
+    dagger = Dagger(pipes=[(split, middle, join)])
+    dagger.connect([range(7)])
+    dagger.start()
+    pairs = list(join)
+    dagger.stop()
+    dagger.disconnect()
+    assert pairs == [(f"L{n}", f"R{n}") for n in range(7)]
+
+
+@pytest.mark.timeout(20)
+def test_join_of_streams_laid_out_with_different_strides_is_refused():
+    left = Piper(halves, parallel=on(2), produce=2, name="left")
+    right = Piper(halves, parallel=on(3), produce=2, name="right")
+    zipper = Piper(first, spawn=2, name="zipper")
+    dagger = Dagger(pipes=[(left, zipper), (right, zipper)])
+    with pytest.raises(DaggerError, match="'zipper' zips .*'left'.*'right'"):
+        dagger.connect([range(4), range(4)])

@@ -87,8 +87,13 @@ def override_workers(
     old number of workers (NuMap's default) follows the new number, so the
     added workers get items; an explicit ``buffer`` (``numap.buffer`` is not
     None before start) caps that stride, as NuMap requires buffer >= stride.
+    Strides that must stay equal (a produce>1 Piper and the consume>1 Piper
+    grouping its items, see ``Dagger.stride_pairs``) are kept as they were
+    where following the workers would make them differ.
     """
-    for numap in distinct_numaps(pipeline):
+    numaps = distinct_numaps(pipeline)
+    strides_before = {id(numap): numap.stride for numap in numaps}
+    for numap in numaps:
         remote_hosts = getattr(numap, "worker_remote", None) or ()
         remote = sum(number for _, number in remote_hosts)
         if worker_type == "thread" and remote:
@@ -104,6 +109,25 @@ def override_workers(
                 if numap.buffer is not None:
                     numap.stride = min(numap.stride, numap.buffer)
             numap.worker_num = workers
+    _keep_equal_strides(pipeline, strides_before)
+
+
+def _keep_equal_strides(pipeline: Any, strides_before: dict[int, int]) -> None:
+    """Give back their old strides to the NuMaps of every pair of Pipers
+    whose strides must be equal and no longer are; again until none is
+    left (each NuMap is given its old stride at most once)."""
+    triples = pipeline.stride_pairs()
+    changed = True
+    while changed:
+        changed = False
+        for a, b, _ in triples:
+            if a.stride == b.stride:
+                continue
+            for piper in (a, b):
+                numap = piper.imap
+                if numap is not None and numap.stride != strides_before[id(numap)]:
+                    numap.stride = strides_before[id(numap)]
+                    changed = True
 
 
 def piper_counts(pipeline: Any) -> list[PiperCounts]:

@@ -11,6 +11,11 @@ from papy.core._piper import Piper
 from papy.core._streams import Valve
 from papy.graph import DictGraph, GraphError
 
+_STRIDE_HOW = (
+    "NuMap(stride=...) sets a NuMap's (its default is its number of "
+    "workers), a linear Piper's is 1"
+)
+
 
 class Dagger(DictGraph):
     """A directed acyclic graph of Pipers: the topology of a pipeline.
@@ -247,6 +252,7 @@ class Dagger(DictGraph):
                 )
             rate[piper] = rates.pop() * piper.produce / piper.consume
         self._check_numap_cycles(order)
+        self._check_strides()
         if datas is not None:
             inputs = [p for p in order if not self[p]]
             if isinstance(datas, str | bytes) or len(datas) != len(inputs):
@@ -255,6 +261,62 @@ class Dagger(DictGraph):
                     f"Dagger: 'datas' must hold one input stream per input Piper "
                     f"({len(inputs)}: {names}), got {datas!r}"
                 )
+
+    def stride_pairs(self) -> list[tuple[Piper, Piper, Piper]]:
+        """Triples ``(a, b, at)``: Pipers a and b must have the same stride
+        for the items grouped or zipped by Piper ``at`` to belong together.
+
+        A Piper with produce=n > 1 lays out its output stride by stride (a0
+        b0 a1 b1 for stride 2), and a Piper with consume=n > 1 groups its
+        input stride by stride (see DESIGN.md): the groups hold the items of
+        one result only if both use the same stride. The layout passes
+        unchanged through Pipers with consume=1 and produce=1 (spawned ones
+        too: they keep input order), so the producer may be a few pipes
+        upstream. So: ``(producer, consumer, consumer)`` for a consume>1
+        Piper reading a laid-out stream, and ``(producer1, producer2,
+        joiner)`` for a Piper zipping streams laid out by two producers.
+        """
+        layout: dict[Piper, Piper | None] = {}
+        triples: list[tuple[Piper, Piper, Piper]] = []
+        for piper in self.postorder():
+            producers: list[Piper] = []
+            for source in self.get_upstream(piper):
+                producer = layout[source]
+                if producer is not None and producer not in producers:
+                    producers.append(producer)
+            triples += [(producers[0], other, piper) for other in producers[1:]]
+            laid_out = producers[0] if producers else None
+            if piper.consume > 1 and laid_out is not None:
+                triples.append((laid_out, piper, piper))
+            if piper.produce > 1:
+                layout[piper] = piper
+            elif piper.consume > 1:
+                layout[piper] = None
+            else:
+                layout[piper] = laid_out
+        return triples
+
+    def _check_strides(self) -> None:
+        """Refuse Pipers whose groups or rows would mix the items of
+        different results (see ``stride_pairs``)."""
+        for a, b, at in self.stride_pairs():
+            if a.stride == b.stride:
+                continue
+            if b is at:
+                raise DaggerError(
+                    f"Dagger: {at.name!r} (consume={at.consume}, stride "
+                    f"{at.stride}) groups the items that {a.name!r} (produce="
+                    f"{a.produce}, stride {a.stride}) makes with a different "
+                    "stride, so its groups would mix items of different "
+                    f"results; give them the same stride: {_STRIDE_HOW}"
+                )
+            raise DaggerError(
+                f"Dagger: {at.name!r} zips streams that {a.name!r} (produce="
+                f"{a.produce}, stride {a.stride}) and {b.name!r} (produce="
+                f"{b.produce}, stride {b.stride}) lay out with different "
+                "strides, so its rows would pair parts of different results; "
+                f"give them the same stride: {_STRIDE_HOW}"
+            )
 
     def _check_numap_cycles(self, order: list[Piper]) -> None:
         """Refuse NuMaps that feed each other (A -> B -> A).
