@@ -1,5 +1,6 @@
 """Failure paths: each affected item yields an error, the rest goes on."""
 
+import asyncio
 import ctypes
 import os
 import signal
@@ -146,6 +147,31 @@ def test_exception_in_function_is_raised_for_its_item_and_map_goes_on(worker_typ
         assert "raise ValueError" in error.__notes__[0]
     else:
         assert error.__traceback__ is not None
+
+
+def raise_base_exception(kind):
+    raise kind("from the function")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_a_base_exception_from_the_function_is_its_items_error(worker_type):
+    # Not Exceptions, but raised by the user's function, never by a signal
+    # (workers get none): each is its item's error, as in
+    # concurrent.futures. A thread worker used to die of it, and the map
+    # waited forever for the item.
+    kinds = [KeyboardInterrupt, GeneratorExit, asyncio.CancelledError, SystemExit]
+    numap = NuMap(raise_base_exception, kinds, worker_type=worker_type, worker_num=2)
+    raised = []
+    for _ in kinds:
+        try:
+            numap.next(timeout=10)
+        except BaseException as error:
+            raised.append(type(error))
+    assert raised == kinds
+    with pytest.raises(StopIteration):
+        numap.next(timeout=10)
+    numap.stop()
 
 
 def failing_input():

@@ -313,7 +313,10 @@ def run_batch(
         try:
             values.extend(map(call, remaining))
             return values, errors
-        except (Exception, SystemExit) as error:
+        except BaseException as error:
+            # Also KeyboardInterrupt, GeneratorExit...: a worker gets no
+            # signals, so the user's function raised it, and it is that
+            # item's error (a thread worker would otherwise die of it).
             # map() consumed the failing item; values holds those before it.
             errors[len(values)] = describe(error, traceback.format_exc())
             values.append(None)
