@@ -10,9 +10,9 @@ import threading
 import time
 
 import pytest
-from core_functions import first
+from core_functions import die_on, first, plus
 from numap import HostUnreachableError, NuMap
-from papy.core import Dagger, DaggerError, Piper, Plumber
+from papy.core import Dagger, DaggerError, Piper, Plumber, Worker
 from test_parallel import children
 
 # --- 1. a failed start is undone whole ----------------------------------------
@@ -261,3 +261,29 @@ def test_join_of_streams_laid_out_with_different_strides_is_refused():
     dagger = Dagger(pipes=[(left, zipper), (right, zipper)])
     with pytest.raises(DaggerError, match="'zipper' zips .*'left'.*'right'"):
         dagger.connect([range(4), range(4)])
+
+
+# --- 6. counters when a worker dies inside natively chained Pipers ----------
+
+
+@pytest.mark.timeout(60)
+def test_counters_are_exact_when_a_worker_dies_in_a_chained_run():
+    numap = NuMap(worker_type="process", worker_num=2, stride=1)
+    # On one NuMap, one reader each, 1:1: chained natively inside the map.
+    head = Piper(Worker(plus, (1,)), parallel=numap, name="head")
+    dies = Piper(Worker(die_on, ((5,),)), parallel=numap, name="dies")
+    tail = Piper(Worker(plus, (100,)), parallel=numap, name="tail", track=True)
+    plumber = Plumber(pipes=[(head, dies, tail)])
+    plumber.start([range(12)])
+    assert tail._chained_from is dies and dies._chained_from is head
+    plumber.run()
+    plumber.wait(50)
+    plumber.stop()
+    counters = plumber.stats["pipers"]
+    for name in ("head", "dies", "tail"):
+        assert counters[name]["items_in"] == 12, (name, counters)
+        assert counters[name]["items_out"] == 12, (name, counters)
+    # The lost item is an error of each Piper of the run (which of them
+    # held it when the worker died is not known).
+    errors = {counters[name]["errors"] for name in ("head", "dies", "tail")}
+    assert len(errors) == 1 and errors.pop() >= 1, counters

@@ -585,6 +585,8 @@ class Piper:
     def _to_item(self, raw: Any) -> Any:
         if isinstance(raw, _Failure):
             item: Any = raw.error
+            if self._chained_from is not None:
+                self._count_lost_in_chain(str(item))
         else:
             if self._chained_from is not None:
                 result, seconds, passed = raw
@@ -601,6 +603,19 @@ class Piper:
         if self.debug and isinstance(item, PiperError):
             raise item
         return item
+
+    def _count_lost_in_chain(self, error: str) -> None:
+        """Count an item the map engine lost (e.g. with a worker process
+        that died) in a natively chained run of Pipers: its result never
+        left the worker, and which Piper of the run was evaluating it is not
+        known, so every upstream Piper of the run counts it in and out as
+        an error ``error``, and this one counts it in (and out with the
+        error item it returns)."""
+        self._pending_in += 1
+        upstream = self._chained_from
+        while upstream is not None:
+            upstream._passed(0.0, error)
+            upstream = upstream._chained_from
 
     def _passed(self, seconds: float, failed: str | None) -> None:
         """Count an item this Piper made that went on inside its NuMap
