@@ -110,3 +110,20 @@ def test_workers_override_keeps_produce_and_consume_strides_equal(papy, workers)
     result = papy("run", str(PIPELINES / "pairs.py"), *workers)
     assert result.status == 0, result.output
     assert "mixed pair" not in result.output
+
+
+# --- 7. a debug=True Piper's failing item under papy run --------------------
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("numap", ["", "1"], ids=["linear", "numap"])
+def test_debug_piper_failing_item_stops_the_run_as_documented(papy, numap):
+    result = papy(
+        "run", str(PIPELINES / "debug_fails.py"), env={"DEBUG_FAILS_NUMAP": numap}
+    )
+    assert result.status == 3, result.output
+    assert "internal error" not in result.output
+    assert "debug=True Piper raised the error of an item" in result.stderr
+    assert "ValueError('bad item 3')" in result.stderr
+    assert re.search(r"\] pipeline summary .*items_out=3", result.stdout)
+    assert "finish called" in result.stdout

@@ -64,7 +64,11 @@ class ErrorCollector:
 
         def next_result() -> Any:
             nonlocal position
-            result = pull()
+            try:
+                result = pull()
+            except PiperError as error:  # raised by a debug=True Piper
+                self._keep(FailedItem(name, position + 1, error))
+                raise
             position += 1
             if isinstance(result, PiperError):
                 self._keep(FailedItem(name, position, result))

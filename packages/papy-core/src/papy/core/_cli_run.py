@@ -208,17 +208,29 @@ class RunFailed(Exception):
     """The pipeline's run thread ended with an error (not an item error)."""
 
 
+class DebugStop(Exception):
+    """A ``debug=True`` Piper raised the error of an item (``error``), which
+    ended the run there, as debug mode means."""
+
+    def __init__(self, error: PiperError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _finished(pipeline: Any, timeout: float) -> bool:
-    """Wait up to ``timeout`` s; True once the run has ended, RunFailed if the
-    run thread failed (``wait`` chains that failure as the cause)."""
+    """Wait up to ``timeout`` s; True once the run has ended, DebugStop if a
+    debug=True Piper raised an item's error, RunFailed if the run thread
+    failed otherwise (``wait`` chains that failure as the cause)."""
     try:
         pipeline.wait(timeout)
     except PlumberError as error:
-        if error.__cause__ is None:
+        cause = error.__cause__
+        if cause is None:
             return False
-        raise RunFailed(f"{type(error.__cause__).__name__}: {error.__cause__}") from (
-            error.__cause__
-        )
+        # Only a debug=True Piper raises a PiperError out of next().
+        if isinstance(cause, PiperError):
+            raise DebugStop(cause) from cause
+        raise RunFailed(f"{type(cause).__name__}: {cause}") from cause
     return True
 
 
@@ -227,7 +239,8 @@ def drive(session: Session, pipeline: Any) -> tuple[float, KeyboardInterrupt | N
 
     Returns the seconds it ran and what interrupted it, if anything: on
     Ctrl-C (or SIGTERM, as Terminated) the pipeline is stopped (the items
-    already read flow out). Raises RunFailed if the run thread failed.
+    already read flow out). Raises RunFailed if the run thread failed, and
+    DebugStop, after stopping the pipeline, if a debug=True Piper raised.
     """
     view: ProgressView
     if session.on_terminal:
@@ -242,6 +255,11 @@ def drive(session: Session, pipeline: Any) -> tuple[float, KeyboardInterrupt | N
             view.update(piper_counts(pipeline), time.monotonic() - begin)
     except KeyboardInterrupt as interruption:
         interrupted = interruption
+    except DebugStop:
+        view.update(piper_counts(pipeline), time.monotonic() - begin)
+        view.close()
+        pipeline.stop()
+        raise
     except BaseException:
         view.close()
         with contextlib.suppress(PlumberError):
@@ -277,6 +295,8 @@ class RunResult:
     seconds: float
     interrupted: KeyboardInterrupt | None  # Terminated for SIGTERM
     streams: list[GuardedStream]
+    # The item error a debug=True Piper raised, which ended the run early.
+    debug_error: PiperError | None = None
 
 
 def start_and_run(
@@ -307,8 +327,12 @@ def start_and_run(
             f"cannot start the pipeline in {args.pipeline}: {error}",
             ExitStatus.BAD_PIPELINE,
         ) from error
+    begin = time.monotonic()
     try:
         seconds, interrupted = drive(session, pipeline)
+    except DebugStop as stop:
+        seconds = time.monotonic() - begin
+        return RunResult(seconds, None, streams, stop.error)
     except RunFailed as error:
         cause = error.__cause__ or error
         raise CommandError(
@@ -353,7 +377,9 @@ def run_command(args: argparse.Namespace) -> int:
     total = summarise(
         session, loaded.pipeline, result.seconds, finish_lines, interrupted
     )
-    if total.failed:
+    if result.debug_error is not None:
+        report_debug_stop(collector, result.debug_error, args.debug)
+    elif total.failed:
         report_failures(collector, total, args.debug)
     if isinstance(result.interrupted, Terminated):
         sys.stderr.write("papy: terminated; the summary covers the items read\n")
@@ -370,7 +396,7 @@ def run_command(args: argparse.Namespace) -> int:
         for failure in broken:
             fail(str(failure), ExitStatus.BAD_INPUT, failure.details, args.debug)
         return int(ExitStatus.BAD_INPUT)
-    if total.failed:
+    if total.failed or result.debug_error is not None:
         return int(ExitStatus.ITEMS_FAILED)
     if finish_error is not None:
         return int(ExitStatus.BAD_PIPELINE)
@@ -430,6 +456,30 @@ def report_failures(collector: ErrorCollector, total: Totals, debug: bool) -> No
             sys.stderr.write(indented.rstrip("\n") + "\n")
     if not debug and any(failed.traceback() for failed in shown):
         sys.stderr.write("papy: (rerun with --debug to see the Python tracebacks)\n")
+
+
+def report_debug_stop(
+    collector: ErrorCollector, error: PiperError, debug: bool
+) -> None:
+    """Say that a debug=True Piper stopped the run at a failed item, and show
+    that item as report_failures shows failed items."""
+    shown = [failed for failed in collector.first if failed.error is error]
+    sys.stderr.write(
+        "papy: a debug=True Piper raised the error of an item, which stops "
+        "the run there (the summary covers the items before it):\n"
+    )
+    if shown:
+        failed = shown[0]
+        sys.stderr.write(f"  {failed.summary()}\n")
+        traceback_text = failed.traceback()
+    else:  # not kept (--show-errors 0)
+        sys.stderr.write(f"  {error}\n")
+        traceback_text = ""
+    if debug and traceback_text:
+        indented = "".join("    " + line for line in traceback_text.splitlines(True))
+        sys.stderr.write(indented.rstrip("\n") + "\n")
+    elif traceback_text:
+        sys.stderr.write("papy: (rerun with --debug to see the Python traceback)\n")
 
 
 class FinishFailed(Exception):
