@@ -425,3 +425,42 @@ def test_pop_task_refuses_more_tasks_than_there_are_and_task_ids_of_an_empty_map
     assert len(nm._tasks) == 1
     nm.pop_task(1)
     assert nm._tasks == []
+
+
+def count_results(task, start_together, counts, key):
+    start_together.wait()
+    try:
+        counts[key] = sum(1 for _ in task)
+    except Exception as error:
+        counts[key] = repr(error)
+
+
+@pytest.mark.timeout(60)
+def test_two_consumers_first_next_at_once_start_the_map_once():
+    # Each thread's first next() starts a never-started map. Checking and
+    # starting were two steps: both threads could see it unstarted, one
+    # then got "already started" and the other waited forever for the
+    # partner task nobody read. Frequent thread switches widen the window
+    # (on the old code about 1 trial in 15 to 200 failed).
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        for trial in range(1000):
+            numap = NuMap(worker_type="thread", worker_num=2)
+            tasks = [numap.add_task(identity, range(20)) for _ in range(2)]
+            start_together = threading.Barrier(2)
+            counts: dict[int, object] = {}
+            threads = [
+                threading.Thread(
+                    target=count_results, args=(tasks[key], start_together, counts, key)
+                )
+                for key in (0, 1)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(5)
+            numap.stop()
+            assert counts == {0: 20, 1: 20}, f"trial {trial}: {counts}"
+    finally:
+        sys.setswitchinterval(interval)

@@ -461,3 +461,49 @@ def test_an_unpicklable_lambda_is_told_dills_reason_not_that_it_is_a_lambda():
     assert done.stdout.startswith("SerializationError"), done.stderr
     assert "generator" in done.stdout, done.stdout
     assert "local object" not in done.stdout, done.stdout
+
+
+def stopping_input(numaps):
+    yield 1
+    yield 2
+    numaps[0].stop()
+    yield 3
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+@pytest.mark.parametrize("stride", [1, 4])
+def test_stop_called_by_the_input_iterator_is_an_error_not_a_hang(worker_type, stride):
+    # The input iterator runs while the map feeds itself (in the feeder
+    # thread, or in a consumer that feeds a step): stop() there waited
+    # for the feeding its own thread was doing.
+    numaps: list = []
+    numap = NuMap(
+        identity,
+        stopping_input(numaps),
+        worker_type=worker_type,
+        worker_num=2,
+        stride=stride,
+    )
+    numaps.append(numap)
+    outcomes = collect(numap)
+    assert [value for kind, value in outcomes if kind == "ok"] == [1, 2]
+    kind, error = outcomes[-1]
+    assert kind == "error" and isinstance(error, NuMapError)
+    # The input's error is its item's error, as for any input that raises.
+    assert "stop() was called by the map's own input iterator" in str(error)
+    numap.stop()
+
+
+def stop_my_map(numaps):
+    numaps[0].stop()
+
+
+@pytest.mark.timeout(30)
+def test_stop_called_by_a_thread_workers_function_is_that_items_error():
+    numaps: list = []
+    numap = NuMap(stop_my_map, [numaps], worker_type="thread", worker_num=1)
+    numaps.append(numap)
+    with pytest.raises(NuMapError, match="called by the map's own function"):
+        numap.next(timeout=10)
+    numap.stop()

@@ -532,6 +532,10 @@ class NuMap:
         # The weave (whose turn, how much of its stride is left) and the
         # inputs belong to whoever holds _feed_role.
         self._feed_role = threading.Lock()
+        # The thread ident of _feed_role's holder while it feeds (None
+        # otherwise): stop() from inside an input iterator would wait for
+        # the role its own thread holds.
+        self._feed_role_holder: int | None = None
         self._weave = _Weave([], 1, 1, [])
         self._stopping = False
         self._stopped = False
@@ -720,7 +724,10 @@ class NuMap:
         if self._started.is_set() and self._stopping:
             self._refuse_while_started("start it again")
         if self._started.is_set():
-            raise NuMapError(f"{self.name}: already started")
+            raise NuMapError(
+                f"{self.name}: already started (it starts at the first next() "
+                "too); stop() it before starting it again"
+            )
         if self.worker_type == "thread":
             pool: ThreadPool | ProcessPool = ThreadPool(self.worker_num, self._deliver)
         else:
@@ -886,6 +893,7 @@ class NuMap:
         # stride each round (a task skipped while the others fed on would
         # find the buffer full of results only its own input would take).
         # Chained tasks need no space, so they move while the turn waits.
+        this_thread = threading.get_ident()
         idle_steps = 0
         deliveries_seen = 0
         while True:
@@ -893,12 +901,15 @@ class NuMap:
                 if idle_steps == 0:
                     deliveries_seen = self._deliveries
             with self._feed_role:
+                self._feed_role_holder = this_thread
                 try:
                     status, want = self._step()
                     if status is _NO_SPACE and self._feed_chained():
                         status = _PROGRESS
                 except _Stopping:
                     return
+                finally:
+                    self._feed_role_holder = None
                 chained = bool(self._weave.chained_tasks())
             if status is _DONE:
                 return
@@ -1100,6 +1111,7 @@ class NuMap:
         """A consumer freed space the feeder waits for: feed one step here."""
         if not self._feed_role.acquire(blocking=False):
             return
+        self._feed_role_holder = threading.get_ident()
         try:
             weave = self._weave
             if weave.active and weave.sources[weave.active[weave.position]] is None:
@@ -1114,6 +1126,7 @@ class NuMap:
                 raise
             return
         finally:
+            self._feed_role_holder = None
             self._feed_role.release()
         # Usually the step used up the space (free is 0): then the lock is
         # not taken at all. The unlocked reads cannot miss a wake-up: a
@@ -1202,11 +1215,16 @@ class NuMap:
         if timeout is not None:
             _check_timeout("next", timeout)
         if not self._ever_started:
-            with self._start_lock:
-                needs_start = not self._ever_started
-            if needs_start:
-                self.start()
+            self._start_unless_started()
         return self._take(task, 0.0 if not block else timeout)
+
+    def _start_unless_started(self) -> None:
+        # Two consumers' first next() at once: one starts the map, the
+        # other waits for that under the lock, then finds it started.
+        with self._start_lock:
+            if not self._ever_started:
+                self._start_pool()
+                self._start_feeder()
 
     def __next__(self) -> Any:
         # Iteration is the per-item hot path: one Python frame when a result
@@ -1431,6 +1449,7 @@ class NuMap:
         With neither, stop behaves as with ends=all tasks. Pending results
         that were not taken are discarded.
         """
+        self._refuse_stop_from_inside()
         if ends is not None:
             if isinstance(ends, str | bytes) or not isinstance(ends, Iterable):
                 raise TypeError(
@@ -1446,6 +1465,24 @@ class NuMap:
         if ends is None and forced:
             return
         self._stop()
+
+    def _refuse_stop_from_inside(self) -> None:
+        # Stopping waits for the feeding and for the workers: a thread
+        # doing either would wait for itself.
+        if self._feed_role_holder == threading.get_ident():
+            raise NuMapError(
+                f"{self.name}: stop() was called by the map's own input "
+                "iterator, which runs while the map feeds itself; end the "
+                "iterator (return) instead, or call stop() where the results "
+                "are read"
+            )
+        pool = self._pool
+        if isinstance(pool, ThreadPool) and pool.runs_on_this_thread():
+            raise NuMapError(
+                f"{self.name}: stop() was called by the map's own function, "
+                "on one of its worker threads, which stop() waits for; call "
+                "stop() where the results are read"
+            )
 
     def _stop(self, graceful: bool = True) -> None:
         """Finish stopping: join the feeder, close the pool, drop results."""

@@ -181,6 +181,10 @@ class ThreadPool:
     def set_tasks(self, tasks: Sequence[TaskSpec]) -> None:
         self._calls = tuple(_protocol.compose(task.stages()) for task in tasks)
 
+    def runs_on_this_thread(self) -> bool:
+        """True when called by one of this pool's worker threads."""
+        return threading.current_thread() in self._threads
+
     def submit(self, task_id: int, start: int, items: list) -> None:
         self._batches.put((task_id, start, items))
 
