@@ -3,6 +3,8 @@ undoing a failed Plumber.start, stop/pause with a waiting input, stride
 mismatches across produce/consume pipes, an interrupted stop, counters
 after a worker dies in chained Pipers."""
 
+import functools
+import operator
 import signal
 import subprocess
 import sys
@@ -12,7 +14,7 @@ import time
 import pytest
 from core_functions import die_on, first, plus
 from numap import HostUnreachableError, NuMap
-from papy.core import Dagger, DaggerError, Piper, Plumber, Worker
+from papy.core import Dagger, DaggerError, Piper, Plumber, Worker, WorkerError
 from test_parallel import children
 
 # --- 1. a failed start is undone whole ----------------------------------------
@@ -287,3 +289,42 @@ def test_counters_are_exact_when_a_worker_dies_in_a_chained_run():
     # held it when the worker died is not known).
     errors = {counters[name]["errors"] for name in ("head", "dies", "tail")}
     assert len(errors) == 1 and errors.pop() >= 1, counters
+
+
+# --- 8. messages ----------------------------------------------------------------
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "functions, arguments, named",
+    [
+        (operator.add, 5, r"'arguments' of 'add' must be a tuple .*got 5"),
+        (operator.add, "ab", r"'arguments' of 'add' must be a tuple .*got 'ab'"),
+        ((operator.add,), 5, r"'arguments' must be a sequence .* per function"),
+    ],
+)
+def test_worker_names_arguments_that_are_not_a_tuple(functions, arguments, named):
+    with pytest.raises(WorkerError, match=named):
+        Worker(functions, arguments)
+
+
+@pytest.mark.timeout(10)
+def test_start_of_a_pipeline_without_pipers_says_so():
+    with pytest.raises(DaggerError, match="has no Pipers; add"):
+        Plumber().start([])
+
+
+@pytest.mark.timeout(20)
+def test_save_imports_a_builtin_from_its_public_module(tmp_path):
+    plumber = Plumber()
+    plumber.add_piper(Piper(Worker(functools.partial(operator.add, 5)), name="a"))
+    plumber.save(tmp_path / "saved.py")
+    source = (tmp_path / "saved.py").read_text()
+    assert "from operator import add" in source
+    assert "_operator" not in source
+    loaded = Plumber().load(tmp_path / "saved.py")
+    loaded.start([[1, 2]])
+    loaded.run()
+    loaded.wait(10)
+    loaded.stop()
+    assert loaded.stats["pipers"]["a"]["items_out"] == 2

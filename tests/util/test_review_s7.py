@@ -1,9 +1,13 @@
 """Regression tests for papy.util defects found in the seventh review."""
 
+import functools
+import io
+import operator
 import threading
 import time
 
 import pytest
+from papy.util.codefile import function_code
 from papy.util.func import make_lines
 
 
@@ -49,3 +53,16 @@ def test_make_lines_reads_lines_that_arrive_while_following(tmp_path):
         assert got == ["bc\n"]
         lines.stop_reading()
         assert list(lines) == []
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "func, line",
+    [
+        (operator.add, "from operator import add"),  # operator.add is _operator's
+        (io.open, "from io import open"),  # io.open is _io's
+        (functools.reduce, "from functools import reduce"),
+    ],
+)
+def test_function_code_imports_builtins_from_their_public_module(func, line):
+    assert function_code(func).code.strip() == line

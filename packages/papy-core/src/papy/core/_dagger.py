@@ -490,6 +490,11 @@ class Dagger(DictGraph):
         """Start Pipers upstream first, in two stages so they can share NuMaps:
         all with stages (0, 1), then all with stage (2,)."""
         if not self._connected:
+            if not len(self):
+                raise DaggerError(
+                    "Dagger: the pipeline has no Pipers; add them with "
+                    "add_piper() or add_pipe() before starting it"
+                )
             raise DaggerError("Dagger: connect() the pipeline before start()")
         for piper in self._connected:
             if piper.state != "connected":

@@ -94,6 +94,12 @@ class Worker:
         self.kwargs = tuple(dict(k) for k in kwargs)
 
     def _init_single(self, function, arguments, kwargs) -> None:
+        if arguments is not None and not isinstance(arguments, tuple | list):
+            raise WorkerError(
+                f"Worker: 'arguments' of {_function_name(function)!r} must be a "
+                f"tuple of its positional arguments after the inbox, got "
+                f"{arguments!r}; e.g. Worker(function, ({arguments!r},))"
+            )
         args = () if arguments is None else tuple(arguments)
         if kwargs is None:
             kw: dict[str, Any] = {}
@@ -144,6 +150,12 @@ class Worker:
     def _per_function(label: str, given: Any, count: int, empty: Any) -> list[Any]:
         if given is None:
             return [type(empty)() for _ in range(count)]
+        if not isinstance(given, tuple | list):
+            kind = "tuple of arguments" if label == "arguments" else "dict"
+            raise WorkerError(
+                f"Worker: '{label}' must be a sequence with one {kind} per "
+                f"function ({count}), got {given!r}"
+            )
         if len(given) != count:
             raise WorkerError(
                 f"Worker: '{label}' has {len(given)} entries for {count} functions; "

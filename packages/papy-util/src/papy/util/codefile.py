@@ -341,8 +341,29 @@ def _path_module_file(func: Callable[..., Any]) -> str | None:
 
 def _import_code(func: Callable[..., Any], attribute: str, name: str) -> FunctionCode:
     template = FUNCTION_IMPORT if name == attribute else FUNCTION_IMPORT_AS
-    code = render(template, module=func.__module__, attribute=attribute, name=name)
+    module = _public_module_name(func, attribute)
+    code = render(template, module=module, attribute=attribute, name=name)
     return FunctionCode("import", name, code)
+
+
+def _public_module_name(func: Callable[..., Any], attribute: str) -> str:
+    """``func.__module__``, or the public module that re-exports ``func``
+    when that is a private one (``_operator`` -> ``operator``, ``_io`` ->
+    ``io``): the name without its leading underscores, if that module is
+    importable and gives the same object under ``attribute``."""
+    module_name = func.__module__
+    head, _, last = module_name.rpartition(".")
+    if not last.startswith("_") or last.startswith("__"):
+        return module_name
+    public_name = f"{head}.{last.lstrip('_')}" if head else last.lstrip("_")
+    public = sys.modules.get(public_name)
+    if (
+        public is not None
+        and importable_module(public, public_name)
+        and getattr(public, attribute, None) is func
+    ):
+        return public_name
+    return module_name
 
 
 def function_code(
