@@ -229,8 +229,9 @@ class FdFrames:
 
 
 # Held by a thread while it starts a local worker: workers are started one
-# at a time in this process (see ProcessChannel._start). A child forked
-# while another thread held it would inherit it locked: it gets a new one.
+# at a time in this process (see ProcessChannel._start). Each worker is
+# forked while its starter holds it, so a child gets a new one (a worker's
+# function may start maps of its own).
 _STARTING_A_WORKER = threading.Lock()
 
 
