@@ -6,6 +6,7 @@ after a worker dies in chained Pipers."""
 import functools
 import operator
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -48,6 +49,56 @@ def test_failed_start_stops_started_numaps_and_can_start_again():
     plumber.stop()
     assert plumber.stats["pipers"]["linear_tail"]["items_out"] == 5
     assert children() == []
+
+
+# A Ctrl-C while the start waits for a remote host (the test's socket): the
+# local NuMap already started must be stopped whole, and the Ctrl-C (or, if
+# the host's hang-up is seen first, the HostUnreachableError) propagates.
+INTERRUPTED_START = """
+import sys, psutil
+from numap import NuMap
+from papy.core import Piper, Plumber
+
+def first(inbox):
+    return inbox[0]
+
+local = NuMap(worker_type="process", worker_num=2)
+remote = NuMap(worker_num=0, worker_remote=[("127.0.0.1:" + sys.argv[1], 1)])
+plumber = Plumber(pipes=[(Piper(first, parallel=local), Piper(first, parallel=remote))])
+try:
+    plumber.start([range(5)])
+except BaseException as error:
+    print(type(error).__name__, flush=True)
+print(len(psutil.Process().children(recursive=True)), flush=True)
+"""
+
+
+@pytest.mark.timeout(40)
+def test_start_interrupted_while_connecting_stops_the_started_numaps(tmp_path):
+    script = tmp_path / "interrupted_start.py"
+    script.write_text(INTERRUPTED_START)
+    host = socket.socket()
+    host.bind(("127.0.0.1", 0))
+    host.listen(1)
+    host.settimeout(30)
+    port = str(host.getsockname()[1])
+    process = subprocess.Popen(
+        [sys.executable, str(script), port],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        connection, _ = host.accept()  # the local NuMap has started by now
+        process.send_signal(signal.SIGINT)
+        connection.close()  # ends the handshake the start waits in
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        host.close()
+    raised, children = out.split()
+    assert raised in ("KeyboardInterrupt", "HostUnreachableError"), err
+    assert children == "0", err
 
 
 # --- 5. stop() again after a Ctrl-C interrupted stop() ------------------------
