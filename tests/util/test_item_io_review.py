@@ -189,16 +189,32 @@ def test_many_fifo_dumps_register_one_exit_cleanup_per_process(private_tmp, modu
     assert set(worker_after_one.values()) == {1}
 
 
+def _waits_for_writer(thread_id):
+    """Whether that thread is in load_item's wait for a FIFO's writer."""
+    frame = sys._current_frames().get(thread_id)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "_wait" and code.co_filename.endswith("_item_io.py"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 @pytest.mark.timeout(20)
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
 def test_reader_waiting_for_a_writer_fails_once_the_fifo_is_removed(private_tmp):
     path = str(private_tmp / "tmp_papy_fifo_writer_never_comes")
     os.mkfifo(path)
 
+    reader = threading.get_ident()
+
     def remove_once_the_reader_holds_it():
         # The writer's side removes its FIFO when its process ends; here a
-        # thread does it as soon as load_item has the FIFO open.
-        while path not in _open_paths():
+        # thread does it once load_item has the FIFO open and waits for the
+        # writer. (Removed between its open and its check that the path
+        # still names the FIFO it locked, the FIFO looks already loaded by
+        # another reader: a different error, so wait for the wait.)
+        while path not in _open_paths() or not _waits_for_writer(reader):
             time.sleep(0.01)
         os.unlink(path)
 
