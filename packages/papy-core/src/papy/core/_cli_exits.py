@@ -32,7 +32,8 @@ exit status:
   0    every item went through the pipeline
   1    unexpected internal error (rerun with --debug and report it)
   2    bad command-line arguments
-  3    the pipeline ran but some items failed (the first errors are shown)
+  3    the pipeline ran but some items failed (the first errors are shown),
+       or a debug=True Piper raised for one and ended the run there
   4    the pipeline file is missing, is not valid Python, raised while loading,
        defines no module-level `pipeline` Plumber, its pipes do not fit, or
        its finish() raised after the run
