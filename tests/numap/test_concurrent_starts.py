@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import pytest
+from numap import NuMap
 
 # The first fork of map A's worker waits (in a fork hook, when A's pipes
 # exist and the child's ends are still open) for another thread to start
@@ -62,3 +63,31 @@ def test_a_map_started_by_another_thread_meanwhile_does_not_hide_a_worker_death(
         done.stdout,
         done.stderr,
     )
+
+
+def sum_with_an_inner_map(worker_type):
+    inner = NuMap(abs, [-1, -2], worker_type=worker_type, worker_num=1)
+    try:
+        return sum(inner)
+    finally:
+        inner.stop()
+
+
+@pytest.mark.timeout(60)
+def test_maps_inside_a_process_worker_start_or_fail_as_documented():
+    # A worker is forked while its starter holds numap's worker-start lock:
+    # its inner map must find that lock free, not wait for it forever. A
+    # thread map works there; a process map fails for daemonic workers
+    # (as with multiprocessing.Pool), as the README says.
+    outer = NuMap(
+        sum_with_an_inner_map,
+        ["thread", "process"],
+        worker_type="process",
+        worker_num=1,
+    )
+    try:
+        assert outer.next(timeout=30) == 3
+        with pytest.raises(AssertionError, match="daemonic"):
+            outer.next(timeout=30)
+    finally:
+        outer.stop()
