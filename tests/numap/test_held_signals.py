@@ -107,3 +107,39 @@ def test_a_programs_sigterm_handler_is_not_run_by_its_workers():
         """
     )
     assert "was killed by SIGTERM" in done.stdout, (done.stdout, done.stderr)
+
+
+@pytest.mark.timeout(60)
+def test_a_terminated_worker_unwinds_and_runs_its_exit_cleanups(tmp_path):
+    # Leaving a with block by an exception terminates busy workers. Each
+    # unwinds its function (finally blocks run) and runs multiprocess's
+    # exit finalizers (papy removes FIFOs nobody read there), then dies of
+    # SIGTERM; killed at once it left the finalizers' files behind.
+    done = run_program(
+        f"""
+        import os, time
+        import multiprocess.util
+        from numap import NuMap
+
+        DIRECTORY = {str(tmp_path)!r}
+
+        def leave_a_file(x):
+            path = os.path.join(DIRECTORY, f"left-{{x}}")
+            open(path, "w").close()
+            multiprocess.util.Finalize(None, os.unlink, args=(path,), exitpriority=0)
+            try:
+                time.sleep(30)
+            finally:
+                open(os.path.join(DIRECTORY, f"unwound-{{x}}"), "w").close()
+
+        try:
+            with NuMap(leave_a_file, range(2), worker_num=2):
+                while len(os.listdir(DIRECTORY)) < 2:
+                    time.sleep(0.01)
+                raise RuntimeError("leave the with block")
+        except RuntimeError:
+            pass
+        print(sorted(os.listdir(DIRECTORY)))
+        """
+    )
+    assert done.stdout.strip() == "['unwound-0', 'unwound-1']", done.stderr

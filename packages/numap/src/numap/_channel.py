@@ -99,10 +99,10 @@ def _worker_main(inbound: Any, outbound: Any, parent_ends: tuple) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the parent
     # decides when workers end, so they must not die with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A forked worker starts with the parent's Python handlers; a program's
-    # SIGTERM handler (often one that raises) would turn terminate() into
-    # an exception inside the user's function.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # A forked worker starts with the parent's Python handlers; ours
+    # replaces a program's SIGTERM handler (which would run inside the
+    # user's function).
+    signal.signal(signal.SIGTERM, _raise_terminated)
     # Closing the copies of the parent's ends lets the worker see EOF (and
     # end) when the parent dies.
     for end in parent_ends:
@@ -111,7 +111,30 @@ def _worker_main(inbound: Any, outbound: Any, parent_ends: tuple) -> None:
         inbound = outbound = inbound.fileno()
     reader = FdFrames(inbound, watch=True)
     writer = FdFrames(outbound)
-    _protocol.serve(reader.recv, writer.send)
+    try:
+        _protocol.serve(reader.recv, writer.send)
+    except _protocol.Terminated:
+        _end_of_sigterm()
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _protocol.Terminated
+
+
+def _end_of_sigterm() -> None:
+    """End the worker as SIGTERM's default action would, after the exit
+    cleanups a normal exit runs.
+
+    The user's function has unwound (its ``finally`` blocks ran). The
+    cleanups are multiprocess's finalizers, e.g. papy's removal of the
+    FIFOs this worker wrote and nobody read; killed at once, the worker
+    left them behind. Then the worker dies of SIGTERM, as terminate()
+    expects and as the parent reports a worker that got one.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one ending is enough
+    multiprocess.util._exit_function()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _close_end(end: Any) -> None:
@@ -358,9 +381,10 @@ class ProcessChannel(Channel):
         return self._process.is_alive()
 
     def terminate(self) -> None:
-        # SIGTERM (workers keep its default action); a worker that ended
-        # already but was not reaped yet still holds its pid, so no other
-        # process can get the signal.
+        # SIGTERM (the worker unwinds its function, runs its exit cleanups
+        # and dies of it: _end_of_sigterm); a worker that ended already but
+        # was not reaped yet still holds its pid, so no other process can
+        # get the signal.
         with contextlib.suppress(OSError, ValueError, AttributeError):
             self._process.terminate()
 

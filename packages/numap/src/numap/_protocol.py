@@ -71,6 +71,11 @@ _RESULT_HEADER = struct.Struct(">Q")
 FRAME_LENGTH = struct.Struct(">Q")
 
 
+class Terminated(BaseException):
+    """Raised in a local worker process by SIGTERM (``terminate()``): it
+    ends the worker, not only the item it interrupts."""
+
+
 class PayloadError(Exception):
     """Data could not be pickled or unpickled; the message says which and why."""
 
@@ -313,10 +318,12 @@ def run_batch(
         try:
             values.extend(map(call, remaining))
             return values, errors
+        except Terminated:
+            raise
         except BaseException as error:
             # Also KeyboardInterrupt, GeneratorExit...: a worker gets no
-            # signals, so the user's function raised it, and it is that
-            # item's error (a thread worker would otherwise die of it).
+            # other signals, so the user's function raised it, and it is
+            # that item's error (a thread worker would otherwise die of it).
             # map() consumed the failing item; values holds those before it.
             errors[len(values)] = describe(error, traceback.format_exc())
             values.append(None)
