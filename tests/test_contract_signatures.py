@@ -499,8 +499,9 @@ def _first_plus_one(inbox: Any) -> Any:
     return inbox[0] + 1
 
 
-def _double(value: Any) -> Any:
-    return value * 2
+def _double(inbox: Any) -> Any:
+    # a later function's inbox is a 1-tuple of the previous result (PaPy 1.x)
+    return inbox[0] * 2
 
 
 @pytest.mark.timeout(10)

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
-import os.path
+import importlib
 import re
+import sys
 
 import pytest
 from numap import NuMap
 from papy.core import Piper, Plumber, Worker
 from papy.util.func import ipasser
 
+SIZES_MODULE = """\
+import os.path
+
+
+def file_size(inbox):
+    return os.path.getsize(inbox[0])
+"""
+
 
 @pytest.mark.timeout(60)
-def test_saved_pipeline_takes_paths_as_items(papy, tmp_path):
+def test_saved_pipeline_takes_paths_as_items(papy, tmp_path, monkeypatch, request):
+    # A module next to the saved file, so that the file imports from it.
+    (tmp_path / "saved_sizes.py").write_text(SIZES_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    request.addfinalizer(lambda: sys.modules.pop("saved_sizes", None))
+    file_size = importlib.import_module("saved_sizes").file_size
     threads = NuMap(worker_type="thread", worker_num=3, name="io")
-    size = Piper(Worker((ipasser, os.path.getsize)), parallel=threads, name="size")
+    # file_size reads the path ipasser returned as its inbox[0]
+    size = Piper(Worker((ipasser, file_size)), parallel=threads, name="size")
     keep = Piper(Worker(ipasser), name="keep")
     plumber = Plumber()
     plumber.add_pipe((size, keep))
@@ -30,4 +45,4 @@ def test_saved_pipeline_takes_paths_as_items(papy, tmp_path):
     )
     drawn = papy("graph", "saved.py")
     assert drawn.status == 0, drawn.output
-    assert '["size<br/>ipasser → getsize<br/>thread x3"]' in drawn.stdout
+    assert '["size<br/>ipasser → file_size<br/>thread x3"]' in drawn.stdout

@@ -9,11 +9,11 @@ def first(inbox):
 
 
 def scale(inbox, factor=1, offset=0):
-    return inbox * factor + offset
+    return inbox[0] * factor + offset
 
 
 def square_root(inbox):
-    return math.sqrt(inbox)
+    return math.sqrt(inbox[0])
 
 
 def both(inbox):

@@ -183,7 +183,8 @@ def test_imap_and_parallel_name_the_numap_or_linear():
 @pytest.mark.timeout(5)
 def test_piper_from_piper_and_functions():
     assert Piper(Piper(double)).worker.task == (double,)
-    assert run(Piper((first, abs)), [-1, -2]) == [1, 2]
+    # the second function reads the first one's result as inbox[0]
+    assert run(Piper((first, double)), [-1, -2]) == [-2, -4]
 
 
 @pytest.mark.timeout(60)

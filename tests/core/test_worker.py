@@ -8,15 +8,15 @@ from papy.core import Worker, WorkerError
 
 
 def add(inbox, n=1):
-    return inbox + n
+    return inbox[0] + n
 
 
 def mul(inbox, n=2, extra=0):
-    return inbox * n + extra
+    return inbox[0] * n + extra
 
 
 def boom(inbox):
-    raise ValueError(f"bad {inbox}")
+    raise ValueError(f"bad {inbox[0]}")
 
 
 def exit_three(inbox):
@@ -26,7 +26,7 @@ def exit_three(inbox):
 @pytest.mark.timeout(5)
 def test_functions_with_per_function_arguments():
     worker = Worker((add, mul), ((10,), ()), ({}, {"n": 3, "extra": 1}))
-    assert worker(1) == (1 + 10) * 3 + 1
+    assert worker((1,)) == (1 + 10) * 3 + 1
     assert worker.task == (add, mul)
     assert worker.args == ((10,), ())
     assert worker.kwargs == ({}, {"n": 3, "extra": 1})
@@ -35,10 +35,10 @@ def test_functions_with_per_function_arguments():
 @pytest.mark.timeout(5)
 def test_single_function_with_argument_tuple():
     worker = Worker(add, (5,))
-    assert worker(1) == 6
+    assert worker((1,)) == 6
     assert worker.task == (add,)
     assert worker.args == ((5,),)
-    assert Worker(mul, (), {"n": 4})(2) == 8
+    assert Worker(mul, (), {"n": 4})((2,)) == 8
 
 
 @pytest.mark.timeout(5)
@@ -51,18 +51,53 @@ def test_copy_and_combination_of_workers():
     assert joined.task == first.task + second.task
     assert joined.args == first.args + second.args
     assert joined.kwargs == first.kwargs + second.kwargs
-    assert joined(1) == (1 + 5) * 3
+    assert joined((1,)) == (1 + 5) * 3
 
 
 @pytest.mark.timeout(5)
 def test_left_to_right_composition_order():
-    assert Worker((add, mul))(1) == 4
-    assert Worker((mul, add))(1) == 3
+    assert Worker((add, mul))((1,)) == 4
+    assert Worker((mul, add))((1,)) == 3
+
+
+@pytest.mark.timeout(5)
+def test_each_later_function_gets_a_one_item_inbox_with_the_previous_result():
+    # PaPy 1.x: every function of a Worker takes an inbox; the inbox of the
+    # second and later functions is a 1-tuple holding the previous result,
+    # and the last function's result is returned as it is.
+    seen = []
+
+    def record(inbox):
+        seen.append(inbox)
+        return [len(seen), inbox]
+
+    result = Worker((record, record, record))(("a", "b"))
+    assert seen == [
+        ("a", "b"),
+        ([1, ("a", "b")],),
+        ([2, ([1, ("a", "b")],)],),
+    ]
+    assert result == [3, ([2, ([1, ("a", "b")],)],)]
+
+
+def words(inbox, separator=" "):
+    return inbox[0].split(separator)
+
+
+def count(inbox, plus=0):
+    return len(inbox[0]) + plus
+
+
+@pytest.mark.timeout(5)
+def test_user_functions_compose_by_reading_inbox_0():
+    worker = Worker((words, count), ((",",), ()), ({}, {"plus": 100}))
+    assert worker(("a,b,c",)) == 103
+    assert Worker((words, count))(("one two",)) == 2
 
 
 @pytest.mark.timeout(5)
 def test_exception_is_returned_with_original_and_traceback():
-    result = Worker((add, boom, mul))(1)
+    result = Worker((add, boom, mul))((1,))
     assert isinstance(result, WorkerError)
     assert isinstance(result.exception, ValueError)
     assert str(result.exception) == "bad 2"
@@ -72,7 +107,7 @@ def test_exception_is_returned_with_original_and_traceback():
 
 @pytest.mark.timeout(5)
 def test_sys_exit_in_a_function_is_returned_as_the_items_error():
-    result = Worker((add, exit_three))(1)
+    result = Worker((add, exit_three))((1,))
     assert isinstance(result, WorkerError)
     assert isinstance(result.exception, SystemExit)
     assert result.exception.code == 3
@@ -100,8 +135,8 @@ def test_error_in_inbox_calls_no_function():
 def test_worker_and_error_pickle():
     worker = Worker((add, mul), ((10,), ()))
     clone = pickle.loads(pickle.dumps(worker))
-    assert clone(1) == worker(1)
-    error = pickle.loads(pickle.dumps(Worker(boom)(3)))
+    assert clone((1,)) == worker((1,)) == 22
+    error = pickle.loads(pickle.dumps(Worker(boom)((3,))))
     assert isinstance(error.exception, ValueError)
     assert "bad 3" in error.traceback
 

@@ -36,8 +36,13 @@ def find_error(inbox: Any) -> BaseException | None:
 class Worker:
     """Composes functions; calling it evaluates them from left to right.
 
-    The first function gets the inbox (plus its own positional and keyword
-    arguments), each further function gets the previous function's result.
+    Every function takes an inbox first (then its own positional and keyword
+    arguments), as in PaPy 1.x and as every ``papy.util.func`` function does.
+    The first function gets the Worker's inbox (a tuple with one item per
+    upstream Piper); each further function gets a 1-tuple holding the
+    previous function's result, so it reads that result as ``inbox[0]``.
+    The last function's result is returned as it is (not in a tuple). So
+    ``Worker((pickle_dumps, pickle_loads))`` returns a copy of ``inbox[0]``.
 
     Construction forms:
       - ``Worker((f1, f2), ((a11, a12), ()), ({}, {"k": v}))``: functions with
@@ -169,11 +174,12 @@ class Worker:
             return WorkerError(
                 f"Worker {self.name!r} got an error in its inbox: {error!r}", error
             )
-        result = inbox
+        step_inbox = inbox
+        result: Any = None
         steps = zip(self.task, self.args, self.kwargs, strict=True)
         for function, args, kwargs in steps:
             try:
-                result = function(result, *args, **kwargs)
+                result = function(step_inbox, *args, **kwargs)
             except (Exception, SystemExit) as exc:
                 # sys.exit() in one item's function is that item's error: it
                 # must not end the pipeline (or the worker process running
@@ -185,6 +191,9 @@ class Worker:
                     traceback.format_exc(),
                     name,
                 )
+            # PaPy 1.x's convention: the next function's inbox holds the
+            # result as its one item, as if it came from one upstream Piper.
+            step_inbox = (result,)
         return result
 
     def __repr__(self) -> str:
