@@ -8,6 +8,7 @@ tests instead.
 """
 
 import os
+import subprocess
 import sys
 import time
 
@@ -44,6 +45,23 @@ def chatty(x):
     # The worker's stdout carries frames: prints must not break them.
     print(f"printing while working on {x}")
     sys.stdout.flush()
+    return x + 1
+
+
+def child_echoes(x):
+    # A child process writes to descriptor 1, below sys.stdout.
+    subprocess.run(["echo", "a child says", str(x)], check=True)
+    return x + 1
+
+
+def writes_to_descriptor_1(x):
+    os.write(1, b"written to descriptor 1\n")
+    return x + 1
+
+
+def child_reads_stdin(x):
+    # A child that reads its stdin: it must get none of the frames.
+    subprocess.run(["head", "-c", "100"], check=True)
     return x + 1
 
 

@@ -250,6 +250,23 @@ def test_prints_in_the_remote_function_do_not_corrupt_frames(channel):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    "function",
+    [
+        remote_functions.child_echoes,
+        remote_functions.writes_to_descriptor_1,
+        remote_functions.child_reads_stdin,
+    ],
+)
+def test_a_remote_functions_children_and_descriptors_stay_off_the_frames(
+    channel, function
+):
+    # Descriptors 0 and 1 carried the frames: a child's echo became a
+    # frame length of exabytes, and the map waited for it forever.
+    assert run_batch(channel, function, [1, 2]) == ([2, 3], {})
+
+
+@pytest.mark.timeout(20)
 def test_remote_exception_carries_the_remote_traceback(channel):
     values, errors = run_batch(channel, remote_functions.fail_on_three, [2, 3, 4])
     assert values[0] == 2 and values[2] == 4

@@ -517,10 +517,18 @@ def _read_exactly(stream: BinaryIO, size: int) -> bytes:
 def serve_stdio() -> None:
     """Serve frames on stdin/stdout: the remote worker's entry point.
 
-    The user's function may print; its output goes to stderr so that stdout
-    carries frames only.
+    The frames move to descriptors of their own, and descriptor 1 becomes
+    a copy of 2 (stderr), descriptor 0 /dev/null: what the user's function
+    prints, and what its child processes or C code write to descriptor 1
+    (``subprocess.run(["echo", ...])``), goes to stderr instead of into
+    the frames, and nothing it starts can read the frames.
     """
-    stdin = sys.stdin.buffer
-    stdout = sys.stdout.buffer
+    sys.stdout.flush()
+    frames_in = os.fdopen(os.dup(0), "rb")
+    frames_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
     sys.stdout = sys.stderr
-    serve(lambda: read_frame(stdin), lambda data: write_frame(stdout, data))
+    serve(lambda: read_frame(frames_in), lambda data: write_frame(frames_out, data))
