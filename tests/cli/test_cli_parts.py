@@ -118,9 +118,10 @@ def odd_fails(inbox):
 @pytest.mark.timeout(30)
 def test_error_collector_keeps_the_first_failures_at_their_positions():
     pipeline = Plumber()
-    pipeline.add_piper(Piper(Worker(odd_fails), name="out"))
+    out = Piper(Worker(odd_fails), name="out")
+    pipeline.add_piper(out)
     collector = ErrorCollector(2)
-    collector.attach(pipeline)
+    collector.attach(pipeline, {id(out): "out"})
     pipeline.start([range(10)])
     pipeline.run()
     pipeline.wait(20)

@@ -47,12 +47,12 @@ def inconsistent(counters, ratios):
     """What is wrong in one stats snapshot ('' if nothing): errors are never
     more than items out, and an item is counted in before its results out
     (items_out x consume <= items_in x produce)."""
-    for name, counts in counters.items():
-        consume, produce = ratios[name]
+    for piper, counts in counters.items():
+        consume, produce = ratios[piper.name]
         if counts["errors"] > counts["items_out"]:
-            return f"{name}: {counts}"
+            return f"{piper.name}: {counts}"
         if counts["items_out"] * consume > counts["items_in"] * produce:
-            return f"{name}: {counts}"
+            return f"{piper.name}: {counts}"
     return ""
 
 
@@ -87,8 +87,8 @@ def test_counters_are_exact_and_snapshots_consistent(shape):
     assert problems == []
     assert snapshots > 0
     found = {
-        name: (c["items_in"], c["items_out"], c["errors"])
-        for name, c in counters.items()
+        piper.name: (c["items_in"], c["items_out"], c["errors"])
+        for piper, c in counters.items()
     }
     assert found == expected
     assert plumber.stats["pipers"] == counters  # nothing was left pending
@@ -147,5 +147,38 @@ def test_busy_time_covers_the_work_done(build):
     counters = plumber.stats["pipers"]
     plumber.stop()
     # a lower bound from the sleeps done, not an assertion on the speed
-    assert counters["slow"]["busy"] >= EVALUATIONS * SLEEP * 0.9
-    assert counters["slow"]["items_in"] == EVALUATIONS
+    slow = pipers[0]
+    assert counters[slow]["busy"] >= EVALUATIONS * SLEEP * 0.9
+    assert counters[slow]["items_in"] == EVALUATIONS
+
+
+def increment(inbox):
+    return inbox[0] + 1
+
+
+def fail_odd(inbox):
+    if inbox[0] % 2:
+        raise ValueError("odd")
+    return inbox[0]
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("parallel", [False, True], ids=["linear", "threads"])
+def test_pipers_with_one_name_keep_their_own_counters(parallel):
+    # Default names come from the function: a, b and c, d share theirs.
+    numap = NuMap(worker_type="thread", worker_num=2) if parallel else False
+    a, b = Piper(increment, parallel=numap), Piper(increment, parallel=numap)
+    c, d = Piper(fail_odd, parallel=numap), Piper(fail_odd, parallel=numap)
+    assert a.name == b.name and c.name == d.name
+    plumber = Plumber(pipes=[(a, b, c), (a, d)])
+    plumber.start([range(10)])
+    plumber.run()
+    plumber.wait(10)
+    counters = plumber.stats["pipers"]
+    plumber.stop()
+    assert set(counters) == {a, b, c, d}  # keyed by Piper, as pipers_tracked
+    found = {
+        p: (s["items_in"], s["items_out"], s["errors"]) for p, s in counters.items()
+    }
+    # c gets 2..11 (odd: 3, 5, 7, 9, 11), d gets 1..10 (odd: 1, 3, 5, 7, 9)
+    assert found == {a: (10, 10, 0), b: (10, 10, 0), c: (10, 10, 5), d: (10, 10, 5)}

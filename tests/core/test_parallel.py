@@ -64,10 +64,10 @@ def test_errors_propagate_through_levels_and_branches(worker_type):
         else:
             assert result == (index, index)
     counts = stats["pipers"]
-    assert counts["a"]["errors"] == 1
-    assert counts["b"]["errors"] == 2  # its own (5) and a's (3) passed on
-    assert counts["c"]["errors"] == 1
-    assert counts["d"]["errors"] == 2 and counts["d"]["items_out"] == 8
+    assert counts[a]["errors"] == 1
+    assert counts[b]["errors"] == 2  # its own (5) and a's (3) passed on
+    assert counts[c]["errors"] == 1
+    assert counts[d]["errors"] == 2 and counts[d]["items_out"] == 8
     assert wait_no_children() == []
 
 
@@ -83,7 +83,7 @@ def test_sys_exit_in_a_function_fails_that_item_only(worker_type):
     # b's Worker got a's error in its inbox and passed it on
     assert isinstance(results[2], WorkerError)
     assert "raised SystemExit(3)" in str(results[2].exception)
-    assert stats["pipers"]["a"]["errors"] == 1
+    assert stats["pipers"][a]["errors"] == 1
     assert wait_no_children() == []
 
 
@@ -180,7 +180,7 @@ def test_pause_resume_on_process_numap_keeps_every_item_once():
     plumber.stop()
     assert seen == list(range(3000))
     assert stats["pipers_tracked"][b] == {i: i for i in range(3000)}
-    assert stats["pipers"]["sink"]["items_out"] == 3000
+    assert stats["pipers"][sink]["items_out"] == 3000
 
 
 @pytest.mark.timeout(60)
@@ -284,12 +284,12 @@ def test_native_chain_on_one_numap_keeps_errors_and_counters(worker_type):
         else:
             assert result == index
     counts = stats["pipers"]
-    for name in "abc":
-        assert counts[name]["items_in"] == 20
-        assert counts[name]["items_out"] == 20
-    assert counts["a"]["errors"] == 1
-    assert counts["b"]["errors"] == 2
-    assert counts["c"]["errors"] == 2
+    for piper in (a, b, c):
+        assert counts[piper]["items_in"] == 20
+        assert counts[piper]["items_out"] == 20
+    assert counts[a]["errors"] == 1
+    assert counts[b]["errors"] == 2
+    assert counts[c]["errors"] == 2
     assert wait_no_children() == []
 
 

@@ -66,11 +66,12 @@ def test_run_wait_stop_and_stats():
     plumber.wait(5)
     assert plumber.state == "finished"
     stats = plumber.stats
-    assert stats["pipers"]["a"]["items_in"] == 10
-    assert stats["pipers"]["b"]["items_out"] == 10
-    assert stats["pipers"]["b"]["errors"] == 1
+    assert list(stats["pipers"]) == [a, b]  # keyed by Piper, upstream first
+    assert stats["pipers"][a]["items_in"] == 10
+    assert stats["pipers"][b]["items_out"] == 10
+    assert stats["pipers"][b]["errors"] == 1
     # a lower bound from the work done (10 sleeps), not a speed assertion
-    assert stats["pipers"]["a"]["busy"] >= 10 * SLEEP * 0.9
+    assert stats["pipers"][a]["busy"] >= 10 * SLEEP * 0.9
     assert stats["run_start"] <= stats["run_end"]
     assert stats["pipers_tracked"] == {}
     plumber.stop()
@@ -81,7 +82,7 @@ def test_run_wait_stop_and_stats():
     plumber.run()
     plumber.wait(5)
     plumber.stop()
-    assert plumber.stats["pipers"]["a"]["items_in"] == 3
+    assert plumber.stats["pipers"][a]["items_in"] == 3
 
 
 @pytest.mark.timeout(10)
@@ -158,13 +159,13 @@ def test_pipes_change_only_while_new_or_stopped():
     assert set(plumber) == {a, b}
     plumber.run()
     plumber.wait(10)
-    assert plumber.stats["pipers"]["b"]["items_out"] == 10  # nothing was lost
+    assert plumber.stats["pipers"][b]["items_out"] == 10  # nothing was lost
     plumber.stop()
     plumber.add_pipe((b, c))  # stopped: the pipes may change again
     plumber.start([range(3)])
     plumber.run()
     plumber.wait(10)
-    assert plumber.stats["pipers"]["c"]["items_out"] == 3
+    assert plumber.stats["pipers"][c]["items_out"] == 3
     plumber.stop()
 
 
@@ -278,7 +279,7 @@ print("state:", plumber.state)
 if plumber.state == "started":  # run() was refused: it can run now
     plumber.run()
     plumber.wait(10)
-    print("ran:", plumber.stats["pipers"]["c"]["items_out"])
+    print("ran:", plumber.stats["pipers"][c]["items_out"])
 plumber.stop()
 left = [t.name for t in threading.enumerate() if t.name.startswith("papy")]
 print("threads left:", left)
@@ -358,12 +359,13 @@ def test_load_replaces_the_stats_of_the_pipeline_it_replaces(tmp_path):
     stats = numap_plumber.stats
     assert stats["run_start"] is None and stats["run_end"] is None
     assert stats["pipers_tracked"] == {}
-    assert list(stats["pipers"]) == ["b"]
+    assert [piper.name for piper in stats["pipers"]] == ["b"]
 
 
 @pytest.mark.timeout(20)
 def test_failed_start_resets_every_statistic_of_the_earlier_run():
-    plumber = Plumber(pipers=[Piper(first, name="a")])
+    a = Piper(first, name="a")
+    plumber = Plumber(pipers=[a])
     plumber.start([range(3)])
     plumber.run()
     plumber.wait(10)
@@ -374,6 +376,6 @@ def test_failed_start_resets_every_statistic_of_the_earlier_run():
     stats = plumber.stats
     # Counters, tracked results and run times are reset together: a failed
     # start must not leave the earlier run's times beside zeroed counters.
-    assert stats["pipers"]["a"]["items_in"] == 0
+    assert stats["pipers"][a]["items_in"] == 0
     assert stats["run_start"] is None and stats["run_end"] is None
     assert stats["pipers_tracked"] == {}

@@ -79,7 +79,7 @@ def test_plumber_start_retried_after_a_failed_connect_has_one_reader():
     assert head._tee is None
     plumber.run()
     plumber.wait(20)
-    assert plumber.stats["pipers"]["y"]["items_out"] == 50
+    assert plumber.stats["pipers"][tail]["items_out"] == 50
     plumber.stop()
 
 

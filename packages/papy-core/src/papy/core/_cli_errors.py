@@ -17,7 +17,7 @@ from papy.core._errors import PiperError, WorkerError
 
 @dataclass(frozen=True)
 class FailedItem:
-    output: str  # the output Piper the error left through
+    output: str  # the output Piper the error left through (its label)
     position: int  # index of the result in that Piper's output stream
     error: PiperError
 
@@ -53,13 +53,14 @@ class ErrorCollector:
         self.first: list[FailedItem] = []
         self._lock = threading.Lock()
 
-    def attach(self, pipeline: Any) -> None:
+    def attach(self, pipeline: Any, labels: dict[int, str]) -> None:
+        """Watch the output Pipers of ``pipeline``; ``labels`` maps each
+        Piper's ``id`` to the name its failed items are shown under."""
         for piper in pipeline.get_outputs():
-            self._wrap(piper)
+            self._wrap(piper, labels[id(piper)])
 
-    def _wrap(self, piper: Any) -> None:
+    def _wrap(self, piper: Any, name: str) -> None:
         pull = piper.next
-        name = piper.name
         position = -1  # of the last result pulled; see the invariant
 
         def next_result() -> Any:

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,23 @@ class Session:
 def pipers_in_order(pipeline: Any) -> list[Any]:
     """Pipers upstream first (a Dagger's postorder)."""
     return list(pipeline.postorder())
+
+
+def piper_labels(pipeline: Any) -> dict[int, str]:
+    """What the command calls each Piper (by ``id``): its name, numbered
+    ``name[1]``, ``name[2]``, ... upstream first where Pipers share a name
+    (as Pipers with a default name often do)."""
+    pipers = pipers_in_order(pipeline)
+    sharing = Counter(piper.name for piper in pipers)
+    seen: Counter[str] = Counter()
+    labels = {}
+    for piper in pipers:
+        name = piper.name
+        if sharing[name] > 1:
+            seen[name] += 1
+            name = f"{name}[{seen[name]}]"
+        labels[id(piper)] = name
+    return labels
 
 
 def distinct_numaps(pipeline: Any) -> list[Any]:
@@ -133,6 +151,7 @@ def _keep_equal_strides(pipeline: Any, strides_before: dict[int, int]) -> None:
 def piper_counts(pipeline: Any) -> list[PiperCounts]:
     inputs = {id(piper) for piper in pipeline.get_inputs()}
     outputs = {id(piper) for piper in pipeline.get_outputs()}
+    labels = piper_labels(pipeline)
     counts = []
     for piper in pipers_in_order(pipeline):
         # Called while the pipeline runs: a consistent copy of the counters
@@ -140,7 +159,7 @@ def piper_counts(pipeline: Any) -> list[PiperCounts]:
         stats = piper.counters()
         counts.append(
             PiperCounts(
-                name=piper.name,
+                name=labels[id(piper)],
                 mode=runs_on(piper),
                 items_in=stats["items_in"],
                 items_out=stats["items_out"],
@@ -318,7 +337,7 @@ def start_and_run(
         streams = make_datas(loaded, args.inputs)
     except InputError as error:
         raise CommandError(str(error), ExitStatus.BAD_INPUT, error.details) from error
-    collector.attach(pipeline)
+    collector.attach(pipeline, piper_labels(pipeline))
     session.logger.info("papy run", pipeline=str(loaded.path), inputs=args.inputs)
     try:
         pipeline.start(streams)

@@ -110,9 +110,17 @@ class Plumber(Dagger):
 
     @property
     def stats(self) -> dict[str, Any]:
-        """A snapshot of tracked results, per-Piper counters and run times."""
+        """A snapshot of tracked results, per-Piper counters and run times.
+
+        ``pipers_tracked`` maps each tracked Piper to its results
+        ``{index: result}``; ``pipers`` maps every Piper (the object, as
+        ``pipers_tracked`` does, so Pipers sharing a name keep their own
+        counters), upstream first, to ``{"items_in", "items_out", "errors",
+        "busy"}``; ``run_start``/``run_end`` are ``time.time()`` values or
+        None.
+        """
         tracked = {**self._tracked, **self._live_tracked()}
-        counters = {piper.name: piper.counters() for piper in self.postorder()}
+        counters = {piper: piper.counters() for piper in self.postorder()}
         return {
             "pipers_tracked": tracked,
             "pipers": counters,
