@@ -240,6 +240,46 @@ def test_lambdas_of_a_script_run_remotely(shared_rpyc_server, tmp_path):
 
 
 @pytest.mark.timeout(60)
+def test_script_functions_take_the_scripts_globals_to_the_host(
+    shared_rpyc_server, tmp_path
+):
+    # A script's function that uses a module the script imported, another
+    # of its functions and a constant: on the host those were looked up in
+    # the worker's own __main__ (NameError for every item). A global that
+    # does not pickle (a lock) still works for local workers.
+    printed = run_user_script(
+        tmp_path,
+        f"""
+            import math
+            import threading
+            from numap import NuMap
+
+            OFFSET = 10
+            LOCK = threading.Lock()
+
+            def helper(x):
+                return math.sqrt(x) + OFFSET
+
+            def uses_globals(x):
+                return helper(x * x)
+
+            def uses_the_lock(x):
+                with LOCK:
+                    return x
+
+            hosts = [({shared_rpyc_server.spec!r}, 2)]
+            remote = NuMap(uses_globals, range(4), worker_num=0, worker_remote=hosts)
+            print(list(remote))
+            remote.stop()
+            local = NuMap(uses_the_lock, range(4), worker_num=2)
+            print(list(local))
+            local.stop()
+            """,
+    )
+    assert printed.splitlines() == ["[10.0, 11.0, 12.0, 13.0]", "[0, 1, 2, 3]"]
+
+
+@pytest.mark.timeout(60)
 def test_script_functions_inside_a_task_run_remotely(shared_rpyc_server, tmp_path):
     # A function of the script that travels inside the task (an argument, a
     # partial of an importable function) must go by value too: by name,

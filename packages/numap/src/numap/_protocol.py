@@ -96,6 +96,10 @@ def dumps(obj: Any, prefer_dill: bool = False, prefix: bytes = b"") -> bytes:
     dill_error: Exception | None = None
     if prefer_dill and dill is not None:
         try:
+            return _dumps_with_dill(obj, prefix, with_globals=True)
+        except Exception:  # a global that does not pickle: see _dumps_with_dill
+            pass
+        try:
             return _dumps_with_dill(obj, prefix)
         except Exception as error:  # dill refused; plain pickle may still manage
             dill_error = error
@@ -116,10 +120,14 @@ def dumps(obj: Any, prefer_dill: bool = False, prefix: bytes = b"") -> bytes:
             raise PayloadError(_describe(error)) from error
 
 
-def _dumps_with_dill(obj: Any, prefix: bytes) -> bytes:
-    return b"".join(
-        (prefix, DILL_FLAG, dill.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
-    )
+def _dumps_with_dill(obj: Any, prefix: bytes, with_globals: bool = False) -> bytes:
+    """``with_globals``: a ``__main__`` function takes the globals it uses
+    along (modules by name, functions and values by value); without it they
+    are looked up in the worker's own ``__main__``, where only a forked
+    worker has them (a remote one gets NameError). Not every global pickles
+    (a lock, an open file): then the caller goes without."""
+    payload = dill.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL, recurse=with_globals)
+    return b"".join((prefix, DILL_FLAG, payload))
 
 
 Stage = tuple[Callable, tuple, dict]
