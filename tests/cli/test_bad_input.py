@@ -185,3 +185,17 @@ def test_input_file_of_the_wrong_kind(papy, tmp_path):
     assert_clean_error(
         result, BAD_INPUT, "before any '>' header: is this a FASTA file?"
     )
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("command", ["run", "graph"])
+def test_pipes_that_make_a_cycle_are_a_bad_pipeline(papy, command):
+    result = papy(command, str(PIPELINES / "cycle.py"))
+    assert_clean_error(
+        result,
+        BAD_PIPELINE,
+        "papy: error: pipeline file",
+        "cycle.py': its pipes do not fit: ",
+        "the graph has a cycle (Piper('a', new) -> Piper('b', new) -> Piper('a'",
+    )
+    assert "internal error" not in result.stderr

@@ -77,6 +77,28 @@ def test_pipeline_of_the_wrong_type(tmp_path):
         Plumber().load(path)
 
 
+CYCLE = """\
+from papy.core import Piper, Plumber
+from papy.util.func import ipasser
+
+a, b = Piper(ipasser, name="a"), Piper(ipasser, name="b")
+pipeline = Plumber(pipes=[(a, b)])
+pipeline.add_edge((a, b))  # inherited from DictGraph: a -> b -> a
+"""
+
+
+@pytest.mark.timeout(10)
+def test_pipes_that_make_a_cycle(tmp_path):
+    path = write(tmp_path, "cycle.py", CYCLE)
+    expected = r"cycle.py': its pipes do not fit: Dagger: the graph has a cycle"
+    with pytest.raises(PipelineFileError, match=expected) as caught:
+        load_pipeline_file(path)
+    assert "DaggerError" in type(caught.value.__cause__).__name__
+    assert not [name for name in sys.modules if name.startswith("papy_pipeline_cyc")]
+    with pytest.raises(PlumberError, match="its pipes do not fit"):
+        Plumber().load(path)
+
+
 @pytest.mark.timeout(10)
 def test_good_file_imports_neighbours_and_exposes_hooks(tmp_path):
     (tmp_path / "helper_for_loader_test.py").write_text("VALUE = 7\n")

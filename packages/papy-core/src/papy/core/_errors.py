@@ -67,7 +67,8 @@ class PlumberError(RuntimeError):
 
 class PipelineFileError(PlumberError):
     """A pipeline file cannot be loaded: missing, unreadable, not Python,
-    raised while running, or defines no ``pipeline`` Plumber.
+    raised while running, defines no ``pipeline`` Plumber, or its pipes make
+    a cycle.
 
     ``str()`` is the message for the user; ``details`` holds a traceback
     worth showing to a developer (e.g. under ``papy --debug``), or ''.

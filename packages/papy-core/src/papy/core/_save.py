@@ -39,7 +39,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from papy.core._errors import PipelineFileError, PlumberError
+from papy.core._errors import DaggerError, PipelineFileError, PlumberError
 from papy.util import codefile
 from papy.util.codefile import Reference
 
@@ -779,8 +779,10 @@ def load_pipeline_file(path: str | os.PathLike[str]) -> LoadedPipeline:
 
     Raises PipelineFileError (a PlumberError) when the file is missing or
     unreadable, is not Python, raises an Exception while running (the
-    original is its ``__cause__``; its traceback is in ``details``), or
-    defines no ``pipeline`` Plumber.
+    original is its ``__cause__``; its traceback is in ``details``),
+    defines no ``pipeline`` Plumber, or its pipeline's pipes make a cycle
+    (added through the inherited ``add_edge``; the DaggerError is the
+    ``__cause__``).
     """
     shown = os.fspath(path)
     full_path = Path(shown).resolve()
@@ -838,6 +840,15 @@ def _run_pipeline_file(
             f"pipeline file {shown!r}: `{codefile.PIPELINE_NAME}` is a "
             f"{type(pipeline).__name__}, expected a Plumber"
         )
+    try:
+        # A cycle made through the add_edge a Plumber inherits from DictGraph
+        # (add_pipe refuses them) would otherwise surface later, wherever the
+        # Pipers are first put in order, looking like an error of PaPy's.
+        pipeline.postorder()
+    except DaggerError as error:
+        raise PipelineFileError(
+            f"pipeline file {shown!r}: its pipes do not fit: {error}"
+        ) from error
     return LoadedPipeline(path=full_path, module=module, pipeline=pipeline)
 
 
