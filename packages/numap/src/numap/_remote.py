@@ -30,6 +30,7 @@ import os
 import socket
 import ssl as ssl_module
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from hashlib import sha256
@@ -52,6 +53,10 @@ HANDSHAKE_TIMEOUT = 15.0  # seconds a host may take per request while starting
 WORKER_START_TIMEOUT = 60.0  # seconds a host may take to start a worker
 KEEPALIVE = _remote_agent.KEEPALIVE  # TCP keepalive seconds, as the host uses
 STOP_TIMEOUT = 5.0  # seconds to wait for a remote worker to be stopped
+# Seconds close() waits for a worker that got the end of its input to be
+# stopped (it gets the host's STOP_GRACE to exit) before it asks the host
+# to end it at once (the end of its input may be stuck behind frames).
+STOP_GRACE_WAIT = _remote_agent.STOP_GRACE + 1.0
 CLOSE_TIMEOUT = 2.0  # seconds to wait for rpyc's polite close of a connection
 MAX_PARALLEL_STARTS = 16  # remote workers started at the same time
 SSL_KEYS = frozenset({"keyfile", "certfile", "ca_certs", "check_hostname"})
@@ -409,7 +414,12 @@ class RemoteChannel(Channel):
             # at once instead; the host drops a frame cut short.
             with contextlib.suppress(OSError, AttributeError):
                 feed_stream.sock.shutdown(socket.SHUT_WR)
-            _wait_for_end(feed_stream, STOP_TIMEOUT)
+            if not _wait_for_end(feed_stream, STOP_GRACE_WAIT):
+                # The feed's end has not reached the worker: it is busy and
+                # the frames before that end still fill its pipe. Ending
+                # the drain stream makes the host end it at once.
+                self._ask_host_to_end_worker()
+                _wait_for_end(feed_stream, STOP_TIMEOUT)
         elif self._token is not None and self._feed is not None:
             # Failed while starting: rpyc still works on the feed connection.
             try:
@@ -429,16 +439,35 @@ class RemoteChannel(Channel):
                     stream.sock.shutdown(socket.SHUT_RDWR)
                 stream.close()
 
+    def _ask_host_to_end_worker(self) -> None:
+        # The parent never writes on the drain connection once its frames
+        # stream: its end (FIN) asks the host to end the worker at once.
+        # socket.socket's shutdown, not SSLSocket's: that one would drop
+        # the TLS state under a recv still reading frames.
+        drain_stream: Any = getattr(self, "_drain_stream", None)
+        with contextlib.suppress(OSError, AttributeError):
+            socket.socket.shutdown(drain_stream.sock, socket.SHUT_WR)
+
     def __repr__(self) -> str:
         return f"<RemoteChannel {self.label}{' closed' if self._closed else ''}>"
 
 
-def _wait_for_end(stream: Any, timeout: float) -> None:
-    """Read and drop what comes on a socket until it ends or ``timeout``."""
-    with contextlib.suppress(OSError, AttributeError):
-        stream.sock.settimeout(timeout)
-        while stream.sock.recv(65536):
-            pass
+def _wait_for_end(stream: Any, timeout: float) -> bool:
+    """Read and drop what comes on a socket until it ends (True) or
+    ``timeout`` seconds passed (False)."""
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            stream.sock.settimeout(left)
+            if not stream.sock.recv(65536):
+                return True
+    except TimeoutError:
+        return False
+    except (OSError, AttributeError):
+        return True  # reset or closed: ended too
 
 
 class _RawSocketTaken:

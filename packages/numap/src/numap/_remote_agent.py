@@ -31,8 +31,21 @@ Registry invariants (``_workers`` guarded by ``_registry_lock``):
   ``stop_worker`` removes it first, so a worker is stopped exactly once;
 - a dropped parent leaves no worker behind: once the pumps run, pump_in
   stops the worker when the feed stream ends (closed, reset or timed out
-  by keepalive); before that, the watchdog stops it as soon as any of its
-  services' connections has closed.
+  by keepalive), and the watchdog ends it at once when the drain stream
+  ends (see Stopping); before that, the watchdog stops it as soon as any
+  of its services' connections has closed.
+
+Stopping: a worker busy in its function for ever, with more input queued
+than its stdin pipe holds, must still be ended. So no thread ever blocks
+for good on that pipe: it is non-blocking, and a write waits for room in
+slices of WATCH_INTERVAL, giving up once the worker is ``stopping``. The
+end of the feed stream may be stuck behind those frames, but the drain
+connection carries nothing from the parent once pump_out streams: its end
+or reset (the parent closed it, asked for the worker's end, or died) is
+seen by the watchdog, which then ends the worker at once (SIGTERM, then
+SIGKILL after STOP_GRACE), in a thread of its own so that workers asked
+to end together end together. A stop that is giving a worker its grace
+(stdin closed) turns into that too when the drain ends meanwhile.
 """
 
 import collections
@@ -64,6 +77,18 @@ class _Worker:
         self.process = process
         self.services = [service]
         self.stderr_tail = collections.deque(maxlen=STDERR_LINES)
+        # Stop state (see Stopping in the module docstring): ``stopping``
+        # is set once, first thing in stop(); a write waiting for room in a
+        # full stdin pipe sees it within WATCH_INTERVAL and gives up, and so
+        # releases write_lock. ``stop_lock`` makes a second stop() wait for
+        # the first to have reaped the process.
+        self.stopping = threading.Event()
+        self.stop_lock = threading.Lock()
+        self.stopped = False
+        # The drain connection's socket, once pump_out streams on it: the
+        # parent never writes there, so anything readable on it (its end,
+        # or a reset) means the parent asks for the worker's end at once.
+        self.drain_socket = None
         self.write_lock = threading.Lock()
         # Bytes read from stdout but not yet returned, and the lock that
         # keeps stop_worker from closing stdout under a read in progress.
@@ -88,6 +113,68 @@ class _Worker:
                     sys.stderr.write(prefix + line + "\n")
         except (OSError, ValueError):  # the pipe was closed by stop_worker
             pass
+
+    def end_requested(self):
+        """True once the parent ended (or reset) the drain connection."""
+        sock = self.drain_socket
+        if sock is None:
+            return False
+        try:
+            fd = sock.fileno()
+        except OSError:
+            return True
+        return fd < 0 or _ready(fd, POLL_IN, 0)
+
+    def stop(self, kill=False):
+        """End the process and reap it; returns its exit code.
+
+        Its stdin is closed (the worker ends after the call it is in) and it
+        gets STOP_GRACE seconds to exit, then it is killed (SIGKILL). With
+        ``kill``, or once the parent asks for the end (``end_requested``),
+        it is sent SIGTERM at once. Safe from any thread, more than once: a
+        later call waits until the first has reaped the process.
+        """
+        self.stopping.set()
+        with self.stop_lock:
+            if not self.stopped:
+                self._end(kill)
+                self.stopped = True
+        return self.process.returncode
+
+    def _end(self, kill):
+        process = self.process
+        terminated = False
+        deadline = time.monotonic() + STOP_GRACE
+        closed_stdin = False
+        while process.poll() is None and time.monotonic() < deadline:
+            if not terminated and (kill or self.end_requested()):
+                with contextlib.suppress(OSError):
+                    process.terminate()
+                terminated = True
+            # A write in progress gives up within WATCH_INTERVAL (stopping
+            # is set); closing stdin under it could reuse its fd.
+            if not closed_stdin and self.write_lock.acquire(timeout=0.05):
+                with contextlib.suppress(OSError, ValueError):
+                    process.stdin.close()
+                self.write_lock.release()
+                closed_stdin = True
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=0.05)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if not closed_stdin and self.write_lock.acquire(timeout=STOP_GRACE):
+            with contextlib.suppress(OSError, ValueError):
+                process.stdin.close()
+            self.write_lock.release()
+        # A read still running (its worker is dead, so it is ending) keeps
+        # stdout open until it returns: its fd must not be reused under it.
+        if self.read_lock.acquire(timeout=STOP_GRACE):
+            with contextlib.suppress(OSError):
+                process.stdout.close()
+            self.read_lock.release()
+        with contextlib.suppress(OSError):
+            process.stderr.close()
 
     def describe_exit(self):
         """Say why the worker's pipes closed: exit code and stderr tail."""
@@ -154,6 +241,8 @@ def start_worker(bootstrap, payload, service):
         stderr=subprocess.PIPE,
         close_fds=True,
     )
+    # Written without blocking: see _write_all.
+    os.set_blocking(process.stdin.fileno(), False)
     worker = _Worker(process, service)
     token = uuid.uuid4().hex
     with _registry_lock:
@@ -195,12 +284,30 @@ def write(token, data):
     header = len(data).to_bytes(HEADER_SIZE, "big")
     try:
         with worker.write_lock:
-            worker.process.stdin.write(header)
-            worker.process.stdin.write(data)
-            worker.process.stdin.flush()
+            if worker.stopping.is_set():
+                return "the worker was stopped"
+            fd = worker.process.stdin.fileno()
+            for part in (header, data):
+                if not _write_all(fd, memoryview(part), worker.stopping):
+                    return "the worker was stopped"
     except (OSError, ValueError):
         return worker.describe_exit()
     return None
+
+
+def _write_all(fd, view, stopping):
+    # The pipe is non-blocking: a worker busy in its function for ever,
+    # with its pipe full, must not hold the writer for ever, or nothing
+    # could stop it (the stop needs write_lock to close stdin). So it waits
+    # for room in slices, looking at ``stopping`` in between. False when
+    # stopped first.
+    while view:
+        with contextlib.suppress(BlockingIOError):  # full: wait for room
+            view = view[os.write(fd, view) :]
+        while view and not _ready(fd, POLL_OUT, WATCH_INTERVAL):
+            if stopping.is_set():
+                return False
+    return True
 
 
 def _take_frames(unread, frames, limit):
@@ -220,11 +327,27 @@ def _take_frames(unread, frames, limit):
     return taken
 
 
-def _readable(fd):
+POLL_IN = getattr(select, "POLLIN", 1)
+POLL_OUT = getattr(select, "POLLOUT", 4)
+
+
+def _ready(fd, event, timeout):
+    """Whether ``fd`` is ready for ``event`` (POLL_IN, POLL_OUT) within
+    ``timeout`` seconds; also True when it hung up or failed."""
     try:
-        return bool(select.select([fd], [], [], 0)[0])
+        if hasattr(select, "poll"):  # not limited to fds below FD_SETSIZE
+            poller = select.poll()
+            poller.register(fd, event)
+            return bool(poller.poll(timeout * 1000))
+        reading = [fd] if event == POLL_IN else []
+        writing = [fd] if event == POLL_OUT else []
+        return any(select.select(reading, writing, [fd], timeout))
     except (OSError, ValueError):
-        return False
+        return True
+
+
+def _readable(fd):
+    return _ready(fd, POLL_IN, 0)
 
 
 def read(token):
@@ -281,6 +404,7 @@ def pump_in(token, service):
     """
     sock = service._conn._channel.stream.sock
     sock.settimeout(None)
+    worker = _workers.get(token)
     worker_alive = True
     try:
         while True:
@@ -295,6 +419,8 @@ def pump_in(token, service):
     except OSError:  # the parent is gone
         pass
     stop_worker(token)
+    if worker is not None:  # stopped by the watchdog: wait until it is reaped
+        worker.stop()
 
 
 def pump_out(token, service):
@@ -307,6 +433,9 @@ def pump_out(token, service):
     """
     sock = service._conn._channel.stream.sock
     sock.settimeout(None)
+    worker = _workers.get(token)
+    if worker is not None:
+        worker.drain_socket = sock
     try:
         while True:
             frames = read(token)
@@ -325,32 +454,18 @@ def pump_out(token, service):
         return
 
 
-def stop_worker(token):
-    """End a worker: close its stdin, give it time to exit, then kill it.
+def stop_worker(token, kill=False):
+    """End a worker and reap it: see ``_Worker.stop``.
 
-    Reaps the process; returns its exit code, or None for an unknown token.
+    kill: end it at once (SIGTERM) instead of giving it STOP_GRACE seconds
+    to exit after its stdin closes. Returns its exit code, or None for an
+    unknown token.
     """
     with _registry_lock:
         worker = _workers.pop(token, None)
     if worker is None:
         return None
-    process = worker.process
-    with contextlib.suppress(OSError):
-        process.stdin.close()
-    try:
-        process.wait(timeout=STOP_GRACE)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    # A read still running (its worker is dead, so it is ending) keeps
-    # stdout open until it returns: its fd must not be reused under it.
-    if worker.read_lock.acquire(timeout=STOP_GRACE):
-        with contextlib.suppress(OSError):
-            process.stdout.close()
-        worker.read_lock.release()
-    with contextlib.suppress(OSError):
-        process.stderr.close()
-    return process.returncode
+    return worker.stop(kill)
 
 
 def worker_pids():
@@ -367,14 +482,19 @@ def _connection_closed(service):
 def _watch():
     while True:
         time.sleep(WATCH_INTERVAL)
+        ending = []
         with _registry_lock:
-            orphaned = [
-                token
-                for token, worker in _workers.items()
-                if any(_connection_closed(service) for service in worker.services)
-            ]
-        for token in orphaned:
-            stop_worker(token)
+            for token, worker in list(_workers.items()):
+                kill = worker.end_requested()
+                if kill or any(map(_connection_closed, worker.services)):
+                    del _workers[token]
+                    ending.append((worker, kill))
+        # Each in a thread of its own: workers asked to end together end
+        # together, not one grace period after another.
+        for worker, kill in ending:
+            threading.Thread(
+                target=worker.stop, args=(kill,), name="numap-stop", daemon=True
+            ).start()
 
 
 def _ensure_watchdog():
