@@ -86,10 +86,16 @@ def _unique(items: Iterable[Hashable]) -> list[Hashable]:
 
 @dataclass
 class _Layout:
-    """Facts about an acyclic graph computed in one dependency-first pass."""
+    """Facts about an acyclic graph computed in one dependency-first pass.
 
+    Linear in nodes + edges. The number of nodes each node reaches (the
+    last tie-break of ``postorder``) is not here: counting it for every node
+    costs memory quadratic in the nodes, so ``DictGraph._reach_sizes``
+    counts it only for the nodes whose order depends on it.
+    """
+
+    order: list[Hashable]  # dependencies first
     rank: dict[Hashable, int]
-    reach_size: dict[Hashable, int]
     branch: dict[Hashable, Any]
 
 
@@ -434,28 +440,49 @@ class DictGraph(dict[Hashable, DictNode]):
         one. Traversal flags are reset before and after.
         """
         layout = self._layout()
-        sort_key: dict[Hashable, tuple[Any, ...]] = {
-            node: (
+        index = {node: position for position, node in enumerate(self)}
+
+        def sort_key(node: Hashable) -> tuple[Any, Any, int]:
+            return (
                 branch_sort_key(layout.branch[node]),
                 layout.rank[node],
-                layout.reach_size[node],
-                index,
+                index[node],
             )
-            for index, node in enumerate(self)
-        }
 
-        def sorted_children(node: Hashable) -> list[Hashable]:
-            return sorted(self[node], key=sort_key.__getitem__)
-
+        # Sort by branch, rank and index first; only nodes tied on branch and
+        # rank need their reach size, which is costly, so count it for them
+        # alone and then re-sort each tied run by (reach size, index).
         has_incoming = {target for topo in self.values() for target in topo}
-        starts = sorted(
-            (n for n in self if n not in has_incoming), key=sort_key.__getitem__
-        )
+        start_runs = _tied_runs([n for n in self if n not in has_incoming], sort_key)
+        child_runs = {node: _tied_runs(topo, sort_key) for node, topo in self.items()}
+        needed = {
+            node
+            for runs in (start_runs, *child_runs.values())
+            for run in runs
+            if len(run) > 1
+            for node in run
+        }
+        reach_size = self._reach_sizes(needed, layout.order)
+
+        def tie_break(node: Hashable) -> tuple[int, int]:
+            return (reach_size[node], index[node])
+
+        def ordered_runs(runs: list[list[Hashable]]) -> list[Hashable]:
+            ordered = []
+            for run in runs:
+                ordered.extend(sorted(run, key=tie_break) if len(run) > 1 else run)
+            return ordered
+
+        starts = ordered_runs(start_runs)
+        sorted_children = {
+            node: ordered_runs(runs) for node, runs in child_runs.items()
+        }
+        del child_runs
         ordered: list[Hashable] = []
         self.clear_nodes()
         try:
             for start in starts:
-                self._search(start, ordered.append, sorted_children)
+                self._search(start, ordered.append, sorted_children.__getitem__)
         finally:
             self.clear_nodes()
         return ordered
@@ -561,28 +588,67 @@ class DictGraph(dict[Hashable, DictNode]):
         )
 
     def _layout(self) -> _Layout:
-        """Rank, reach size and inherited branch of every node, in one pass."""
+        """Rank and inherited branch of every node, in one linear pass."""
         rank: dict[Hashable, int] = {}
-        reach: dict[Hashable, int] = {}
         branch: dict[Hashable, Any] = {}
-        bit = {node: 1 << index for index, node in enumerate(self)}
-        for node in self._dependencies_first():
-            targets = list(self[node])
+        order = self._dependencies_first()
+        for node in order:
+            targets = self[node]
             rank[node] = 1 + max((rank[t] for t in targets), default=-1)
-            reached = 0
-            for target in targets:
-                reached |= bit[target] | reach[target]
-            reach[node] = reached
-            own = self[node].branch
+            own = targets.branch
             if own is None:
                 inherited = [branch[t] for t in targets if branch[t] is not None]
                 own = min(inherited, key=branch_sort_key, default=None)
             branch[node] = own
         return _Layout(
-            rank={node: rank[node] for node in self},
-            reach_size={node: reach[node].bit_count() + 1 for node in self},
-            branch=branch,
+            order=order, rank={node: rank[node] for node in self}, branch=branch
         )
+
+    def _reach_sizes(
+        self, needed: set[Hashable], order: list[Hashable]
+    ) -> dict[Hashable, int]:
+        """Return ``{node: count of nodes it reaches, itself included}`` for ``needed``.
+
+        One dependencies-first pass (``order``) over the nodes reachable from
+        ``needed``, with a bit set of reached nodes per node. A node's bit set
+        is dropped as soon as the last node with an edge to it has used it,
+        so memory is the bits of the sets alive at once, not one set per
+        node: a chain or ladder keeps a handful. (The old layout kept all of
+        them: quadratic memory.)
+        """
+        sizes: dict[Hashable, int] = {}
+        for node in needed:
+            if self._rank_at_most_one(node):
+                # Its targets have no edges, so each reaches only itself.
+                sizes[node] = 1 + len(self[node])
+        needed = needed - sizes.keys()
+        below: set[Hashable] = set()
+        pending = list(needed)
+        while pending:
+            node = pending.pop()
+            if node not in below:
+                below.add(node)
+                pending.extend(self[node])
+        position = {node: place for place, node in enumerate(below)}
+        users = Counter(target for node in below for target in self[node])
+        reached: dict[Hashable, int] = {}
+        for node in order:
+            if node not in below:
+                continue
+            mask = 0
+            for target in self[node]:
+                mask |= (1 << position[target]) | reached[target]
+                users[target] -= 1
+                if not users[target]:
+                    del reached[target]
+            if node in needed:
+                sizes[node] = mask.bit_count() + 1
+            if users[node]:  # else no node in ``below`` needs it again
+                reached[node] = mask
+        return sizes
+
+    def _rank_at_most_one(self, node: Hashable) -> bool:
+        return not any(self[target] for target in self[node])
 
     def _dependencies_first(self) -> list[Hashable]:
         """Topological order, each node after its targets; GraphError on a cycle."""
@@ -649,3 +715,25 @@ def _cycle_error(cycle: list[Hashable]) -> GraphError:
         f"remove an edge of the cycle",
         cycle,
     )
+
+
+def _tied_runs(
+    nodes: Iterable[Hashable], sort_key: Callable[[Hashable], tuple[Any, Any, int]]
+) -> list[list[Hashable]]:
+    """Sort ``nodes`` by ``sort_key``; group neighbours equal but for the index.
+
+    The last element of the key (the insertion index) is unique, so a later
+    re-sort of each run by a finer key ending with the index gives the same
+    order as sorting everything by that finer key.
+    """
+    keyed = sorted((sort_key(node), node) for node in nodes)
+    runs: list[list[Hashable]] = []
+    previous: tuple[Any, Any] | None = None
+    for key, node in keyed:
+        label_and_rank = (key[0], key[1])
+        if runs and previous == label_and_rank:
+            runs[-1].append(node)
+        else:
+            runs.append([node])
+        previous = label_and_rank
+    return runs
