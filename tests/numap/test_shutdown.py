@@ -9,6 +9,7 @@ import textwrap
 import threading
 import time
 
+import numap
 import psutil
 import pytest
 from numap import NuMap, NuMapError
@@ -118,6 +119,7 @@ SCRIPT_HEAD = """
 import itertools, os, sys, time, faulthandler
 faulthandler.dump_traceback_later(10, exit=True)
 import psutil
+import numap
 from numap import NuMap, NuMapError
 
 def slow(x):
@@ -273,3 +275,27 @@ def test_leaving_a_with_block_by_an_exception_does_not_wait_for_the_items():
     assert len(pids) == 4, stderr
     assert seconds < 6, f"leaving took {seconds:.1f} s"
     assert alive(pids) == []
+
+
+def sleep_for_ever(item):
+    while True:
+        time.sleep(1)
+
+
+@pytest.mark.timeout(60)
+def test_stop_ends_a_feeder_stuck_sending_to_a_stuck_worker(monkeypatch):
+    # A worker stuck in its function and items bigger than its pipe: the
+    # feeder blocks in its send, and stop() waited for the feeder forever.
+    # Now it waits the grace time (shortened here), then ends the workers,
+    # which breaks the pipe and frees the feeder.
+    monkeypatch.setattr(numap._pool, "GRACEFUL_CLOSE_SECONDS", 1.0)
+    big_items = (b"x" * 8 * 2**20 for _ in range(20))
+    stuck = NuMap(sleep_for_ever, big_items, worker_num=1, stride=1, buffer=6)
+    stuck.start()
+    assert wait_until(lambda: stuck._feed_role.locked())  # the feeder sends
+    time.sleep(0.5)
+    stopper = threading.Thread(target=stuck.stop)
+    stopper.start()
+    stopper.join(30)
+    assert not stopper.is_alive()
+    assert numap_threads() == []

@@ -56,7 +56,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from numap import _interrupts
+from numap import _interrupts, _pool
 from numap._errors import NuMapError
 from numap._hosts import parse_host_spec
 from numap._pool import ProcessPool, Raised, TaskSpec, ThreadPool, start_thread
@@ -1492,7 +1492,11 @@ class NuMap:
             self._notify_results()
         feeder, self._feeder = self._feeder, None
         if feeder is not None and feeder is not threading.current_thread():
-            feeder.join(None if graceful else 1.0)
+            feeder.join(_pool.GRACEFUL_CLOSE_SECONDS if graceful else 1.0)
+            # Still sending to a worker whose pipe is full (a worker stuck
+            # in its function, big items): ending the workers breaks the
+            # pipe, which ends the send.
+            graceful = graceful and not feeder.is_alive()
         # A consumer may be feeding one step inline: let it finish first.
         got_role = self._feed_role.acquire(timeout=-1 if graceful else 1.0)
         try:
