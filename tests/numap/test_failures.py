@@ -275,6 +275,7 @@ def test_no_worker_left_is_an_error_not_a_hang():
     assert len(outcomes) == 4
     assert all(isinstance(error, NuMapError) for _, error in outcomes)
     assert "no worker is left" in str(outcomes[0][1])
+    assert "start it again" in str(outcomes[0][1])  # says what to do
 
 
 class Abort(BaseException):

@@ -508,7 +508,10 @@ class ProcessPool:
         if worker is None:
             error = NuMapError(
                 f"no worker is left to run items {start}..{start + count - 1} of "
-                f"task {task_id}: every worker was lost and none could be replaced"
+                f"task {task_id}: every worker was lost and none could be "
+                "replaced (remote workers are not; the errors of the items "
+                "they held say why each was lost). stop() the map, restart "
+                "the hosts or give it local workers, and start it again"
             )
             self._deliver(task_id, start, errors_for(count, error))
             return
