@@ -17,14 +17,19 @@ that is gone raises the `ItemError` subclasses below, never hangs.
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import math
 import os
 import pickle
+import select
+import stat
 import sys
 import tempfile
 import threading
+import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
@@ -660,15 +665,41 @@ def make_lines(
             ``pause()`` does not wait for a line to arrive). A line is
             generated only once its newline has arrived. When False (default)
             the iterator ends at the end of the file, with a last line that
-            may lack its newline.
+            may lack its newline. On a pipe, FIFO, socket or terminal a
+            follow reads the file descriptor itself (waiting with
+            ``select``), so ``stop_reading()`` ends it within 0.05 s; the
+            handle's own buffer is bypassed: pass a handle not yet read from.
     """
     _check_readable("make_lines", handle, "readline")
     wait = _check_positive_number("make_lines", "wait", wait)
+    if follow:
+        descriptor = _stream_descriptor(handle)
+        if descriptor is not None:
+            return _StreamLines(handle, descriptor, wait)
     return _Lines(handle, follow, wait)
 
 
+def _stream_descriptor(handle: Any) -> int | None:
+    """The file descriptor of a pipe, FIFO, socket or terminal; else None.
+
+    A regular file, or an object without a descriptor (such as StringIO),
+    never blocks ``readline`` at its end, so it is followed by polling.
+    """
+    try:
+        descriptor = handle.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None  # io.UnsupportedOperation is an OSError and a ValueError
+    if not isinstance(descriptor, int):
+        return None
+    try:
+        kind = os.fstat(descriptor).st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISREG(kind) else descriptor
+
+
 class _Lines:
-    """The iterator of ``make_lines``.
+    """The iterator of ``make_lines`` on a regular file (or without follow).
 
     ``_stop`` is set (by any thread) to end the iteration; only the thread
     reading the lines changes ``_partial`` and ``waiting_for_data`` (a plain
@@ -720,6 +751,89 @@ class _Lines:
             if partial:
                 return partial
         raise StopIteration
+
+
+# How long one wait for a pipe to become readable lasts, at most: the delay
+# between stop_reading() and the end of a follow waiting on a pipe.
+_STOP_CHECK_SECONDS = 0.05
+_READ_SIZE = 65536
+
+
+class _StreamLines(_Lines):
+    """The iterator of ``make_lines(follow=True)`` on a pipe, FIFO or socket.
+
+    ``readline`` on such a handle blocks until a whole line or the end of
+    the stream arrives, and nothing can interrupt it from another thread.
+    So this reads the descriptor itself: it waits (with ``select``, in
+    slices of ``_STOP_CHECK_SECONDS`` so that a ``stop_reading()`` is seen)
+    until the descriptor is readable, reads what is there with one
+    ``os.read``, and splits lines itself. Text handles are decoded with
+    their ``encoding`` and ``errors``, in universal-newlines mode.
+
+    The handle's own buffer is bypassed: data it buffered in an earlier
+    read (before ``make_lines``) is not seen.
+
+    State (only the reading thread changes it, except ``_stop``):
+    ``_lines`` holds complete lines read but not yet returned; ``_partial``
+    the text or bytes after the last newline; ``_at_end`` is True once the
+    writer has closed (then it polls with ``wait`` as on a regular file).
+    """
+
+    def __init__(self, handle: IO[Any], descriptor: int, wait: float) -> None:
+        super().__init__(handle, True, wait)
+        self._descriptor = descriptor
+        self._newline: Any = "\n" if _is_text(handle) else b"\n"
+        self._decoder: Any = None
+        if isinstance(self._newline, str):
+            encoding = getattr(handle, "encoding", None) or "utf-8"
+            errors = getattr(handle, "errors", None) or "strict"
+            decoder = codecs.getincrementaldecoder(encoding)(errors)
+            self._decoder = io.IncrementalNewlineDecoder(decoder, translate=True)
+        self._lines: deque[Any] = deque()
+        self._partial = self._newline[:0]
+        self._at_end = False
+
+    def __next__(self) -> Any:
+        while not self._ended:
+            if self._lines:
+                return self._lines.popleft()
+            if self._stop.is_set():
+                self._ended = True
+                partial, self._partial = self._partial, self._newline[:0]
+                if partial:
+                    return partial
+                break
+            self.waiting_for_data = True
+            try:
+                data = self._read_available()
+            finally:
+                self.waiting_for_data = False
+            if data:
+                self._add(data)
+        raise StopIteration
+
+    def _read_available(self) -> bytes:
+        """Wait one slice for data; return it (b"" if none came)."""
+        if self._at_end:
+            self._stop.wait(self._wait)
+            return b""
+        slice_end = time.monotonic() + self._wait
+        while not self._stop.is_set():
+            timeout = min(_STOP_CHECK_SECONDS, max(0.0, slice_end - time.monotonic()))
+            readable, _, _ = select.select([self._descriptor], [], [], timeout)
+            if readable:
+                data = os.read(self._descriptor, _READ_SIZE)
+                self._at_end = not data
+                return data
+            if time.monotonic() >= slice_end:
+                break
+        return b""
+
+    def _add(self, data: bytes) -> None:
+        chunk: Any = data if self._decoder is None else self._decoder.decode(data)
+        pieces = (self._partial + chunk).split(self._newline)
+        self._partial = pieces.pop()
+        self._lines.extend(piece + self._newline for piece in pieces)
 
 
 # --- sinks ---------------------------------------------------------------
