@@ -439,6 +439,17 @@ class RemoteChannel(Channel):
                     stream.sock.shutdown(socket.SHUT_RDWR)
                 stream.close()
 
+    def terminate(self) -> None:
+        """Make the remote worker end now, without finishing its call: the
+        host sends it SIGTERM (its function unwinds: ``finally`` blocks
+        run), then SIGKILL after its grace. Returns at once; ``close``
+        still reaps it. Busy workers terminated one after another so end
+        together, instead of each getting its grace in turn in ``close``."""
+        with self._state_lock:
+            if self._closed:
+                return
+        self._ask_host_to_end_worker()
+
     def _ask_host_to_end_worker(self) -> None:
         # The parent never writes on the drain connection once its frames
         # stream: its end (FIN) asks the host to end the worker at once.
