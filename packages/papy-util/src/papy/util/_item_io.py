@@ -45,7 +45,10 @@ multiprocessing or multiprocess (which end with os._exit, skipping atexit)
 by a finalizer those modules run at the worker's exit. A reader waiting on
 a FIFO that is removed before its writer connected fails at once, and so
 does one whose writer process is gone (killed: its FIFO stays); the FIFO's
-name carries the writer's pid for that.
+name carries the writer's pid for that. A reader removes its FIFO when it
+is done, even when it fails; if the transfer breaks off (the reader closed
+early or stopped reading for ``timeout``), the writer removes the FIFO
+too, since a reader that was killed cannot.
 """
 
 from __future__ import annotations
@@ -421,15 +424,23 @@ def _stop_waiting(path: str) -> None:
 
 
 def _fifo_writer(path: str, fd: int, job: _FifoJob) -> None:
-    # A reader has connected, so the FIFO is the reader's to remove: a
-    # writer that unlinked it after writing could make the reader holding
-    # the lock think another reader had consumed the item (_still_linked).
+    # A reader has connected, so after a complete transfer the FIFO is the
+    # reader's to remove: a writer that unlinked it after writing could make
+    # the reader holding the lock think another reader had consumed the
+    # item (_still_linked). A broken transfer is different: see below.
+    fifo = os.fstat(fd)
     try:
         try:
             _write_all(fd, _HEADER.pack(_MAGIC, len(job.data)), job.timeout, job.chunk)
             _write_all(fd, job.data, job.timeout, job.chunk)
         except (BrokenPipeError, TimeoutError):
-            pass  # the reader left early or stalled; it removes the FIFO
+            # The reader closed early (BrokenPipeError) or stopped reading
+            # (TimeoutError): the item is lost either way. A reader that is
+            # alive unlinks the FIFO before it closes, but a killed one
+            # cannot, and nobody else would: so remove the FIFO if the path
+            # still names it. A reader still reading meets the writer's end
+            # (ItemTruncatedError) whether or not the name is gone.
+            _unlink_if_names(path, fifo)
         finally:
             _close_fifo_end(fd)
     except BaseException:
@@ -437,6 +448,13 @@ def _fifo_writer(path: str, fd: int, job: _FifoJob) -> None:
         raise
     finally:
         _pending_discard(path)
+
+
+def _unlink_if_names(path: str, fifo: os.stat_result) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        named = os.stat(path)
+        if (named.st_dev, named.st_ino) == (fifo.st_dev, fifo.st_ino):
+            os.unlink(path)
 
 
 def _write_all(fd: int, data: bytes, idle_timeout: float, chunk: int) -> None:
