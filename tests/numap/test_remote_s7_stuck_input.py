@@ -9,10 +9,12 @@ for ever. Real rpyc_classic servers on 127.0.0.1, real processes.
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -117,3 +119,35 @@ def test_killed_parent_leaves_no_stuck_worker_with_full_input(rpyc_server):
     finally:
         parent.kill()
         parent.wait()
+
+
+@pytest.mark.timeout(30)
+def test_only_the_drain_connections_end_asks_for_the_workers_end(rpyc_server):
+    # The host ends a worker when the parent's drain connection ends (the
+    # parent never writes there once frames stream). Bytes that arrive
+    # there all the same (say, a late rpyc message) must not end it.
+    (channel,) = open_remote_channels([(rpyc_server.spec, 1)])
+    try:
+        workers = rpyc_server.worker_pids()
+        assert run_square(channel, 1, [1, 2]) == [1, 4]
+        drain = channel._drain_stream.sock
+        socket.socket.send(drain, b"stray bytes")
+        # Several of the host's looks at the drain connection (every 0.25 s).
+        time.sleep(1.0)
+        assert run_square(channel, 2, [3]) == [9]
+        assert rpyc_server.worker_pids() == workers
+    finally:
+        channel.close()
+    assert wait_until(lambda: rpyc_server.worker_pids() == [], 10)
+
+
+def run_square(channel: Any, batch_id: int, items: list) -> list:
+    task = [(remote_functions.square, (), {})]
+    channel.send(protocol.encode_task(batch_id, protocol.dumps(task)))
+    frame = protocol.dumps(items)
+    channel.send(protocol.encode_batch(batch_id, batch_id, 0, len(items), frame))
+    answered, payload = protocol.decode_result(channel.recv())
+    assert answered == batch_id
+    values, errors = protocol.loads(payload)
+    assert not errors
+    return list(values)

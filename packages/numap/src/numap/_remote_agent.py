@@ -123,7 +123,20 @@ class _Worker:
             fd = sock.fileno()
         except OSError:
             return True
-        return fd < 0 or _ready(fd, POLL_IN, 0)
+        if fd < 0:
+            return True
+        if not _ready(fd, POLL_IN, 0):
+            return False
+        # Read below any TLS layer (socket.socket's recv, not SSLSocket's):
+        # only the connection's end or reset counts. Stray bytes (an rpyc
+        # message the parent sent just before the stream began) are
+        # dropped: nothing on this side reads this socket any more.
+        try:
+            return not socket.socket.recv(sock, 65536, _DONT_WAIT)
+        except BlockingIOError:
+            return False
+        except OSError:  # reset
+            return True
 
     def stop(self, kill=False):
         """End the process and reap it; returns its exit code.
@@ -328,6 +341,7 @@ def _take_frames(unread, frames, limit):
 
 
 POLL_IN = getattr(select, "POLLIN", 1)
+_DONT_WAIT = getattr(socket, "MSG_DONTWAIT", 0)  # (readable: it would not wait)
 POLL_OUT = getattr(select, "POLLOUT", 4)
 
 
