@@ -94,7 +94,6 @@ class _Layout:
     counts it only for the nodes whose order depends on it.
     """
 
-    order: list[Hashable]  # dependencies first
     rank: dict[Hashable, int]
     branch: dict[Hashable, Any]
 
@@ -462,7 +461,7 @@ class DictGraph(dict[Hashable, DictNode]):
             if len(run) > 1
             for node in run
         }
-        reach_size = self._reach_sizes(needed, layout.order)
+        reach_size = self._reach_sizes(needed)
 
         def tie_break(node: Hashable) -> tuple[int, int]:
             return (reach_size[node], index[node])
@@ -591,8 +590,7 @@ class DictGraph(dict[Hashable, DictNode]):
         """Rank and inherited branch of every node, in one linear pass."""
         rank: dict[Hashable, int] = {}
         branch: dict[Hashable, Any] = {}
-        order = self._dependencies_first()
-        for node in order:
+        for node in self._dependencies_first():
             targets = self[node]
             rank[node] = 1 + max((rank[t] for t in targets), default=-1)
             own = targets.branch
@@ -600,41 +598,29 @@ class DictGraph(dict[Hashable, DictNode]):
                 inherited = [branch[t] for t in targets if branch[t] is not None]
                 own = min(inherited, key=branch_sort_key, default=None)
             branch[node] = own
-        return _Layout(
-            order=order, rank={node: rank[node] for node in self}, branch=branch
-        )
+        return _Layout(rank={node: rank[node] for node in self}, branch=branch)
 
-    def _reach_sizes(
-        self, needed: set[Hashable], order: list[Hashable]
-    ) -> dict[Hashable, int]:
+    def _reach_sizes(self, needed: set[Hashable]) -> dict[Hashable, int]:
         """Return ``{node: count of nodes it reaches, itself included}`` for ``needed``.
 
-        One dependencies-first pass (``order``) over the nodes reachable from
-        ``needed``, with a bit set of reached nodes per node. A node's bit set
-        is dropped as soon as the last node with an edge to it has used it,
-        so memory is the bits of the sets alive at once, not one set per
-        node: a chain or ladder keeps a handful. (The old layout kept all of
-        them: quadratic memory.)
+        One depth-first pass over the nodes reachable from ``needed``,
+        building a bit set of reached nodes per node from its targets' sets,
+        in postorder. A node's bit set is dropped as soon as the last node
+        with an edge to it has used it, and the depth-first order uses it
+        soon after it is made, so memory is the bits of the few sets alive
+        at once, not one set per node (the old layout kept one per node:
+        quadratic memory).
         """
         sizes: dict[Hashable, int] = {}
         for node in needed:
             if self._rank_at_most_one(node):
                 # Its targets have no edges, so each reaches only itself.
                 sizes[node] = 1 + len(self[node])
-        needed = needed - sizes.keys()
-        below: set[Hashable] = set()
-        pending = list(needed)
-        while pending:
-            node = pending.pop()
-            if node not in below:
-                below.add(node)
-                pending.extend(self[node])
-        position = {node: place for place, node in enumerate(below)}
-        users = Counter(target for node in below for target in self[node])
+        order = self._postorder_below(needed - sizes.keys())
+        position = {node: place for place, node in enumerate(order)}
+        users = Counter(target for node in order for target in self[node])
         reached: dict[Hashable, int] = {}
         for node in order:
-            if node not in below:
-                continue
             mask = 0
             for target in self[node]:
                 mask |= (1 << position[target]) | reached[target]
@@ -643,9 +629,33 @@ class DictGraph(dict[Hashable, DictNode]):
                     del reached[target]
             if node in needed:
                 sizes[node] = mask.bit_count() + 1
-            if users[node]:  # else no node in ``below`` needs it again
+            if users[node]:  # else no node in ``order`` needs it again
                 reached[node] = mask
         return sizes
+
+    def _postorder_below(self, starts: Iterable[Hashable]) -> list[Hashable]:
+        """The nodes reachable from ``starts`` (included), in a postorder.
+
+        Uses its own visited set, not the DictNodes' traversal flags.
+        """
+        order: list[Hashable] = []
+        seen: set[Hashable] = set()
+        for start in starts:
+            if start in seen:
+                continue
+            seen.add(start)
+            path = [(start, iter(self[start]))]
+            while path:
+                node, pending = path[-1]
+                for target in pending:
+                    if target not in seen:
+                        seen.add(target)
+                        path.append((target, iter(self[target])))
+                        break
+                else:
+                    path.pop()
+                    order.append(node)
+        return order
 
     def _rank_at_most_one(self, node: Hashable) -> bool:
         return not any(self[target] for target in self[node])
