@@ -249,7 +249,9 @@ class RemoteChannel(Channel):
     pays for an rpyc request or a round trip. The drain stream ends with a
     frame whose length has END_FLAG set, saying why the worker stopped;
     ending the feed stream makes the host stop and reap the worker and
-    close the connection.
+    close the connection. The parent never writes on the drain connection
+    once it streams: ending it (``terminate``) asks the host to end the
+    worker at once.
 
     Concurrency: ``send`` and ``recv`` may run at the same time in two
     threads; each has its own lock and its own socket (feed, drain), so
@@ -402,7 +404,10 @@ class RemoteChannel(Channel):
 
         Once started, the worker is stopped by ending the feed stream: the
         host then stops and reaps it and closes the connection, which is
-        awaited (at most STOP_TIMEOUT seconds).
+        awaited. When that end cannot reach a busy worker within
+        STOP_GRACE_WAIT seconds (frames before it fill its pipe), ending
+        the drain stream asks the host to end it at once; its end is then
+        awaited STOP_TIMEOUT seconds more.
         """
         with self._state_lock:
             if self._closed:
