@@ -5,6 +5,7 @@ Before the fix, readline() on such a handle blocked until data or EOF came,
 so stop_reading() (and a Plumber's stop()) could not end the follow.
 """
 
+import gzip
 import os
 import socket
 import subprocess
@@ -146,3 +147,30 @@ def test_follow_on_a_pipe_keeps_waiting_after_its_writer_closes(tmp_path):
         assert read == [b"only\n"]
     finally:
         handle.close()
+
+
+@pytest.mark.timeout(10)
+def test_follow_refuses_a_compressed_handle_over_a_pipe(tmp_path):
+    # Its readline could block where stop_reading cannot end it, and the
+    # pipe's bytes are not its lines: refused at once, with what to do.
+    handle, _, close = os_pipe(tmp_path, "rb")
+    try:
+        with gzip.open(handle, "rt") as compressed:
+            with pytest.raises(ValueError, match="follow=True on a .*cannot be"):
+                make_lines(compressed, follow=True)
+            assert make_lines(compressed, follow=False) is not None
+    finally:
+        close()
+        handle.close()
+
+
+@pytest.mark.timeout(10)
+def test_follow_on_a_regular_compressed_file_still_polls(tmp_path):
+    path = tmp_path / "lines.gz"
+    with gzip.open(path, "wt") as writing:
+        writing.write("a\nb\n")
+    with gzip.open(path, "rt") as handle:
+        lines = make_lines(handle, follow=True, wait=0.01)
+        assert [next(lines), next(lines)] == ["a\n", "b\n"]
+        lines.stop_reading()
+        assert list(lines) == []

@@ -24,6 +24,7 @@ import math
 import os
 import pickle
 import select
+import socket
 import stat
 import sys
 import tempfile
@@ -669,14 +670,39 @@ def make_lines(
             follow reads the file descriptor itself (waiting with
             ``select``), so ``stop_reading()`` ends it within 0.05 s; the
             handle's own buffer is bypassed: pass a handle not yet read from.
+            There, only plain handles (``open``, ``os.fdopen``,
+            ``socket.makefile``, a subprocess's stdout) can be followed:
+            others, such as ``gzip.open`` over a pipe, raise ``ValueError``.
     """
     _check_readable("make_lines", handle, "readline")
     wait = _check_positive_number("make_lines", "wait", wait)
     if follow:
         descriptor = _stream_descriptor(handle)
         if descriptor is not None:
+            if not _reads_its_descriptor(handle):
+                raise ValueError(
+                    f"make_lines: follow=True on a {type_name(handle)} over a "
+                    "pipe, FIFO, socket or terminal cannot be stopped: its "
+                    "readline() blocks until data comes, and its lines are "
+                    "not the bytes of its file descriptor (compressed or "
+                    "transformed), so make_lines cannot read them itself. "
+                    "Follow a plain handle (open(), os.fdopen(), a "
+                    "subprocess's stdout, socket.makefile()) or use "
+                    "follow=False"
+                )
             return _StreamLines(handle, descriptor, wait)
     return _Lines(handle, follow, wait)
+
+
+def _reads_its_descriptor(handle: Any) -> bool:
+    """True if ``handle``'s data are the bytes of its file descriptor: a
+    FileIO or socket stream, maybe under one BufferedReader, maybe under a
+    TextIOWrapper (as ``open``, ``os.fdopen`` and ``socket.makefile`` make)."""
+    if isinstance(handle, io.TextIOWrapper):
+        handle = handle.buffer
+    if isinstance(handle, io.BufferedReader):
+        handle = handle.raw
+    return isinstance(handle, io.FileIO | socket.SocketIO)
 
 
 def _stream_descriptor(handle: Any) -> int | None:
