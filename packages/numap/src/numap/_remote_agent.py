@@ -506,9 +506,12 @@ def _watch():
         # Each in a thread of its own: workers asked to end together end
         # together, not one grace period after another.
         for worker, kill in ending:
-            threading.Thread(
-                target=worker.stop, args=(kill,), name="numap-stop", daemon=True
-            ).start()
+            try:
+                threading.Thread(
+                    target=worker.stop, args=(kill,), name="numap-stop", daemon=True
+                ).start()
+            except RuntimeError:  # no thread to spare: stop it here, in turn
+                worker.stop(kill)
 
 
 def _ensure_watchdog():
