@@ -174,3 +174,22 @@ def test_follow_on_a_regular_compressed_file_still_polls(tmp_path):
         assert [next(lines), next(lines)] == ["a\n", "b\n"]
         lines.stop_reading()
         assert list(lines) == []
+
+
+@pytest.mark.timeout(10)
+def test_follow_on_a_non_blocking_pipe(tmp_path):
+    handle, write, close = os_pipe(tmp_path, "rb")
+    os.set_blocking(handle.fileno(), False)
+    try:
+        lines = make_lines(handle, follow=True, wait=0.01)
+        reader, read = read_in_thread(lines)
+        write(b"one\ntw")
+        write(b"o\n")
+        assert wait_for(lambda: len(read) == 2)
+        lines.stop_reading()
+        reader.join(5)
+        assert not reader.is_alive()
+        assert read == [b"one\n", b"two\n"]
+    finally:
+        close()
+        handle.close()

@@ -848,7 +848,12 @@ class _StreamLines(_Lines):
             timeout = min(_STOP_CHECK_SECONDS, max(0.0, slice_end - time.monotonic()))
             readable, _, _ = select.select([self._descriptor], [], [], timeout)
             if readable:
-                data = os.read(self._descriptor, _READ_SIZE)
+                try:
+                    data = os.read(self._descriptor, _READ_SIZE)
+                except BlockingIOError:
+                    # A non-blocking descriptor whose data another reader
+                    # of it took first: nothing for us this time.
+                    return b""
                 self._at_end = not data
                 return data
             if time.monotonic() >= slice_end:
