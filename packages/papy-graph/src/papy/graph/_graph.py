@@ -467,16 +467,16 @@ class DictGraph(dict[Hashable, DictNode]):
             return (reach_size[node], index[node])
 
         def ordered_runs(runs: list[list[Hashable]]) -> list[Hashable]:
-            ordered = []
+            merged: list[Hashable] = []
             for run in runs:
-                ordered.extend(sorted(run, key=tie_break) if len(run) > 1 else run)
-            return ordered
+                merged.extend(sorted(run, key=tie_break) if len(run) > 1 else run)
+            return merged
 
         starts = ordered_runs(start_runs)
         sorted_children = {
             node: ordered_runs(runs) for node, runs in child_runs.items()
         }
-        del child_runs
+        del child_runs  # one list per node is enough during the search
         ordered: list[Hashable] = []
         self.clear_nodes()
         try:
