@@ -1,4 +1,5 @@
-"""Regression tests for `papy` defects found in the seventh review."""
+"""papy run: Ctrl-C while importing or while an input waits, --workers and
+produce/consume strides, a failing debug=True Piper."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 import textwrap
 
 import pytest
-from cli_helpers import PIPELINES, papy_command
+from cli_helpers import PIPELINES, start_papy, wait_for_progress
 
 # --- 4. a Ctrl-C while `papy run` still imports its code --------------------
 
@@ -47,26 +48,6 @@ def test_ctrl_c_while_importing_the_run_code_exits_130(tmp_path):
 
 
 # --- 2. Ctrl-C while the input waits for data --------------------------------
-
-
-def start_papy(args, cwd):
-    """`papy run ...` off a terminal, logging progress every 0.2 s."""
-    return subprocess.Popen(
-        [*papy_command(), "run", *args, "--progress-interval", "0.2"],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def wait_for_progress(process):
-    """Read the log until some item has gone through."""
-    for line in process.stdout:
-        if re.search(r"\] progress .*items_out=[1-9]", line):
-            return
-    raise AssertionError("papy ended before any item went through")
 
 
 @pytest.mark.timeout(40)

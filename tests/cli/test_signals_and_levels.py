@@ -6,36 +6,15 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
 import sys
 
 import psutil
 import pytest
-from cli_helpers import EXAMPLES, PIPELINES, papy_command
+from cli_helpers import EXAMPLES, PIPELINES, start_papy, wait_for_progress
 
 sys.path.insert(0, str(EXAMPLES))
 
 import fasta_functions as ff  # noqa: E402
-
-
-def start_papy(args, cwd):
-    """`papy run ...` off a terminal, logging progress every 0.2 s."""
-    return subprocess.Popen(
-        [*papy_command(), "run", *args, "--progress-interval", "0.2"],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def wait_for_progress(process):
-    """Read the log until some item has gone through."""
-    for line in process.stdout:
-        if re.search(r"\] progress .*items_out=[1-9]", line):
-            return
-    raise AssertionError("papy ended before any item went through")
 
 
 @pytest.mark.timeout(90)
