@@ -1491,12 +1491,17 @@ class NuMap:
             self._feeder_wakeup.notify_all()
             self._notify_results()
         feeder, self._feeder = self._feeder, None
-        if feeder is not None and feeder is not threading.current_thread():
+        if feeder is threading.current_thread():
+            feeder = None
+        stuck_feeder = None
+        if feeder is not None:
             feeder.join(_pool.GRACEFUL_CLOSE_SECONDS if graceful else 1.0)
-            # Still sending to a worker whose pipe is full (a worker stuck
-            # in its function, big items): ending the workers breaks the
-            # pipe, which ends the send.
-            graceful = graceful and not feeder.is_alive()
+            if graceful and feeder.is_alive():
+                # Still sending to a worker whose pipe is full (a worker
+                # stuck in its function, big items): ending the workers
+                # breaks the pipe, which ends the send (joined below).
+                stuck_feeder = feeder
+                graceful = False
         # A consumer may be feeding one step inline: let it finish first.
         got_role = self._feed_role.acquire(timeout=-1 if graceful else 1.0)
         try:
@@ -1506,6 +1511,8 @@ class NuMap:
                 self._feed_role.release()
         if pool is not None:
             pool.close(graceful=graceful)
+        if stuck_feeder is not None:
+            stuck_feeder.join(_pool.GRACEFUL_CLOSE_SECONDS)
         with self._lock:
             self._stopped = True
             for task in self._tasks:
