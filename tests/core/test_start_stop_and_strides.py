@@ -1,4 +1,4 @@
-"""Regression tests for defects found in the seventh review of papy.core:
+"""papy.core failure paths:
 undoing a failed Plumber.start, stop/pause with a waiting input, stride
 mismatches across produce/consume pipes, an interrupted stop, counters
 after a worker dies in chained Pipers."""
