@@ -9,8 +9,10 @@ round trip), watching the pipe for that long without sleeping avoids the
 wake-up. Each turn of the watch yields the CPU to any other process
 waiting for the same core.
 
-The environment variable NUMAP_WATCH_SECONDS sets the watch time (default
-0.001, at most 0.1; 0 turns watching off). Watching pays only when the
+The environment variable NUMAP_WATCH_SECONDS sets the watch time (at most
+0.1; 0 turns watching off). Off by default: under heavy CPU load, process
+maps at small buffers were seen to hang with a watch of 0.001 (a batch
+never answered; not found yet), and never without one. Watching pays only when the
 waits are short: a :class:`Watcher` watches again only if its last wait
 got data within the watch time. Slow items (waits of milliseconds), and
 waits that time out empty, therefore make it block at once, and burn no
@@ -37,7 +39,7 @@ MAX_WATCH_SECONDS = 0.1
 
 
 def _watch_seconds_from(environ: Mapping[str, str]) -> float:
-    """The watch time: 1 ms unless ``environ`` sets WATCH_VARIABLE.
+    """The watch time: 0 (off) unless ``environ`` sets WATCH_VARIABLE.
 
     Raises NuMapError when the variable is not a number of seconds from 0
     to MAX_WATCH_SECONDS.
@@ -47,7 +49,7 @@ def _watch_seconds_from(environ: Mapping[str, str]) -> float:
     # busy parent.
     text = environ.get(WATCH_VARIABLE)
     if text is None:
-        return 1e-3
+        return 0.0
     try:
         seconds = float(text)
     except ValueError:
