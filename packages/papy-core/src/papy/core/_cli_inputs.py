@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from papy.core._save import LoadedPipeline
+from papy.core._streams import source_waits_for_data, stop_source_reading
 
 
 class InputError(Exception):
@@ -48,14 +49,12 @@ class GuardedStream:
     def stop_reading(self) -> None:
         """Pass a Plumber's request to end now on to the source, if it
         takes one (see ``papy.core._streams.Valve``)."""
-        stop_reading = getattr(self._source, "stop_reading", None)
-        if callable(stop_reading):
-            stop_reading()
+        stop_source_reading(self._source)
 
     @property
     def waiting_for_data(self) -> bool:
         """The source's flag: a read waits for data not arrived yet."""
-        return bool(getattr(self._source, "waiting_for_data", False))
+        return source_waits_for_data(self._source)
 
     def __next__(self) -> Any:
         if self.error is not None:

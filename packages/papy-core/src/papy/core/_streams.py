@@ -270,6 +270,19 @@ class _TeeBranch:
         return self._tee._next_for(self._i)
 
 
+def stop_source_reading(source: Any) -> None:
+    """Ask an input to end a wait for data now, if it takes such a request
+    (a ``stop_reading()`` method, as ``make_lines`` has)."""
+    stop_reading = getattr(source, "stop_reading", None)
+    if callable(stop_reading):
+        stop_reading()
+
+
+def source_waits_for_data(source: Any) -> bool:
+    """An input's ``waiting_for_data`` flag (False for inputs without one)."""
+    return bool(getattr(source, "waiting_for_data", False))
+
+
 class Valve:
     """An input stream that can be closed from another thread.
 
@@ -289,13 +302,11 @@ class Valve:
 
     def close(self) -> None:
         self._closed.set()
-        stop_reading = getattr(self._source, "stop_reading", None)
-        if callable(stop_reading):
-            stop_reading()
+        stop_source_reading(self._source)
 
     @property
     def waiting_for_data(self) -> bool:
-        return bool(getattr(self._source, "waiting_for_data", False))
+        return source_waits_for_data(self._source)
 
     def __iter__(self) -> Valve:
         return self
