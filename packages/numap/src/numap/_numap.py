@@ -56,7 +56,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from numap import _interrupts, _pool
+from numap import _interrupts, _pool, _waits
 from numap._errors import NuMapError
 from numap._hosts import parse_host_spec
 from numap._pool import ProcessPool, Raised, TaskSpec, ThreadPool, start_thread
@@ -541,6 +541,9 @@ class NuMap:
         self._stopped = False
         self._ever_started = False
         self._pool: ThreadPool | ProcessPool | None = None
+        # A pool whose closing a Ctrl-C interrupted: the next _stop (another
+        # stop(), or the one at exit) closes it again.
+        self._pool_closing: ThreadPool | ProcessPool | None = None
         self._feeder: threading.Thread | None = None
         self._start_lock = threading.Lock()
         # Task 0's ``handed`` deque, for __next__; set (under _lock) when the
@@ -1322,6 +1325,11 @@ class NuMap:
         return value
 
     def _take_and_feed(self, task_id: int, timeout: float | None, guarded: bool) -> Any:
+        longest_wait = None
+        if guarded:
+            longest_wait = _interrupts.CHECK_SECONDS
+        elif _waits.on_main_thread():  # a program with a SIGINT handler of its own
+            longest_wait = _waits.SLICE_SECONDS
         with self._lock:
             output = self._tasks[task_id].output
             deadline = None
@@ -1352,15 +1360,16 @@ class NuMap:
                             f"{self.name}: no result of task {task_id} within "
                             f"{timeout} s"
                         )
-                if guarded:
-                    # Nothing is taken yet: a held-back Ctrl-C is raised
-                    # here (by the outermost section only), and waits are
-                    # short enough for it to be raised soon.
-                    if _CTRL_C.pending and _CTRL_C.depth == 1:
-                        _CTRL_C.pending = False
-                        raise KeyboardInterrupt
-                    check = _interrupts.CHECK_SECONDS
-                    wait = check if wait is None or wait > check else wait
+                # Nothing is taken yet: a held-back Ctrl-C is raised here
+                # (by the outermost section only).
+                if guarded and _CTRL_C.pending and _CTRL_C.depth == 1:
+                    _CTRL_C.pending = False
+                    raise KeyboardInterrupt
+                # Short waits on the main thread let a Ctrl-C act soon: a
+                # held-back one, or one that another thread received (see
+                # _waits).
+                if longest_wait is not None and (wait is None or wait > longest_wait):
+                    wait = longest_wait
                 direct = self._wait_for_result(wait, direct)
             ready = output.ready
             value = ready.popleft()
@@ -1495,7 +1504,7 @@ class NuMap:
             feeder = None
         stuck_feeder = None
         if feeder is not None:
-            feeder.join(_pool.GRACEFUL_CLOSE_SECONDS if graceful else 1.0)
+            _waits.join(feeder, _pool.GRACEFUL_CLOSE_SECONDS if graceful else 1.0)
             if graceful and feeder.is_alive():
                 # Still sending to a worker whose pipe is full (a worker
                 # stuck in its function, big items): ending the workers
@@ -1503,16 +1512,18 @@ class NuMap:
                 stuck_feeder = feeder
                 graceful = False
         # A consumer may be feeding one step inline: let it finish first.
-        got_role = self._feed_role.acquire(timeout=-1 if graceful else 1.0)
+        got_role = _waits.acquire(self._feed_role, None if graceful else 1.0)
         try:
-            pool, self._pool = self._pool, None
+            pool, self._pool = self._pool or self._pool_closing, None
         finally:
             if got_role:
                 self._feed_role.release()
         if pool is not None:
+            self._pool_closing = pool
             pool.close(graceful=graceful)
+            self._pool_closing = None
         if stuck_feeder is not None:
-            stuck_feeder.join(_pool.GRACEFUL_CLOSE_SECONDS)
+            _waits.join(stuck_feeder, _pool.GRACEFUL_CLOSE_SECONDS)
         with self._lock:
             self._stopped = True
             for task in self._tasks:

@@ -31,7 +31,7 @@ from typing import Any
 
 from multiprocess.connection import wait as wait_for_any
 
-from numap import _protocol
+from numap import _protocol, _waits
 from numap._channel import (
     Channel,
     ChannelLost,
@@ -208,12 +208,12 @@ class ThreadPool:
         with graceful=False the threads are not waited for.
         """
         if self._starter is not None:
-            self._starter.join()
+            _waits.join(self._starter)
         for _ in self._threads:
             self._batches.put(None)
         if graceful:
             for thread in self._threads:
-                thread.join()
+                _waits.join(thread)
         self._threads = []
 
 
@@ -423,9 +423,9 @@ class ProcessPool:
             deadline = time.monotonic() + GRACEFUL_CLOSE_SECONDS
             for worker in workers:
                 if worker.reader is not None:
-                    worker.reader.join(max(0.0, deadline - time.monotonic()))
+                    _waits.join(worker.reader, max(0.0, deadline - time.monotonic()))
             if background is not None:
-                background.join(max(0.0, deadline - time.monotonic()))
+                _waits.join(background, max(0.0, deadline - time.monotonic()))
         else:
             # All at once: closed one by one, each busy worker would first
             # get the time to stop on its own.
@@ -440,7 +440,7 @@ class ProcessPool:
             readers.append(background)
         for reader in readers:
             if reader is not threading.current_thread():
-                reader.join()
+                _waits.join(reader)
 
     # -- sending -----------------------------------------------------------
 
