@@ -81,7 +81,9 @@ WAIT_IN_STOP = HEADER + textwrap.dedent(
 )
 
 
-def run_program(source: str, *args: str, stall_seconds: float = 600) -> tuple[str, list[int]]:
+def run_program(
+    source: str, *args: str, stall_seconds: float = 600
+) -> tuple[str, list[int]]:
     """Run ``source`` and return its output and the worker pids it printed."""
     child = subprocess.Popen(
         [sys.executable, "-c", source, *args],

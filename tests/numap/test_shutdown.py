@@ -19,6 +19,31 @@ def identity(x):
     return x
 
 
+# The programs a test started: reaped after it, passed or failed, so that
+# one left running cannot show up as an orphan in the next test.
+_programs: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def reap_programs():
+    yield
+    while _programs:
+        program = _programs.pop()
+        program.kill()
+        program.wait()
+
+
+def start_program(code):
+    program = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _programs.append(program)
+    return program
+
+
 def numap_threads():
     return [t for t in threading.enumerate() if t.name.startswith("numap")]
 
@@ -135,13 +160,7 @@ print(" ".join(map(str, pids)), flush=True)
 
 
 def run_script(body):
-    code = textwrap.dedent(SCRIPT_HEAD) + textwrap.dedent(body)
-    return subprocess.Popen(
-        [sys.executable, "-c", code],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_program(textwrap.dedent(SCRIPT_HEAD) + textwrap.dedent(body))
 
 
 @pytest.mark.timeout(60)
@@ -203,12 +222,7 @@ def test_parent_killed_mid_item_workers_end_quietly():
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
-    process = subprocess.Popen(
-        [sys.executable, "-c", code],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_program(code)
     # communicate() reads to the end: until the workers, which hold the
     # same pipes, have ended too.
     stdout, stderr = process.communicate(timeout=30)
@@ -231,12 +245,7 @@ def run_busy(body):
     item. Returns (seconds from the workers' pids line to the exit, the
     pids, the completed process's stderr)."""
     code = textwrap.dedent(BUSY_WORKERS) + textwrap.dedent(body)
-    process = subprocess.Popen(
-        [sys.executable, "-c", code],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_program(code)
     pids = [int(pid) for pid in process.stdout.readline().split()]
     started = time.monotonic()
     _, stderr = process.communicate(timeout=50)
