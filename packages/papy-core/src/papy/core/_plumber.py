@@ -25,6 +25,7 @@ from papy.core._dagger import Dagger
 from papy.core._errors import PiperError, PlumberError
 from papy.core._log import get_logger
 from papy.core._save import load_pipeline, pipeline_source
+from papy.core._waits import join_thread, wait_event
 
 # Seconds between two looks at the inputs' waiting_for_data in pause().
 _INPUT_POLL = 0.05
@@ -323,7 +324,9 @@ class Plumber(Dagger):
                     f"Plumber {self.name!r}: cannot wait for a paused pipeline, "
                     "it would never finish; run() it again first"
                 )
-        if not self._finished.wait(timeout):
+        # Sliced (see _waits): a Ctrl-C another thread received must still
+        # interrupt a caller waiting without a timeout.
+        if not wait_event(self._finished, timeout):
             raise PlumberError(
                 f"Plumber {self.name!r}: the pipeline did not finish within {timeout} s"
             )
@@ -358,9 +361,11 @@ class Plumber(Dagger):
             # Waited for on the event the run thread sets last, not with
             # join(): a Ctrl-C inside join() can leave the thread marked as
             # ended, so a stop() called again after it would not wait and
-            # would read the results before the NuMaps finished.
-            self._finished.wait()
-            self._thread.join()
+            # would read the results before the NuMaps finished. Both waits
+            # are sliced (see _waits) so that a Ctrl-C delivered to another
+            # thread still interrupts them.
+            wait_event(self._finished)
+            join_thread(self._thread)
             self._thread = None
         self._tracked.update(self._live_tracked())
         Dagger.stop(self)
@@ -474,7 +479,7 @@ class Plumber(Dagger):
                 abandoned.set()
                 go.set()
                 for started in threads:
-                    started.join()
+                    join_thread(started)
                 return
             threads.append(thread)
         with self._lock:
@@ -482,8 +487,10 @@ class Plumber(Dagger):
         go.set()
         if outputs:
             self._pull(outputs[0])
+        # stop() runs this in the caller's thread when the pipeline was
+        # never run: joins sliced (see _waits) so Ctrl-C interrupts them.
         for thread in threads:
-            thread.join()
+            join_thread(thread)
 
     def _pull_when_all_started(
         self, go: threading.Event, abandoned: threading.Event, piper: Any

@@ -29,6 +29,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from papy.core._waits import wait_condition
+
 
 def _take(source: Iterator[Any], count: int) -> list[Any]:
     block = []
@@ -239,7 +241,9 @@ class Tee:
                     raise StopIteration
                 if not self._pulling:
                     break
-                self._changed.wait()
+                # Sliced (see _waits): the caller may be the main thread
+                # (a pipeline pulled without a run thread).
+                wait_condition(self._changed)
             self._pulling = True
         try:
             item = next(self._source)
