@@ -306,11 +306,15 @@ def test_interrupt_kills_the_script_and_the_processes_it_started(tmp_path):
         "except KeyboardInterrupt:\n"
         "    sys.exit(3)\n"
     )
-    with subprocess.Popen([sys.executable, "-c", caller, str(pid_file)]) as process:
+    process = subprocess.Popen([sys.executable, "-c", caller, str(pid_file)])
+    try:
         script_pid, grandchild = _read_pids(pid_file)
         script_cmdline = psutil.Process(script_pid).cmdline()
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 3
+    finally:
+        process.kill()
+        process.wait()
     _assert_gone(grandchild, ["sleep", GRANDCHILD_SECONDS])
     _assert_gone(script_pid, script_cmdline)
 
@@ -385,3 +389,74 @@ def test_script_errors_keep_fields_message_and_pickling(error, fields, message):
         for name, value in fields.items():
             assert getattr(again, name) == value
         assert str(again) == message and again.args == (message,)
+
+
+# Linux may deliver a Ctrl-C sent to the process to any thread; the Python
+# handler then runs in the main thread only when that thread next runs
+# Python code. script() waits for the script in slices, so a main thread
+# waiting for a script without a timeout still sees the KeyboardInterrupt.
+HELPER_THREAD_INTERRUPTS = """
+import signal, sys, threading, time
+from pathlib import Path
+from papy.util.script import get_config, script
+
+def main_thread_waits_for_the_script():
+    frame = sys._current_frames().get(threading.main_thread().ident)
+    names = []
+    top = frame
+    while frame is not None:
+        names.append(frame.f_code.co_name)
+        frame = frame.f_back
+    return "script" in names and top.f_code.co_filename.endswith("selectors.py")
+
+def helper():
+    while not (Path(sys.argv[1]).exists() and main_thread_waits_for_the_script()):
+        time.sleep(0.01)
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+cfg = get_config("bash")
+cfg["source"] = sys.argv[2]
+cfg["args"] = [sys.argv[1]]
+threading.Thread(target=helper, daemon=True).start()
+try:
+    script(("",), cfg)
+except KeyboardInterrupt:
+    sys.exit(3)
+"""
+
+
+@needs_bash
+@pytest.mark.timeout(20)
+def test_ctrl_c_received_by_another_thread_interrupts_a_script_wait(tmp_path):
+    pid_file = tmp_path / "pids"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            HELPER_THREAD_INTERRUPTS,
+            str(pid_file),
+            STARTS_A_GRANDCHILD,
+        ]
+    )
+    try:
+        assert process.wait(timeout=10) == 3
+    finally:
+        process.kill()
+        process.wait()
+    _, grandchild = _read_pids(pid_file)
+    _assert_gone(grandchild, ["sleep", GRANDCHILD_SECONDS])
+
+
+@pytest.mark.timeout(20)
+def test_a_script_that_writes_and_reads_much_keeps_all_its_output():
+    # More than a pipe holds in both directions, so that the exchange spans
+    # several of script()'s wait slices.
+    source = (
+        "import sys, time\n"
+        "data = sys.stdin.read()\n"
+        "time.sleep(0.3)\n"
+        "sys.stdout.write(data)\n"
+        "sys.stderr.write('e' * 200000)\n"
+    )
+    item = "".join(f"{n}\n" for n in range(100_000))
+    assert script((item,), python_cfg(source)) == item

@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -306,6 +307,38 @@ def _kill_group(child: subprocess.Popen[bytes]) -> None:
     child.wait()
 
 
+# Longest time, in seconds, a wait for a script sleeps before the waiting
+# thread runs Python code again. Linux may deliver a Ctrl-C (or SIGTERM) sent
+# to the process to any of its threads; CPython then runs the Python handler
+# (KeyboardInterrupt) in the main thread only when that thread next runs
+# Python code, which a wait without a timeout would never let it do.
+_WAKE_INTERVAL = 0.1
+
+
+def _exchange(
+    child: subprocess.Popen[bytes], data: bytes, timeout: float | None
+) -> tuple[bytes, bytes]:
+    """``child.communicate(data, timeout)``, in slices of _WAKE_INTERVAL s.
+
+    Raises subprocess.TimeoutExpired (with the output so far) once
+    ``timeout`` seconds (None: no limit) have passed. A communicate cut by
+    its timeout can be called again without losing output; only the first
+    call passes ``data`` (the rest of it is still written by the later ones).
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    given: bytes | None = data
+    while True:
+        pause = _WAKE_INTERVAL
+        if deadline is not None:
+            pause = max(0.0, min(pause, deadline - time.monotonic()))
+        try:
+            return child.communicate(given, timeout=pause)
+        except subprocess.TimeoutExpired:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise
+        given = None
+
+
 def _communicate(
     child: subprocess.Popen[bytes],
     command: list[str],
@@ -319,7 +352,7 @@ def _communicate(
     """
     with child:
         try:
-            stdout, stderr = child.communicate(data, timeout=cfg["timeout"])
+            stdout, stderr = _exchange(child, data, cfg["timeout"])
         except subprocess.TimeoutExpired as expired:
             _kill_group(child)
             raise ScriptTimeoutError(
