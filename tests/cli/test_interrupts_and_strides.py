@@ -60,6 +60,7 @@ def test_one_ctrl_c_stops_a_run_that_follows_a_file(tmp_path):
         stdout, stderr = process.communicate(timeout=30)
     finally:
         process.kill()
+        process.wait()
     assert process.returncode == 130, stderr
     assert re.search(r"\] pipeline summary .*items_out=2", stdout), stdout[-2000:]
 
@@ -78,6 +79,7 @@ def test_second_ctrl_c_aborts_a_stop_waiting_for_a_blocked_input(tmp_path):
         _, stderr = process.communicate(timeout=30)
     finally:
         process.kill()
+        process.wait()
     assert process.returncode == 130, stderr
     assert "papy: interrupted" in stderr
 

@@ -31,16 +31,20 @@ def run_on_terminal(args, cwd, env, timeout):
     os.close(terminal)
     chunks = []
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:  # EIO: the terminal closed with the process
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(controller)
-    status = process.wait(timeout=10)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the terminal closed with the process
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(controller)
+        status = process.wait(timeout=10)
+    finally:
+        process.kill()
+        process.wait()
     return status, ANSI.sub("", b"".join(chunks).decode(errors="replace"))
 
 
@@ -80,13 +84,17 @@ def test_ctrl_c_stops_the_pipeline_and_leaves_no_process(tmp_path):
         text=True,
         start_new_session=True,  # its own process group, as a shell job
     )
-    for line in process.stdout:
-        if re.search(r"\] progress .*items_out=[1-9]", line):
-            break
-    workers = psutil.Process(process.pid).children(recursive=True)
-    assert workers, "the process NuMap should have worker processes"
-    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends to a job
-    stdout, stderr = process.communicate(timeout=60)
+    try:
+        for line in process.stdout:
+            if re.search(r"\] progress .*items_out=[1-9]", line):
+                break
+        workers = psutil.Process(process.pid).children(recursive=True)
+        assert workers, "the process NuMap should have worker processes"
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends to a job
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
     assert process.returncode == 130, stderr
     assert "papy: stopping; the items in flight finish first" in stderr
     assert "papy: interrupted" in stderr

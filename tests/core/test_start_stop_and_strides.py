@@ -96,6 +96,7 @@ def test_start_interrupted_while_connecting_stops_the_started_numaps(tmp_path):
         out, err = process.communicate(timeout=30)
     finally:
         process.kill()
+        process.wait()
         host.close()
     raised, children = out.split()
     assert raised in ("KeyboardInterrupt", "HostUnreachableError"), err
@@ -174,6 +175,7 @@ def test_stop_after_an_interrupted_stop_waits_for_the_items(tmp_path):
         out, err = process.communicate(timeout=20)
     finally:
         process.kill()
+        process.wait()
     assert process.returncode == 0, err
     # The first stop closed the input, so only item 0 (in flight) is out.
     assert out.splitlines() == ["interrupted", "[0]", "1"]

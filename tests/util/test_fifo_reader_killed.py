@@ -8,7 +8,6 @@ waited out its whole timeout. Real FIFOs and real reader processes here.
 """
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -45,13 +44,17 @@ def start_partial_reader(reference):
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert reader.stdout.readline().split() == ["read", "100"]
+    try:
+        assert reader.stdout.readline().split() == ["read", "100"]
+    except BaseException:
+        kill(reader)
+        raise
     return reader
 
 
 def kill(reader):
-    reader.send_signal(signal.SIGKILL)
-    reader.wait(10)
+    reader.kill()
+    reader.wait()
     reader.stdout.close()
 
 
@@ -66,8 +69,7 @@ def wait_until_gone(path, seconds):
 def test_writer_removes_the_fifo_of_a_reader_killed_mid_read(tmp_path):
     # The writer's timeout is long: the broken pipe, not the timeout, ends it.
     reference = dump_item((ITEM,), type="fifo", dir=str(tmp_path), timeout=60)
-    reader = start_partial_reader(reference)
-    kill(reader)
+    kill(start_partial_reader(reference))
     assert wait_until_gone(reference, 5), "the killed reader's FIFO stayed"
     started = time.monotonic()
     with pytest.raises(ItemNotFoundError):

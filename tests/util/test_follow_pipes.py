@@ -62,8 +62,12 @@ def child_stdout(tmp_path, mode):
 
     def close():
         child.stdin.close()
-        child.wait(10)
-        child.stdout.close()
+        try:
+            child.wait(10)  # ends at the end of its input
+        finally:
+            child.kill()
+            child.wait()
+            child.stdout.close()
 
     return handle, write, close
 

@@ -91,8 +91,13 @@ def start_writer(kind, size, then="wait", timeout=20):
         stdout=subprocess.PIPE,
         text=True,
     )
-    reference = process.stdout.readline().strip()
-    assert reference, "writer process printed no reference"
+    try:
+        reference = process.stdout.readline().strip()
+        assert reference, "writer process printed no reference"
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
     return process, reference
 
 
@@ -216,7 +221,11 @@ def test_fifo_without_writer_times_out_and_is_removed(private_tmp):
 @pytest.mark.timeout(20)
 def test_fifo_of_a_killed_writer_fails_without_waiting_out_the_timeout():
     writer, reference = start_writer("fifo", 10, then="kill")
-    assert writer.wait(timeout=10) == -signal.SIGKILL
+    try:
+        assert writer.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        writer.kill()
+        writer.wait()
     assert stat.S_ISFIFO(os.stat(reference).st_mode)  # SIGKILL skips cleanup
     # The FIFO's name carries the writer's pid: the reader sees it is gone
     # (a 60 s wait would trip this test's 20 s limit).
@@ -231,7 +240,11 @@ def test_fifo_of_a_killed_writer_fails_without_waiting_out_the_timeout():
 )
 def test_writer_process_that_exited_leaves_nothing(kind, error):
     writer, reference = start_writer(kind, 10, then="exit")
-    assert writer.wait(timeout=10) == 0
+    try:
+        assert writer.wait(timeout=10) == 0
+    finally:
+        writer.kill()
+        writer.wait()
     with pytest.raises(error):
         load_item((reference,), timeout=2)
 

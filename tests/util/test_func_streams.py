@@ -139,7 +139,11 @@ def test_make_lines_follows_a_growing_file_like_tail_f(tmp_path):
         try:
             followed = [next(lines) for _ in range(5)]
         finally:
-            writer.wait(timeout=10)
+            try:
+                writer.wait(timeout=10)  # it ends after its lines
+            finally:
+                writer.kill()
+                writer.wait()
         lines.close()
     assert followed == [f"line {number}\n" for number in range(5)]
 

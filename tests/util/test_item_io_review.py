@@ -49,22 +49,26 @@ WRITER_THAT_LEAVES = """
 @pytest.mark.timeout(20)
 def test_fifo_writer_that_ends_half_way_gives_truncated_error_not_short_item():
     writer = start_python(WRITER_THAT_LEAVES)
-    reference = writer.stdout.readline().strip()
-    # A second read end lets the writer connect and fill the pipe before
-    # load_item runs, so the item is certainly incomplete when it ends.
-    bystander = os.open(reference, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        poller = select.poll()
-        poller.register(bystander, select.POLLIN)
-        assert poller.poll(10_000), "the writer never wrote"
-        writer.stdin.write("go\n")
-        writer.stdin.flush()
-        assert writer.wait(timeout=10) == 0
-        with pytest.raises(ItemTruncatedError, match="incomplete") as caught:
-            load_item((reference,), timeout=5)
-        assert reference in str(caught.value)
+        reference = writer.stdout.readline().strip()
+        # A second read end lets the writer connect and fill the pipe before
+        # load_item runs, so the item is certainly incomplete when it ends.
+        bystander = os.open(reference, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            poller = select.poll()
+            poller.register(bystander, select.POLLIN)
+            assert poller.poll(10_000), "the writer never wrote"
+            writer.stdin.write("go\n")
+            writer.stdin.flush()
+            assert writer.wait(timeout=10) == 0
+            with pytest.raises(ItemTruncatedError, match="incomplete") as caught:
+                load_item((reference,), timeout=5)
+            assert reference in str(caught.value)
+        finally:
+            os.close(bystander)
     finally:
-        os.close(bystander)
+        writer.kill()
+        writer.communicate()
     assert not os.path.exists(reference)
 
 
