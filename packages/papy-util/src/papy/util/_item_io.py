@@ -73,6 +73,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from papy.util._waits import WAKE_INTERVAL
+
 DEFAULT_BUFFER = 64 * 1024
 HOST = "127.0.0.1"
 SOCKET_SCHEME = "tcp://"
@@ -84,10 +86,11 @@ _TOKEN_LINE = 2 * _TOKEN_BYTES + 1  # hex token + b"\n"
 _TOKEN_WAIT = 5.0  # seconds a connected peer has to show the token
 # The longest timeout in seconds: poll() takes milliseconds as a C int.
 MAX_TIMEOUT = 2_147_483
-# A FIFO reader waiting for its writer checks this often (seconds) whether
-# the FIFO was removed or the writer's process is gone, so it need not wait
-# out its timeout.
-_WRITER_CHECK = 0.5
+# Readers wait in slices of WAKE_INTERVAL s (see papy.util._waits), so that a
+# Ctrl-C received by another thread still interrupts a main thread loading
+# an item. A FIFO reader waiting for its writer checks after each slice
+# whether the FIFO was removed or the writer's process is gone, so it need
+# not wait out its timeout.
 
 # The connector thread polls for FIFO readers (opening a FIFO for writing
 # without a reader fails at once with O_NONBLOCK; a blocking open could not
@@ -733,7 +736,7 @@ class _FifoSource:
                     f"{self.timeout} s (writer process gone, or it timed out?)",
                     self.path,
                 )
-            events = self.poller.poll(min(remaining, _WRITER_CHECK) * 1000)
+            events = self.poller.poll(min(remaining, WAKE_INTERVAL) * 1000)
             if events:
                 if any(event & select.POLLHUP for _, event in events):
                     self.writer_seen = True
@@ -856,8 +859,9 @@ def _read_socket(reference: str, chunk: int, timeout: float) -> bytes:
             reference,
         ) from None
     with connection:
+        read_into = _sliced_reader(connection, timeout)
         try:
-            magic, length = _request(connection, token)
+            magic, length = _request(connection, token, read_into)
         except (EOFError, ConnectionError):
             raise ItemRefusedError(
                 errno.ECONNREFUSED,
@@ -876,7 +880,7 @@ def _read_socket(reference: str, chunk: int, timeout: float) -> bytes:
                 errno.EPROTO, "load_item: the peer is not a dump_item writer", reference
             )
         try:
-            return _receive_exactly(connection.recv_into, length, chunk)
+            return _receive_exactly(read_into, length, chunk)
         except (EOFError, ConnectionError, TimeoutError) as error:
             raise ItemTruncatedError(
                 errno.EPIPE,
@@ -885,8 +889,31 @@ def _read_socket(reference: str, chunk: int, timeout: float) -> bytes:
             ) from None
 
 
-def _request(connection: socket.socket, token: bytes) -> tuple[bytes, int]:
-    """Show the token; return the header's magic and item length."""
+def _sliced_reader(
+    connection: socket.socket, timeout: float
+) -> Callable[[memoryview], int]:
+    """``connection.recv_into`` that raises TimeoutError only after
+    ``timeout`` seconds without data, but sleeps at most WAKE_INTERVAL s at
+    a time (see papy.util._waits)."""
+    connection.settimeout(min(timeout, WAKE_INTERVAL))
+
+    def read_into(view: memoryview) -> int:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return connection.recv_into(view)
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+
+    return read_into
+
+
+def _request(
+    connection: socket.socket, token: bytes, read_into: Callable[[memoryview], int]
+) -> tuple[bytes, int]:
+    """Show the token (a few bytes: the empty send buffer takes them at
+    once); return the header's magic and item length."""
     connection.sendall(token + b"\n")
-    magic, length = _HEADER.unpack(_receive_exactly(connection.recv_into, _HEADER.size))
+    magic, length = _HEADER.unpack(_receive_exactly(read_into, _HEADER.size))
     return magic, length

@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from papy.util._names import type_name
+from papy.util._waits import WAKE_INTERVAL
 
 __all__ = [
     "BASH_TEMPLATE",
@@ -307,18 +308,12 @@ def _kill_group(child: subprocess.Popen[bytes]) -> None:
     child.wait()
 
 
-# Longest time, in seconds, a wait for a script sleeps before the waiting
-# thread runs Python code again. Linux may deliver a Ctrl-C (or SIGTERM) sent
-# to the process to any of its threads; CPython then runs the Python handler
-# (KeyboardInterrupt) in the main thread only when that thread next runs
-# Python code, which a wait without a timeout would never let it do.
-_WAKE_INTERVAL = 0.1
-
-
 def _exchange(
     child: subprocess.Popen[bytes], data: bytes, timeout: float | None
 ) -> tuple[bytes, bytes]:
-    """``child.communicate(data, timeout)``, in slices of _WAKE_INTERVAL s.
+    """``child.communicate(data, timeout)``, in slices of WAKE_INTERVAL s
+    (see papy.util._waits: a Ctrl-C another thread received must still
+    interrupt a main thread waiting for the script).
 
     Raises subprocess.TimeoutExpired (with the output so far) once
     ``timeout`` seconds (None: no limit) have passed. A communicate cut by
@@ -328,7 +323,7 @@ def _exchange(
     deadline = None if timeout is None else time.monotonic() + timeout
     given: bytes | None = data
     while True:
-        pause = _WAKE_INTERVAL
+        pause = WAKE_INTERVAL
         if deadline is not None:
             pause = max(0.0, min(pause, deadline - time.monotonic()))
         try:
