@@ -13,13 +13,26 @@ import sys
 import threading
 import time
 
+import numap._watch
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from numap import NuMapError
-from numap._watch import WATCH_VARIABLE, Watcher, _watch_seconds_from
+from numap._watch import (
+    DEFAULT_WATCH_SECONDS,
+    WATCH_VARIABLE,
+    Watcher,
+    _watch_seconds_from,
+)
 
 WATCH = 0.02  # long enough to tell watching from blocking on a busy machine
+
+
+@pytest.fixture(autouse=True)
+def yields_never_contended(monkeypatch):
+    # Another job on the machine would make a yield slow and pause the
+    # watch, which these tests must see run; the pause has tests of its own.
+    monkeypatch.setattr(numap._watch, "CONTENDED_YIELD_SECONDS", 60.0)
 
 
 @pytest.fixture
@@ -133,7 +146,7 @@ def test_the_watch_stops_after_a_long_wait_and_resumes_after_a_short_one(pipe):
 
 @pytest.mark.timeout(10)
 def test_the_watch_time_comes_from_the_environment():
-    assert _watch_seconds_from({}) == 0.0  # off: see numap._watch
+    assert _watch_seconds_from({}) == DEFAULT_WATCH_SECONDS == 0.001
     assert _watch_seconds_from({WATCH_VARIABLE: "0"}) == 0
     assert _watch_seconds_from({WATCH_VARIABLE: "0.0005"}) == 0.0005
 
@@ -193,3 +206,45 @@ def test_a_watch_time_of_zero_never_watches(pipe):
     for _ in range(3):
         wait_for_data_already_there(watcher, pipe)  # would turn a watch on
         assert cpu_of_wait(watcher, pipe, WATCH * 5) < WATCH / 2
+
+
+class SlowYields:
+    """Stands in for os.sched_yield on a core shared with a busy process:
+    each yield gives the core away for ``seconds`` (counted in ``calls``)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+        time.sleep(self.seconds)
+
+
+@pytest.mark.timeout(10)
+def test_a_contended_yield_ends_the_watch_and_pauses_watching(pipe, monkeypatch):
+    monkeypatch.setattr(numap._watch, "CONTENDED_YIELD_SECONDS", 0.0003)
+    slow_yields = SlowYields(0.002)
+    monkeypatch.setattr(numap._watch, "_yield_cpu", slow_yields)
+    watcher = watcher_on(pipe[0], watch_seconds=0.05)
+    assert watcher.wait(0.2) == []
+    assert slow_yields.calls == 1  # not the 25 a 50 ms watch would make
+    for _ in range(3):
+        wait_for_data_already_there(watcher, pipe)  # would turn a watch on
+        cpu_of_wait(watcher, pipe, 0.001)  # a short wait: watch again
+    assert slow_yields.calls == 1  # paused: every wait blocked at once
+
+
+@pytest.mark.timeout(10)
+def test_watching_resumes_after_the_pause(pipe, monkeypatch):
+    monkeypatch.setattr(numap._watch, "CONTENDED_YIELD_SECONDS", 0.0003)
+    monkeypatch.setattr(numap._watch, "PAUSE_SECONDS", 0.05)
+    slow_yields = SlowYields(0.002)
+    monkeypatch.setattr(numap._watch, "_yield_cpu", slow_yields)
+    watcher = watcher_on(pipe[0], watch_seconds=0.05)
+    assert watcher.wait(0.2) == []
+    assert slow_yields.calls == 1
+    time.sleep(0.1)  # the pause is over
+    wait_for_data_already_there(watcher, pipe)
+    assert watcher.wait(0.2) == []
+    assert slow_yields.calls == 2

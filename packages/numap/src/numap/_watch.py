@@ -10,13 +10,23 @@ wake-up. Each turn of the watch yields the CPU to any other process
 waiting for the same core.
 
 The environment variable NUMAP_WATCH_SECONDS sets the watch time (at most
-0.1; 0 turns watching off). Off by default: under heavy CPU load, process
-maps at small buffers were seen to hang with a watch of 0.001 (a batch
-never answered; not found yet), and never without one. Watching pays only when the
+0.1; 0 turns watching off; 0.001 by default). Watching pays only when the
 waits are short: a :class:`Watcher` watches again only if its last wait
 got data within the watch time. Slow items (waits of milliseconds), and
 waits that time out empty, therefore make it block at once, and burn no
 CPU, until a wait is short again.
+
+Yielding is harmless while nothing else wants the core, and poison when
+something does. Linux's scheduler (EEVDF, since 6.6) pushes a task's
+deadline back by a whole time slice at each yield that finds another task
+on its core; a process that keeps yielding beside busy processes then
+gets little CPU: beside two busy loops on two cores, 20,000 tiny items at
+buffer 2 took 19-30 s instead of 2-3 s (batches and results sat in the
+pipes while their readers waited for the core; bench/bench_under_load.py).
+Such a core hands the CPU over on a yield and gets it back only after the
+other task's slice, so a yield that took longer than
+CONTENDED_YIELD_SECONDS ends the watch, and the Watcher does not watch
+again for PAUSE_SECONDS.
 """
 
 from __future__ import annotations
@@ -38,18 +48,30 @@ WATCH_VARIABLE = "NUMAP_WATCH_SECONDS"
 MAX_WATCH_SECONDS = 0.1
 
 
+# The watch time when WATCH_VARIABLE is not set. The parent's work per
+# item at the default buffer is tens of microseconds, so one millisecond
+# covers a round trip with room for a busy parent.
+DEFAULT_WATCH_SECONDS = 0.001
+# A yield this long means another task ran on the core meanwhile: a slice
+# of another process is a millisecond or more, while a yield to a map's
+# own process that is itself watching comes back within microseconds.
+CONTENDED_YIELD_SECONDS = 0.0003
+# How long a Watcher blocks at once after a contended yield: long enough
+# that the few yields it then makes cost nothing, short enough to watch
+# again soon after the other load is gone.
+PAUSE_SECONDS = 1.0
+
+
 def _watch_seconds_from(environ: Mapping[str, str]) -> float:
-    """The watch time: 0 (off) unless ``environ`` sets WATCH_VARIABLE.
+    """The watch time: DEFAULT_WATCH_SECONDS unless ``environ`` sets
+    WATCH_VARIABLE.
 
     Raises NuMapError when the variable is not a number of seconds from 0
     to MAX_WATCH_SECONDS.
     """
-    # The parent's work per item at the default buffer is tens of
-    # microseconds, so one millisecond covers a round trip with room for a
-    # busy parent.
     text = environ.get(WATCH_VARIABLE)
     if text is None:
-        return 0.0
+        return DEFAULT_WATCH_SECONDS
     try:
         seconds = float(text)
     except ValueError:
@@ -80,7 +102,11 @@ class Watcher:
     of the descriptors' reading side). Needs HAVE_POLL.
     """
 
-    __slots__ = ("_poll", "_watch_seconds", "_watch_next")
+    # _watch_next: whether the next wait that finds nothing at once
+    #   watches (the last wait was short);
+    # _paused_until: time.perf_counter() before which no wait watches
+    #   (after a contended yield).
+    __slots__ = ("_poll", "_watch_seconds", "_watch_next", "_paused_until")
 
     def __init__(self, fds: Iterable[int], watch_seconds: float = WATCH_SECONDS):
         self._poll = select.poll()
@@ -88,6 +114,7 @@ class Watcher:
             self._poll.register(fd, select.POLLIN)
         self._watch_seconds = watch_seconds
         self._watch_next = watch_seconds > 0
+        self._paused_until = 0.0
 
     def wait(self, timeout: float | None) -> list[tuple[int, int]]:
         """The (fd, events) pairs ready within ``timeout`` seconds (None: no
@@ -100,20 +127,15 @@ class Watcher:
         if timeout == 0:
             return ready
         started = time.perf_counter()
-        if self._watch_next:
+        if self._watch_next and started >= self._paused_until:
             watch = (
                 self._watch_seconds
                 if timeout is None
                 else min(self._watch_seconds, timeout)
             )
-            deadline = started + watch
-            while True:
-                _yield_cpu()
-                ready = poll(0)
-                if ready:
-                    return ready
-                if time.perf_counter() >= deadline:
-                    break
+            ready = self._watch(started, started + watch)
+            if ready:
+                return ready
         waited = time.perf_counter() - started
         if timeout is None:
             ready = poll(None)
@@ -128,3 +150,22 @@ class Watcher:
             bool(ready) and time.perf_counter() - started < self._watch_seconds
         )
         return ready
+
+    def _watch(self, started: float, deadline: float) -> list[tuple[int, int]]:
+        """Poll without blocking, yielding the CPU between polls, until
+        something is ready (returned), the deadline, or a contended yield
+        (both return [])."""
+        poll = self._poll.poll
+        before = started
+        while True:
+            _yield_cpu()
+            ready = poll(0)
+            if ready:
+                return ready
+            now = time.perf_counter()
+            if now - before > CONTENDED_YIELD_SECONDS:
+                self._paused_until = now + PAUSE_SECONDS
+                return ready
+            if now >= deadline:
+                return ready
+            before = now
