@@ -464,3 +464,13 @@ def test_two_consumers_first_next_at_once_start_the_map_once():
             assert counts == {0: 20, 1: 20}, f"trial {trial}: {counts}"
     finally:
         sys.setswitchinterval(interval)
+
+
+@pytest.mark.timeout(10)
+def test_a_task_iterator_given_as_a_task_id_is_refused_clearly():
+    nm = NuMap(worker_type="thread")
+    first = nm.add_task(identity, range(3))
+    with pytest.raises(TypeError, match=r"a task id is an int .* not <_NuMapTask 0"):
+        nm.get_task(first)
+    with pytest.raises(TypeError, match="a task id is an int"):
+        nm.next(task="0")

@@ -168,16 +168,20 @@ def test_the_handler_is_python_default_again_after_stop():
         default = signal.default_int_handler
         before = signal.getsignal(signal.SIGINT) is default
         numap = NuMap(abs, range(-5, 0), worker_num=2)
-        results = list(numap)
-        during = signal.getsignal(signal.SIGINT) is default
+        results, ours_while_reading = [], True
+        for value in numap:
+            results.append(value)
+            ours_while_reading &= signal.getsignal(signal.SIGINT) is not default
+        at_the_end = signal.getsignal(signal.SIGINT) is default  # stopped itself
         numap.stop()
-        print(before, results, during, signal.getsignal(signal.SIGINT) is default)
+        after_stop = signal.getsignal(signal.SIGINT) is default
+        print(before, results, ours_while_reading, at_the_end, after_stop)
         """
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=50
     )
-    assert done.stdout.strip() == "True [5, 4, 3, 2, 1] False True", done.stderr
+    assert done.stdout.strip() == "True [5, 4, 3, 2, 1] True True True", done.stderr
 
 
 @pytest.mark.timeout(10)

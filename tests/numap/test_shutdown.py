@@ -88,6 +88,49 @@ def test_stop_joins_every_thread_and_process(worker_type):
         numap.next()
 
 
+def worker_pids():
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_a_map_read_to_its_end_stops_itself(worker_type):
+    # `list(NuMap(f, xs))` in a loop used to keep every map's workers (and
+    # its receiver thread) until the program exited. (Compared with what
+    # other tests may have left running.)
+    pids_before, threads_before = worker_pids(), set(numap_threads())
+    for _ in range(3):
+        results = list(NuMap(identity, range(50), worker_type=worker_type))
+        assert results == list(range(50))
+        assert set(numap_threads()) <= threads_before
+        assert worker_pids() <= pids_before
+
+
+@pytest.mark.timeout(60)
+def test_a_chain_read_to_its_end_stops_itself_and_stays_ended():
+    pids_before, threads_before = worker_pids(), set(numap_threads())
+    numap = NuMap(worker_num=2)
+    first = numap.add_task(identity, range(20))
+    last = numap.add_task(abs, first)
+    assert list(last) == list(range(20))
+    assert set(numap_threads()) <= threads_before
+    assert worker_pids() <= pids_before
+    with pytest.raises(StopIteration):
+        next(last)
+    numap.stop()  # allowed, and does nothing more
+
+
+@pytest.mark.timeout(60)
+def test_a_map_not_read_to_its_end_keeps_its_workers_until_stop():
+    pids_before = worker_pids()
+    numap = NuMap(identity, range(50), worker_num=2)
+    assert next(numap) == 0
+    time.sleep(0.2)
+    assert len(worker_pids() - pids_before) == 2
+    numap.stop()
+    assert wait_until(lambda: worker_pids() <= pids_before)
+
+
 @pytest.mark.timeout(30)
 def test_forced_stop_returns_at_once_and_stop_finishes_later():
     numap = NuMap(identity, itertools.count(), worker_type="thread", worker_num=2)

@@ -698,7 +698,15 @@ class NuMap:
         raise NuMapError(f"{self.name}: stop() the NuMap first, then {action}")
 
     def _check_task(self, task: int) -> None:
-        if not 0 <= task < len(self._tasks):
+        try:
+            known = 0 <= task < len(self._tasks)
+        except TypeError:
+            raise TypeError(
+                f"{self.name}: a task id is an int (0 for the first task), "
+                f"not {task!r}; add_task returns the task's iterator, "
+                "get_task(id) gives it again"
+            ) from None
+        if not known:
             if not self._tasks:
                 raise IndexError(
                     f"{self.name}: no task {task}; this NuMap has no tasks "
@@ -1299,7 +1307,11 @@ class NuMap:
             not (_CTRL_C.installed and threading.get_ident() == _CTRL_C.main_ident)
             and not _interrupts.protects_this_thread()
         ):
-            return self._take_and_feed(task_id, timeout, guarded=False)
+            try:
+                return self._take_and_feed(task_id, timeout, guarded=False)
+            except StopIteration:
+                self._stop_once_exhausted()
+                raise
         # The section's bookkeeping is written out, without calls: see
         # _interrupts.
         _CTRL_C.depth += 1
@@ -1316,6 +1328,8 @@ class NuMap:
                 # The error stays in the traceback as its context: a
                 # TimeoutError with skip=True has dropped a result.
                 raise KeyboardInterrupt  # noqa: B904
+            if isinstance(error, StopIteration) and _CTRL_C.depth == 0:
+                self._stop_once_exhausted()
             raise
         _CTRL_C.depth -= 1
         if _CTRL_C.pending:
@@ -1456,7 +1470,9 @@ class NuMap:
           those results. forced (used only when ends is None): only trigger
           stopping and return at once; call ``_stop()`` later to finish.
         With neither, stop behaves as with ends=all tasks. Pending results
-        that were not taken are discarded.
+        that were not taken are discarded. A map whose every task has
+        handed out its last result has stopped itself already; stop then
+        does nothing more.
         """
         self._refuse_stop_from_inside()
         if ends is not None:
@@ -1473,6 +1489,26 @@ class NuMap:
             self._notify_results()
         if ends is None and forced:
             return
+        self._stop()
+
+    def _stop_once_exhausted(self) -> None:
+        """Stop the map when every task has handed out its last result, so
+        that a map read to its end (``list(NuMap(f, xs))``) leaves no worker
+        behind without a stop() call. Not when a stop is under way already,
+        nor from a thread the map itself runs (its feeder reading a chained
+        task, one of its thread workers), where stop() would wait for itself.
+        """
+        with self._lock:
+            if self._stopping or self._stopped:
+                return
+            if not all(task.output.finished() for task in self._tasks):
+                return
+            if self._feed_role_holder == threading.get_ident():
+                return
+            pool = self._pool
+            if isinstance(pool, ThreadPool) and pool.runs_on_this_thread():
+                return
+            self._stopping = True  # one consumer stops it, the others return
         self._stop()
 
     def _refuse_stop_from_inside(self) -> None:
