@@ -47,6 +47,7 @@ def check_ordered(worker_type, xs, worker_num, stride, extra):
     numap.start()
     try:
         assert list(results) == list(map(double, xs))
+        assert numap._stopped  # read to its end, the map stopped itself
     finally:
         numap.stop()
 
@@ -69,6 +70,7 @@ def check_chain(worker_type, xs, worker_num, stride, extra):
     numap.start()
     try:
         assert list(third) == [square(plus_three(double(x))) for x in xs]
+        assert numap._stopped
     finally:
         numap.stop()
 
@@ -91,6 +93,7 @@ def check_interleaved(worker_type, streams, worker_num, stride, extra):
                     except StopIteration:
                         active.remove(task)
                         break
+        assert numap._stopped  # every task read to its end
     finally:
         numap.stop()
     assert got == [list(map(funcs[i % 3], xs)) for i, xs in enumerate(streams)]
