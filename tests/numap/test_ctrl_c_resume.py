@@ -172,10 +172,11 @@ def test_the_handler_is_python_default_again_after_stop():
         for value in numap:
             results.append(value)
             ours_while_reading &= signal.getsignal(signal.SIGINT) is not default
-        at_the_end = signal.getsignal(signal.SIGINT) is default  # stopped itself
+        # The map stopped itself at its end; the handler stays until stop().
+        kept_at_the_end = signal.getsignal(signal.SIGINT) is not default
         numap.stop()
         after_stop = signal.getsignal(signal.SIGINT) is default
-        print(before, results, ours_while_reading, at_the_end, after_stop)
+        print(before, results, ours_while_reading, kept_at_the_end, after_stop)
         """
     )
     done = subprocess.run(

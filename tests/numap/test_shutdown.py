@@ -120,6 +120,88 @@ def test_a_chain_read_to_its_end_stops_itself_and_stays_ended():
     numap.stop()  # allowed, and does nothing more
 
 
+def inc(x):
+    return x + 1
+
+
+def double(x):
+    return x * 2
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_a_map_read_by_another_map_on_the_main_thread_stops_too(worker_type):
+    # Read inside the downstream map's own reading (nested on the main
+    # thread), the upstream map's end used to be skipped.
+    upstream = NuMap(worker_num=1, worker_type=worker_type)
+    downstream = NuMap(worker_num=1, worker_type=worker_type)
+    results = downstream.add_task(double, upstream.add_task(inc, range(30)))
+    assert list(results) == [2 * (x + 1) for x in range(30)]
+    assert upstream._stopped and downstream._stopped
+
+
+def slow_on_three(x):
+    if x == 3:
+        time.sleep(3)
+    return x
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_the_end_does_not_wait_for_a_result_given_up_with_skip(worker_type):
+    numap = NuMap(
+        slow_on_three, range(4), worker_type=worker_type, worker_num=2, skip=True
+    )
+    got = []
+    while True:
+        try:
+            got.append(numap.next(timeout=0.5))
+        except TimeoutError:
+            continue
+        except StopIteration:
+            break
+    assert got == [0, 1, 2]
+    # Item 3 is still being computed: the map has not stopped itself,
+    # which would have waited for it; stop() decides.
+    assert not numap._stopped
+    numap.stop()
+
+
+def read_task(numap, task, into):
+    thread = threading.Thread(target=lambda: into.extend(numap.get_task(task)))
+    thread.start()
+    return thread
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_stop_and_start_while_another_thread_ends_the_map(worker_type):
+    # A reader thread's last next() stops the map while the main thread
+    # calls stop() and start(): stop() must wait for that stop to end, or
+    # it went on into the second run and cut it short (2 to 5 rounds in 40
+    # on the code before).
+    for _ in range(20):
+        numap = NuMap(worker_type=worker_type, worker_num=2)
+        numap.add_task(identity, range(50))
+        numap.add_task(identity, range(50))
+        numap.start()
+        first_of_1: list = []
+        first_reader = read_task(numap, 1, first_of_1)
+        assert list(numap.get_task(0)) == list(range(50))
+        while len(first_of_1) < 50:
+            time.sleep(0.0005)
+        numap.stop()  # the reader's last next() may be stopping it now
+        numap.start()
+        second_of_1: list = []
+        second_reader = read_task(numap, 1, second_of_1)
+        assert list(numap.get_task(0)) == list(range(50))
+        second_reader.join(10)
+        assert second_of_1 == list(range(50))
+        first_reader.join(10)
+        assert not first_reader.is_alive()
+        numap.stop()
+
+
 @pytest.mark.timeout(60)
 def test_a_map_not_read_to_its_end_keeps_its_workers_until_stop():
     pids_before = worker_pids()

@@ -40,8 +40,9 @@ The handler is installed by the main thread, and only over Python's
 default one (``signal.default_int_handler``): elsewhere it does what the
 default does. A program with a SIGINT handler of its own keeps it, without
 this protection. The default is put back when no started NuMap is left
-(:func:`release`, called by ``NuMap.stop`` on the main thread), so code
-that looks for the default handler (e.g. asyncio.run) finds it again.
+(:func:`release`, called by ``NuMap.stop`` on the main thread, not when a
+map stops itself at its end), so code that looks for the default handler
+(e.g. asyncio.run) finds it again.
 
 The bookkeeping around sections (entering, leaving, the check for a
 held-back Ctrl-C) is written out at its users, not in functions of this

@@ -546,6 +546,10 @@ class NuMap:
         self._pool_closing: ThreadPool | ProcessPool | None = None
         self._feeder: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        # Held while a thread finishes stopping (_stop): a stop() or the end
+        # of iteration in another thread waits for it, so that a start()
+        # after them finds the map stopped, not half way there.
+        self._stop_lock = threading.Lock()
         # Task 0's ``handed`` deque, for __next__; set (under _lock) when the
         # pool starts, as tasks change only while the map is stopped.
         self._first_handed: deque = deque()
@@ -688,12 +692,17 @@ class NuMap:
             self._tasks_tracked.pop(len(self._tasks), None)
 
     def _refuse_while_started(self, action: str) -> None:
+        if self._stopping:
+            # Another thread may be finishing a stop (e.g. its read reached
+            # the end of the map): wait for it rather than refuse.
+            self._wait_for_other_stops()
         if not self._started.is_set():
             return
         if self._stopping:
             raise NuMapError(
-                f"{self.name}: stop(forced=True) only began stopping; call "
-                f"stop() again to finish it, then {action}"
+                f"{self.name}: stopping began but did not finish "
+                f"(stop(forced=True) returns at once); call stop() again to "
+                f"finish it, then {action}"
             )
         raise NuMapError(f"{self.name}: stop() the NuMap first, then {action}")
 
@@ -1328,7 +1337,7 @@ class NuMap:
                 # The error stays in the traceback as its context: a
                 # TimeoutError with skip=True has dropped a result.
                 raise KeyboardInterrupt  # noqa: B904
-            if isinstance(error, StopIteration) and _CTRL_C.depth == 0:
+            if isinstance(error, StopIteration):
                 self._stop_once_exhausted()
             raise
         _CTRL_C.depth -= 1
@@ -1490,26 +1499,39 @@ class NuMap:
         if ends is None and forced:
             return
         self._stop()
+        # Only here, not when the map stops itself at its end: a program
+        # that catches Ctrl-C while it reads keeps numap's handling of it
+        # until it calls stop().
+        if not _live_numaps:
+            _interrupts.release()
 
     def _stop_once_exhausted(self) -> None:
-        """Stop the map when every task has handed out its last result, so
-        that a map read to its end (``list(NuMap(f, xs))``) leaves no worker
-        behind without a stop() call. Not when a stop is under way already,
-        nor from a thread the map itself runs (its feeder reading a chained
-        task, one of its thread workers), where stop() would wait for itself.
+        """Stop the map when every task has handed out its last result and
+        no item is left inside it, so that a map read to its end
+        (``list(NuMap(f, xs))``) leaves no worker behind without a stop()
+        call. Not from a thread the map itself runs (its feeder reading a
+        chained task, one of its thread workers), where stopping would wait
+        for itself; not while results given up with skip=True are still
+        being computed (stop() decides about those). If another thread is
+        stopping the map, returns once that stop has ended.
         """
+        if self._feed_role_holder == threading.get_ident():
+            return
+        pool = self._pool
+        if isinstance(pool, ThreadPool) and pool.runs_on_this_thread():
+            return
         with self._lock:
-            if self._stopping or self._stopped:
-                return
-            if not all(task.output.finished() for task in self._tasks):
-                return
-            if self._feed_role_holder == threading.get_ident():
-                return
-            pool = self._pool
-            if isinstance(pool, ThreadPool) and pool.runs_on_this_thread():
-                return
-            self._stopping = True  # one consumer stops it, the others return
-        self._stop()
+            under_way = self._stopping or self._stopped
+            if not under_way:
+                for task in self._tasks:
+                    output = task.output
+                    if not output.finished() or output.skipped or output.skip_count:
+                        return
+                self._stopping = True  # this thread stops it
+        if under_way:
+            self._wait_for_other_stops()
+        else:
+            self._stop()
 
     def _refuse_stop_from_inside(self) -> None:
         # Stopping waits for the feeding and for the workers: a thread
@@ -1530,7 +1552,25 @@ class NuMap:
             )
 
     def _stop(self, graceful: bool = True) -> None:
-        """Finish stopping: join the feeder, close the pool, drop results."""
+        """Finish stopping: join the feeder, close the pool, drop results.
+
+        One thread at a time: a stop waits for another thread's stop to
+        end, then finds little left to do.
+        """
+        self._wait_for_other_stops()
+        # A with statement, not a sliced acquire: a Ctrl-C cannot come
+        # between taking the lock and the block that gives it back.
+        with self._stop_lock:
+            self._finish_stopping(graceful)
+
+    def _wait_for_other_stops(self) -> None:
+        """Wait until no thread is finishing a stop, looking every 10 ms;
+        without taking the lock, so an interrupted wait leaves nothing
+        held."""
+        while self._stop_lock.locked():
+            time.sleep(_waits.SLICE_SECONDS / 10)
+
+    def _finish_stopping(self, graceful: bool) -> None:
         with self._lock:
             self._stopping = True
             self._feeder_wakeup.notify_all()
@@ -1569,8 +1609,6 @@ class NuMap:
             self._notify_results()
         _live_numaps.discard(self)
         self._started.clear()
-        if not _live_numaps:
-            _interrupts.release()
 
     def _abandon(self) -> None:
         # At interpreter exit: end the workers now, without waiting for them.
