@@ -139,11 +139,7 @@ class RpycServer:
             children = psutil.Process(self.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             return []
-        return [
-            child.pid
-            for child in children
-            if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
-        ]
+        return [child.pid for child in children if _running(child)]
 
     def kill(self) -> None:
         """Kill the server and its workers at once, as a host that dies."""
@@ -155,6 +151,14 @@ class RpycServer:
         """Kill the server's whole process group and close its log."""
         self.kill()
         self._log.close()
+
+
+def _running(process: psutil.Process) -> bool:
+    # A worker may end between the listing and this look at it.
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @pytest.fixture

@@ -1327,6 +1327,15 @@ class NuMap:
         try:
             value = self._take_and_feed(task_id, timeout, guarded=True)
         except BaseException as error:
+            if isinstance(error, StopIteration):
+                # Still inside the section: a Ctrl-C during the stop is
+                # held back and raised below, once the map has stopped
+                # (an abort, a Ctrl-C held back too long, raises at once).
+                try:
+                    self._stop_once_exhausted()
+                except BaseException:
+                    _CTRL_C.depth -= 1
+                    raise
             _CTRL_C.depth -= 1
             if (
                 _CTRL_C.depth == 0
@@ -1337,8 +1346,6 @@ class NuMap:
                 # The error stays in the traceback as its context: a
                 # TimeoutError with skip=True has dropped a result.
                 raise KeyboardInterrupt  # noqa: B904
-            if isinstance(error, StopIteration):
-                self._stop_once_exhausted()
             raise
         _CTRL_C.depth -= 1
         if _CTRL_C.pending:
