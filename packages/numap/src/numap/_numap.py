@@ -1355,11 +1355,6 @@ class NuMap:
         return value
 
     def _take_and_feed(self, task_id: int, timeout: float | None, guarded: bool) -> Any:
-        longest_wait = None
-        if guarded:
-            longest_wait = _interrupts.CHECK_SECONDS
-        elif _waits.on_main_thread():  # a program with a SIGINT handler of its own
-            longest_wait = _waits.SLICE_SECONDS
         with self._lock:
             output = self._tasks[task_id].output
             deadline = None
@@ -1397,7 +1392,14 @@ class NuMap:
                     raise KeyboardInterrupt
                 # Short waits on the main thread let a Ctrl-C act soon: a
                 # held-back one, or one that another thread received (see
-                # _waits).
+                # _waits). Decided here, where the take waits, so that a
+                # take finding its result ready pays nothing for it.
+                if guarded:
+                    longest_wait: float | None = _interrupts.CHECK_SECONDS
+                elif _waits.on_main_thread():  # a SIGINT handler of its own
+                    longest_wait = _waits.SLICE_SECONDS
+                else:
+                    longest_wait = None
                 if longest_wait is not None and (wait is None or wait > longest_wait):
                     wait = longest_wait
                 direct = self._wait_for_result(wait, direct)
