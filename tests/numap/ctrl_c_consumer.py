@@ -14,9 +14,11 @@ Prints one line per trial: "ok" or what went wrong, then whether
 Python's default SIGINT handler is back after stop().
 """
 
+import os
 import signal
 import subprocess
 import sys
+import time
 
 from numap import NuMap
 
@@ -48,6 +50,30 @@ def consume(numap, mode, got):
         got.append(value)
 
 
+def go_through(*steps):
+    """Run the steps in turn, going on with the current one after each
+    KeyboardInterrupt (every step may run again). Returns how many came.
+
+    The signals come 0.2-3 ms apart, so one can land in the inner except
+    clause or on the loop's jump back, outside the inner try: the outer
+    try catches that one. Python raises there, in this program's own code,
+    whatever numap does.
+    """
+    done = 0
+    interrupts = 0
+    while done < len(steps):
+        try:
+            while done < len(steps):
+                try:
+                    steps[done]()
+                    done += 1
+                except KeyboardInterrupt:
+                    interrupts += 1
+        except KeyboardInterrupt:
+            interrupts += 1
+    return interrupts
+
+
 def trial(stride, buffer, mode, worker_type):
     numap = NuMap(
         inc,
@@ -58,38 +84,30 @@ def trial(stride, buffer, mode, worker_type):
         buffer=buffer,
     )
     firer = subprocess.Popen(
-        [sys.executable, "-c", FIRER, str(__import__("os").getpid())],
+        [sys.executable, "-c", FIRER, str(os.getpid())],
         stdin=subprocess.PIPE,
         text=True,
     )
     got = []
-    interrupts = 0
     outcome = "ok"
-    fired = False
-    while True:
+
+    def fire():
+        if not firer.stdin.closed:
+            firer.stdin.write("go\n")
+            firer.stdin.close()
+
+    def read():
+        nonlocal outcome
         try:
-            if not fired:
-                firer.stdin.write("go\n")
-                firer.stdin.flush()
-                fired = True
             consume(numap, mode, got)
-            break
-        except KeyboardInterrupt:
-            interrupts += 1
         except TimeoutError:
             outcome = f"hang: no result within 10 s after {len(got)} results"
-            break
-    while True:  # signals may still be on their way
-        try:
-            firer.wait()
-            firer.stdin.close()
-            break
-        except KeyboardInterrupt:
-            interrupts += 1
-    try:
-        __import__("time").sleep(0.05)
-    except KeyboardInterrupt:
-        interrupts += 1
+
+    def let_the_last_signals_land():
+        firer.wait()
+        time.sleep(0.05)
+
+    interrupts = go_through(fire, read, let_the_last_signals_land)
     try:
         numap.stop()
     except KeyboardInterrupt:

@@ -18,6 +18,7 @@ import time
 import types
 from pathlib import Path
 
+import psutil
 import pytest
 from numap import NuMap, _interrupts
 
@@ -202,3 +203,60 @@ def test_ctrl_cs_in_quick_succession_count_as_one_and_a_late_one_aborts():
         assert not state.pending
     finally:
         state.depth, state.pending, state.held_since = saved
+
+
+class SignalsOnFirstIter:
+    """An iterable whose first iter() sends this process a SIGINT: a Ctrl-C
+    that lands while the map starts, after its workers started and before
+    its feeder did."""
+
+    def __init__(self, items):
+        self.items = items
+        self.sent = False
+
+    def __iter__(self):
+        if not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+        return iter(self.items)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("worker_type", ["process", "thread"])
+def test_a_ctrl_c_while_the_feeder_starts_is_raised_once_the_map_runs(worker_type):
+    numap = NuMap(
+        abs, SignalsOnFirstIter(range(-10, 0)), worker_type=worker_type, worker_num=2
+    )
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            numap.next(timeout=5)
+        # Before, the map kept its workers but had no feeder: this waited.
+        assert [numap.next(timeout=5) for _ in range(10)] == list(range(10, 0, -1))
+    finally:
+        numap.stop()
+
+
+def raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("worker_type", ["process", "thread"])
+def test_a_ctrl_c_from_a_programs_own_handler_during_start_undoes_the_start(
+    worker_type,
+):
+    # Raised in the middle of the start (numap holds back only Ctrl-Cs of
+    # its own handler): what had started is stopped, the next next()
+    # starts afresh.
+    previous = signal.signal(signal.SIGINT, raise_keyboard_interrupt)
+    numap = NuMap(
+        abs, SignalsOnFirstIter(range(-10, 0)), worker_type=worker_type, worker_num=2
+    )
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            numap.next(timeout=5)
+        assert not psutil.Process().children()
+        assert [numap.next(timeout=5) for _ in range(10)] == list(range(10, 0, -1))
+    finally:
+        numap.stop()
+        signal.signal(signal.SIGINT, previous)

@@ -731,16 +731,64 @@ class NuMap:
         """Start the workers (stage 1) and the feeding threads (stage 2).
 
         After stage 1 ``_started`` is set and next() blocks until stage 2
-        runs. The stages may be run by separate calls, each once.
+        runs. The stages may be run by separate calls, each once. A start
+        of stage 1 that an exception or Ctrl-C ends before the feeder runs
+        is undone (no worker is left); start again, or call next().
+        Raises NuMapError if the map is started already.
         """
         chosen = _stage_numbers(stages)
         with self._start_lock:
-            if 1 in chosen:
-                self._start_pool()
-            if 2 in chosen:
-                self._start_feeder()
+            self._start_stages(chosen)
 
-    def _start_pool(self) -> None:
+    def _start_stages(self, stages: set[int]) -> None:
+        """Run the chosen stages (the caller holds _start_lock).
+
+        A start of stage 1 that fails is undone: an exception or a Ctrl-C
+        before the feeder runs stops what had started, so the next next()
+        or start() begins afresh. (A Ctrl-C raised between the stages used
+        to leave workers without a feeder, and every later next() waited
+        for results that never came.) Once the feeder runs, it may have
+        pulled items from a generator, which a new start could not pull
+        again: a Ctrl-C then leaves the map running.
+
+        On the main thread the start is a section of _interrupts. A Ctrl-C
+        held back during stage 1 is raised before stage 2, after the undo;
+        one held back during stage 2 is raised once the map runs.
+        """
+        if 1 in stages:
+            self._refuse_second_start()
+        guarded = _interrupts.protects_this_thread()
+        if guarded:
+            _CTRL_C.depth += 1
+        try:
+            if 1 in stages:
+                self._start_pool()
+                if guarded and _CTRL_C.pending and _CTRL_C.depth == 1:
+                    raise KeyboardInterrupt
+            if 2 in stages:
+                self._start_feeder()
+        except BaseException as error:
+            if 1 in stages:
+                self._undo_start()
+            if not guarded:
+                raise
+            _CTRL_C.depth -= 1
+            if _CTRL_C.depth == 0 and _CTRL_C.pending:
+                _CTRL_C.pending = False
+                if not isinstance(error, KeyboardInterrupt):
+                    raise KeyboardInterrupt from error
+            raise
+        if guarded:
+            _CTRL_C.depth -= 1
+            if _CTRL_C.depth == 0 and _CTRL_C.pending:
+                _CTRL_C.pending = False
+                raise KeyboardInterrupt
+
+    def _undo_start(self) -> None:
+        self._ever_started = False
+        self._stop(graceful=False)
+
+    def _refuse_second_start(self) -> None:
         if self._started.is_set() and self._stopping:
             self._refuse_while_started("start it again")
         if self._started.is_set():
@@ -748,6 +796,8 @@ class NuMap:
                 f"{self.name}: already started (it starts at the first next() "
                 "too); stop() it before starting it again"
             )
+
+    def _start_pool(self) -> None:
         if self.worker_type == "thread":
             pool: ThreadPool | ProcessPool = ThreadPool(self.worker_num, self._deliver)
         else:
@@ -1243,8 +1293,7 @@ class NuMap:
         # other waits for that under the lock, then finds it started.
         with self._start_lock:
             if not self._ever_started:
-                self._start_pool()
-                self._start_feeder()
+                self._start_stages({1, 2})
 
     def __next__(self) -> Any:
         # Iteration is the per-item hot path: one Python frame when a result
