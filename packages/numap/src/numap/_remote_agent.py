@@ -85,6 +85,9 @@ class _Worker:
         self.stopping = threading.Event()
         self.stop_lock = threading.Lock()
         self.stopped = False
+        # Why the agent stopped the worker (the first stop's reason), for
+        # the message that ends the drain stream.
+        self.stop_reason = None
         # The drain connection's socket, once pump_out streams on it: the
         # parent never writes there, so anything readable on it (its end,
         # or a reset) means the parent asks for the worker's end at once.
@@ -138,15 +141,19 @@ class _Worker:
         except OSError:  # reset
             return True
 
-    def stop(self, kill=False):
+    def stop(self, kill=False, reason=None):
         """End the process and reap it; returns its exit code.
 
         Its stdin is closed (the worker ends after the call it is in) and it
         gets STOP_GRACE seconds to exit, then it is killed (SIGKILL). With
         ``kill``, or once the parent asks for the end (``end_requested``),
-        it is sent SIGTERM at once. Safe from any thread, more than once: a
-        later call waits until the first has reaped the process.
+        it is sent SIGTERM at once. ``reason`` (of the first call that gives
+        one) is told to the parent with the worker's end. Safe from any
+        thread, more than once: a later call waits until the first has
+        reaped the process.
         """
+        if self.stop_reason is None:
+            self.stop_reason = reason
         self.stopping.set()
         with self.stop_lock:
             if not self.stopped:
@@ -205,6 +212,8 @@ class _Worker:
         tail = [line for line in self.stderr_tail if line]
         if tail:
             text += "; its last stderr lines: " + " | ".join(tail[-5:])
+        if self.stop_reason is not None:
+            text = f"the host stopped the worker ({self.stop_reason}): {text}"
         return text
 
 
@@ -373,6 +382,10 @@ def read(token):
     worker = _workers.get(token)
     if worker is None:
         return "the worker was stopped"
+    return _read_frames(worker)
+
+
+def _read_frames(worker):
     frames = []
     with worker.read_lock:
         try:
@@ -432,7 +445,7 @@ def pump_in(token, service):
                 worker_alive = write(token, body) is None
     except OSError:  # the parent is gone
         pass
-    stop_worker(token)
+    stop_worker(token, reason="its feed connection from the parent ended")
     if worker is not None:  # stopped by the watchdog: wait until it is reaped
         worker.stop()
 
@@ -452,7 +465,10 @@ def pump_out(token, service):
         worker.drain_socket = sock
     try:
         while True:
-            frames = read(token)
+            # Read from the worker even once it is stopping: the results of
+            # the call it finishes still reach the parent, and the end says
+            # why the worker ended.
+            frames = read(token) if worker is None else _read_frames(worker)
             if isinstance(frames, str):
                 reason = frames.encode("utf-8", "replace")
                 sock.sendall(
@@ -468,18 +484,18 @@ def pump_out(token, service):
         return
 
 
-def stop_worker(token, kill=False):
+def stop_worker(token, kill=False, reason=None):
     """End a worker and reap it: see ``_Worker.stop``.
 
     kill: end it at once (SIGTERM) instead of giving it STOP_GRACE seconds
-    to exit after its stdin closes. Returns its exit code, or None for an
-    unknown token.
+    to exit after its stdin closes. reason: why, for the parent (None when
+    the parent asked). Returns its exit code, or None for an unknown token.
     """
     with _registry_lock:
         worker = _workers.pop(token, None)
     if worker is None:
         return None
-    return worker.stop(kill)
+    return worker.stop(kill, reason)
 
 
 def worker_pids():
@@ -502,16 +518,20 @@ def _watch():
                 kill = worker.end_requested()
                 if kill or any(map(_connection_closed, worker.services)):
                     del _workers[token]
-                    ending.append((worker, kill))
+                    reason = None if kill else "a connection from the parent closed"
+                    ending.append((worker, kill, reason))
         # Each in a thread of its own: workers asked to end together end
         # together, not one grace period after another.
-        for worker, kill in ending:
+        for worker, kill, reason in ending:
             try:
                 threading.Thread(
-                    target=worker.stop, args=(kill,), name="numap-stop", daemon=True
+                    target=worker.stop,
+                    args=(kill, reason),
+                    name="numap-stop",
+                    daemon=True,
                 ).start()
             except RuntimeError:  # no thread to spare: stop it here, in turn
-                worker.stop(kill)
+                worker.stop(kill, reason)
 
 
 def _ensure_watchdog():
