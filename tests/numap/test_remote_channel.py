@@ -308,6 +308,47 @@ def test_host_that_accepts_but_never_answers_fails_in_time(monkeypatch):
 
 
 @pytest.mark.timeout(20)
+def test_a_silent_host_ends_the_start_at_its_first_failure(monkeypatch):
+    # Workers start MAX_PARALLEL_STARTS at a time. Once one start fails, the
+    # starts still queued are cancelled: before, each round of starts
+    # waited out its own timeout (15 s per 16 workers at the defaults).
+    import socket
+
+    import numap._remote
+
+    monkeypatch.setattr(numap._remote, "HANDSHAKE_TIMEOUT", 1.0)
+    monkeypatch.setattr(numap._remote, "MAX_PARALLEL_STARTS", 2)
+    accepted = []
+    with socket.socket() as silent:  # accepts, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        silent.settimeout(0.2)
+
+        def accept_all():
+            while True:
+                try:
+                    accepted.append(silent.accept()[0])
+                except TimeoutError:
+                    continue
+                except OSError:  # closed: the test is over
+                    return
+
+        acceptor = threading.Thread(target=accept_all, daemon=True)
+        acceptor.start()
+        spec = f"127.0.0.1:{silent.getsockname()[1]}"
+        try:
+            with pytest.raises(HostUnreachableError, match="no answer in time"):
+                open_remote_channels([(spec, 8)])
+            # The first round's 2 starts, and at most one more each that a
+            # starter thread took before the cancel: not all 8.
+            assert 2 <= len(accepted) <= 4
+        finally:
+            for connection in accepted:
+                connection.close()
+    acceptor.join(5)
+
+
+@pytest.mark.timeout(20)
 def test_unreachable_second_host_closes_workers_already_started(rpyc_server):
     from remote_servers import free_port
 

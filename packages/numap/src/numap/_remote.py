@@ -32,7 +32,7 @@ import ssl as ssl_module
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from hashlib import sha256
 from typing import Any
 
@@ -565,7 +565,10 @@ def open_remote_channels(
                     f"cannot start a thread to start the remote workers "
                     f"({error}); free threads or memory, then start the map again"
                 ) from error
-        wait(futures)
+        # The first failure ends the start: the starts still queued are
+        # cancelled (below), so a silent host costs one HANDSHAKE_TIMEOUT,
+        # not one per MAX_PARALLEL_STARTS workers.
+        wait(futures, return_when=FIRST_EXCEPTION)
     finally:
         # Also on Ctrl-C: every start ends (bounded by the connect timeout),
         # so that no worker started here is left behind.
