@@ -768,7 +768,7 @@ class NuMap:
             if 2 in stages:
                 self._start_feeder()
         except BaseException as error:
-            if 1 in stages:
+            if 1 in stages and not self._feeder_ran():
                 self._undo_start()
             if not guarded:
                 raise
@@ -787,6 +787,11 @@ class NuMap:
     def _undo_start(self) -> None:
         self._ever_started = False
         self._stop(graceful=False)
+
+    def _feeder_ran(self) -> bool:
+        # (A program's own SIGINT handler can raise inside Thread.start,
+        # after the thread began.)
+        return self._feeder is not None and self._feeder.ident is not None
 
     def _refuse_second_start(self) -> None:
         if self._started.is_set() and self._stopping:
