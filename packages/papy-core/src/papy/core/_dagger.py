@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
@@ -15,6 +16,23 @@ _STRIDE_HOW = (
     "NuMap(stride=...) sets a NuMap's (its default is its number of "
     "workers), a linear Piper's is 1"
 )
+
+
+# Python frames one Piper can add to the stack of the thread that pulls
+# its results: a linear Piper's iteration is 6 nested calls into its
+# upstream Piper's (counted in a RecursionError's traceback, CPython 3.11);
+# the rest leaves room for a NuMap's frames when its consumer feeds it.
+FRAMES_PER_PIPER = 16
+
+
+def _make_room_for_nested_pulls(piper_count: int) -> None:
+    """Raise Python's recursion limit so that a chain of ``piper_count``
+    Pipers, each pulling from the one before inside the same thread, fits:
+    the default limit of 1000 ended pipelines of more than about 160
+    linear Pipers with a RecursionError. The limit is never lowered."""
+    needed = piper_count * FRAMES_PER_PIPER + 1000
+    if sys.getrecursionlimit() < needed:
+        sys.setrecursionlimit(needed)
 
 
 class Dagger(DictGraph):
@@ -503,6 +521,7 @@ class Dagger(DictGraph):
                     f"{piper.state}); a Dagger starts once per connect(): stop() "
                     "and disconnect() it, then connect() it again"
                 )
+        _make_room_for_nested_pulls(len(self._connected))
         for piper in self._connected:
             piper.start(stages=(0, 1))
         for piper in self._connected:
