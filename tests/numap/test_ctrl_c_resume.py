@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from numap import NuMap, _interrupts
+from numap import NuMap, NuMapError, _interrupts
 
 CONSUMER = Path(__file__).with_name("ctrl_c_consumer.py")
 
@@ -260,3 +260,68 @@ def test_a_ctrl_c_from_a_programs_own_handler_during_start_undoes_the_start(
     finally:
         numap.stop()
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("worker_type", ["process", "thread"])
+def test_a_ctrl_c_raised_by_a_with_statements_start_leaves_nothing_running(
+    worker_type,
+):
+    # Raised from __enter__ once the map runs; __exit__ is not called then.
+    threads_before = set(threading.enumerate())
+    numap = NuMap(abs, SignalsOnFirstIter(range(-10, 0)), worker_type=worker_type)
+    with pytest.raises(KeyboardInterrupt), numap:
+        pytest.fail("the with block ran")
+    assert not psutil.Process().children()
+    assert not [t for t in threading.enumerate() if t not in threads_before]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("worker_type", ["process", "thread"])
+def test_a_consumer_waiting_while_another_threads_start_is_undone_gets_an_error(
+    worker_type,
+):
+    # Thread 2's next() comes once the workers started, so it waits for a
+    # result instead of for the start; the start then fails and is undone.
+    # Before, thread 2 got StopIteration: an empty map, silently.
+    release = threading.Event()
+
+    class FailsOnceReleased:
+        def __iter__(self):
+            release.wait(10)
+            raise OSError("the input is unavailable")
+
+    numap = NuMap(abs, FailsOnceReleased(), worker_type=worker_type, worker_num=2)
+    outcomes = {}
+
+    def read(name):
+        try:
+            outcomes[name] = list(numap)
+        except Exception as error:
+            outcomes[name] = error
+
+    starter = threading.Thread(target=read, args=("starter",))
+    starter.start()
+    try:
+        assert wait_for(lambda: numap._ever_started)
+        waiter = threading.Thread(target=read, args=("waiter",))
+        waiter.start()
+        assert wait_for(lambda: numap._consumers_waiting == 1)
+        release.set()
+        starter.join(10)
+        waiter.join(10)
+        assert isinstance(outcomes["starter"], OSError)
+        assert isinstance(outcomes["waiter"], NuMapError)
+        assert "failed and was undone" in str(outcomes["waiter"])
+    finally:
+        release.set()
+        numap.stop()
+
+
+def wait_for(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

@@ -1420,6 +1420,12 @@ class NuMap:
                 if output.ready:
                     break
                 if output.finished() or self._stopped:
+                    if not self._ever_started:
+                        raise NuMapError(
+                            f"{self.name}: the start of the map, in another "
+                            "thread, failed and was undone; call next() again "
+                            "to start it afresh"
+                        )
                     if self._feeder_error is not None:
                         raise NuMapError(
                             f"{self.name}: feeding the map failed, results of "
@@ -1678,9 +1684,15 @@ class NuMap:
         self._stop(graceful=False)
 
     def __enter__(self) -> NuMap:
-        """Start the NuMap unless it is started already."""
+        """Start the NuMap unless it is started already. A start that
+        raises (also a Ctrl-C raised once the map runs) stops the map:
+        ``__exit__`` is not called when ``__enter__`` raises."""
         if not self._started.is_set():
-            self.start()
+            try:
+                self.start()
+            except BaseException:
+                self._stop(graceful=False)
+                raise
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
