@@ -325,3 +325,30 @@ def wait_for(condition, seconds=10.0):
             return False
         time.sleep(0.01)
     return True
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("worker_type", ["process", "thread"])
+def test_a_failed_stage_2_after_a_separate_stage_1_is_undone(worker_type):
+    # papy's Dagger starts every NuMap in two calls. A stage 2 that failed
+    # left the workers of stage 1 without a feeder: next() waited forever.
+    class FailsFirst:
+        calls = 0
+
+        def __iter__(self):
+            FailsFirst.calls += 1
+            if FailsFirst.calls == 1:
+                raise OSError("the input is not ready")
+            return iter(range(-3, 0))
+
+    numap = NuMap(abs, FailsFirst(), worker_type=worker_type, worker_num=2)
+    try:
+        numap.start(stages=[1])
+        with pytest.raises(OSError):
+            numap.start(stages=[2])
+        assert not psutil.Process().children()
+        with pytest.raises(NuMapError, match="start stage 1 before stage 2"):
+            numap.start(stages=[2])
+        assert [numap.next(timeout=5) for _ in range(3)] == [3, 2, 1]
+    finally:
+        numap.stop()

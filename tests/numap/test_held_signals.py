@@ -143,3 +143,30 @@ def test_a_terminated_worker_unwinds_and_runs_its_exit_cleanups(tmp_path):
         """
     )
     assert done.stdout.strip() == "['unwound-0', 'unwound-1']", done.stderr
+
+
+@pytest.mark.timeout(90)
+def test_workers_terminated_while_they_set_up_end_quietly():
+    # An undone start terminates workers just forked; one still closing
+    # the parent's pipe ends printed a Terminated traceback (in 2 of 20
+    # starts before).
+    done = run_program(
+        """
+        from numap import NuMap
+
+        class Unavailable:
+            def __iter__(self):
+                raise OSError("no input")
+
+        for _ in range(100):
+            numap = NuMap(abs, Unavailable(), worker_type="process", worker_num=2)
+            try:
+                numap.start()
+            except OSError:
+                pass
+            numap.stop()
+        print("done")
+        """
+    )
+    assert done.stdout.strip() == "done", done.stderr
+    assert "Traceback" not in done.stderr, done.stderr

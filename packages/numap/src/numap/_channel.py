@@ -103,15 +103,17 @@ def _worker_main(inbound: Any, outbound: Any, parent_ends: tuple) -> None:
     # replaces a program's SIGTERM handler (which would run inside the
     # user's function).
     signal.signal(signal.SIGTERM, _raise_terminated)
-    # Closing the copies of the parent's ends lets the worker see EOF (and
-    # end) when the parent dies.
-    for end in parent_ends:
-        _close_end(end)
-    if not isinstance(inbound, int):
-        inbound = outbound = inbound.fileno()
-    reader = FdFrames(inbound, watch=True)
-    writer = FdFrames(outbound)
+    # From here on, a SIGTERM ends the worker quietly (a map whose start
+    # is undone terminates workers still setting up).
     try:
+        # Closing the copies of the parent's ends lets the worker see EOF
+        # (and end) when the parent dies.
+        for end in parent_ends:
+            _close_end(end)
+        if not isinstance(inbound, int):
+            inbound = outbound = inbound.fileno()
+        reader = FdFrames(inbound, watch=True)
+        writer = FdFrames(outbound)
         _protocol.serve(reader.recv, writer.send)
     except _protocol.Terminated:
         _end_of_sigterm()

@@ -732,8 +732,8 @@ class NuMap:
 
         After stage 1 ``_started`` is set and next() blocks until stage 2
         runs. The stages may be run by separate calls, each once. A start
-        of stage 1 that an exception or Ctrl-C ends before the feeder runs
-        is undone (no worker is left); start again, or call next().
+        that an exception or Ctrl-C ends before the feeder runs is undone,
+        stage 1 too (no worker is left); start again, or call next().
         Raises NuMapError if the map is started already.
         """
         chosen = _stage_numbers(stages)
@@ -743,13 +743,14 @@ class NuMap:
     def _start_stages(self, stages: set[int]) -> None:
         """Run the chosen stages (the caller holds _start_lock).
 
-        A start of stage 1 that fails is undone: an exception or a Ctrl-C
-        before the feeder runs stops what had started, so the next next()
-        or start() begins afresh. (A Ctrl-C raised between the stages used
-        to leave workers without a feeder, and every later next() waited
-        for results that never came.) Once the feeder runs, it may have
-        pulled items from a generator, which a new start could not pull
-        again: a Ctrl-C then leaves the map running.
+        A start that fails before the feeder runs is undone (also a stage 2
+        after a separate stage-1 call): an exception or a Ctrl-C then stops
+        what had started, so the next next() or start() begins afresh. (A
+        Ctrl-C raised between the stages used to leave workers without a
+        feeder, and every later next() waited for results that never
+        came.) Once the feeder runs, it may have pulled items from a
+        generator, which a new start could not pull again: a Ctrl-C then
+        leaves the map running.
 
         On the main thread the start is a section of _interrupts. A Ctrl-C
         held back during stage 1 is raised before stage 2, after the undo;
@@ -757,6 +758,8 @@ class NuMap:
         """
         if 1 in stages:
             self._refuse_second_start()
+        else:
+            self._refuse_feeder_start()
         guarded = _interrupts.protects_this_thread()
         if guarded:
             _CTRL_C.depth += 1
@@ -768,7 +771,7 @@ class NuMap:
             if 2 in stages:
                 self._start_feeder()
         except BaseException as error:
-            if 1 in stages and not self._feeder_ran():
+            if not self._feeder_ran():
                 self._undo_start()
             if not guarded:
                 raise
@@ -846,11 +849,13 @@ class NuMap:
 
         return open_channels
 
-    def _start_feeder(self) -> None:
+    def _refuse_feeder_start(self) -> None:
         if not self._started.is_set():
             raise NuMapError(f"{self.name}: start stage 1 before stage 2")
         if self._feeder is not None:
             raise NuMapError(f"{self.name}: stage 2 already started")
+
+    def _start_feeder(self) -> None:
         assert self._pool is not None
         ntasks = max(1, len(self._tasks))
         self.buffer = self._buffer_arg or self.stride * ntasks
