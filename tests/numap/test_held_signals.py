@@ -44,6 +44,8 @@ CTRL_C_DURING_THE_FORK = """
     else:
         print("not interrupted")
     print("children", len(multiprocess.active_children()))
+    default = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    print("default handler", default)
 
     def lock_is_free(answer=[]):
         answer.append(logging._lock.acquire(timeout=2))
@@ -64,9 +66,10 @@ CTRL_C_DURING_THE_FORK = """
 @pytest.mark.timeout(90)
 def test_a_ctrl_c_during_a_workers_fork_is_raised_by_start_and_ends_its_workers():
     done = run_program(CTRL_C_DURING_THE_FORK)
-    assert done.stdout.split("\n")[:4] == [
+    assert done.stdout.split("\n")[:5] == [
         "interrupted",
         "children 0",
+        "default handler True",  # no started map is left
         "logging lock free True",
         "results True",
     ], done.stderr
@@ -152,6 +155,8 @@ def test_workers_terminated_while_they_set_up_end_quietly():
     # starts before).
     done = run_program(
         """
+        import signal
+
         from numap import NuMap
 
         class Unavailable:
@@ -165,8 +170,14 @@ def test_workers_terminated_while_they_set_up_end_quietly():
             except OSError:
                 pass
             numap.stop()
-        print("done")
+        numap = NuMap(abs, Unavailable(), worker_type="thread", worker_num=1)
+        try:
+            numap.start()
+        except OSError:
+            pass
+        # As after stop(): no started map is left.
+        print("done", signal.getsignal(signal.SIGINT) is signal.default_int_handler)
         """
     )
-    assert done.stdout.strip() == "done", done.stderr
+    assert done.stdout.strip() == "done True", done.stderr
     assert "Traceback" not in done.stderr, done.stderr

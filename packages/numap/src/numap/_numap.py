@@ -771,15 +771,20 @@ class NuMap:
             if 2 in stages:
                 self._start_feeder()
         except BaseException as error:
-            if not self._feeder_ran():
+            undone = not self._feeder_ran()
+            if undone:
                 self._undo_start()
             if not guarded:
                 raise
             _CTRL_C.depth -= 1
-            if _CTRL_C.depth == 0 and _CTRL_C.pending:
+            interrupted = _CTRL_C.depth == 0 and _CTRL_C.pending
+            if interrupted:
                 _CTRL_C.pending = False
-                if not isinstance(error, KeyboardInterrupt):
-                    raise KeyboardInterrupt from error
+            if undone and not _live_numaps:
+                # As stop() does: no started map is left.
+                _interrupts.release()
+            if interrupted and not isinstance(error, KeyboardInterrupt):
+                raise KeyboardInterrupt from error
             raise
         if guarded:
             _CTRL_C.depth -= 1
