@@ -356,7 +356,7 @@ lift()
 waiting.join(10)
 print("other consumer:", outcome)
 try:
-    next(numap)
+    print("later next:", next(numap))
 except NuMapError as error:
     print("later next:", error)
 numap.stop()
@@ -410,10 +410,12 @@ def test_thread_pool_short_of_threads_warns_and_finishes_with_those_it_has():
 def test_feeder_that_cannot_start_is_an_error_and_stops_the_map():
     out = run_capped(NO_ROOM_FOR_THE_FEEDER)
     assert "refused:" in out and "cannot start the feeder thread" in out
+    assert "the start was undone" in out
     # Nobody waits for results that will never come.
     lines = dict(line.split(": ", 1) for line in out.splitlines())
-    assert "feeding the map failed" in lines["other consumer"]
-    assert "feeding the map failed" in lines["later next"]
+    assert "failed and was undone" in lines["other consumer"]
+    # The undone map starts afresh, now that threads can start again.
+    assert lines["later next"] == "0"
 
 
 @pytest.mark.timeout(60)

@@ -887,13 +887,10 @@ class NuMap:
         try:
             start_thread(self._feeder, "the feeder thread")
         except NuMapError as error:
-            # Without a feeder no result would ever come: stop the workers,
-            # and let next() in every consumer raise rather than wait.
+            # Without a feeder no result would ever come: _start_stages
+            # undoes the start, and a consumer waiting in next() raises.
             self._feeder = None  # never started: nothing to join
-            with self._lock:
-                self._feeder_error = error
-            self._stop()
-            raise NuMapError(f"{self.name}: {error}; the map was stopped") from error
+            raise NuMapError(f"{self.name}: {error}; the start was undone") from error
 
     def _fuse_chains(self) -> list[TaskSpec]:
         """Fuse each chained task into the task it reads, unless that task
