@@ -181,3 +181,50 @@ def test_workers_terminated_while_they_set_up_end_quietly():
     )
     assert done.stdout.strip() == "done True", done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.timeout(90)
+def test_an_abort_during_an_undone_start_leaves_no_section_open():
+    # A Ctrl-C held back while the workers start undoes the start; a
+    # second one after ABORT_SECONDS raises at once, inside the undo (here
+    # slow: the workers ignore SIGTERM for a while). The section's depth
+    # stayed at 1, and every later single Ctrl-C was swallowed.
+    done = run_program(
+        """
+        import os, signal, threading, time
+        from numap import NuMap, _interrupts
+
+        _interrupts.ABORT_SECONDS = 0.2
+        fired = []
+
+        def interrupt_twice():
+            if not fired:
+                fired.append(1)
+                os.kill(os.getpid(), signal.SIGINT)
+                threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+        def slow_to_end():
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            time.sleep(3)
+
+        os.register_at_fork(before=interrupt_twice, after_in_child=slow_to_end)
+        numap = NuMap(abs, range(-5, 0), worker_num=1)
+        try:
+            numap.start()
+        except KeyboardInterrupt:
+            print("interrupted")
+        print("depth", _interrupts.STATE.depth)
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+            print("a Ctrl-C was swallowed")
+        except KeyboardInterrupt:
+            print("a later Ctrl-C is raised")
+        numap.stop()
+        """
+    )
+    assert done.stdout.split("\n")[:3] == [
+        "interrupted",
+        "depth 0",
+        "a later Ctrl-C is raised",
+    ], done.stderr

@@ -772,11 +772,16 @@ class NuMap:
                 self._start_feeder()
         except BaseException as error:
             undone = not self._feeder_ran()
-            if undone:
-                self._undo_start()
+            try:
+                if undone:
+                    self._undo_start()
+            finally:
+                # Also when the undo itself is cut short (a second Ctrl-C
+                # after ABORT_SECONDS raises at once).
+                if guarded:
+                    _CTRL_C.depth -= 1
             if not guarded:
                 raise
-            _CTRL_C.depth -= 1
             interrupted = _CTRL_C.depth == 0 and _CTRL_C.pending
             if interrupted:
                 _CTRL_C.pending = False

@@ -344,8 +344,10 @@ class ProcessPool:
             for channel in channels:
                 channel.close()
             raise
-        self.size = len(channels)
+        # Inside the try: a Ctrl-C raised by a program's own SIGINT handler
+        # right after len() would leave these workers to nobody.
         try:
+            self.size = len(channels)
             for channel in channels:
                 self._add_worker(channel)
         except BaseException:
