@@ -395,18 +395,22 @@ def test_a_dropped_feed_connection_delivers_the_running_call_then_says_why(
     rpyc_server, tmp_path
 ):
     # The feed connection ends (a middlebox dropped it) while a call runs:
-    # the host stops the worker, whose call still finishes; its result
-    # comes, then an end that names the cause, not just "stopped".
+    # the host stops the worker, whose call still finishes, and so does
+    # the batch queued behind it (within STOP_GRACE); their results come,
+    # then an end that names the cause, not just "stopped".
     (channel,) = open_remote_channels([(rpyc_server.spec, 1)])
     try:
         marker = tmp_path / "call-began"
-        task = (remote_functions.announce_then_sleep, (str(marker), 1), {})
+        task = (remote_functions.announce_then_sleep, (str(marker), 0.5), {})
         channel.send(protocol.encode_task(0, protocol.dumps([task])))
         channel.send(protocol.encode_batch(1, 0, 0, 1, protocol.dumps(["x"])))
+        channel.send(protocol.encode_batch(2, 0, 1, 1, protocol.dumps(["y"])))
         assert wait_until(marker.exists, 10)
         channel._feed_stream.sock.shutdown(socket.SHUT_WR)
         batch_id, payload = protocol.decode_result(channel.recv())
         assert (batch_id, protocol.loads(payload)) == (1, (["x"], {}))
+        batch_id, payload = protocol.decode_result(channel.recv())
+        assert (batch_id, protocol.loads(payload)) == (2, (["y"], {}))
         with pytest.raises(ChannelLost, match="feed connection from the parent ended"):
             channel.recv()
         assert wait_until(lambda: rpyc_server.worker_pids() == [], 10)

@@ -55,17 +55,13 @@ def busy_cores():
 @pytest.mark.timeout(120)
 def test_a_map_at_buffer_2_does_not_stall_beside_busy_processes(busy_cores):
     env = {**os.environ, "NUMAP_WATCH_SECONDS": "0.001"}
-    program = subprocess.Popen(
+    # (run() kills and reaps the program if it times out.)
+    program = subprocess.run(
         [sys.executable, "-c", PROGRAM],
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
+        timeout=100,
     )
-    try:
-        stdout, stderr = program.communicate(timeout=100)
-    finally:
-        program.kill()
-        program.wait()
-    assert program.returncode == 0, stderr[-3000:]
-    assert stdout.strip() == "done"
+    assert program.returncode == 0, program.stderr[-3000:]
+    assert program.stdout.strip() == "done"

@@ -1393,16 +1393,14 @@ class NuMap:
         try:
             value = self._take_and_feed(task_id, timeout, guarded=True)
         except BaseException as error:
-            if isinstance(error, StopIteration):
-                # Still inside the section: a Ctrl-C during the stop is
-                # held back and raised below, once the map has stopped
-                # (an abort, a Ctrl-C held back too long, raises at once).
-                try:
+            try:
+                if isinstance(error, StopIteration):
+                    # Still inside the section: a Ctrl-C during the stop is
+                    # held back and raised below, once the map has stopped
+                    # (an abort, a Ctrl-C held back too long, raises at once).
                     self._stop_once_exhausted()
-                except BaseException:
-                    _CTRL_C.depth -= 1
-                    raise
-            _CTRL_C.depth -= 1
+            finally:
+                _CTRL_C.depth -= 1
             if (
                 _CTRL_C.depth == 0
                 and _CTRL_C.pending
