@@ -460,20 +460,19 @@ def pump_out(token, service):
     """
     sock = service._conn._channel.stream.sock
     sock.settimeout(None)
-    worker = _workers.get(token)
-    if worker is not None:
-        worker.drain_socket = sock
     try:
+        worker = _workers.get(token)
+        if worker is None:
+            _send_end(sock, "the worker was stopped")
+            return
+        worker.drain_socket = sock
         while True:
             # Read from the worker even once it is stopping: the results of
             # the call it finishes still reach the parent, and the end says
             # why the worker ended.
-            frames = read(token) if worker is None else _read_frames(worker)
+            frames = _read_frames(worker)
             if isinstance(frames, str):
-                reason = frames.encode("utf-8", "replace")
-                sock.sendall(
-                    (END_FLAG | len(reason)).to_bytes(HEADER_SIZE, "big") + reason
-                )
+                _send_end(sock, frames)
                 return
             parts = []
             for frame in frames:
@@ -482,6 +481,11 @@ def pump_out(token, service):
             sock.sendall(b"".join(parts))
     except OSError:  # the parent is gone; the watchdog ends the worker
         return
+
+
+def _send_end(sock, why):
+    reason = why.encode("utf-8", "replace")
+    sock.sendall((END_FLAG | len(reason)).to_bytes(HEADER_SIZE, "big") + reason)
 
 
 def stop_worker(token, kill=False, reason=None):
