@@ -221,30 +221,75 @@ class SlowYields:
         time.sleep(self.seconds)
 
 
-@pytest.mark.timeout(10)
-def test_a_contended_yield_ends_the_watch_and_pauses_watching(pipe, monkeypatch):
-    monkeypatch.setattr(numap._watch, "CONTENDED_YIELD_SECONDS", 0.0003)
-    slow_yields = SlowYields(0.002)
-    monkeypatch.setattr(numap._watch, "_yield_cpu", slow_yields)
-    watcher = watcher_on(pipe[0], watch_seconds=0.05)
-    assert watcher.wait(0.2) == []
-    assert slow_yields.calls == 1  # not the 25 a 50 ms watch would make
-    for _ in range(3):
+def short_waits(watcher: Watcher, pipe: tuple[int, int], count: int = 3) -> None:
+    """Waits that would each watch, were watching not paused."""
+    for _ in range(count):
         wait_for_data_already_there(watcher, pipe)  # would turn a watch on
         cpu_of_wait(watcher, pipe, 0.001)  # a short wait: watch again
-    assert slow_yields.calls == 1  # paused: every wait blocked at once
+
+
+@pytest.fixture
+def contended(monkeypatch):
+    """Every yield gives the core away for 2 ms, a contended yield."""
+    monkeypatch.setattr(numap._watch, "CONTENDED_YIELD_SECONDS", 0.0003)
+    slow_yields = SlowYields(0.002)
+    monkeypatch.setattr(numap._watch, "_yield_cpu", slow_yields)
+    return slow_yields
 
 
 @pytest.mark.timeout(10)
-def test_watching_resumes_after_the_pause(pipe, monkeypatch):
-    monkeypatch.setattr(numap._watch, "CONTENDED_YIELD_SECONDS", 0.0003)
-    monkeypatch.setattr(numap._watch, "PAUSE_SECONDS", 0.05)
-    slow_yields = SlowYields(0.002)
-    monkeypatch.setattr(numap._watch, "_yield_cpu", slow_yields)
+def test_a_contended_yield_ends_the_watch_and_pauses_watching(
+    pipe, contended, monkeypatch
+):
+    monkeypatch.setattr(numap._watch, "FIRST_PAUSE_SECONDS", 60.0)
     watcher = watcher_on(pipe[0], watch_seconds=0.05)
     assert watcher.wait(0.2) == []
-    assert slow_yields.calls == 1
+    assert contended.calls == 1  # not the 25 a 50 ms watch would make
+    short_waits(watcher, pipe)
+    assert contended.calls == 1  # paused: every wait blocked at once
+
+
+@pytest.mark.timeout(10)
+def test_a_first_contended_yield_pauses_watching_only_briefly(
+    pipe, contended, monkeypatch
+):
+    # A single contended yield is usually the map's own parent busy for a
+    # moment: the watch resumes after FIRST_PAUSE_SECONDS, not PAUSE_SECONDS.
+    monkeypatch.setattr(numap._watch, "FIRST_PAUSE_SECONDS", 0.05)
+    monkeypatch.setattr(numap._watch, "PAUSE_SECONDS", 60.0)
+    watcher = watcher_on(pipe[0], watch_seconds=0.05)
+    assert watcher.wait(0.2) == []
+    time.sleep(0.1)  # the first pause is over
+    wait_for_data_already_there(watcher, pipe)
+    assert watcher.wait(0.2) == []
+    assert contended.calls == 2
+
+
+@pytest.mark.timeout(10)
+def test_contention_again_soon_after_a_pause_pauses_watching_long(
+    pipe, contended, monkeypatch
+):
+    monkeypatch.setattr(numap._watch, "FIRST_PAUSE_SECONDS", 0.05)
+    monkeypatch.setattr(numap._watch, "PAUSE_SECONDS", 60.0)
+    watcher = watcher_on(pipe[0], watch_seconds=0.05)
+    assert watcher.wait(0.2) == []
+    time.sleep(0.1)  # the first pause is over, 60 s have not passed since
+    wait_for_data_already_there(watcher, pipe)
+    assert watcher.wait(0.2) == []
+    assert contended.calls == 2
+    time.sleep(0.1)  # as long again: a second short pause would be over
+    short_waits(watcher, pipe)
+    assert contended.calls == 2  # still paused: the second pause is long
+
+
+@pytest.mark.timeout(10)
+def test_watching_resumes_after_the_pause(pipe, contended, monkeypatch):
+    monkeypatch.setattr(numap._watch, "FIRST_PAUSE_SECONDS", 0.05)
+    monkeypatch.setattr(numap._watch, "PAUSE_SECONDS", 0.05)
+    watcher = watcher_on(pipe[0], watch_seconds=0.05)
+    assert watcher.wait(0.2) == []
+    assert contended.calls == 1
     time.sleep(0.1)  # the pause is over
     wait_for_data_already_there(watcher, pipe)
     assert watcher.wait(0.2) == []
-    assert slow_yields.calls == 2
+    assert contended.calls == 2

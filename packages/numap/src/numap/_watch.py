@@ -25,8 +25,12 @@ buffer 2 took 19-30 s instead of 2-3 s (batches and results sat in the
 pipes while their readers waited for the core; bench/bench_under_load.py).
 Such a core hands the CPU over on a yield and gets it back only after the
 other task's slice, so a yield that took longer than
-CONTENDED_YIELD_SECONDS ends the watch, and the Watcher does not watch
-again for PAUSE_SECONDS.
+CONTENDED_YIELD_SECONDS ends the watch. The map's own processes make such
+yields now and then too (a worker yields to its parent while the parent
+runs a long stretch of Python), and then the watch is worth resuming soon:
+a first contended yield pauses watching for FIRST_PAUSE_SECONDS only.
+Another one within PAUSE_SECONDS after that pause ended says the core is
+shared with other work, and pauses watching for PAUSE_SECONDS.
 """
 
 from __future__ import annotations
@@ -56,10 +60,15 @@ DEFAULT_WATCH_SECONDS = 0.001
 # of another process is a millisecond or more, while a yield to a map's
 # own process that is itself watching comes back within microseconds.
 CONTENDED_YIELD_SECONDS = 0.0003
-# How long a Watcher blocks at once after a contended yield: long enough
-# that the few yields it then makes cost nothing, short enough to watch
-# again soon after the other load is gone.
+# How long a Watcher blocks at once after contended yields that come one
+# after the other: long enough that the few yields it then makes cost
+# nothing, short enough to watch again soon after the other load is gone.
 PAUSE_SECONDS = 1.0
+# The pause after a contended yield that follows none: a single one is
+# usually the map's own parent busy for a moment. Pausing a whole second
+# for it made 30,000 tiny items at the default buffer 3-10 % slower here
+# (a worker whose pipe is not watched has to be woken by each write).
+FIRST_PAUSE_SECONDS = 0.01
 
 
 def _watch_seconds_from(environ: Mapping[str, str]) -> float:
@@ -105,7 +114,8 @@ class Watcher:
     # _watch_next: whether the next wait that finds nothing at once
     #   watches (the last wait was short);
     # _paused_until: time.perf_counter() before which no wait watches
-    #   (after a contended yield).
+    #   (after a contended yield); the last pause ended then, which decides
+    #   the length of the next one.
     __slots__ = ("_poll", "_watch_seconds", "_watch_next", "_paused_until")
 
     def __init__(self, fds: Iterable[int], watch_seconds: float = WATCH_SECONDS):
@@ -114,7 +124,7 @@ class Watcher:
             self._poll.register(fd, select.POLLIN)
         self._watch_seconds = watch_seconds
         self._watch_next = watch_seconds > 0
-        self._paused_until = 0.0
+        self._paused_until = -math.inf  # never paused yet
 
     def wait(self, timeout: float | None) -> list[tuple[int, int]]:
         """The (fd, events) pairs ready within ``timeout`` seconds (None: no
@@ -164,8 +174,15 @@ class Watcher:
                 return ready
             now = time.perf_counter()
             if now - before > CONTENDED_YIELD_SECONDS:
-                self._paused_until = now + PAUSE_SECONDS
+                self._pause(now)
                 return ready
             if now >= deadline:
                 return ready
             before = now
+
+    def _pause(self, now: float) -> None:
+        # Contention soon after the last pause ended is lasting contention.
+        if now - self._paused_until < PAUSE_SECONDS:
+            self._paused_until = now + PAUSE_SECONDS
+        else:
+            self._paused_until = now + FIRST_PAUSE_SECONDS
