@@ -1375,7 +1375,6 @@ class NuMap:
         CHECK_SECONDS at a time) or at its end, after the result it took
         is put back in ``handed``.
         """
-        self._check_task(task_id)
         # protects_this_thread() written out for its usual answer (installed,
         # main thread), which saves a call on every take.
         if (
@@ -1420,13 +1419,18 @@ class NuMap:
 
     def _take_and_feed(self, task_id: int, timeout: float | None, guarded: bool) -> Any:
         with self._lock:
-            output = self._tasks[task_id].output
+            try:
+                output = self._tasks[task_id].output
+            except IndexError:  # popped since its iterator was made
+                self._check_task(task_id)
+                raise
             deadline = None
             direct = True
             while True:
                 if output.handed:  # another consumer moved a batch there
                     return output.handed.popleft()
-                self._free_lent(output)
+                if output.lent:
+                    self._free_lent(output)
                 if output.ready:
                     break
                 if output.finished() or self._stopped:
@@ -1475,16 +1479,10 @@ class NuMap:
                 direct = self._wait_for_result(wait, direct)
             ready = output.ready
             value = ready.popleft()
-            lend = min(len(ready), self._weave.batch - 1)
-            if lend > 0:
-                if lend == len(ready):
-                    output.handed.extend(ready)
-                    ready.clear()
-                else:
-                    output.handed.extend(_popleft_many(ready, lend))
-                output.lent = lend
-            output.taken += 1 + lend
+            output.taken += 1
             self._free += 1
+            if ready and self._weave.batch > 1:
+                self._lend(output, min(len(ready), self._weave.batch - 1))
             feed_here = bool(self._feeder_wants) and self._free >= self._feeder_wants
         if feed_here:
             if timeout is None:
@@ -1493,6 +1491,19 @@ class NuMap:
                 with self._lock:
                     self._feeder_wakeup.notify()
         return value
+
+    def _lend(self, output: _Output, count: int) -> None:
+        """(Holding _lock.) Move ``count`` ready results to ``handed``, where
+        the next takes find them without the lock; _free_lent frees their
+        slots once all of them are handed out."""
+        ready = output.ready
+        if count == len(ready):
+            output.handed.extend(ready)
+            ready.clear()
+        else:
+            output.handed.extend(_popleft_many(ready, count))
+        output.lent = count
+        output.taken += count
 
     def _wait_for_result(self, timeout: float | None, direct: bool) -> bool:
         """Wait (holding _lock) until results may have changed.
