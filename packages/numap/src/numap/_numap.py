@@ -47,6 +47,7 @@ inside the map), so a chain cannot deadlock on its own buffer.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import itertools
 import os
 import threading
@@ -372,6 +373,11 @@ def _check_remote(worker_remote: Any) -> list[tuple[str, int]]:
         parse_host_spec(host)  # a bad port is a ValueError now, not at start
         _check_positive(f"worker_remote[{host!r}] worker count", number)
         hosts.append((host, number))
+    if hosts and importlib.util.find_spec("rpyc") is None:
+        raise ImportError(
+            "NuMap(worker_remote=...): remote workers need rpyc, which is not "
+            "installed here: pip install 'papy-numap[remote]'"
+        )
     return hosts
 
 
@@ -388,7 +394,7 @@ class NuMap:
         may be 0 only with remote workers.
       worker_remote: ('host' or 'host:port', n) pairs: n worker processes
         on each host running an rpyc classic server; needs worker_type
-        'process'.
+        'process', and rpyc here (pip install 'papy-numap[remote]').
       worker_remote_ssl: SSL options for the remote hosts (beyond 1.x; see
         the README).
       stride: items taken from one task before moving to the next
@@ -405,7 +411,8 @@ class NuMap:
     ``arguments`` (beyond 1.x) holds these settings as given, None where
     the default applies.
 
-    Raises TypeError or ValueError naming the argument when one is invalid.
+    Raises TypeError or ValueError naming the argument when one is invalid,
+    ImportError when remote workers are asked for and rpyc is missing.
     """
 
     def __init__(
@@ -851,9 +858,9 @@ class NuMap:
             try:
                 from numap import _remote
             except ImportError as error:
-                raise NotImplementedError(
-                    f"NuMap(worker_remote=...): remote workers are not "
-                    f"available in this installation ({error})"
+                raise ImportError(
+                    f"NuMap(worker_remote=...): remote workers need rpyc "
+                    f"({error}): pip install 'papy-numap[remote]'"
                 ) from error
             return _remote.open_remote_channels(hosts, ssl=ssl)
 

@@ -1,0 +1,51 @@
+"""rpyc is an extra (papy-numap[remote]): a local map works without it, and
+asking for remote workers without it says what to install."""
+
+import subprocess
+import sys
+
+import pytest
+
+# Run in a fresh interpreter where `import rpyc` fails, as when the extra
+# was not installed.
+LOCAL_MAP_WITHOUT_RPYC = """
+import sys
+sys.modules["rpyc"] = None
+from numap import NuMap
+
+with NuMap(lambda x: x + 1, range(5), worker_num=2) as results:
+    assert list(results) == [1, 2, 3, 4, 5]
+try:
+    NuMap(worker_remote=[("127.0.0.1", 1)])
+except ImportError as error:
+    print(error)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_local_map_runs_without_rpyc_and_remote_workers_name_the_extra():
+    done = subprocess.run(
+        [sys.executable, "-c", LOCAL_MAP_WITHOUT_RPYC],
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "worker_remote" in done.stdout
+    assert "pip install 'papy-numap[remote]'" in done.stdout
+
+
+@pytest.mark.timeout(60)
+def test_importing_numap_and_running_a_map_does_not_import_rpyc():
+    code = (
+        "import sys\n"
+        "from numap import NuMap\n"
+        "with NuMap(abs, [-1, 2], worker_num=1) as results:\n"
+        "    assert list(results) == [1, 2]\n"
+        "print('rpyc' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=50
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
