@@ -283,6 +283,28 @@ def test_contention_again_soon_after_a_pause_pauses_watching_long(
 
 
 @pytest.mark.timeout(10)
+def test_contention_after_a_quiet_spell_pauses_watching_briefly_again(
+    pipe, contended, monkeypatch
+):
+    monkeypatch.setattr(numap._watch, "FIRST_PAUSE_SECONDS", 0.05)
+    monkeypatch.setattr(numap._watch, "PAUSE_SECONDS", 0.2)
+    watcher = watcher_on(pipe[0], watch_seconds=0.05)
+    for calls in (1, 2):  # a short pause, then a long one
+        assert watcher.wait(0.2) == []
+        assert contended.calls == calls
+        time.sleep(0.1)
+        wait_for_data_already_there(watcher, pipe)
+    time.sleep(0.5)  # the long pause and PAUSE_SECONDS after it are over
+    wait_for_data_already_there(watcher, pipe)
+    assert watcher.wait(0.2) == []
+    assert contended.calls == 3  # contended again: a short pause
+    time.sleep(0.1)
+    wait_for_data_already_there(watcher, pipe)
+    assert watcher.wait(0.2) == []
+    assert contended.calls == 4  # the short pause is over: watching again
+
+
+@pytest.mark.timeout(10)
 def test_watching_resumes_after_the_pause(pipe, contended, monkeypatch):
     monkeypatch.setattr(numap._watch, "FIRST_PAUSE_SECONDS", 0.05)
     monkeypatch.setattr(numap._watch, "PAUSE_SECONDS", 0.05)

@@ -376,7 +376,8 @@ def _check_remote(worker_remote: Any) -> list[tuple[str, int]]:
     if hosts and importlib.util.find_spec("rpyc") is None:
         raise ImportError(
             "NuMap(worker_remote=...): remote workers need rpyc, which is not "
-            "installed here: pip install 'papy-numap[remote]'"
+            "installed here: pip install rpyc (or install papy-numap with its "
+            "'remote' extra, e.g. pip install './packages/numap[remote]')"
         )
     return hosts
 
@@ -394,7 +395,7 @@ class NuMap:
         may be 0 only with remote workers.
       worker_remote: ('host' or 'host:port', n) pairs: n worker processes
         on each host running an rpyc classic server; needs worker_type
-        'process', and rpyc here (pip install 'papy-numap[remote]').
+        'process', and rpyc here (papy-numap's 'remote' extra).
       worker_remote_ssl: SSL options for the remote hosts (beyond 1.x; see
         the README).
       stride: items taken from one task before moving to the next
@@ -860,7 +861,7 @@ class NuMap:
             except ImportError as error:
                 raise ImportError(
                     f"NuMap(worker_remote=...): remote workers need rpyc "
-                    f"({error}): pip install 'papy-numap[remote]'"
+                    f"({error}): pip install rpyc"
                 ) from error
             return _remote.open_remote_channels(hosts, ssl=ssl)
 
