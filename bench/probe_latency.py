@@ -23,7 +23,10 @@ cores: what this machine gives 2 busy processes: the loop rate of one
 instructions: the parent's CPU instructions per result on tiny items (x*2),
   NuMap tuned (stride 2048, buffer 8192) against Pool.imap(chunksize=1024),
   2 workers, counted by valgrind's callgrind: the difference between runs
-  of 20,000 and 100,000 items, so that start-up and imports cancel out.
+  of 20,000 and 100,000 items, so that start-up and imports cancel out;
+  then NuMap with its defaults and Pool.imap(chunksize=1) (a round trip
+  per item, so 1,000 and 4,000 items: valgrind slows each ~50 times; Pool's
+  count is that of its three threads in the parent).
   Unlike times, these counts do not move with the VM's speed. The watch is
   off (NUMAP_WATCH_SECONDS=0), so waiting for the (slowed) workers adds no
   instructions; what is counted is the parent's work. Takes a few minutes.
@@ -182,14 +185,19 @@ def cores_probe(rounds: int = 3, seconds: float = 2.0) -> None:
 
 
 def tiny_map(system: str, n: int) -> None:
-    """Map x*2 over n ints with NuMap or Pool.imap, tuned; print this pid."""
-    if system == "numap":
-        numap = NuMap(double, range(n), worker_num=2, stride=2048, buffer=8192)
+    """Map x*2 over n ints with NuMap or Pool.imap, tuned or at their
+    defaults; print this pid."""
+    if system.startswith("numap"):
+        if system == "numap-defaults":
+            numap = NuMap(double, range(n), worker_num=2)
+        else:
+            numap = NuMap(double, range(n), worker_num=2, stride=2048, buffer=8192)
         total = sum(numap)
         numap.stop()
     else:
+        chunksize = 1 if system == "pool-c1" else 1024
         with multiprocessing.Pool(2) as pool:
-            total = sum(pool.imap(double, range(n), 1024))
+            total = sum(pool.imap(double, range(n), chunksize))
     assert total == n * (n - 1)
     print(os.getpid())
 
@@ -222,15 +230,17 @@ def parent_instructions(system: str, n: int, folder: str) -> int:
 def instructions_probe(small: int = 20_000, large: int = 100_000) -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("instructions: needs valgrind (e.g. apt install valgrind)")
-    labels = {
-        "numap": "NuMap, stride 2048, buffer 8192",
-        "pool": "Pool.imap(chunksize=1024)",
+    runs = {
+        "numap": ("NuMap, stride 2048, buffer 8192", small, large),
+        "pool": ("Pool.imap(chunksize=1024)", small, large),
+        "numap-defaults": ("NuMap, defaults", 1_000, 4_000),
+        "pool-c1": ("Pool.imap(chunksize=1)", 1_000, 4_000),
     }
-    for system, label in labels.items():
+    for system, (label, few_items, many_items) in runs.items():
         with tempfile.TemporaryDirectory() as folder:
-            few = parent_instructions(system, small, folder)
-            many = parent_instructions(system, large, folder)
-        per_result = (many - few) / (large - small)
+            few = parent_instructions(system, few_items, folder)
+            many = parent_instructions(system, many_items, folder)
+        per_result = (many - few) / (many_items - few_items)
         print(f"{label:32s} {per_result:6.0f} instructions per result in the parent")
 
 
