@@ -249,33 +249,29 @@ def test_a_contended_yield_ends_the_watch_and_pauses_watching(
     assert contended.calls == 1  # paused: every wait blocked at once
 
 
+def set_pauses(monkeypatch, first: float, lasting: float) -> None:
+    monkeypatch.setattr(numap._watch, "FIRST_PAUSE_SECONDS", first)
+    monkeypatch.setattr(numap._watch, "PAUSE_SECONDS", lasting)
+
+
+def try_to_watch(watcher: Watcher, pipe: tuple[int, int], after: float) -> None:
+    """``after`` seconds later, a short wait (which turns a watch on), then a
+    wait that watches, and meets contention, unless watching is paused."""
+    time.sleep(after)
+    wait_for_data_already_there(watcher, pipe)
+    assert watcher.wait(0.2) == []
+
+
 @pytest.mark.timeout(10)
-def test_a_first_contended_yield_pauses_watching_only_briefly(
+def test_a_first_contended_yield_pauses_briefly_and_one_soon_after_pauses_long(
     pipe, contended, monkeypatch
 ):
     # A single contended yield is usually the map's own parent busy for a
     # moment: the watch resumes after FIRST_PAUSE_SECONDS, not PAUSE_SECONDS.
-    monkeypatch.setattr(numap._watch, "FIRST_PAUSE_SECONDS", 0.05)
-    monkeypatch.setattr(numap._watch, "PAUSE_SECONDS", 60.0)
+    set_pauses(monkeypatch, first=0.05, lasting=60.0)
     watcher = watcher_on(pipe[0], watch_seconds=0.05)
     assert watcher.wait(0.2) == []
-    time.sleep(0.1)  # the first pause is over
-    wait_for_data_already_there(watcher, pipe)
-    assert watcher.wait(0.2) == []
-    assert contended.calls == 2
-
-
-@pytest.mark.timeout(10)
-def test_contention_again_soon_after_a_pause_pauses_watching_long(
-    pipe, contended, monkeypatch
-):
-    monkeypatch.setattr(numap._watch, "FIRST_PAUSE_SECONDS", 0.05)
-    monkeypatch.setattr(numap._watch, "PAUSE_SECONDS", 60.0)
-    watcher = watcher_on(pipe[0], watch_seconds=0.05)
-    assert watcher.wait(0.2) == []
-    time.sleep(0.1)  # the first pause is over, 60 s have not passed since
-    wait_for_data_already_there(watcher, pipe)
-    assert watcher.wait(0.2) == []
+    try_to_watch(watcher, pipe, after=0.1)  # the first pause is over
     assert contended.calls == 2
     time.sleep(0.1)  # as long again: a second short pause would be over
     short_waits(watcher, pipe)
@@ -283,35 +279,17 @@ def test_contention_again_soon_after_a_pause_pauses_watching_long(
 
 
 @pytest.mark.timeout(10)
-def test_contention_after_a_quiet_spell_pauses_watching_briefly_again(
+def test_after_a_long_pause_and_a_quiet_spell_contention_pauses_briefly_again(
     pipe, contended, monkeypatch
 ):
-    monkeypatch.setattr(numap._watch, "FIRST_PAUSE_SECONDS", 0.05)
-    monkeypatch.setattr(numap._watch, "PAUSE_SECONDS", 0.2)
+    set_pauses(monkeypatch, first=0.05, lasting=0.2)
     watcher = watcher_on(pipe[0], watch_seconds=0.05)
-    for calls in (1, 2):  # a short pause, then a long one
-        assert watcher.wait(0.2) == []
-        assert contended.calls == calls
-        time.sleep(0.1)
-        wait_for_data_already_there(watcher, pipe)
-    time.sleep(0.5)  # the long pause and PAUSE_SECONDS after it are over
-    wait_for_data_already_there(watcher, pipe)
-    assert watcher.wait(0.2) == []
-    assert contended.calls == 3  # contended again: a short pause
-    time.sleep(0.1)
-    wait_for_data_already_there(watcher, pipe)
-    assert watcher.wait(0.2) == []
-    assert contended.calls == 4  # the short pause is over: watching again
-
-
-@pytest.mark.timeout(10)
-def test_watching_resumes_after_the_pause(pipe, contended, monkeypatch):
-    monkeypatch.setattr(numap._watch, "FIRST_PAUSE_SECONDS", 0.05)
-    monkeypatch.setattr(numap._watch, "PAUSE_SECONDS", 0.05)
-    watcher = watcher_on(pipe[0], watch_seconds=0.05)
-    assert watcher.wait(0.2) == []
-    assert contended.calls == 1
-    time.sleep(0.1)  # the pause is over
-    wait_for_data_already_there(watcher, pipe)
-    assert watcher.wait(0.2) == []
+    assert watcher.wait(0.2) == []  # a short pause
+    try_to_watch(watcher, pipe, after=0.1)  # a long pause
     assert contended.calls == 2
+    # The long pause, and PAUSE_SECONDS after it, are over: watching again,
+    # and the contention it meets counts as a first one.
+    try_to_watch(watcher, pipe, after=0.6)
+    assert contended.calls == 3
+    try_to_watch(watcher, pipe, after=0.1)  # the short pause is over
+    assert contended.calls == 4
