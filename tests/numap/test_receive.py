@@ -9,6 +9,7 @@ a pipe, or in which nobody but the background receiver can read.
 import threading
 import time
 
+import numap._pool
 import pytest
 from numap import NuMap
 
@@ -131,3 +132,13 @@ def test_non_blocking_next_polls_until_every_result_came():
     finally:
         numap.stop()
     assert taken == [x * 2 for x in range(20)]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("stride, buffer", [(None, None), (64, 256)])
+def test_results_arrive_where_select_poll_is_missing(monkeypatch, stride, buffer):
+    # Without select.poll (numap._watch.HAVE_POLL false) the receiver waits
+    # with multiprocess's wait() on the pipes instead of a Watcher.
+    monkeypatch.setattr(numap._pool, "HAVE_POLL", False)
+    with NuMap(double, range(2000), worker_num=2, stride=stride, buffer=buffer) as m:
+        assert list(m) == [x * 2 for x in range(2000)]

@@ -1151,23 +1151,22 @@ class NuMap:
         ended = False
         while not ended and len(items) < granted:
             wanted = granted - len(items)
-            before = len(items)
             try:
                 if wanted == 1:
                     # Batches of one item (the defaults): next() costs a
                     # fraction of building an islice.
                     items.append(next(source))
-                else:
-                    # list.extend keeps what it got before an exception.
-                    items.extend(itertools.islice(source, wanted))
+                    continue
+                before = len(items)
+                # list.extend keeps what it got before an exception.
+                items.extend(itertools.islice(source, wanted))
+                ended = len(items) - before < wanted
             except StopIteration:
                 ended = True
             except Exception as error:
                 # A failing input is that item's error; the map goes on.
                 items.append(Raised(error))
                 has_errors = True
-            else:
-                ended = len(items) - before < wanted
         if ended:
             with self._lock:
                 self._free += granted - len(items)

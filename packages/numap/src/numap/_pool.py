@@ -605,7 +605,7 @@ class ProcessPool:
             ready = self._wait(polled, timeout)
         except (OSError, ValueError):
             return  # a channel was closed meanwhile (and left _workers first)
-        for fd in ready:
+        for fd, _ in ready:
             worker = polled.get(fd)
             if worker is None:
                 with contextlib.suppress(OSError):
@@ -639,13 +639,16 @@ class ProcessPool:
             if not channel.has_frame():
                 return
 
-    def _wait(self, polled: dict[int, _Worker], timeout: float | None) -> list[int]:
-        """The file descriptors of ``polled`` and the wake pipe that are ready."""
+    def _wait(
+        self, polled: dict[int, _Worker], timeout: float | None
+    ) -> list[tuple[int, int]]:
+        """(fd, events) for the descriptors of ``polled`` and the wake pipe
+        that are ready (events 0 where select.poll is missing)."""
         if not HAVE_POLL:
-            return wait_for_any([self._wake_read, *polled], timeout)
+            return [(fd, 0) for fd in wait_for_any([self._wake_read, *polled], timeout)]
         if self._watcher is None:
             self._watcher = Watcher([self._wake_read, *polled])
-        return [fd for fd, _ in self._watcher.wait(timeout)]
+        return self._watcher.wait(timeout)
 
     def _read(self, worker: _Worker) -> None:
         # The reader thread of a channel without a ``waitable``: its recv
