@@ -4,14 +4,13 @@ import asyncio
 import ctypes
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 from capped_threads import CAP_THREADS, capped_address_space, run_capped
 from numap import NuMap, NuMapError, SerializationError, WorkerLostError
 from numap_outcomes import collect, run, run_chain
+from python_runs import run_python
 
 
 def kill_on_three(x):
@@ -455,12 +454,7 @@ def test_an_unpicklable_lambda_is_told_dills_reason_not_that_it_is_a_lambda():
     # A script's functions go by value, with dill first. Plain pickle
     # refuses every local lambda; dill refuses this one for the generator
     # it holds: that is the reason to give.
-    done = subprocess.run(
-        [sys.executable, "-c", LAMBDA_OVER_A_GENERATOR],
-        capture_output=True,
-        text=True,
-        timeout=25,
-    )
+    done = run_python(LAMBDA_OVER_A_GENERATOR, timeout=25)
     assert done.stdout.startswith("SerializationError"), done.stderr
     assert "generator" in done.stdout, done.stdout
     assert "local object" not in done.stdout, done.stdout

@@ -4,21 +4,8 @@ Each test runs a small program in its own interpreter: signal handlers,
 fork hooks and the logging module's lock are process-wide state.
 """
 
-import subprocess
-import sys
-import textwrap
-
 import pytest
-
-
-def run_program(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
+from python_runs import run_python as run_program
 
 # A Ctrl-C sent by the fork's own hook lands inside the fork, every time:
 # the handler runs at the next bytecode of the main thread, which is the

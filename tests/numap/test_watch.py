@@ -8,8 +8,6 @@ cost no CPU, and resume after a short wait.
 
 import contextlib
 import os
-import subprocess
-import sys
 import threading
 import time
 
@@ -24,6 +22,7 @@ from numap._watch import (
     Watcher,
     _watch_seconds_from,
 )
+from python_runs import run_python
 
 WATCH = 0.02  # long enough to tell watching from blocking on a busy machine
 
@@ -176,13 +175,7 @@ print(sorted({seconds for _, seconds in pairs}))
 @pytest.mark.timeout(60)
 def test_workers_run_with_watching_turned_off():
     env = {**os.environ, WATCH_VARIABLE: "0"}
-    done = subprocess.run(
-        [sys.executable, "-c", WORKERS_REPORT_THEIR_WATCH],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=50,
-    )
+    done = run_python(WORKERS_REPORT_THEIR_WATCH, timeout=50, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[0.0]"
 

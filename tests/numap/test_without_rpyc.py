@@ -1,10 +1,8 @@
 """rpyc is an extra (papy-numap[remote]): a local map works without it, and
 asking for remote workers without it says what to install."""
 
-import subprocess
-import sys
-
 import pytest
+from python_runs import run_python
 
 # Run in a fresh interpreter where `import rpyc` fails, as when the extra
 # was not installed.
@@ -24,12 +22,7 @@ except ImportError as error:
 
 @pytest.mark.timeout(60)
 def test_a_local_map_runs_without_rpyc_and_remote_workers_name_the_extra():
-    done = subprocess.run(
-        [sys.executable, "-c", LOCAL_MAP_WITHOUT_RPYC],
-        capture_output=True,
-        text=True,
-        timeout=50,
-    )
+    done = run_python(LOCAL_MAP_WITHOUT_RPYC, timeout=50)
     assert done.returncode == 0, done.stderr
     assert "worker_remote" in done.stdout
     assert "pip install rpyc" in done.stdout
@@ -45,8 +38,6 @@ def test_importing_numap_and_running_a_map_does_not_import_rpyc():
         "    assert list(results) == [1, 2]\n"
         "print('rpyc' in sys.modules)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=50
-    )
+    done = run_python(code, timeout=50)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
