@@ -374,12 +374,16 @@ def _check_remote(worker_remote: Any) -> list[tuple[str, int]]:
         _check_positive(f"worker_remote[{host!r}] worker count", number)
         hosts.append((host, number))
     if hosts and importlib.util.find_spec("rpyc") is None:
-        raise ImportError(
-            "NuMap(worker_remote=...): remote workers need rpyc, which is not "
-            "installed here: pip install rpyc (or install papy-numap with its "
-            "'remote' extra, e.g. pip install './packages/numap[remote]')"
-        )
+        raise _rpyc_missing("it is not installed here")
     return hosts
+
+
+def _rpyc_missing(why: str) -> ImportError:
+    return ImportError(
+        f"NuMap(worker_remote=...): remote workers need rpyc ({why}): pip "
+        "install rpyc, or install papy-numap with its 'remote' extra (e.g. "
+        "pip install './packages/numap[remote]')"
+    )
 
 
 class NuMap:
@@ -858,11 +862,8 @@ class NuMap:
         def open_channels() -> list:
             try:
                 from numap import _remote
-            except ImportError as error:
-                raise ImportError(
-                    f"NuMap(worker_remote=...): remote workers need rpyc "
-                    f"({error}): pip install rpyc"
-                ) from error
+            except ImportError as error:  # rpyc is there but broken
+                raise _rpyc_missing(str(error)) from error
             return _remote.open_remote_channels(hosts, ssl=ssl)
 
         return open_channels
@@ -1436,7 +1437,7 @@ class NuMap:
             while True:
                 if output.handed:  # another consumer moved a batch there
                     return output.handed.popleft()
-                if output.lent:
+                if output.lent:  # as _free_lent checks: saves a call per take
                     self._free_lent(output)
                 if output.ready:
                     break
