@@ -174,6 +174,9 @@ class FdFrames:
     receiver at a time.
     """
 
+    # _buffer holds bytes read but not yet returned from _position on; it
+    # is emptied (and _position reset) once all of them are returned, so
+    # an empty _buffer means nothing is buffered.
     __slots__ = ("fd", "_buffer", "_position", "_watcher")
 
     def __init__(self, fd: int, watch: bool = False) -> None:
@@ -208,6 +211,16 @@ class FdFrames:
         """Read one frame. Raises EOFError at the end of input, OSError
         when the descriptor fails."""
         buffer = self._buffer
+        if not buffer:
+            # The usual case at small buffers: the pipe holds one whole
+            # frame, which is then cut from the chunk as read, without
+            # going through the buffer.
+            chunk = self._read()
+            if len(chunk) >= _LENGTH.size:
+                (size,) = _LENGTH.unpack_from(chunk)
+                if len(chunk) == _LENGTH.size + size:
+                    return chunk[_LENGTH.size :]
+            buffer += chunk
         while True:
             start = self._position
             available = len(buffer) - start
@@ -229,12 +242,16 @@ class FdFrames:
             elif start:
                 del buffer[:start]
                 self._position = 0
-            if self._watcher is not None:
-                self._watcher.wait(None)
-            chunk = os.read(self.fd, _READ_SIZE)
-            if not chunk:
-                raise EOFError("the other end of the pipe was closed")
-            buffer += chunk
+            buffer += self._read()
+
+    def _read(self) -> bytes:
+        """What the pipe holds (up to _READ_SIZE bytes), waiting for it."""
+        if self._watcher is not None:
+            self._watcher.wait(None)
+        chunk = os.read(self.fd, _READ_SIZE)
+        if not chunk:
+            raise EOFError("the other end of the pipe was closed")
+        return chunk
 
     def _recv_big(self, size: int) -> bytearray:
         # Read the rest of a big frame straight into its own buffer.
