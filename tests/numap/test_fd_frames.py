@@ -38,6 +38,27 @@ def test_frames_written_together_are_buffered_and_read_one_by_one(pipe):
     assert not reader.has_frame()
 
 
+@pytest.mark.timeout(10)
+def test_frames_arriving_alone_and_together_keep_their_order(pipe):
+    # A frame read alone is cut from its chunk; frames read together go
+    # through the buffer. Alternating the two must not lose or reorder any.
+    read_fd, write_fd = pipe
+    writer, reader = FdFrames(write_fd), FdFrames(read_fd)
+    received = []
+    for round_number in range(5):
+        alone = b"alone %d" % round_number
+        writer.send(alone)
+        received.append(reader.recv())
+        assert not reader.has_frame()
+        together = [b"", b"first %d" % round_number, b"second" * round_number]
+        for frame in together:
+            writer.send(frame)
+        received.extend(reader.recv() for _ in together)
+        assert not reader.has_frame()
+        expected_round = [alone, *together]
+        assert received[-4:] == expected_round
+
+
 @pytest.mark.timeout(20)
 def test_frames_bigger_than_the_pipe_arrive_whole(pipe):
     read_fd, write_fd = pipe
