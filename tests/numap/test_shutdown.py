@@ -411,6 +411,34 @@ def test_leaving_a_with_block_by_an_exception_does_not_wait_for_the_items():
     assert alive(pids) == []
 
 
+class Recorder:
+    """A slow function that records the items it ran."""
+
+    def __init__(self):
+        self.ran = []
+
+    def __call__(self, item):
+        time.sleep(0.05)
+        self.ran.append(item)
+        return item
+
+
+@pytest.mark.timeout(60)
+def test_leaving_a_with_block_by_an_exception_ends_the_threads_unrun_items_dropped():
+    # Threads cannot be terminated: the items queued for them are dropped
+    # and the threads, ending after the item each one runs, are joined.
+    threads_before = set(numap_threads())
+    record = Recorder()
+    numap = NuMap(record, range(40), worker_type="thread", worker_num=2, buffer=40)
+    with pytest.raises(ValueError, match="leaving"), numap:
+        assert numap.next(timeout=10) == 0
+        raise ValueError("leaving")
+    assert set(numap_threads()) <= threads_before
+    # The first item and those running when the block was left: the 38
+    # or so still queued never ran.
+    assert len(record.ran) <= 4, record.ran
+
+
 def sleep_for_ever(item):
     while True:
         time.sleep(1)

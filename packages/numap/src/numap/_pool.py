@@ -47,6 +47,11 @@ Deliver = Callable[[int, int, list], None]
 # hold, before they are terminated.
 GRACEFUL_CLOSE_SECONDS = 30.0
 
+# How long a close that is not graceful waits for worker threads, which
+# cannot be terminated: enough for idle ones and short items to end, not
+# for a function that runs on (its daemon thread is left to it).
+FORCED_THREAD_JOIN_SECONDS = 1.0
+
 # How long the background receiver leaves the pipes to a consumer that
 # received results itself and went back to its own work: a consumer that
 # comes back sooner finds the receive role free, without a thread hand-off.
@@ -205,16 +210,28 @@ class ThreadPool:
         """End the threads after the batches already queued; join them.
 
         A thread stuck in a function that never returns cannot be ended;
-        with graceful=False the threads are not waited for.
+        with graceful=False the threads are waited for up to
+        FORCED_THREAD_JOIN_SECONDS in all, then left to end on their own.
         """
         if self._starter is not None:
             _waits.join(self._starter)
+        if not graceful:
+            self._drop_queued_batches()
         for _ in self._threads:
             self._batches.put(None)
-        if graceful:
-            for thread in self._threads:
+        deadline = None if graceful else time.monotonic() + FORCED_THREAD_JOIN_SECONDS
+        for thread in self._threads:
+            if deadline is None:
                 _waits.join(thread)
+            else:
+                _waits.join(thread, max(0.0, deadline - time.monotonic()))
         self._threads = []
+
+    def _drop_queued_batches(self) -> None:
+        # Not run: the threads then end as soon as their current item does.
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._batches.get_nowait()
 
 
 # --------------------------------------------------------------------------
