@@ -186,6 +186,45 @@ def test_exception_from_the_input_is_that_items_error():
     assert len(outcomes) == 2
 
 
+class FailsOnMultiplesOfThree:
+    """An input iterator that raises on some items and goes on after them."""
+
+    def __init__(self, count):
+        self.next_item = 0
+        self.count = count
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = self.next_item
+        if item == self.count:
+            raise StopIteration
+        self.next_item += 1
+        if item % 3 == 0:
+            raise RuntimeError(f"input broke at {item}")
+        return item
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+@pytest.mark.parametrize("stride", [2, 6])  # batches of one item, of three
+def test_each_failing_input_item_is_an_error_and_the_input_goes_on(worker_type, stride):
+    outcomes = run(
+        identity,
+        FailsOnMultiplesOfThree(10),
+        worker_type=worker_type,
+        worker_num=2,
+        stride=stride,
+    )
+    assert len(outcomes) == 10
+    for item, (kind, value) in enumerate(outcomes):
+        if item % 3 == 0:
+            assert kind == "error" and str(value) == f"input broke at {item}"
+        else:
+            assert (kind, value) == ("ok", item)
+
+
 @pytest.mark.timeout(30)
 def test_errors_pass_through_chained_tasks():
     outcomes = run_chain(

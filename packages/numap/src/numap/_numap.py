@@ -1147,17 +1147,23 @@ class NuMap:
 
     def _pull_input(self, source: Iterator, granted: int) -> tuple[list, bool, bool]:
         """Pull up to ``granted`` items: (items, input ended, any errors)."""
+        if granted == 1:
+            # Batches of one item (the defaults): next() costs a fraction of
+            # building an islice, and needs no loop.
+            try:
+                return [next(source)], False, False
+            except StopIteration:
+                with self._lock:
+                    self._free += 1
+                return [], True, False
+            except Exception as error:
+                return [Raised(error)], False, True
         items: list = []
         has_errors = False
         ended = False
         while not ended and len(items) < granted:
             wanted = granted - len(items)
             try:
-                if wanted == 1:
-                    # Batches of one item (the defaults): next() costs a
-                    # fraction of building an islice.
-                    items.append(next(source))
-                    continue
                 before = len(items)
                 # list.extend keeps what it got before an exception.
                 items.extend(itertools.islice(source, wanted))
