@@ -211,47 +211,41 @@ class FdFrames:
         """Read one frame. Raises EOFError at the end of input, OSError
         when the descriptor fails."""
         buffer = self._buffer
-        if not buffer:
-            # The usual case at small buffers: the pipe holds one whole
-            # frame, which is then cut from the chunk as read, without
-            # going through the buffer.
-            chunk = self._read()
-            if len(chunk) >= _LENGTH.size:
+        while True:
+            if buffer:
+                start = self._position
+                available = len(buffer) - start
+                if available >= _LENGTH.size:
+                    (size,) = _LENGTH.unpack_from(buffer, start)
+                    end = start + _LENGTH.size + size
+                    if end <= len(buffer):
+                        # A slice of a bytearray is a copy: one allocation,
+                        # where bytes(memoryview(...)[...]) takes three.
+                        frame = buffer[start + _LENGTH.size : end]
+                        if end == len(buffer):
+                            buffer.clear()
+                            self._position = 0
+                        else:
+                            self._position = end
+                        return frame
+                    if size > _READ_SIZE:
+                        return self._recv_big(size)
+                elif start:
+                    del buffer[:start]
+                    self._position = 0
+            if self._watcher is not None:
+                self._watcher.wait(None)
+            chunk = os.read(self.fd, _READ_SIZE)
+            if not chunk:
+                raise EOFError("the other end of the pipe was closed")
+            if not buffer and len(chunk) >= _LENGTH.size:
+                # The usual case at small buffers: the pipe held one whole
+                # frame. It is cut from the chunk as read, without going
+                # through the buffer.
                 (size,) = _LENGTH.unpack_from(chunk)
                 if len(chunk) == _LENGTH.size + size:
                     return chunk[_LENGTH.size :]
             buffer += chunk
-        while True:
-            start = self._position
-            available = len(buffer) - start
-            if available >= _LENGTH.size:
-                (size,) = _LENGTH.unpack_from(buffer, start)
-                end = start + _LENGTH.size + size
-                if end <= len(buffer):
-                    # A slice of a bytearray is a copy: one allocation, where
-                    # bytes(memoryview(...)[...]) takes three.
-                    frame = buffer[start + _LENGTH.size : end]
-                    if end == len(buffer):
-                        buffer.clear()
-                        self._position = 0
-                    else:
-                        self._position = end
-                    return frame
-                if size > _READ_SIZE:
-                    return self._recv_big(size)
-            elif start:
-                del buffer[:start]
-                self._position = 0
-            buffer += self._read()
-
-    def _read(self) -> bytes:
-        """What the pipe holds (up to _READ_SIZE bytes), waiting for it."""
-        if self._watcher is not None:
-            self._watcher.wait(None)
-        chunk = os.read(self.fd, _READ_SIZE)
-        if not chunk:
-            raise EOFError("the other end of the pipe was closed")
-        return chunk
 
     def _recv_big(self, size: int) -> bytearray:
         # Read the rest of a big frame straight into its own buffer.
