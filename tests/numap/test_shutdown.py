@@ -424,19 +424,54 @@ class Recorder:
 
 
 @pytest.mark.timeout(60)
-def test_leaving_a_with_block_by_an_exception_ends_the_threads_unrun_items_dropped():
-    # Threads cannot be terminated: the items queued for them are dropped
-    # and the threads, ending after the item each one runs, are joined.
+def test_leaving_a_with_block_by_an_exception_drops_the_items_queued_for_threads():
+    # Threads cannot be terminated; the items queued for them are dropped,
+    # so each thread ends after the item it runs.
     threads_before = set(numap_threads())
     record = Recorder()
     numap = NuMap(record, range(40), worker_type="thread", worker_num=2, buffer=40)
     with pytest.raises(ValueError, match="leaving"), numap:
         assert numap.next(timeout=10) == 0
         raise ValueError("leaving")
-    assert set(numap_threads()) <= threads_before
+    assert wait_until(lambda: set(numap_threads()) <= threads_before)
     # The first item and those running when the block was left: the 38
     # or so still queued never ran.
     assert len(record.ran) <= 4, record.ran
+
+
+generation = [1]
+
+
+def result_of_generation(item):
+    run = generation[0]
+    if item == 1:
+        # The second run's item 1 comes after the first run's.
+        time.sleep(0.5 if run == 1 else 1.0)
+    return (run, item)
+
+
+@pytest.mark.timeout(60)
+def test_a_thread_still_running_an_item_of_a_stopped_run_delivers_nothing():
+    # The with block is left while a thread runs item 1 of the first run;
+    # the map is started again before that item ends. Its result must not
+    # land among the second run's.
+    generation[0] = 1
+    numap = NuMap(
+        result_of_generation, range(6), worker_type="thread", worker_num=1, buffer=12
+    )
+    with pytest.raises(ValueError, match="leaving"), numap:
+        assert numap.next(timeout=10) == (1, 0)
+        time.sleep(0.05)  # item 1 runs now
+        raise ValueError("leaving")
+    generation[0] = 2
+    numap.start()
+    try:
+        second_run = [numap.next(timeout=10) for _ in range(6)]
+        with pytest.raises(StopIteration):
+            numap.next(timeout=10)
+    finally:
+        numap.stop()
+    assert second_run == [(2, item) for item in range(6)]
 
 
 def sleep_for_ever(item):

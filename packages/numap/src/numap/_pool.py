@@ -47,11 +47,6 @@ Deliver = Callable[[int, int, list], None]
 # hold, before they are terminated.
 GRACEFUL_CLOSE_SECONDS = 30.0
 
-# How long a close that is not graceful waits for worker threads, which
-# cannot be terminated: enough for idle ones and short items to end, not
-# for a function that runs on (its daemon thread is left to it).
-FORCED_THREAD_JOIN_SECONDS = 1.0
-
 # How long the background receiver leaves the pipes to a consumer that
 # received results itself and went back to its own work: a consumer that
 # comes back sooner finds the receive role free, without a thread hand-off.
@@ -127,6 +122,10 @@ class ThreadPool:
     composed in) is replaced, never mutated, by set_tasks; ``_threads`` is
     appended to by start() (the first worker), then only by the starter
     thread, and close() reads it after joining the starter.
+    ``_closed`` (under ``_deliver_lock``, which each delivery holds) is set
+    by a close that is not graceful: a thread still running an item then
+    delivers nothing, since its map may have been started again, with a
+    new pool, and the old result would land among the new ones.
     Threads are daemons so that a program exiting without stop() is not
     held by a function that never returns.
 
@@ -147,6 +146,8 @@ class ThreadPool:
         self._calls: Sequence[Callable] = ()
         self._threads: list[threading.Thread] = []
         self._starter: threading.Thread | None = None
+        self._deliver_lock = threading.Lock()
+        self._closed = False
 
     def start(self) -> None:
         try:
@@ -204,27 +205,31 @@ class ThreadPool:
             )
             for offset, error in errors.items():
                 values[offset] = Raised(error)
-            self._deliver(task_id, start, values)
+            with self._deliver_lock:
+                if self._closed:
+                    return
+                self._deliver(task_id, start, values)
 
     def close(self, graceful: bool = True) -> None:
         """End the threads after the batches already queued; join them.
 
-        A thread stuck in a function that never returns cannot be ended;
-        with graceful=False the threads are waited for up to
-        FORCED_THREAD_JOIN_SECONDS in all, then left to end on their own.
+        graceful=False ends them as soon as it can without waiting for
+        them (threads cannot be terminated): the queued batches are
+        dropped, and each thread ends after the item it runs, whose result
+        is dropped too. A thread stuck in a function that never returns
+        cannot be ended.
         """
         if self._starter is not None:
             _waits.join(self._starter)
         if not graceful:
+            with self._deliver_lock:
+                self._closed = True
             self._drop_queued_batches()
         for _ in self._threads:
             self._batches.put(None)
-        deadline = None if graceful else time.monotonic() + FORCED_THREAD_JOIN_SECONDS
-        for thread in self._threads:
-            if deadline is None:
+        if graceful:
+            for thread in self._threads:
                 _waits.join(thread)
-            else:
-                _waits.join(thread, max(0.0, deadline - time.monotonic()))
         self._threads = []
 
     def _drop_queued_batches(self) -> None:
