@@ -1585,7 +1585,11 @@ class NuMap:
         With neither, stop behaves as with ends=all tasks. Pending results
         that were not taken are discarded. A map whose every task has
         handed out its last result has stopped itself already; stop then
-        does nothing more.
+        does nothing more. Worker processes get 30 s to finish what they
+        hold, then they are terminated. A feeder still busy after 30 s
+        (stuck in the input, or sending to a stuck worker) makes the stop
+        forced: worker processes are terminated at once and the items
+        queued for worker threads are dropped.
         """
         self._refuse_stop_from_inside()
         if ends is not None:
