@@ -1059,11 +1059,11 @@ class NuMap:
         if self._stopping:
             raise _Stopping
         task_id = weave.active[weave.position]
-        task = self._tasks[task_id]
-        want = min(weave.left, weave.batch)
+        # (Not min(): a call per item at the defaults, as in _try_reserve.)
+        want = weave.left if weave.left < weave.batch else weave.batch
         source = weave.sources[task_id]
         if source is None:
-            items, ended, has_errors = self._pull_upstream(task, want)
+            items, ended, has_errors = self._pull_upstream(self._tasks[task_id], want)
         else:
             granted = self._try_reserve(want)
             if not granted:
@@ -1125,7 +1125,7 @@ class NuMap:
             # Whatever is free is used (so that exactly `buffer` items enter
             # before the first result is taken); the waiting feeder is only
             # woken once a whole batch fits, which keeps batches full.
-            granted = min(self._free, want)
+            granted = self._free if self._free < want else want
             self._free -= granted
             return granted
 

@@ -563,9 +563,9 @@ class ProcessPool:
         another consumer holds the receive role: the caller must then wait
         for a delivery.
         """
-        if timeout is not None:
+        if timeout is not None and timeout > MAX_WAIT_SECONDS:
             # Lock and poll timeouts have a ceiling; the caller looks again.
-            timeout = min(timeout, MAX_WAIT_SECONDS)
+            timeout = MAX_WAIT_SECONDS
         with self._lock:
             self._receivers += 1
             background = self._background_receiving
