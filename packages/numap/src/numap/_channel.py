@@ -192,9 +192,10 @@ class FdFrames:
 
     def send(self, data: bytes) -> None:
         """Write one frame. Raises OSError when the other end is gone."""
-        header = _LENGTH.pack(len(data))
+        size = len(data)
+        header = _LENGTH.pack(size)
         written = os.writev(self.fd, (header, data))
-        if written < len(header) + len(data):  # rare: a partial write
+        if written < _LENGTH.size + size:  # rare: a partial write
             rest = memoryview(header + data)[written:]
             while rest:
                 rest = rest[os.write(self.fd, rest) :]

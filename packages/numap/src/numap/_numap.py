@@ -1497,7 +1497,7 @@ class NuMap:
             self._free += 1
             if ready and self._weave.batch > 1:
                 self._lend(output, min(len(ready), self._weave.batch - 1))
-            feed_here = bool(self._feeder_wants) and self._free >= self._feeder_wants
+            feed_here = self._feeder_wants > 0 and self._free >= self._feeder_wants
         if feed_here:
             if timeout is None:
                 self._feed_inline()

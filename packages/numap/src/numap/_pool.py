@@ -528,7 +528,8 @@ class ProcessPool:
                 worker.inflight[batch_id] = (task_id, start, count)
                 worker.load += count
                 announce = task_id not in worker.sent
-                worker.sent.add(task_id)
+                if announce:
+                    worker.sent.add(task_id)
         if worker is None:
             error = NuMapError(
                 f"no worker is left to run items {start}..{start + count - 1} of "
@@ -767,6 +768,8 @@ def _decode_values(
                 f"{task_id} could not be unpickled: {error}"
             ),
         )
+    if not errors:
+        return values
     for offset, failure in errors.items():
         if isinstance(failure, tuple):
             kind, message = failure
