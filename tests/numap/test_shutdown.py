@@ -202,6 +202,32 @@ def test_stop_and_start_while_another_thread_ends_the_map(worker_type):
         numap.stop()
 
 
+@pytest.mark.timeout(300)
+def test_a_map_that_ends_itself_while_a_reader_receives_stops_without_waiting(
+    monkeypatch,
+):
+    # Two readers end a map of process workers: the last next() stops it.
+    # The other reader, receiving from the pipes, could see the workers end
+    # and drain the wake meant for the background receiver, which then
+    # waited for it until close() gave up: that stop took
+    # GRACEFUL_CLOSE_SECONDS (here 20 s) in about 1 round in 60.
+    monkeypatch.setattr(numap._pool, "GRACEFUL_CLOSE_SECONDS", 20.0)
+    for round_number in range(150):
+        started = time.monotonic()
+        ended_map = NuMap(worker_type="process", worker_num=2)
+        ended_map.add_task(identity, range(50))
+        ended_map.add_task(identity, range(50))
+        ended_map.start()
+        of_1: list = []
+        reader = read_task(ended_map, 1, of_1)
+        assert list(ended_map.get_task(0)) == list(range(50))
+        reader.join(30)
+        assert of_1 == list(range(50))
+        ended_map.stop()
+        seconds = time.monotonic() - started
+        assert seconds < 10, f"round {round_number} took {seconds:.1f} s"
+
+
 @pytest.mark.timeout(60)
 def test_a_map_not_read_to_its_end_keeps_its_workers_until_stop():
     pids_before = worker_pids()

@@ -603,20 +603,31 @@ class ProcessPool:
                     if not self._receivers and idle >= RECEIVER_LINGER_SECONDS:
                         break
                     self._receiver_idle.wait(RECEIVER_LINGER_SECONDS)
-                if self._closing and not any(
-                    worker.channel.waitable is not None for worker in self._workers
-                ):
+                if self._nothing_left_to_receive():
                     return
             if not self._role.acquire(timeout=RECEIVER_LINGER_SECONDS):
                 continue
             try:
                 with self._lock:
+                    # Again, now that this thread holds the role: a consumer
+                    # that held it until now may have received the end of
+                    # the last worker, and drained close()'s wake with it.
+                    # Waiting then would wait for a wake that already came
+                    # (until close() gave up on this thread, 30 s later).
+                    if self._nothing_left_to_receive():
+                        return
                     self._background_receiving = True
                 self._receive_once(None)
             finally:
                 with self._lock:
                     self._background_receiving = False
                 self._role.release()
+
+    def _nothing_left_to_receive(self) -> bool:
+        """(Holding _lock.) Closing, and no worker with a pipe is left."""
+        return self._closing and not any(
+            worker.channel.waitable is not None for worker in self._workers
+        )
 
     def _receive_once(self, timeout: float | None) -> None:
         # Holder of _role only: the poll state (_polled, _polled_version,
