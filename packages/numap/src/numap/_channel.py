@@ -99,13 +99,15 @@ def _worker_main(inbound: Any, outbound: Any, parent_ends: tuple) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the parent
     # decides when workers end, so they must not die with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A forked worker starts with the parent's Python handlers; ours
-    # replaces a program's SIGTERM handler (which would run inside the
-    # user's function).
-    signal.signal(signal.SIGTERM, _raise_terminated)
     # From here on, a SIGTERM ends the worker quietly (a map whose start
-    # is undone terminates workers still setting up).
+    # is undone terminates workers still setting up). The handler is
+    # installed inside the try: a SIGTERM that is already pending runs it
+    # as soon as it is installed, before signal.signal() returns.
     try:
+        # A forked worker starts with the parent's Python handlers; ours
+        # replaces a program's SIGTERM handler (which would run inside the
+        # user's function).
+        signal.signal(signal.SIGTERM, _raise_terminated)
         # Closing the copies of the parent's ends lets the worker see EOF
         # (and end) when the parent dies.
         for end in parent_ends:
