@@ -173,6 +173,15 @@ def read_task(numap, task, into):
     return thread
 
 
+def started_map_of_two_tasks(worker_type):
+    """A started map of two tasks of 50 items each, for two readers."""
+    two_tasks = NuMap(worker_type=worker_type, worker_num=2)
+    two_tasks.add_task(identity, range(50))
+    two_tasks.add_task(identity, range(50))
+    two_tasks.start()
+    return two_tasks
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("worker_type", ["thread", "process"])
 def test_stop_and_start_while_another_thread_ends_the_map(worker_type):
@@ -181,10 +190,7 @@ def test_stop_and_start_while_another_thread_ends_the_map(worker_type):
     # it went on into the second run and cut it short (2 to 5 rounds in 40
     # on the code before).
     for _ in range(20):
-        numap = NuMap(worker_type=worker_type, worker_num=2)
-        numap.add_task(identity, range(50))
-        numap.add_task(identity, range(50))
-        numap.start()
+        numap = started_map_of_two_tasks(worker_type)
         first_of_1: list = []
         first_reader = read_task(numap, 1, first_of_1)
         assert list(numap.get_task(0)) == list(range(50))
@@ -214,10 +220,7 @@ def test_a_map_that_ends_itself_while_a_reader_receives_stops_without_waiting(
     monkeypatch.setattr(numap._pool, "GRACEFUL_CLOSE_SECONDS", 20.0)
     for round_number in range(150):
         started = time.monotonic()
-        ended_map = NuMap(worker_type="process", worker_num=2)
-        ended_map.add_task(identity, range(50))
-        ended_map.add_task(identity, range(50))
-        ended_map.start()
+        ended_map = started_map_of_two_tasks("process")
         of_1: list = []
         reader = read_task(ended_map, 1, of_1)
         assert list(ended_map.get_task(0)) == list(range(50))
