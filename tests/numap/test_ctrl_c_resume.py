@@ -275,9 +275,7 @@ def test_a_ctrl_c_raised_by_a_with_statements_start_leaves_nothing_running(
     with pytest.raises(KeyboardInterrupt), numap:
         pytest.fail("the with block ran")
     assert not psutil.Process().children()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and set(threading.enumerate()) - threads_before:
-        time.sleep(0.01)
+    wait_for(lambda: set(threading.enumerate()) <= threads_before)
     assert not [t for t in threading.enumerate() if t not in threads_before]
 
 

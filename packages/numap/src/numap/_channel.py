@@ -216,26 +216,9 @@ class FdFrames:
         buffer = self._buffer
         while True:
             if buffer:
-                start = self._position
-                available = len(buffer) - start
-                if available >= _LENGTH.size:
-                    (size,) = _LENGTH.unpack_from(buffer, start)
-                    end = start + _LENGTH.size + size
-                    if end <= len(buffer):
-                        # A slice of a bytearray is a copy: one allocation,
-                        # where bytes(memoryview(...)[...]) takes three.
-                        frame = buffer[start + _LENGTH.size : end]
-                        if end == len(buffer):
-                            buffer.clear()
-                            self._position = 0
-                        else:
-                            self._position = end
-                        return frame
-                    if size > _READ_SIZE:
-                        return self._recv_big(size)
-                elif start:
-                    del buffer[:start]
-                    self._position = 0
+                frame = self._buffered_frame()
+                if frame is not None:
+                    return frame
             if self._watcher is not None:
                 self._watcher.wait(None)
             chunk = os.read(self.fd, _READ_SIZE)
@@ -249,6 +232,32 @@ class FdFrames:
                 if len(chunk) == _LENGTH.size + size:
                     return chunk[_LENGTH.size :]
             buffer += chunk
+
+    def _buffered_frame(self) -> bytes | bytearray | None:
+        """The next frame from the buffer (a big one read whole from the
+        descriptor), or None when the buffer holds only the start of one
+        (then moved to the front of the buffer)."""
+        buffer = self._buffer
+        start = self._position
+        available = len(buffer) - start
+        if available < _LENGTH.size:
+            if start:
+                del buffer[:start]
+                self._position = 0
+            return None
+        (size,) = _LENGTH.unpack_from(buffer, start)
+        end = start + _LENGTH.size + size
+        if end > len(buffer):
+            return self._recv_big(size) if size > _READ_SIZE else None
+        # A slice of a bytearray is a copy: one allocation, where
+        # bytes(memoryview(...)[...]) takes three.
+        frame = buffer[start + _LENGTH.size : end]
+        if end == len(buffer):
+            buffer.clear()
+            self._position = 0
+        else:
+            self._position = end
+        return frame
 
     def _recv_big(self, size: int) -> bytearray:
         # Read the rest of a big frame straight into its own buffer.
