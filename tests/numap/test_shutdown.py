@@ -503,6 +503,41 @@ def test_a_thread_still_running_an_item_of_a_stopped_run_delivers_nothing():
     assert second_run == [(2, item) for item in range(6)]
 
 
+def input_stuck_after(count, seconds, stuck):
+    yield from range(count)
+    stuck.set()
+    time.sleep(seconds)  # the feeder is stuck here
+    yield count
+
+
+@pytest.mark.timeout(60)
+def test_stop_with_a_feeder_stuck_in_the_input_drops_the_items_queued_for_threads(
+    monkeypatch,
+):
+    # As stop()'s docstring says: a feeder still busy after the grace time
+    # (shortened here) makes the stop forced, and the items queued for
+    # worker threads are dropped instead of run.
+    monkeypatch.setattr(numap._pool, "GRACEFUL_CLOSE_SECONDS", 1.0)
+    record = Recorder()
+    feeder_stuck = threading.Event()
+    stuck = NuMap(
+        record,
+        input_stuck_after(60, 5, feeder_stuck),
+        worker_type="thread",
+        worker_num=1,
+        buffer=60,
+    )
+    assert stuck.next(timeout=10) == 0  # a free slot: the feeder pulls item 60
+    assert feeder_stuck.wait(10)
+    stuck.stop()
+    left = time.monotonic()
+    # At 0.05 s an item, the 59 items queued take ~3 s: the thread runs
+    # some 20 of them in the grace time, and none once stop() returned.
+    assert len(record.started) < 60
+    time.sleep(0.2)
+    assert all(started < left for started in record.started)
+
+
 def sleep_for_ever(item):
     while True:
         time.sleep(1)
