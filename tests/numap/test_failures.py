@@ -4,11 +4,13 @@ import asyncio
 import ctypes
 import os
 import signal
+import threading
 import time
 
 import pytest
 from capped_threads import CAP_THREADS, capped_address_space, run_capped
 from numap import NuMap, NuMapError, SerializationError, WorkerLostError
+from numap._channel import ProcessChannel
 from numap_outcomes import collect, run, run_chain
 from python_runs import run_python
 
@@ -51,6 +53,38 @@ def test_lost_worker_turns_its_item_into_an_error_and_is_replaced(func, cause):
     assert outcomes[:3] + outcomes[4:] == [
         ("ok", x * 10) for x in (0, 1, 2, 4, 5, 6, 7)
     ]
+
+
+def reasons_for_a_killed_worker(askers: int) -> tuple[int, list[str]]:
+    """(pid, what each of ``askers`` threads asking at once was told)."""
+    channel = ProcessChannel()
+    start = threading.Barrier(askers)
+    reasons: list[str] = []
+
+    def ask():
+        start.wait()
+        reasons.append(channel.loss_reason())
+
+    try:
+        os.kill(channel.pid, signal.SIGKILL)
+        threads = [threading.Thread(target=ask) for _ in range(askers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        channel.close()
+    return channel.pid, reasons
+
+
+@pytest.mark.timeout(60)
+def test_threads_that_find_a_worker_dead_at_once_all_say_how_it_died():
+    # The submitter (a write fails) and the receiver (a read ends) may both
+    # ask why a worker is gone. Both reap the process then; they used to
+    # race, and the loser said "stopped answering".
+    for _ in range(30):
+        pid, reasons = reasons_for_a_killed_worker(askers=4)
+        assert reasons == [f"process {pid} was killed by SIGKILL"] * 4
 
 
 @pytest.mark.timeout(30)

@@ -304,6 +304,7 @@ class ProcessChannel(Channel):
                    and marks them closed first (_fds_closed), so a
                    descriptor number is never used after it was released
       _send_lock   serialises senders, so frames never interleave
+      _join_lock   one thread at a time joins the process (see _join)
       _closed      set once by close(); later calls return at once
     One thread at a time may call recv, or wait on ``waitable`` (the pool's
     holder of its receive role).
@@ -362,6 +363,7 @@ class ProcessChannel(Channel):
         self._fds_closed = False
         self._send_lock = threading.Lock()
         self._close_lock = threading.Lock()
+        self._join_lock = threading.Lock()
         self._closed = False
         self.pid: int = self._process.pid
         self.label = f"process {self.pid}"
@@ -389,7 +391,7 @@ class ProcessChannel(Channel):
 
     def loss_reason(self, error: BaseException | None = None) -> str:
         """Say why the worker is gone: its signal or exit code."""
-        self._process.join(timeout=1.0)
+        self._join(1.0)
         code = self._process.exitcode
         if code is None:
             detail = f" ({type(error).__name__}: {error})" if error else ""
@@ -401,6 +403,21 @@ class ProcessChannel(Channel):
                 name = f"signal {-code}"
             return f"{self.label} was killed by {name}"
         return f"{self.label} exited with code {code}"
+
+    def _join(self, timeout: float | None) -> None:
+        # Two threads that reap the process at once race: the loser's
+        # waitpid() fails before the winner has stored the exit code, and
+        # the loser reads "still running" (a worker killed while the
+        # submitter wrote to it and the receiver read from it was then
+        # said to have stopped answering). One joiner at a time cannot
+        # race; a thread that waits its whole timeout for its turn reads
+        # the exit code as it is.
+        if not self._join_lock.acquire(timeout=-1 if timeout is None else timeout):
+            return
+        try:
+            self._process.join(timeout)
+        finally:
+            self._join_lock.release()
 
     def is_alive(self) -> bool:
         return self._process.is_alive()
@@ -420,7 +437,7 @@ class ProcessChannel(Channel):
 
     def wait(self, timeout: float | None) -> bool:
         """Wait for the worker to exit; True when it has."""
-        self._process.join(timeout)
+        self._join(timeout)
         return self._process.exitcode is not None
 
     def close(self) -> None:
@@ -433,7 +450,7 @@ class ProcessChannel(Channel):
             self._process.terminate()
             if not self.wait(EXIT_GRACE_SECONDS):
                 self._process.kill()
-                self._process.join()
+                self._join(None)
         with self._send_lock:
             self._fds_closed = True
             if self._conn is not None:
