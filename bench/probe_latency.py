@@ -88,7 +88,7 @@ def bare_channel_loop(n: int) -> float:
     while in_flight:
         for fd, _ in poller.poll():
             channel = by_fd[fd]
-            _, payload = _protocol.decode_result(channel.recv())
+            _, _, payload = _protocol.decode_result(channel.recv())
             values, _errors = _protocol.loads(payload)
             total += values[0]
             in_flight -= 1

@@ -42,7 +42,7 @@ def exit_on_three(x):
         (exit_on_three, "exited with code 7"),
     ],
 )
-def test_lost_worker_turns_its_item_into_an_error_and_is_replaced(func, cause):
+def test_lost_worker_turns_its_items_into_errors_and_is_replaced(func, cause):
     outcomes = run(func, range(8), worker_num=2)
     assert len(outcomes) == 8
     kind, error = outcomes[3]
@@ -50,9 +50,21 @@ def test_lost_worker_turns_its_item_into_an_error_and_is_replaced(func, cause):
     assert isinstance(error, WorkerLostError)
     assert cause in str(error)
     assert "process " in str(error) and "item 3 of task 0" in str(error)
-    assert outcomes[:3] + outcomes[4:] == [
-        ("ok", x * 10) for x in (0, 1, 2, 4, 5, 6, 7)
-    ]
+    lost_process = str(error).split(" was ")[0].split(" exited ")[0]
+    # Items before 3 were answered before the worker died. The buffer (2 by
+    # default) lets one more item be in flight: item 4 may have been queued
+    # behind item 3 on the same worker (fast items share a worker, see
+    # numap._pool.pick_worker), and is then lost with it, saying so. The
+    # replacement runs the rest.
+    assert outcomes[:3] == [("ok", 0), ("ok", 10), ("ok", 20)]
+    kind, value = outcomes[4]
+    if kind == "error":
+        assert isinstance(value, WorkerLostError)
+        assert str(value).startswith(lost_process)
+        assert "item 4 of task 0" in str(value)
+    else:
+        assert value == 40
+    assert outcomes[5:] == [("ok", x * 10) for x in (5, 6, 7)]
 
 
 def reasons_for_a_killed_worker(askers: int) -> tuple[int, list[str]]:

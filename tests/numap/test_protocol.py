@@ -91,7 +91,7 @@ class StdioWorker:
             self.batches, task_id, start, len(items), _protocol.dumps(items)
         )
         _protocol.write_frame(self.process.stdin, frame)
-        batch_id, payload = _protocol.decode_result(
+        batch_id, _, payload = _protocol.decode_result(
             _protocol.read_frame(self.process.stdout)
         )
         assert batch_id == self.batches
@@ -224,7 +224,7 @@ def test_process_channel_round_trip_and_close(start_method):
     # function defined here.
     channel.send(_task_frame(0, functools.partial(pow, exp=2)))
     channel.send(_protocol.encode_batch(1, 0, 0, 3, _protocol.dumps([1, 2, 3])))
-    batch_id, payload = _protocol.decode_result(channel.recv())
+    batch_id, _, payload = _protocol.decode_result(channel.recv())
     assert (batch_id, _protocol.loads(payload)) == (1, ([1, 4, 9], {}))
     channel.close()
     channel.close()

@@ -55,7 +55,7 @@ def run_batch(channel: Any, func: Any, items: list, args: tuple = ()) -> tuple:
         protocol.encode_task(0, protocol.dumps([(func, args, {})], prefer_dill=True))
     )
     channel.send(protocol.encode_batch(1, 0, 0, len(items), protocol.dumps(items)))
-    batch_id, payload = protocol.decode_result(channel.recv())
+    batch_id, _, payload = protocol.decode_result(channel.recv())
     assert batch_id == 1
     return protocol.loads(payload)
 
@@ -182,7 +182,7 @@ def test_recv_waiting_does_not_block_send(channel):
     channel.send(protocol.encode_batch(5, 0, 0, 2, protocol.dumps([3, 4])))
     reader.join(10)
     assert not reader.is_alive()
-    batch_id, payload = protocol.decode_result(received[0])
+    batch_id, _, payload = protocol.decode_result(received[0])
     assert (batch_id, protocol.loads(payload)) == (5, ([9, 16], {}))
 
 
@@ -218,7 +218,7 @@ def test_pipelined_batches_come_back_complete_and_in_order(shared_rpyc_server, b
             frame = protocol.dumps(items)
             channel.send(protocol.encode_batch(batch_id, 0, 0, len(items), frame))
         for batch_id, items in enumerate(batches):
-            got_id, payload = protocol.decode_result(channel.recv())
+            got_id, _, payload = protocol.decode_result(channel.recv())
             values, errors = protocol.loads(payload)
             assert got_id == batch_id
             assert values == [item + item for item in items]
@@ -407,9 +407,9 @@ def test_a_dropped_feed_connection_delivers_the_running_call_then_says_why(
         channel.send(protocol.encode_batch(2, 0, 1, 1, protocol.dumps(["y"])))
         assert wait_until(marker.exists, 10)
         channel._feed_stream.sock.shutdown(socket.SHUT_WR)
-        batch_id, payload = protocol.decode_result(channel.recv())
+        batch_id, _, payload = protocol.decode_result(channel.recv())
         assert (batch_id, protocol.loads(payload)) == (1, (["x"], {}))
-        batch_id, payload = protocol.decode_result(channel.recv())
+        batch_id, _, payload = protocol.decode_result(channel.recv())
         assert (batch_id, protocol.loads(payload)) == (2, (["y"], {}))
         with pytest.raises(ChannelLost, match="feed connection from the parent ended"):
             channel.recv()

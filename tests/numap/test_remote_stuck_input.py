@@ -146,7 +146,7 @@ def run_square(channel: Any, batch_id: int, items: list) -> list:
     channel.send(protocol.encode_task(batch_id, protocol.dumps(task)))
     frame = protocol.dumps(items)
     channel.send(protocol.encode_batch(batch_id, batch_id, 0, len(items), frame))
-    answered, payload = protocol.decode_result(channel.recv())
+    answered, _, payload = protocol.decode_result(channel.recv())
     assert answered == batch_id
     values, errors = protocol.loads(payload)
     assert not errors

@@ -11,9 +11,10 @@ happens to the workers.
 :class:`ThreadPool` runs the functions in threads of this process and never
 pickles anything. :class:`ProcessPool` drives :class:`~numap._channel.Channel`
 objects (local processes, remote workers); it ships each task's function to
-each worker once, sends items in batches, tracks which batches each worker
-holds, and when a worker is lost, delivers its batches as errors and
-replaces it if it can.
+each worker once, sends items in batches (fast items to as few workers as
+keep up, see :func:`pick_worker`), tracks which batches each worker holds,
+and when a worker is lost, delivers its batches as errors and replaces it
+if it can.
 """
 
 from __future__ import annotations
@@ -55,6 +56,16 @@ RECEIVER_LINGER_SECONDS = 0.005
 # The longest single wait of a receiving consumer (longer timeouts are
 # waited for in several steps).
 MAX_WAIT_SECONDS = 3600.0
+
+# The weight of the newest measurement in the running averages of the
+# workers' time per item and of the time between batches: a few batches
+# are enough to follow a change of pace.
+PACE_WEIGHT = 0.25
+# How far one gap between batches may lift their running average, as a
+# multiple of it: a pause of the consumer, or of the whole program, then
+# does not make a busy worker look free enough to queue items behind (a
+# lasting slowdown still lifts it, by up to a quarter per batch).
+GAP_CEILING = 2.0
 
 
 class Raised:
@@ -295,6 +306,13 @@ class ProcessPool:
                  _receiver_idle
       _background_receiving  the background receiver holds _role; a
                  consumer that wants the role wakes it through _wake_write
+      _item_seconds  running average of the workers' time per item (None
+                 until a first result), from the seconds each result frame
+                 carries; written by receivers, read by the submitter
+    The submitter's own (one thread at a time submits): _batch_gap, the
+    running average of the seconds between batches (0.0 until a second
+    batch), and _last_batch, when the last batch was sent (None before the
+    first). See :func:`pick_worker` for what they decide.
     Only the holder of _role waits on or receives from waitable channels.
     """
 
@@ -316,6 +334,9 @@ class ProcessPool:
         self._replacing = 0  # lost workers whose replacement is starting
         self._worker_added = threading.Condition(self._lock)
         self._batch_ids = itertools.count()
+        self._item_seconds: float | None = None
+        self._batch_gap = 0.0
+        self._last_batch: float | None = None
         self._task_frames: list[bytes | None] = []
         self._task_broken: list[str | None] = []
         self._role = threading.Lock()
@@ -504,7 +525,8 @@ class ProcessPool:
             self._dispatch(task_id, run_start, run)
 
     def _dispatch(self, task_id: int, start: int, items: list) -> None:
-        """Send ``items`` as one batch to the least loaded worker.
+        """Send ``items`` as one batch to the worker :func:`pick_worker`
+        chooses.
 
         Raises PayloadError, having sent nothing, when they do not pickle.
         """
@@ -514,16 +536,12 @@ class ProcessPool:
         batch_id = next(self._batch_ids)
         prefix = _protocol.batch_prefix(batch_id, task_id, start, count)
         frame = _protocol.dumps(items, prefix=prefix)
+        gap = self._time_batch()
         with self._lock:
             # _workers holds live workers only (_lose removes them).
             while not self._workers and self._replacing:
                 self._worker_added.wait()
-            # The least loaded worker, the first of equals (a plain loop:
-            # min() with a key function costs a call per worker).
-            worker = None
-            for candidate in self._workers:
-                if worker is None or candidate.load < worker.load:
-                    worker = candidate
+            worker = pick_worker(self._workers, self._item_seconds, gap)
             if worker is not None:
                 worker.inflight[batch_id] = (task_id, start, count)
                 worker.load += count
@@ -549,6 +567,22 @@ class ProcessPool:
         except ChannelLost as lost:
             # The batch was registered, so _lose delivers it as errors.
             self._lose(worker, lost.reason)
+
+    def _time_batch(self) -> float:
+        """Count a batch into the running average of the gaps between
+        batches (submitter only), and return that average."""
+        now = time.perf_counter()
+        last, self._last_batch = self._last_batch, now
+        if last is None:
+            return self._batch_gap
+        gap = now - last
+        average = self._batch_gap
+        if average == 0.0:
+            average = gap
+        else:
+            average += PACE_WEIGHT * (min(gap, GAP_CEILING * average) - average)
+        self._batch_gap = average
+        return average
 
     # -- receiving ---------------------------------------------------------
 
@@ -692,11 +726,17 @@ class ProcessPool:
             self._receive_from(worker)
 
     def _handle_result(self, worker: _Worker, frame: bytes | bytearray) -> None:
-        batch_id, payload = _protocol.decode_result(frame)
+        batch_id, seconds, payload = _protocol.decode_result(frame)
         with self._lock:
             entry = worker.inflight.pop(batch_id, None)
             if entry is not None:
                 worker.load -= entry[2]
+                per_item = seconds / entry[2]
+                average = self._item_seconds
+                if average is None:
+                    self._item_seconds = per_item
+                else:
+                    self._item_seconds = average + PACE_WEIGHT * (per_item - average)
         if entry is None:
             return  # already delivered as lost, or a stray frame
         task_id, start, count = entry
@@ -752,6 +792,37 @@ class ProcessPool:
             channel.close()
         else:
             self._add_worker(channel)
+
+
+def pick_worker(
+    workers: Sequence[_Worker], item_seconds: float | None, gap: float
+) -> _Worker | None:
+    """The worker for the next batch, None when ``workers`` is empty.
+
+    The first worker, in order, that will have finished the items it holds
+    before the batch after this one is due: its ``load`` times
+    ``item_seconds`` (the workers' time per item) is less than ``gap`` (the
+    time between batches). Failing that, or while ``item_seconds`` is
+    unknown (None), the least loaded worker, the first of equals.
+
+    Items that take less time than the parent needs to send the next batch
+    (tiny ones, or any kind behind a slow consumer) thus queue on as few
+    workers as keep up with the parent, and the others sleep on their pipes.
+    Spread over all of them, every worker would be idle between items and
+    watch its pipe meanwhile, taking CPU from the parent, which is what
+    limits the pace of such items. Slower items go to the least loaded
+    worker, which is idle if any is.
+    """
+    if item_seconds is not None:
+        for worker in workers:
+            if worker.load * item_seconds < gap:
+                return worker
+    # A plain loop: min() with a key function costs a call per worker.
+    least = None
+    for worker in workers:
+        if least is None or worker.load < least.load:
+            least = worker
+    return least
 
 
 def _close_fds(*fds: int) -> None:

@@ -12,7 +12,7 @@ Frames (one ``bytes`` object each; the transport delimits them)::
       b"B" + batch_id:Q task_id:Q start:Q count:Q   + dumps(list of items)
       b"S"                                          stop: finish and return
     worker -> parent
-      b"R" + batch_id:Q                             + dumps((values, errors))
+      b"R" + batch_id:Q seconds:d                   + dumps((values, errors))
 
 A task's function is sent once per worker, before that worker's first batch
 of the task. ``stages`` is a list of (func, args, kwargs): one for a plain
@@ -22,6 +22,9 @@ other on each item without leaving the worker.
 ``values`` is a list with one entry per item of the batch; ``errors`` maps
 an offset in the batch to the exception that replaces the value there (so
 that a function may return an exception object as a plain value).
+``seconds`` is how long the worker spent on the batch, from its frame to
+its answer (unpickling, the calls, not the answer's pickling): the parent
+learns from it how fast items go (see numap._pool).
 Exceptions carry the worker's traceback text as a note; failures of numap
 itself travel as ``(kind, message)`` pairs, kind being the name of a numap
 exception type (this module cannot import numap on a remote host).
@@ -38,6 +41,7 @@ import pickle
 import socket
 import struct
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
@@ -66,7 +70,7 @@ RESULT = b"R"
 
 _TASK_HEADER = struct.Struct(">Q")
 _BATCH_HEADER = struct.Struct(">QQQQ")
-_RESULT_HEADER = struct.Struct(">Q")
+_RESULT_HEADER = struct.Struct(">Qd")
 # The length prefix of a frame on a byte stream or pipe (also numap._channel).
 FRAME_LENGTH = struct.Struct(">Q")
 
@@ -218,13 +222,14 @@ def encode_stop() -> bytes:
     return STOP
 
 
-def decode_result(frame: bytes | bytearray) -> tuple[int, memoryview]:
-    """Split a result frame into (batch_id, payload); the payload is a view
-    into the frame (no copy), for :func:`loads`."""
+def decode_result(frame: bytes | bytearray) -> tuple[int, float, memoryview]:
+    """Split a result frame into (batch_id, the worker's seconds on the
+    batch, payload); the payload is a view into the frame (no copy), for
+    :func:`loads`."""
     if frame[:1] != RESULT:
         raise PayloadError(f"expected a result frame, got kind {frame[:1]!r}")
-    (batch_id,) = _RESULT_HEADER.unpack_from(frame, 1)
-    return batch_id, memoryview(frame)[1 + _RESULT_HEADER.size :]
+    batch_id, seconds = _RESULT_HEADER.unpack_from(frame, 1)
+    return batch_id, seconds, memoryview(frame)[1 + _RESULT_HEADER.size :]
 
 
 # --------------------------------------------------------------------------
@@ -451,7 +456,7 @@ def serve(
             (task_id,) = _TASK_HEADER.unpack_from(frame, 1)
             tasks[task_id] = _Task(task_id, memoryview(frame)[1 + _TASK_HEADER.size :])
         elif kind == BATCH:
-            answer = _answer_batch(frame, tasks)
+            answer = _answer_batch(frame, tasks, time.perf_counter())
             try:
                 send(answer)
             except OSError:
@@ -460,7 +465,11 @@ def serve(
             raise ValueError(f"numap worker received an unknown frame {kind!r}")
 
 
-def _answer_batch(frame: bytes | bytearray, tasks: dict[int, _Task]) -> bytes:
+def _answer_batch(
+    frame: bytes | bytearray, tasks: dict[int, _Task], received: float
+) -> bytes:
+    """The result frame for a batch frame that came at ``received``
+    (time.perf_counter())."""
     batch_id, task_id, start, count = _BATCH_HEADER.unpack_from(frame, 1)
     task = tasks.get(task_id)
     if task is None:
@@ -478,7 +487,7 @@ def _answer_batch(frame: bytes | bytearray, tasks: dict[int, _Task]) -> bytes:
             )
         else:
             values, errors = task.run(items, task_id, start)
-    prefix = RESULT + _RESULT_HEADER.pack(batch_id)
+    prefix = RESULT + _RESULT_HEADER.pack(batch_id, time.perf_counter() - received)
     return _encode_values(values, errors, task_id, start, prefix)
 
 
