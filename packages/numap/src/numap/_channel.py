@@ -391,8 +391,7 @@ class ProcessChannel(Channel):
 
     def loss_reason(self, error: BaseException | None = None) -> str:
         """Say why the worker is gone: its signal or exit code."""
-        self._join(1.0)
-        code = self._process.exitcode
+        code = self._join(1.0)
         if code is None:
             detail = f" ({type(error).__name__}: {error})" if error else ""
             return f"{self.label} stopped answering{detail}"
@@ -404,18 +403,22 @@ class ProcessChannel(Channel):
             return f"{self.label} was killed by {name}"
         return f"{self.label} exited with code {code}"
 
-    def _join(self, timeout: float | None) -> None:
+    def _join(self, timeout: float | None) -> int | None:
+        """Wait up to ``timeout`` seconds (None: no limit) for the process
+        to end: its exit code, None while it runs (or while another thread
+        waits for it all that time)."""
         # Two threads that reap the process at once race: the loser's
         # waitpid() fails before the winner has stored the exit code, and
         # the loser reads "still running" (a worker killed while the
         # submitter wrote to it and the receiver read from it was then
-        # said to have stopped answering). One joiner at a time cannot
-        # race; a thread that waits its whole timeout for its turn reads
-        # the exit code as it is.
+        # said to have stopped answering). Reading exitcode reaps too, so
+        # it is read under the lock as well.
         if not self._join_lock.acquire(timeout=-1 if timeout is None else timeout):
-            return
+            return None
         try:
             self._process.join(timeout)
+            code: int | None = self._process.exitcode
+            return code
         finally:
             self._join_lock.release()
 
@@ -437,8 +440,7 @@ class ProcessChannel(Channel):
 
     def wait(self, timeout: float | None) -> bool:
         """Wait for the worker to exit; True when it has."""
-        self._join(timeout)
-        return self._process.exitcode is not None
+        return self._join(timeout) is not None
 
     def close(self) -> None:
         with self._close_lock:
