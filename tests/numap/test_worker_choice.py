@@ -9,6 +9,7 @@ from the seconds each result frame carries.
 import contextlib
 import functools
 import os
+import threading
 import time
 
 import numap._pool
@@ -17,75 +18,113 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numap import NuMap, _protocol
 from numap._channel import ProcessChannel
-from numap._pool import _Worker, pick_worker
+from numap._pool import KEEP_UP_SHARE, LATE_GAPS, _Worker, pick_worker
+
+NOW = 100.0  # a time.perf_counter() reading
 
 
-def workers_with(*loads: int) -> list[_Worker]:
-    # _Worker is the pool's bookkeeping for a channel; the choice reads
-    # only its load, so these carry no channel.
-    workers = []
-    for load in loads:
-        worker = _Worker(None)  # type: ignore[arg-type]
-        worker.load = load
-        workers.append(worker)
-    return workers
+def worker_holding(
+    load: int, free_in: float = 0.0, unpaced: int = 0, local: bool = True
+) -> _Worker:
+    """The pool's bookkeeping for a worker holding ``load`` items that it
+    should be done with ``free_in`` seconds after NOW, besides ``unpaced``
+    batches of tasks whose pace is unknown. The choice reads nothing else,
+    so it carries no channel."""
+    worker = _Worker(None)  # type: ignore[arg-type]
+    worker.load = load
+    worker.free_at = NOW + free_in if load else 0.0
+    worker.unpaced = unpaced
+    worker.local = local
+    return worker
 
 
 def test_no_worker_no_choice():
-    assert pick_worker([], None, 0.0) is None
-    assert pick_worker([], 0.001, 0.01) is None
+    assert pick_worker([], NOW, 0.0) is None
+    assert pick_worker([], NOW, 0.01) is None
 
 
-def test_an_unknown_pace_picks_the_least_loaded_first_of_equals():
-    workers = workers_with(2, 1, 3, 1)
-    assert pick_worker(workers, None, 1.0) is workers[1]
+def test_without_known_paces_the_least_loaded_first_of_equals():
+    workers = [worker_holding(n, unpaced=1) for n in (2, 1, 3, 1)]
+    assert pick_worker(workers, NOW, 1.0) is workers[1]
 
 
 def test_fast_items_queue_on_the_first_worker_that_keeps_up():
-    # 1 item of 1 ms queued, the next batch due in 5 ms: the first worker
-    # will be free by then, though the second is idle now.
-    workers = workers_with(1, 0)
-    assert pick_worker(workers, 0.001, 0.005) is workers[0]
+    # Done in 1 ms, the next batch due in 5 ms: the first worker will be
+    # idle most of the time till then, though the second is idle now.
+    workers = [worker_holding(1, 0.001), worker_holding(0)]
+    assert pick_worker(workers, NOW, 0.005) is workers[0]
 
 
-def test_a_worker_that_would_not_keep_up_is_passed_over():
-    # 5 items of 1 ms would end after the next batch is due (in 5 ms).
-    workers = workers_with(5, 2, 0)
-    assert pick_worker(workers, 0.001, 0.005) is workers[1]
+def test_a_worker_busy_for_more_than_half_the_gap_is_passed_over():
+    # Done in 3 ms, the next batch due in 5 ms: it would be busy most of
+    # the time, and may be what the parent waits for.
+    workers = [worker_holding(1, 0.003), worker_holding(2, 0.002)]
+    assert pick_worker(workers, NOW, 0.005) is workers[1]
+    assert KEEP_UP_SHARE == 0.5
+
+
+def test_a_worker_running_late_is_passed_over():
+    # It should have been done 25 ms ago, five gaps: an item slower than
+    # its task's average. A gap late is only an answer not read yet.
+    late = [worker_holding(1, -0.025), worker_holding(1, 0.001)]
+    assert pick_worker(late, NOW, 0.005) is late[1]
+    unread = [worker_holding(1, -0.005), worker_holding(1, 0.001)]
+    assert pick_worker(unread, NOW, 0.005) is unread[0]
 
 
 def test_slow_items_go_to_an_idle_worker():
-    workers = workers_with(1, 0)
-    assert pick_worker(workers, 0.020, 0.010) is workers[1]
+    workers = [worker_holding(1, 0.020), worker_holding(0)]
+    assert pick_worker(workers, NOW, 0.010) is workers[1]
+
+
+def test_a_batch_of_unknown_pace_never_counts_as_done_soon():
+    # One batch of a task that has not answered yet: however fast the other
+    # one goes, the worker may be busy with it for long.
+    workers = [worker_holding(2, 1e-6, unpaced=1), worker_holding(0)]
+    assert pick_worker(workers, NOW, 1.0) is workers[1]
 
 
 def test_before_a_second_batch_no_worker_keeps_up():
     # The gap between batches is 0.0 until a second batch was sent: the
     # least loaded worker, even for the fastest items.
-    workers = workers_with(1, 0)
-    assert pick_worker(workers, 1e-9, 0.0) is workers[1]
+    workers = [worker_holding(1, 1e-9), worker_holding(0)]
+    assert pick_worker(workers, NOW, 0.0) is workers[1]
+
+
+def test_remote_workers_get_the_least_loaded_choice():
+    workers = [worker_holding(1, 1e-6, local=False), worker_holding(0, local=False)]
+    assert pick_worker(workers, NOW, 1.0) is workers[1]
 
 
 @given(
-    loads=st.lists(st.integers(0, 50), min_size=1, max_size=8),
-    item_seconds=st.none() | st.floats(1e-7, 1.0),
+    held=st.lists(
+        st.tuples(
+            st.integers(0, 50),
+            st.floats(-1.0, 1.0),
+            st.integers(0, 3),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
     gap=st.floats(0.0, 1.0),
 )
-def test_the_choice_is_the_first_that_keeps_up_or_else_the_least_loaded(
-    loads, item_seconds, gap
-):
-    workers = workers_with(*loads)
-    chosen = pick_worker(workers, item_seconds, gap)
-    keeping_up = [
-        worker
-        for worker in workers
-        if item_seconds is not None and worker.load * item_seconds < gap
-    ]
-    if keeping_up:
-        assert chosen is keeping_up[0]
-    else:
-        least = min(loads)
-        assert chosen is workers[loads.index(least)]
+def test_the_first_worker_that_fits_else_the_least_loaded(held, gap):
+    # The rule as the docstring states it, checked over arbitrary pools.
+    workers = [worker_holding(*args) for args in held]
+
+    def fits(worker):
+        if not worker.local:
+            return False
+        if not worker.load:
+            return True
+        window = (NOW - LATE_GAPS * gap, NOW + KEEP_UP_SHARE * gap)
+        return not worker.unpaced and window[0] <= worker.free_at < window[1]
+
+    fitting = [worker for worker in workers if fits(worker)]
+    loads = [worker.load for worker in workers]
+    expected = fitting[0] if fitting else workers[loads.index(min(loads))]
+    assert pick_worker(workers, NOW, gap) is expected
 
 
 # -- the seconds a result frame carries ---------------------------------
@@ -168,6 +207,40 @@ def test_slow_items_run_on_every_worker():
 
 
 @pytest.mark.timeout(60)
+def test_a_consumer_that_speeds_up_gets_every_worker_back():
+    # 5 ms items behind a consumer that takes 12 ms per result: one worker
+    # keeps up. Then the consumer takes them as fast as they come: a worker
+    # running items back to back sets the pace between batches itself, and
+    # must not be taken for one that keeps up with it.
+    with map_of_pids(0.005, 140) as results:
+        pids_taken(results, 40, pause=0.012)
+        fast_phase = pids_taken(results, 100)
+    assert min(fast_phase.count(pid) for pid in set(fast_phase)) >= 40, fast_phase
+
+
+def tiny_but_every_thousandth(x):
+    if x % 1000 == 500:
+        time.sleep(0.2)
+    return x
+
+
+@pytest.mark.timeout(60)
+def test_in_an_unordered_map_a_slow_item_holds_back_no_other():
+    # Results come out as they are ready: the items after a slow one must
+    # not queue behind it on its worker (the default buffer would then be
+    # full of it and its follower, and the other worker idle).
+    mapper = NuMap(worker_type="process", worker_num=2, ordered=False)
+    results = mapper.add_task(tiny_but_every_thousandth, range(3000))
+    mapper.start()
+    try:
+        order = list(results)
+    finally:
+        mapper.stop()
+    assert sorted(order) == list(range(3000))
+    assert order.index(500) > 1000
+
+
+@pytest.mark.timeout(60)
 def test_a_pause_of_the_consumer_does_not_pile_slow_items_on_one_worker():
     # After a 1 s pause the gap between batches jumps; without a ceiling on
     # how far one gap lifts the average, the next 20 ms items would all
@@ -179,6 +252,7 @@ def test_a_pause_of_the_consumer_does_not_pile_slow_items_on_one_worker():
         pids_taken(results, 2)
         after_pause = pids_taken(results, 10)
     assert len(set(after_pause)) == 2, after_pause
+    assert min(after_pause.count(pid) for pid in set(after_pause)) >= 3, after_pause
 
 
 @pytest.mark.timeout(60)
@@ -188,3 +262,55 @@ def test_the_gap_ceiling_is_what_keeps_them_apart(monkeypatch):
     monkeypatch.setattr(numap._pool, "GAP_CEILING", float("inf"))
     with pytest.raises(AssertionError):
         test_a_pause_of_the_consumer_does_not_pile_slow_items_on_one_worker()
+
+
+class Deliveries:
+    """A pool's deliver callback: the values of each delivered batch, by
+    (task id, start), and a way to wait for them."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[int, int], list] = {}
+        self.arrived = threading.Condition()
+
+    def __call__(self, task_id: int, start: int, values: list) -> None:
+        with self.arrived:
+            self.values[(task_id, start)] = values
+            self.arrived.notify_all()
+
+    def wait_for(self, task_id: int, start: int) -> list:
+        with self.arrived:
+            assert self.arrived.wait_for(
+                lambda: (task_id, start) in self.values, timeout=10
+            )
+            return self.values[(task_id, start)]
+
+
+@pytest.mark.timeout(60)
+def test_a_task_is_judged_by_its_own_pace_not_another_tasks():
+    # A fast task sets the pace: batches 5 ms apart, answered in
+    # microseconds. Then a slow task's first two batches: the first worker
+    # holds the first of them, of unknown pace (as slow as it is, or
+    # slower), so the second must go to the idle worker, not queue behind.
+    # A pace shared by all tasks judged the first worker by the fast task's
+    # items and queued it there.
+    deliveries = Deliveries()
+    pool = numap._pool.ProcessPool(2, deliveries)
+    pool.set_tasks(
+        [
+            numap._pool.TaskSpec(functools.partial(pid_after, 0.0), (), {}),
+            numap._pool.TaskSpec(functools.partial(pid_after, 0.2), (), {}),
+        ]
+    )
+    pool.start()
+    try:
+        for start in range(20):
+            pool.submit(0, start, [start])
+            deliveries.wait_for(0, start)
+            time.sleep(0.005)
+        pool.submit(1, 0, [0])
+        time.sleep(0.005)
+        pool.submit(1, 1, [1])
+        slow_pids = [deliveries.wait_for(1, 0)[0], deliveries.wait_for(1, 1)[0]]
+    finally:
+        pool.close()
+    assert slow_pids[0] != slow_pids[1]

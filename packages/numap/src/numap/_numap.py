@@ -832,7 +832,10 @@ class NuMap:
             pool: ThreadPool | ProcessPool = ThreadPool(self.worker_num, self._deliver)
         else:
             pool = ProcessPool(
-                self.worker_num, self._deliver, remote=self._remote_opener()
+                self.worker_num,
+                self._deliver,
+                remote=self._remote_opener(),
+                ordered=self.ordered,
             )
         with self._lock:
             self._stopping = False

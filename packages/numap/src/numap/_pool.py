@@ -11,10 +11,10 @@ happens to the workers.
 :class:`ThreadPool` runs the functions in threads of this process and never
 pickles anything. :class:`ProcessPool` drives :class:`~numap._channel.Channel`
 objects (local processes, remote workers); it ships each task's function to
-each worker once, sends items in batches (fast items to as few workers as
-keep up, see :func:`pick_worker`), tracks which batches each worker holds,
-and when a worker is lost, delivers its batches as errors and replaces it
-if it can.
+each worker once, sends items in batches (in ordered maps, fast items to as
+few workers as keep up, see :func:`pick_worker`), tracks which batches each
+worker holds, and when a worker is lost, delivers its batches as errors and
+replaces it if it can.
 """
 
 from __future__ import annotations
@@ -57,10 +57,23 @@ RECEIVER_LINGER_SECONDS = 0.005
 # waited for in several steps).
 MAX_WAIT_SECONDS = 3600.0
 
-# The weight of the newest measurement in the running averages of the
-# workers' time per item and of the time between batches: a few batches
+# The weight of the newest measurement in the running averages of a
+# task's time per item and of the time between batches: a few batches
 # are enough to follow a change of pace.
 PACE_WEIGHT = 0.25
+# A worker takes a batch behind those it holds only if it should be done
+# with them within this share of the time to the next batch: it is then
+# idle half the time or more, and a second worker would add little. A
+# worker busier than that may be what the parent waits for, and a worker
+# chosen that way keeps the batches coming at its own pace, which must
+# not be taken for the parent's.
+KEEP_UP_SHARE = 0.5
+# A worker this many gaps between batches past the time it should have
+# been done is running late (an item slower than its task's average), and
+# is not given more. Less than that is the usual delay of an answer: it
+# waits in the pipe until the parent, busy with the other items in
+# flight, reads it.
+LATE_GAPS = 4.0
 # How far one gap between batches may lift their running average, as a
 # multiple of it: a pause of the consumer, or of the whole program, then
 # does not make a busy worker look free enough to queue items behind (a
@@ -258,19 +271,40 @@ class _Worker:
     """One channel as the pool sees it.
 
     State, guarded by the pool's ``_lock``:
-      inflight  batch_id -> (task_id, start, count) sent and not answered
+      inflight  batch_id -> (task_id, start, count, paced) sent and not
+                answered; paced: its task's time per item was known when
+                it was sent
       load      total items in inflight
+      unpaced   how many inflight batches are not paced
+      free_at   when (time.perf_counter()) the worker should be done with
+                its inflight batches, by their tasks' times per item; 0.0
+                once inflight is empty (meaningless while unpaced)
+      local     a worker process on this machine, whose pipe the parent
+                waits on (see pick_worker)
       sent      task ids whose function this worker has received
       lost      set once, when the channel broke or was closed; a lost
                 worker is never chosen again and its inflight is empty
     """
 
-    __slots__ = ("channel", "inflight", "load", "sent", "lost", "reader")
+    __slots__ = (
+        "channel",
+        "inflight",
+        "load",
+        "unpaced",
+        "free_at",
+        "local",
+        "sent",
+        "lost",
+        "reader",
+    )
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
-        self.inflight: dict[int, tuple[int, int, int]] = {}
+        self.inflight: dict[int, tuple[int, int, int, bool]] = {}
         self.load = 0
+        self.unpaced = 0
+        self.free_at = 0.0
+        self.local = channel is not None and channel.waitable is not None
         self.sent: set[int] = set()
         self.lost = False
         self.reader: threading.Thread | None = None
@@ -306,9 +340,10 @@ class ProcessPool:
                  _receiver_idle
       _background_receiving  the background receiver holds _role; a
                  consumer that wants the role wakes it through _wake_write
-      _item_seconds  running average of the workers' time per item (None
-                 until a first result), from the seconds each result frame
-                 carries; written by receivers, read by the submitter
+      _item_seconds  per task, the running average of its time per item
+                 in a worker (None until its first result), from the
+                 seconds each result frame carries; written by receivers,
+                 read by the submitter
     The submitter's own (one thread at a time submits): _batch_gap, the
     running average of the seconds between batches (0.0 until a second
     batch), and _last_batch, when the last batch was sent (None before the
@@ -322,8 +357,12 @@ class ProcessPool:
         deliver: Deliver,
         remote: Callable[[], list[Channel]] | None = None,
         context: Any = None,
+        ordered: bool = True,
     ) -> None:
+        """``ordered``: the map hands results out in input order; only then
+        may fast items queue behind one another (see :func:`pick_worker`)."""
         self.size = worker_num
+        self._ordered = ordered
         self._deliver = deliver
         self._open_remote = remote
         self._context = context
@@ -334,7 +373,7 @@ class ProcessPool:
         self._replacing = 0  # lost workers whose replacement is starting
         self._worker_added = threading.Condition(self._lock)
         self._batch_ids = itertools.count()
-        self._item_seconds: float | None = None
+        self._item_seconds: list[float | None] = []
         self._batch_gap = 0.0
         self._last_batch: float | None = None
         self._task_frames: list[bytes | None] = []
@@ -448,6 +487,8 @@ class ProcessPool:
                 broken.append(None)
         self._task_frames = frames
         self._task_broken = broken
+        with self._lock:
+            self._item_seconds = [None] * len(tasks)
 
     def close(self, graceful: bool = True) -> None:
         """Stop every worker and join every reader thread.
@@ -526,7 +567,7 @@ class ProcessPool:
 
     def _dispatch(self, task_id: int, start: int, items: list) -> None:
         """Send ``items`` as one batch to the worker :func:`pick_worker`
-        chooses.
+        chooses (in an ordered map; else to the least loaded).
 
         Raises PayloadError, having sent nothing, when they do not pickle.
         """
@@ -536,15 +577,27 @@ class ProcessPool:
         batch_id = next(self._batch_ids)
         prefix = _protocol.batch_prefix(batch_id, task_id, start, count)
         frame = _protocol.dumps(items, prefix=prefix)
-        gap = self._time_batch()
+        now, gap = self._time_batch()
         with self._lock:
             # _workers holds live workers only (_lose removes them).
             while not self._workers and self._replacing:
                 self._worker_added.wait()
-            worker = pick_worker(self._workers, self._item_seconds, gap)
+            if self._ordered:
+                worker = pick_worker(self._workers, now, gap)
+            else:
+                # Results are handed out as they come: an item queued behind
+                # a slow one would wait for it for nothing.
+                worker = least_loaded(self._workers)
             if worker is not None:
-                worker.inflight[batch_id] = (task_id, start, count)
+                pace = self._item_seconds[task_id]
+                worker.inflight[batch_id] = (task_id, start, count, pace is not None)
                 worker.load += count
+                if pace is None:
+                    worker.unpaced += 1
+                elif self._ordered:
+                    if worker.free_at < now:
+                        worker.free_at = now
+                    worker.free_at += count * pace
                 announce = task_id not in worker.sent
                 if announce:
                     worker.sent.add(task_id)
@@ -568,13 +621,14 @@ class ProcessPool:
             # The batch was registered, so _lose delivers it as errors.
             self._lose(worker, lost.reason)
 
-    def _time_batch(self) -> float:
+    def _time_batch(self) -> tuple[float, float]:
         """Count a batch into the running average of the gaps between
-        batches (submitter only), and return that average."""
+        batches (submitter only): (now, by time.perf_counter(), and that
+        average)."""
         now = time.perf_counter()
         last, self._last_batch = self._last_batch, now
         if last is None:
-            return self._batch_gap
+            return now, self._batch_gap
         gap = now - last
         average = self._batch_gap
         if average == 0.0:
@@ -582,7 +636,7 @@ class ProcessPool:
         else:
             average += PACE_WEIGHT * (min(gap, GAP_CEILING * average) - average)
         self._batch_gap = average
-        return average
+        return now, average
 
     # -- receiving ---------------------------------------------------------
 
@@ -730,16 +784,19 @@ class ProcessPool:
         with self._lock:
             entry = worker.inflight.pop(batch_id, None)
             if entry is not None:
-                worker.load -= entry[2]
-                per_item = seconds / entry[2]
-                average = self._item_seconds
-                if average is None:
-                    self._item_seconds = per_item
-                else:
-                    self._item_seconds = average + PACE_WEIGHT * (per_item - average)
+                task_id, start, count, paced = entry
+                worker.load -= count
+                if not paced:
+                    worker.unpaced -= 1
+                if not worker.load:
+                    worker.free_at = 0.0
+                per_item = seconds / count
+                average = self._item_seconds[task_id]
+                if average is not None:
+                    per_item = average + PACE_WEIGHT * (per_item - average)
+                self._item_seconds[task_id] = per_item
         if entry is None:
             return  # already delivered as lost, or a stray frame
-        task_id, start, count = entry
         self._deliver(task_id, start, _decode_values(payload, task_id, start, count))
 
     def _lose(self, worker: _Worker, reason: str) -> None:
@@ -752,6 +809,8 @@ class ProcessPool:
             held = list(worker.inflight.values())
             worker.inflight.clear()
             worker.load = 0
+            worker.unpaced = 0
+            worker.free_at = 0.0
             replace = (
                 worker.channel.replaceable
                 and not self._closing
@@ -770,7 +829,7 @@ class ProcessPool:
                     self._worker_added.notify_all()
         # Delivered last, so that the items these errors free in the buffer
         # find the replacement already in place.
-        for task_id, start, count in held:
+        for task_id, start, count, _ in held:
             values = [
                 Raised(
                     worker.channel.lost_error(
@@ -794,29 +853,46 @@ class ProcessPool:
             self._add_worker(channel)
 
 
-def pick_worker(
-    workers: Sequence[_Worker], item_seconds: float | None, gap: float
-) -> _Worker | None:
-    """The worker for the next batch, None when ``workers`` is empty.
+def pick_worker(workers: Sequence[_Worker], now: float, gap: float) -> _Worker | None:
+    """The worker for the batch sent at ``now`` (time.perf_counter()), None
+    when ``workers`` is empty.
 
-    The first worker, in order, that will have finished the items it holds
-    before the batch after this one is due: its ``load`` times
-    ``item_seconds`` (the workers' time per item) is less than ``gap`` (the
-    time between batches). Failing that, or while ``item_seconds`` is
-    unknown (None), the least loaded worker, the first of equals.
+    The first local worker, in order, that is idle or should be done with
+    the batches it holds within KEEP_UP_SHARE of ``gap``, the time between
+    batches: all of them paced, and its ``free_at`` before that deadline.
+    A worker more than LATE_GAPS gaps past its ``free_at`` is running late
+    and is passed over. Failing that, the least loaded worker, the first of
+    equals.
 
-    Items that take less time than the parent needs to send the next batch
-    (tiny ones, or any kind behind a slow consumer) thus queue on as few
-    workers as keep up with the parent, and the others sleep on their pipes.
-    Spread over all of them, every worker would be idle between items and
-    watch its pipe meanwhile, taking CPU from the parent, which is what
-    limits the pace of such items. Slower items go to the least loaded
-    worker, which is idle if any is.
+    Items much faster than the parent's pace (tiny ones, or any kind behind
+    a slow consumer) thus queue on as few workers as keep up with the
+    parent, and the others sleep on their pipes. Spread over all of them,
+    every worker would be idle between items and watch its pipe meanwhile,
+    taking CPU from the parent, which is what limits the pace of such
+    items. Slower items go to the least loaded worker, which is idle if any
+    is. Each batch's expected work comes from its own task's pace, so that
+    the tasks of one map (pipelines run functions of any speed side by
+    side) are each judged by their own. Remote workers do not watch a pipe
+    of the parent's: they always get the least loaded choice.
+
+    The pool uses it for ordered maps only. There, an item queued behind a
+    slow one loses nothing: its result would wait for the slow one's
+    anyway. Unordered results are handed out as they come, and would not.
     """
-    if item_seconds is not None:
-        for worker in workers:
-            if worker.load * item_seconds < gap:
-                return worker
+    deadline = now + KEEP_UP_SHARE * gap
+    late = now - LATE_GAPS * gap
+    for worker in workers:
+        if worker.local and (
+            not worker.load
+            or (not worker.unpaced and late <= worker.free_at < deadline)
+        ):
+            return worker
+    return least_loaded(workers)
+
+
+def least_loaded(workers: Sequence[_Worker]) -> _Worker | None:
+    """The worker holding the fewest items, the first of equals; None when
+    ``workers`` is empty."""
     # A plain loop: min() with a key function costs a call per worker.
     least = None
     for worker in workers:
