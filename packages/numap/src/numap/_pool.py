@@ -271,14 +271,20 @@ class _Worker:
     """One channel as the pool sees it.
 
     State, guarded by the pool's ``_lock``:
-      inflight  batch_id -> (task_id, start, count, paced) sent and not
-                answered; paced: its task's time per item was known when
-                it was sent
+      inflight  batch_id -> (task_id, start, count, seconds) sent and not
+                answered; seconds: the work expected of the batch, count
+                times its task's time per item when it was sent (None
+                while that was unknown: the batch is unpaced)
       load      total items in inflight
-      unpaced   how many inflight batches are not paced
+      unpaced   how many inflight batches are unpaced
+      expected  total seconds of the paced inflight batches
       free_at   when (time.perf_counter()) the worker should be done with
-                its inflight batches, by their tasks' times per item; 0.0
-                once inflight is empty (meaningless while unpaced)
+                its inflight batches: set when a batch reaches an idle
+                worker and when an answer comes (the batches left started
+                by then), pushed back by each batch sent. Not moved by
+                time, so it falls behind a worker stuck on a slow item.
+                Both 0.0 once inflight is empty; free_at is meaningless
+                while unpaced
       local     a worker process on this machine, whose pipe the parent
                 waits on (see pick_worker)
       sent      task ids whose function this worker has received
@@ -291,6 +297,7 @@ class _Worker:
         "inflight",
         "load",
         "unpaced",
+        "expected",
         "free_at",
         "local",
         "sent",
@@ -300,9 +307,10 @@ class _Worker:
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
-        self.inflight: dict[int, tuple[int, int, int, bool]] = {}
+        self.inflight: dict[int, tuple[int, int, int, float | None]] = {}
         self.load = 0
         self.unpaced = 0
+        self.expected = 0.0
         self.free_at = 0.0
         self.local = channel is not None and channel.waitable is not None
         self.sent: set[int] = set()
@@ -577,11 +585,11 @@ class ProcessPool:
         batch_id = next(self._batch_ids)
         prefix = _protocol.batch_prefix(batch_id, task_id, start, count)
         frame = _protocol.dumps(items, prefix=prefix)
-        now, gap = self._time_batch()
         with self._lock:
             # _workers holds live workers only (_lose removes them).
             while not self._workers and self._replacing:
                 self._worker_added.wait()
+            now, gap = self._time_batch()  # after the wait for a worker
             if self._ordered:
                 worker = pick_worker(self._workers, now, gap)
             else:
@@ -590,14 +598,16 @@ class ProcessPool:
                 worker = least_loaded(self._workers)
             if worker is not None:
                 pace = self._item_seconds[task_id]
-                worker.inflight[batch_id] = (task_id, start, count, pace is not None)
-                worker.load += count
-                if pace is None:
+                seconds = None if pace is None else count * pace
+                worker.inflight[batch_id] = (task_id, start, count, seconds)
+                if seconds is None:
                     worker.unpaced += 1
-                elif self._ordered:
-                    if worker.free_at < now:
-                        worker.free_at = now
-                    worker.free_at += count * pace
+                else:
+                    if not worker.load:
+                        worker.free_at = now  # idle: it starts on it now
+                    worker.free_at += seconds
+                    worker.expected += seconds
+                worker.load += count
                 announce = task_id not in worker.sent
                 if announce:
                     worker.sent.add(task_id)
@@ -784,12 +794,16 @@ class ProcessPool:
         with self._lock:
             entry = worker.inflight.pop(batch_id, None)
             if entry is not None:
-                task_id, start, count, paced = entry
+                task_id, start, count, expected = entry
                 worker.load -= count
-                if not paced:
+                if expected is None:
                     worker.unpaced -= 1
-                if not worker.load:
-                    worker.free_at = 0.0
+                else:
+                    worker.expected -= expected
+                if worker.load:
+                    worker.free_at = time.perf_counter() + worker.expected
+                else:
+                    worker.expected = worker.free_at = 0.0
                 per_item = seconds / count
                 average = self._item_seconds[task_id]
                 if average is not None:
@@ -810,7 +824,7 @@ class ProcessPool:
             worker.inflight.clear()
             worker.load = 0
             worker.unpaced = 0
-            worker.free_at = 0.0
+            worker.expected = worker.free_at = 0.0
             replace = (
                 worker.channel.replaceable
                 and not self._closing
