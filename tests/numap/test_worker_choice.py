@@ -246,6 +246,36 @@ def test_in_an_unordered_map_a_slow_item_holds_back_no_other():
     assert len(overtaking) >= 20
 
 
+def pid_after_a_slow_hundredth(x):
+    if x == 100:
+        time.sleep(0.3)
+    return os.getpid()
+
+
+@pytest.mark.timeout(60)
+def test_items_sent_while_a_worker_runs_late_go_to_another():
+    # Fast items, room for 64 in flight, a consumer taking 1 ms a result:
+    # one worker keeps up and gets them. Item 100 then runs 0.3 s; the 63
+    # items sent meanwhile (as the consumer takes 37..99) must soon go to
+    # the other worker, once the first is a few gaps past its expected end.
+    # When each batch sent moved that end forward, all of them queued
+    # behind item 100.
+    mapper = NuMap(
+        pid_after_a_slow_hundredth,
+        range(200),
+        worker_type="process",
+        worker_num=2,
+        buffer=64,
+    )
+    mapper.start()
+    try:
+        pids = pids_taken(mapper, 200, pause=0.001)
+    finally:
+        mapper.stop()
+    behind_the_slow_one = [pid for pid in pids[101:164] if pid == pids[100]]
+    assert len(behind_the_slow_one) < 20, len(behind_the_slow_one)
+
+
 @pytest.mark.timeout(60)
 def test_a_pause_of_the_consumer_does_not_pile_slow_items_on_one_worker():
     # After a 1 s pause the gap between batches jumps; without a ceiling on

@@ -349,11 +349,12 @@ class ProcessPool:
       _background_receiving  the background receiver holds _role; a
                  consumer that wants the role wakes it through _wake_write
       _item_seconds  per task, the running average of its time per item
-                 in a worker (None until its first result), from the
+                 in a worker (None until its first result; always None
+                 in an unordered map, which has no use for it), from the
                  seconds each result frame carries; written by receivers,
                  read by the submitter
     The submitter's own (one thread at a time submits): _batch_gap, the
-    running average of the seconds between batches (0.0 until a second
+    running average of the seconds between batches (None until a second
     batch), and _last_batch, when the last batch was sent (None before the
     first). See :func:`pick_worker` for what they decide.
     Only the holder of _role waits on or receives from waitable channels.
@@ -382,7 +383,7 @@ class ProcessPool:
         self._worker_added = threading.Condition(self._lock)
         self._batch_ids = itertools.count()
         self._item_seconds: list[float | None] = []
-        self._batch_gap = 0.0
+        self._batch_gap: float | None = None
         self._last_batch: float | None = None
         self._task_frames: list[bytes | None] = []
         self._task_broken: list[str | None] = []
@@ -589,12 +590,14 @@ class ProcessPool:
             # _workers holds live workers only (_lose removes them).
             while not self._workers and self._replacing:
                 self._worker_added.wait()
-            now, gap = self._time_batch()  # after the wait for a worker
             if self._ordered:
+                now, gap = self._time_batch()  # after the wait for a worker
                 worker = pick_worker(self._workers, now, gap)
             else:
                 # Results are handed out as they come: an item queued behind
-                # a slow one would wait for it for nothing.
+                # a slow one would wait for it for nothing. No pace is kept
+                # either (every batch is unpaced): ``now`` goes unread.
+                now = 0.0
                 worker = least_loaded(self._workers)
             if worker is not None:
                 pace = self._item_seconds[task_id]
@@ -634,19 +637,16 @@ class ProcessPool:
     def _time_batch(self) -> tuple[float, float]:
         """Count a batch into the running average of the gaps between
         batches (submitter only): (now, by time.perf_counter(), and that
-        average)."""
+        average, 0.0 before a second batch)."""
         now = time.perf_counter()
         last, self._last_batch = self._last_batch, now
-        if last is None:
-            return now, self._batch_gap
-        gap = now - last
-        average = self._batch_gap
-        if average == 0.0:
-            average = gap
-        else:
-            average += PACE_WEIGHT * (min(gap, GAP_CEILING * average) - average)
-        self._batch_gap = average
-        return now, average
+        if last is not None:
+            gap = now - last
+            average = self._batch_gap
+            if average is not None and gap > GAP_CEILING * average:
+                gap = GAP_CEILING * average
+            self._batch_gap = _running_average(average, gap)
+        return now, self._batch_gap or 0.0
 
     # -- receiving ---------------------------------------------------------
 
@@ -723,9 +723,7 @@ class ProcessPool:
 
     def _nothing_left_to_receive(self) -> bool:
         """(Holding _lock.) Closing, and no worker with a pipe is left."""
-        return self._closing and not any(
-            worker.channel.waitable is not None for worker in self._workers
-        )
+        return self._closing and not any(worker.local for worker in self._workers)
 
     def _receive_once(self, timeout: float | None) -> None:
         # Holder of _role only: the poll state (_polled, _polled_version,
@@ -800,15 +798,14 @@ class ProcessPool:
                     worker.unpaced -= 1
                 else:
                     worker.expected -= expected
-                if worker.load:
-                    worker.free_at = time.perf_counter() + worker.expected
-                else:
+                if not worker.load:
                     worker.expected = worker.free_at = 0.0
-                per_item = seconds / count
-                average = self._item_seconds[task_id]
-                if average is not None:
-                    per_item = average + PACE_WEIGHT * (per_item - average)
-                self._item_seconds[task_id] = per_item
+                elif not worker.unpaced:
+                    worker.free_at = time.perf_counter() + worker.expected
+                if self._ordered:
+                    self._item_seconds[task_id] = _running_average(
+                        self._item_seconds[task_id], seconds / count
+                    )
         if entry is None:
             return  # already delivered as lost, or a stray frame
         self._deliver(task_id, start, _decode_values(payload, task_id, start, count))
@@ -902,6 +899,14 @@ def pick_worker(workers: Sequence[_Worker], now: float, gap: float) -> _Worker |
         ):
             return worker
     return least_loaded(workers)
+
+
+def _running_average(average: float | None, sample: float) -> float:
+    """``average`` moved towards ``sample`` by PACE_WEIGHT (the sample
+    itself when there is no average yet)."""
+    if average is None:
+        return sample
+    return average + PACE_WEIGHT * (sample - average)
 
 
 def least_loaded(workers: Sequence[_Worker]) -> _Worker | None:

@@ -456,7 +456,7 @@ def serve(
             (task_id,) = _TASK_HEADER.unpack_from(frame, 1)
             tasks[task_id] = _Task(task_id, memoryview(frame)[1 + _TASK_HEADER.size :])
         elif kind == BATCH:
-            answer = _answer_batch(frame, tasks, time.perf_counter())
+            answer = _answer_batch(frame, tasks)
             try:
                 send(answer)
             except OSError:
@@ -465,11 +465,8 @@ def serve(
             raise ValueError(f"numap worker received an unknown frame {kind!r}")
 
 
-def _answer_batch(
-    frame: bytes | bytearray, tasks: dict[int, _Task], received: float
-) -> bytes:
-    """The result frame for a batch frame that came at ``received``
-    (time.perf_counter())."""
+def _answer_batch(frame: bytes | bytearray, tasks: dict[int, _Task]) -> bytes:
+    received = time.perf_counter()
     batch_id, task_id, start, count = _BATCH_HEADER.unpack_from(frame, 1)
     task = tasks.get(task_id)
     if task is None:
