@@ -20,12 +20,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
+from polling import wait_until
 
 HERE = Path(__file__).resolve().parent
 # The rpyc_classic script of this environment, or the same server run with
@@ -45,16 +45,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((LOOPBACK, 0))
         return probe.getsockname()[1]
-
-
-def wait_until(condition, timeout: float, interval: float = 0.05) -> bool:
-    """Poll ``condition`` until it is true or ``timeout`` seconds passed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return bool(condition())
 
 
 def env_with_path(*folders: str | Path) -> dict[str, str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 from numap import NuMap, NuMapError, _interrupts
+from polling import wait_until
 
 CONSUMER = Path(__file__).with_name("ctrl_c_consumer.py")
 
@@ -275,7 +276,7 @@ def test_a_ctrl_c_raised_by_a_with_statements_start_leaves_nothing_running(
     with pytest.raises(KeyboardInterrupt), numap:
         pytest.fail("the with block ran")
     assert not psutil.Process().children()
-    wait_for(lambda: set(threading.enumerate()) <= threads_before)
+    wait_until(lambda: set(threading.enumerate()) <= threads_before)
     assert not [t for t in threading.enumerate() if t not in threads_before]
 
 
@@ -306,10 +307,10 @@ def test_a_consumer_waiting_while_another_threads_start_is_undone_gets_an_error(
     starter = threading.Thread(target=read, args=("starter",))
     starter.start()
     try:
-        assert wait_for(lambda: numap._ever_started)
+        assert wait_until(lambda: numap._ever_started)
         waiter = threading.Thread(target=read, args=("waiter",))
         waiter.start()
-        assert wait_for(lambda: numap._consumers_waiting == 1)
+        assert wait_until(lambda: numap._consumers_waiting == 1)
         release.set()
         starter.join(10)
         waiter.join(10)
@@ -319,15 +320,6 @@ def test_a_consumer_waiting_while_another_threads_start_is_undone_gets_an_error(
     finally:
         release.set()
         numap.stop()
-
-
-def wait_for(condition, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @pytest.mark.timeout(30)

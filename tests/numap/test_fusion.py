@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numap import NuMap, SerializationError
 from numap_outcomes import collect, run_chain
-from test_properties import CountingInput, wait_for
+from polling import wait_until
+from test_properties import CountingInput
 
 FUNCTIONS = {
     "double": lambda x: 2 * x,
@@ -148,7 +149,7 @@ def test_a_fused_chain_keeps_the_buffer_bound(worker_type, buffer):
     numap.start()
     try:
         # Before any result is taken exactly `buffer` items enter...
-        assert wait_for(lambda: source.pulled >= buffer)
+        assert wait_until(lambda: source.pulled >= buffer)
         time.sleep(0.05)
         # ... and not one more: an item holds one slot through the chain.
         assert source.pulled == buffer

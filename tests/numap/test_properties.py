@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numap import NuMap
+from polling import wait_until
 
 # Starting worker processes is slow: fewer examples for them.
 FEW = settings(max_examples=8)
@@ -114,15 +115,6 @@ class CountingInput:
             yield i
 
 
-def wait_for(condition, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.005)
-    return condition()
-
-
 def check_buffer_bound(worker_type, n, worker_num, stride, extra, ntasks):
     inputs = [CountingInput(n) for _ in range(ntasks)]
     numap = make(worker_type, worker_num, stride, extra, ntasks=ntasks)
@@ -136,7 +128,7 @@ def check_buffer_bound(worker_type, n, worker_num, stride, extra, ntasks):
             return sum(source.pulled for source in inputs)
 
         # Before any result is taken exactly min(buffer, all) items enter...
-        assert wait_for(lambda: pulled() >= expected)
+        assert wait_until(lambda: pulled() >= expected)
         time.sleep(0.02)
         # ... and not one more.
         assert pulled() == expected

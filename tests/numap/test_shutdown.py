@@ -13,6 +13,7 @@ import numap
 import psutil
 import pytest
 from numap import NuMap, NuMapError
+from polling import wait_until
 
 
 def identity(x):
@@ -46,15 +47,6 @@ def start_program(code):
 
 def numap_threads():
     return [t for t in threading.enumerate() if t.name.startswith("numap")]
-
-
-def wait_until(condition, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def alive(pids):
