@@ -59,26 +59,31 @@ def test_every_result_comes_once_though_ctrl_c_is_caught(
     assert handler == "default handler back: True"
 
 
+class _SigintOnEachStep:
+    """An iterator whose every step sends SIGINT from C and yields None (a
+    partial of a C function, called by the iterator slot without self)."""
+
+    __next__ = functools.partial(os.kill, os.getpid(), signal.SIGINT)
+
+
 @pytest.mark.timeout(30)
-def test_a_ctrl_c_right_after_the_fast_paths_pop_puts_the_result_back():
-    # Deterministic: the handed results are replaced by an object whose
-    # popleft is a C function that sends SIGINT (and returns None, the
-    # "result"), so the signal comes exactly where Python would raise it
-    # right after the pop.
+def test_a_ctrl_c_right_after_the_fast_paths_step_puts_the_result_back():
+    # Deterministic: the handed results are replaced by an iterator whose
+    # step sends SIGINT, so the signal comes exactly where Python would
+    # raise it right after the result is taken.
     numap = NuMap(abs, range(-20, 0), worker_type="thread", worker_num=1)
     assert next(numap) == 20  # started, numap's handler installed
-    handed = numap._first_handed
+    output = numap._first_output
     put_back = []
-    numap._first_handed = types.SimpleNamespace(
-        popleft=functools.partial(os.kill, os.getpid(), signal.SIGINT),
-        appendleft=put_back.append,
+    numap._first_output = types.SimpleNamespace(
+        handed=_SigintOnEachStep(), put_back=put_back.append
     )
     try:
         with pytest.raises(KeyboardInterrupt):
             numap.__next__()
         assert put_back == [None]
     finally:
-        numap._first_handed = handed
+        numap._first_output = output
         numap.stop()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 

@@ -18,10 +18,15 @@ KeyboardInterrupt itself at a point where nothing is half done:
   end, after putting back the result it took, or while it waits, before
   the next wait. Its waits last at most CHECK_SECONDS at a time, so a
   blocked ``next()`` still ends within that time.
-- A *fast path* (a ``__next__`` that pops a result that is ready, listed
-  in FAST_PATHS) is too short for a section: the handler recognizes its
-  frame, and the fast path checks ``pending`` right after its pop, puts
-  the result back and raises.
+- A *fast path* (a ``__next__`` that takes a result that is ready, or
+  the function that gives an iterator its next run of results; listed in
+  FAST_PATHS) is too short for a section: the handler recognizes its
+  frame, and the fast path checks ``pending`` right after its take, puts
+  the result back and raises (an iterator's run raises it in the
+  consumer, as numap._handout.raising).
+- Between the results of one run, iteration runs in C: there Python
+  raises no Ctrl-C at all; one that comes is raised in the consumer's
+  own code, after the result it took, or held back by the next fast path.
 
 Further Ctrl-Cs while one is held back count as that one, except one
 that comes after it was held back for ABORT_SECONDS: that one raises at
@@ -58,7 +63,7 @@ import os
 import signal
 import threading
 import time
-from collections import deque
+from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
 
@@ -111,15 +116,16 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
     signal.default_int_handler(signum, frame)
 
 
-def raise_held_back(handed: deque, value: Any) -> None:
+def raise_held_back(put_back: Callable[[Any], None], value: Any) -> None:
     """Called, with ``pending`` set, by a fast path or a section's end that
-    just took ``value`` from ``handed``: on the main thread outside every
-    section, put ``value`` back first in line and raise the held-back
-    KeyboardInterrupt. Elsewhere (another thread; an inner section, whose
-    outer one raises it) return and let the caller hand ``value`` out."""
+    just took ``value``: on the main thread outside every section, put
+    ``value`` back first in line (``put_back(value)``) and raise the
+    held-back KeyboardInterrupt. Elsewhere (another thread; an inner
+    section, whose outer one raises it) return and let the caller hand
+    ``value`` out."""
     if STATE.depth or not on_main_thread():
         return
-    handed.appendleft(value)
+    put_back(value)
     STATE.pending = False
     raise KeyboardInterrupt
 

@@ -25,11 +25,14 @@ Who owns what:
   - pool threads (thread workers, the process pool's background receiver,
     readers of remote channels) call ``_deliver`` with whole batches of
     results; ``_deliver`` wakes consumers (``_notify_results``);
-  - consumers (any thread calling ``next``) pop single results. With local
-    worker processes, the first consumer that has to wait receives from
-    the workers' pipes itself (``ProcessPool.receive``) and delivers what
-    arrives, then feeds the next batch inline: a round trip to a worker
-    then costs no thread hand-off in the parent.
+  - consumers (any thread calling ``next`` or iterating) take single
+    results; a consumer that takes one under the lock lends up to a batch
+    more to the task's ``handed`` iterator, which iteration runs through
+    in C (see numap._handout). With local worker processes, the first
+    consumer that has to wait receives from the workers' pipes itself
+    (``ProcessPool.receive``) and delivers what arrives, then feeds the
+    next batch inline: a round trip to a worker then costs no thread
+    hand-off in the parent.
 The buffer accounting and the per-task outputs live under one lock,
 ``_lock``, shared by both conditions; the invariants are written next to
 that state in NuMap.__init__ and in :class:`_Output`.
@@ -47,6 +50,7 @@ inside the map), so a chain cannot deadlock on its own buffer.
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib.util
 import itertools
 import os
@@ -55,9 +59,10 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from operator import length_hint
 from typing import Any
 
-from numap import _interrupts, _pool, _waits
+from numap import _handout, _interrupts, _pool, _waits
 from numap._errors import NuMapError
 from numap._hosts import parse_host_spec
 from numap._pool import ProcessPool, Raised, TaskSpec, ThreadPool, start_thread
@@ -138,9 +143,11 @@ class _Output:
     Guarded by the NuMap's ``_lock``. Invariants:
       - ``ready`` holds results that may be handed out now, in order;
         entries that stand for errors are :class:`Raised`;
-      - ``handed`` holds up to a batch of results moved out of ``ready`` by
-        a consumer, next in line; consumers pop it without the lock (a
-        deque's popleft is atomic). ``lent`` of them hold buffer slots that
+      - ``handed`` (an iterator, see _handout) holds up to a batch of
+        results moved out of ``ready`` by a consumer, next in line;
+        consumers take from it without the lock (a step of it is atomic),
+        it is replaced only under the lock, once empty or to put a result
+        back. ``lent`` of them hold buffer slots that
         are freed, all at once, when a consumer or the feeder short of space
         finds ``handed`` empty (so the buffer bound only gets stricter,
         never looser; the one exception: a result put back by a consumer
@@ -173,21 +180,21 @@ class _Output:
         "total",
         "taken",
         "tracked",
+        "lock",
     )
 
-    def __init__(self, tracked: dict | None) -> None:
-        # The deques are never replaced (iterators keep a reference to
-        # ``handed``); reset() empties them for a new run.
+    def __init__(self, tracked: dict | None, lock: threading.Lock) -> None:
         self.ready: deque = deque()
-        self.handed: deque = deque()
+        self.handed: Iterator = _handout.NOTHING
         self.pending: dict[int, list] = {}
         self.skipped: set[int] = set()
         self.tracked = tracked
+        self.lock = lock  # the NuMap's _lock
         self.reset()
 
     def reset(self) -> None:
         self.ready.clear()
-        self.handed.clear()
+        self.drop_handed()
         self.pending.clear()
         self.skipped.clear()
         self.lent = 0
@@ -202,8 +209,24 @@ class _Output:
             self.total is not None
             and self.taken >= self.total
             and not self.ready
-            and not self.handed
+            and not length_hint(self.handed)
         )
+
+    def lend(self, values: list) -> None:
+        """(Holding lock, ``handed`` empty.) Lend ``values`` to ``handed``."""
+        self.handed = _handout.lend(values, self.put_back)
+
+    def put_back(self, value: Any) -> None:
+        """Put ``value``, just taken, back first in line (a consumer that a
+        held-back Ctrl-C stopped)."""
+        with self.lock:
+            self.handed = _handout.with_first(value, self.handed, self.put_back)
+
+    def drop_handed(self) -> None:
+        """(Holding lock.) Drop the results in ``handed``; iterators over
+        it see them no more."""
+        _handout.drain(self.handed)
+        self.handed = _handout.NOTHING
 
 
 class _Task:
@@ -212,13 +235,18 @@ class _Task:
     __slots__ = ("spec", "iterable", "upstream", "output", "tracked")
 
     def __init__(
-        self, spec: TaskSpec, iterable: Iterable, upstream: int | None, track: bool
+        self,
+        spec: TaskSpec,
+        iterable: Iterable,
+        upstream: int | None,
+        track: bool,
+        lock: threading.Lock,
     ) -> None:
         self.spec = spec
         self.iterable = iterable
         self.upstream = upstream  # task id in the same NuMap, or None
         self.tracked: dict | None = {} if track else None
-        self.output = _Output(self.tracked)
+        self.output = _Output(self.tracked, lock)
 
 
 class _NuMapTask:
@@ -236,26 +264,27 @@ class _NuMapTask:
         self.task = task
         self.timeout = timeout
         self.block = block
-        # Results next in line, popped here without the NuMap's lock.
-        self._handed = numap._tasks[task].output.handed
+        # Where results next in line are taken without the NuMap's lock.
+        self._output = numap._tasks[task].output
 
-    def __iter__(self) -> _NuMapTask:
-        return self
+    def __iter__(self) -> Iterator:
+        """The task's results, in C from one to the next (see _handout);
+        each step as a call of next() would be."""
+        timeout = self.timeout if self.block else 0.0
+        return _handout.results(
+            functools.partial(self.numap._next_run, self.task, timeout)
+        )
 
     def __next__(self) -> Any:
         # As NuMap.__next__: one frame when a result is handed already; else
         # straight to _take_slowly once the map has started (next() would
         # add two frames and a second look at handed).
         # Also a fast path of _interrupts, as NuMap.__next__.
-        try:
-            value = self._handed.popleft()
-        except IndexError:
-            pass
-        else:
+        output = self._output
+        value = next(output.handed, _handout.NONE)
+        if value is not _handout.NONE:
             if _CTRL_C.pending:
-                _interrupts.raise_held_back(self._handed, value)
-            if value.__class__ is Raised:
-                raise value.error
+                _interrupts.raise_held_back(output.put_back, value)
             return value
         numap = self.numap
         if not numap._ever_started:
@@ -562,9 +591,9 @@ class NuMap:
         # of iteration in another thread waits for it, so that a start()
         # after them finds the map stopped, not half way there.
         self._stop_lock = threading.Lock()
-        # Task 0's ``handed`` deque, for __next__; set (under _lock) when the
-        # pool starts, as tasks change only while the map is stopped.
-        self._first_handed: deque = deque()
+        # Task 0's output, for __next__; set (under _lock) when the pool
+        # starts, as tasks change only while the map is stopped.
+        self._first_output = _Output(None, self._lock)
 
         if func is not None:
             if iterable is None:
@@ -632,7 +661,7 @@ class NuMap:
             raise TypeError(f"{caller}(iterable={iterable!r}): not an iterable")
         spec = TaskSpec(func, _task_args(args, caller), _task_kwargs(kwargs, caller))
         _check_timeout("add_task", timeout)
-        task = _Task(spec, iterable, upstream, track)
+        task = _Task(spec, iterable, upstream, track, self._lock)
         task_id = len(self._tasks)
         self._tasks.append(task)
         if task.tracked is not None:
@@ -677,6 +706,7 @@ class NuMap:
                 )
             task = task_id
         self._check_task(task)
+        _check_timeout("get_task", timeout)
         return _NuMapTask(self, task, timeout, block)
 
     def pop_task(self, number: int | bool) -> None:
@@ -847,8 +877,8 @@ class NuMap:
             self._feeder_error = None
             for task in self._tasks:
                 task.output.reset()
-            self._first_handed = (
-                self._tasks[0].output.handed if self._tasks else deque()
+            self._first_output = (
+                self._tasks[0].output if self._tasks else _Output(None, self._lock)
             )
         pool.start()
         self._pool = pool
@@ -1135,7 +1165,7 @@ class NuMap:
     def _free_lent(self, output: _Output) -> None:
         """(Holding _lock.) Once ``handed`` is empty, every result lent to
         it has been handed out: free their slots."""
-        if output.lent and not output.handed:
+        if output.lent and not length_hint(output.handed):
             self._free += output.lent
             output.lent = 0
 
@@ -1330,28 +1360,22 @@ class NuMap:
                 self._start_stages({1, 2})
 
     def __next__(self) -> Any:
-        # Iteration is the per-item hot path: one Python frame when a result
-        # of task 0 is handed already (as in _take). Otherwise, once started,
+        # next(numap): one Python frame when a result of task 0 is handed
+        # already (as in _take). Otherwise, once started,
         # straight to _take_slowly (next() and _take would only add frames
         # and a second look at handed); a map never started goes through
         # next(), which starts it.
         # A fast path of _interrupts: Python may raise a Ctrl-C right after
-        # popleft(); numap's handler holds it back here, and it is raised
-        # with the result put back. No other call after the pop (__class__,
-        # not type()): a Ctrl-C coming later is raised in the caller, once
-        # the result is out.
-        try:
-            value = self._first_handed.popleft()
-        except IndexError:
-            pass
-        else:
+        # next(); numap's handler holds it back here, and it is raised
+        # with the result put back. No other call after that check: a
+        # Ctrl-C coming later is raised in the caller, once the result is
+        # out. (An error among the handed results is raised by next().)
+        output = self._first_output
+        value = next(output.handed, _handout.NONE)
+        if value is not _handout.NONE:
             if _CTRL_C.pending:
-                _interrupts.raise_held_back(self._first_handed, value)
-            if value.__class__ is Raised:
-                raise value.error
+                _interrupts.raise_held_back(output.put_back, value)
             return value
-        # Outside the except block: errors from here have no IndexError as
-        # their context in tracebacks.
         if not self._ever_started:
             return self.next()
         value = self._take_slowly(0, None)
@@ -1359,21 +1383,57 @@ class NuMap:
             raise value.error
         return value
 
-    def __iter__(self) -> NuMap:
-        return self
+    def __iter__(self) -> Iterator:
+        """The results of task 0, in C from one to the next (see _handout);
+        each step as a call of next() would be."""
+        return _handout.results(functools.partial(self._next_run, 0, None))
+
+    def _next_run(self, task_id: int, timeout: float | None) -> Iterable | None:
+        """The next run of results for an iterator of _handout.results:
+        ``handed`` if it holds results, else a result taken as by next()
+        followed by the results then lent to ``handed``; None at the end.
+
+        Never raises: an error (the item's, a timeout, a Ctrl-C) comes as
+        _handout.raising(error), which raises it in the consumer; the
+        iterator goes on after it. A fast path of _interrupts: a Ctrl-C
+        held back meanwhile comes so too, with the result taken put back.
+        """
+        try:
+            if _CTRL_C.pending and not _CTRL_C.depth and _interrupts.on_main_thread():
+                _CTRL_C.pending = False
+                raise KeyboardInterrupt
+            if not self._ever_started:
+                self._check_task(task_id)
+                self._start_unless_started()
+            try:
+                output = self._tasks[task_id].output
+            except IndexError:
+                self._check_task(task_id)  # raises, naming the task
+                raise
+            if length_hint(output.handed):
+                return output.handed
+            value = self._take_slowly(task_id, timeout)
+            if value.__class__ is Raised:
+                run: Iterable = _handout.raising(value.error)
+            else:
+                run = (value,)
+            if length_hint(output.handed):
+                run = itertools.chain(run, output.handed)
+            if _CTRL_C.pending:
+                _interrupts.raise_held_back(output.put_back, value)
+        except StopIteration:
+            return None
+        except BaseException as error:
+            return _handout.raising(error)
+        return run
 
     def _take(self, task_id: int, timeout: float | None) -> Any:
         # As __next__, also a fast path of _interrupts.
-        handed = self._tasks[task_id].output.handed
-        try:
-            value = handed.popleft()
-        except IndexError:
-            pass
-        else:
+        output = self._tasks[task_id].output
+        value = next(output.handed, _handout.NONE)
+        if value is not _handout.NONE:
             if _CTRL_C.pending:
-                _interrupts.raise_held_back(handed, value)
-            if value.__class__ is Raised:
-                raise value.error
+                _interrupts.raise_held_back(output.put_back, value)
             return value
         value = self._take_slowly(task_id, timeout)
         if type(value) is Raised:
@@ -1431,7 +1491,7 @@ class NuMap:
         if _CTRL_C.pending:
             # Put back, its slot is free already: until it is handed out
             # again, the map may hold one item more than its buffer.
-            _interrupts.raise_held_back(self._tasks[task_id].output.handed, value)
+            _interrupts.raise_held_back(self._tasks[task_id].output.put_back, value)
         return value
 
     def _take_and_feed(self, task_id: int, timeout: float | None, guarded: bool) -> Any:
@@ -1444,8 +1504,11 @@ class NuMap:
             deadline = None
             direct = True
             while True:
-                if output.handed:  # another consumer moved a batch there
-                    return output.handed.popleft()
+                # Another consumer may have lent results there.
+                if length_hint(output.handed):
+                    value = _handout.take(output.handed)
+                    if value is not _handout.NONE:
+                        return value
                 if output.lent:  # as _free_lent checks: saves a call per take
                     self._free_lent(output)
                 if output.ready:
@@ -1515,10 +1578,11 @@ class NuMap:
         slots once all of them are handed out."""
         ready = output.ready
         if count == len(ready):
-            output.handed.extend(ready)
+            lent = list(ready)
             ready.clear()
         else:
-            output.handed.extend(_popleft_many(ready, count))
+            lent = _popleft_many(ready, count)
+        output.lend(lent)
         output.lent = count
         output.taken += count
 
@@ -1715,7 +1779,7 @@ class NuMap:
             self._stopped = True
             for task in self._tasks:
                 task.output.ready.clear()
-                task.output.handed.clear()
+                task.output.drop_handed()
                 task.output.pending.clear()
             self._notify_results()
         _live_numaps.discard(self)
@@ -1756,5 +1820,10 @@ class NuMap:
 
 
 _interrupts.FAST_PATHS.update(
-    {NuMap.__next__.__code__, NuMap._take.__code__, _NuMapTask.__next__.__code__}
+    {
+        NuMap.__next__.__code__,
+        NuMap._take.__code__,
+        NuMap._next_run.__code__,
+        _NuMapTask.__next__.__code__,
+    }
 )
