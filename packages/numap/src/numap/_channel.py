@@ -423,7 +423,8 @@ class ProcessChannel(Channel):
             self._join_lock.release()
 
     def is_alive(self) -> bool:
-        return self._process.is_alive()
+        # Asking reaps an ended process: under the join lock, as _join.
+        return self._join(0) is None
 
     def terminate(self) -> None:
         # SIGTERM (the worker unwinds its function, runs its exit cleanups
