@@ -7,10 +7,13 @@ Ctrl-C and read from several threads, and check that every result (or
 its error) still comes exactly once and in order.
 """
 
+import functools
+import operator
 import os
 import signal
 import sys
 import threading
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -227,3 +230,75 @@ def test_a_held_back_ctrl_c_puts_the_taken_result_back_first_in_line(func, way):
         assert outcomes == [("ok", 2 * x) for x in items]
     else:
         assert outcomes == expected_outcomes(items)
+
+
+def _handed_whose_length_sends_sigint(steps):
+    """A stand-in for ``handed`` that steps through ``steps``; its steps and
+    its length run in C, and asking its length sends SIGINT (from C, so
+    the signal lands in the frame that asked)."""
+    sigint = map(os.kill, [os.getpid()], [signal.SIGINT])
+    return type(
+        "Handed",
+        (),
+        {
+            "__iter__": lambda self: self,
+            "__next__": functools.partial(next, steps),
+            # sum(filter(None, ...)) runs os.kill, then adds nothing.
+            "__length_hint__": functools.partial(
+                sum, filter(None, sigint), operator.length_hint(steps)
+            ),
+        },
+    )()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_ctrl_c_as_iteration_finds_lent_results_is_raised_before_them():
+    # Held back in the step that hands the lent results to the iterator:
+    # it must be raised there, not after the consumer went through them
+    # (or never, if the consumer stopped reading).
+    numap = ready_numap(double, list(range(40)), stride=40)
+    try:
+        got = [next(numap)]  # lends the other 39
+        output = numap._first_output
+        lent = output.handed
+        output.handed = _handed_whose_length_sends_sigint(lent)
+        results = iter(numap)
+        with pytest.raises(KeyboardInterrupt):
+            got.append(next(results))
+        assert not _interrupts.STATE.pending
+        output.handed = lent  # nothing of it was taken
+        got.extend(results)
+    finally:
+        _interrupts.STATE.pending = False
+        numap.stop()
+    assert got == [2 * x for x in range(40)]
+
+
+def sleep_then_double(x):
+    time.sleep(0.3 if x == 0 else 0)
+    return 2 * x
+
+
+@pytest.mark.timeout(30)
+def test_a_task_iterator_goes_on_after_a_timeout():
+    numap = NuMap(sleep_then_double, range(5), worker_type="thread", worker_num=1)
+    results = iter(numap.get_task(0, timeout=0.05))
+    try:
+        with pytest.raises(TimeoutError):
+            next(results)
+        # Without skip the late result is the next one: nothing is lost.
+        assert list(wait_out(results)) == [0, 2, 4, 6, 8]
+    finally:
+        numap.stop()
+
+
+def wait_out(results):
+    """The rest of ``results``, waiting through the timeouts."""
+    while True:
+        try:
+            yield next(results)
+        except TimeoutError:
+            continue
+        except StopIteration:
+            return

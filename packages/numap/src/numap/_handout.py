@@ -39,29 +39,28 @@ NOTHING: Iterator = iter(())
 _CTRL_C = _interrupts.STATE
 
 
-class WithErrors:
+class WithErrors(deque):
     """Lent results some of which are errors (:class:`Raised`): iterating
     raises each error in its result's place and goes on after it.
+
+    A deque, so that its length (``operator.length_hint``), taking, putting
+    back and clearing run no Python code, where a Ctrl-C could land
+    between taking a result and handing it out. ``put_back`` is set once
+    it is made (WithErrors(values) runs no Python code either).
 
     A fast path of _interrupts: a Ctrl-C held back right after a result
     is popped puts that result back (``put_back``) and is raised.
     """
 
-    __slots__ = ("items", "put_back")
-
-    def __init__(self, items: deque, put_back: Callable[[Any], None]) -> None:
-        self.items = items
-        self.put_back = put_back
+    __slots__ = ("put_back",)
+    put_back: Callable[[Any], None]
 
     def __iter__(self) -> WithErrors:
         return self
 
-    def __length_hint__(self) -> int:
-        return len(self.items)
-
     def __next__(self) -> Any:
         try:
-            value = self.items.popleft()
+            value = self.popleft()
         except IndexError:
             raise StopIteration from None
         if _CTRL_C.pending:
@@ -71,11 +70,40 @@ class WithErrors:
         return value
 
 
+class Raising:
+    """An iterator whose first step raises ``error``, then ends: how an
+    iterator of :func:`results` gets an error to raise in the consumer.
+
+    Set ``error`` once it is made (Raising() runs no Python code, so no
+    Ctrl-C can land in it and take the error's place). A fast path of
+    _interrupts: a Ctrl-C held back as it starts is raised first, and
+    ``error`` at the next step.
+    """
+
+    __slots__ = ("error",)
+    error: BaseException | None
+
+    def __iter__(self) -> Raising:
+        return self
+
+    def __next__(self) -> Any:
+        if _CTRL_C.pending and not _CTRL_C.depth and _interrupts.on_main_thread():
+            _CTRL_C.pending = False
+            raise KeyboardInterrupt
+        error = self.error
+        if error is None:
+            raise StopIteration
+        self.error = None
+        raise error
+
+
 def lend(values: list, put_back: Callable[[Any], None]) -> Iterator:
     """A ``handed`` iterator over ``values`` (results, errors as Raised)."""
     # One C-level pass; errors are rare.
     if Raised in set(map(type, values)):
-        return WithErrors(deque(values), put_back)
+        handed = WithErrors(values)
+        handed.put_back = put_back
+        return handed
     return iter(values)
 
 
@@ -84,7 +112,7 @@ def take(handed: Iterator) -> Any:
     Raised, not raised), or NONE when it is empty."""
     if handed.__class__ is WithErrors:
         try:
-            return handed.items.popleft()  # type: ignore[attr-defined]
+            return handed.popleft()  # type: ignore[attr-defined]
         except IndexError:
             return NONE
     return next(handed, NONE)
@@ -94,7 +122,7 @@ def drain(handed: Iterator) -> None:
     """Drop what ``handed`` holds (the map stops), also for iterators that
     loop over it: they end."""
     if handed.__class__ is WithErrors:
-        handed.items.clear()  # type: ignore[attr-defined]
+        handed.clear()  # type: ignore[attr-defined]
     else:
         deque(handed, maxlen=0)
 
@@ -109,19 +137,13 @@ def with_first(
     over it (whose next step then finds the new ``handed``).
     """
     if handed.__class__ is WithErrors:
-        handed.items.appendleft(value)  # type: ignore[attr-defined]
+        handed.appendleft(value)  # type: ignore[attr-defined]
         return handed
     # [value, *handed] drains the list iterator in C: no other thread
     # takes from it meanwhile.
-    return WithErrors(deque([value, *handed]), put_back)
-
-
-def raising(error: BaseException) -> Iterator:
-    """An iterator that raises ``error`` at its first step, then ends. A
-    fast path of _interrupts, so that a Ctrl-C coming as it starts does
-    not take the place of ``error``."""
-    raise error
-    yield  # a generator: the error is raised by next(), not by this call
+    moved = WithErrors([value, *handed])
+    moved.put_back = put_back
+    return moved
 
 
 def results(next_run: Callable[[], Iterable | None]) -> Iterator:
@@ -129,12 +151,20 @@ def results(next_run: Callable[[], Iterable | None]) -> Iterator:
 
     ``next_run()`` is called whenever what it returned last is used up: it
     returns the next iterable of results (``handed``, or a result just
-    taken followed by ``handed``), :func:`raising` for an error to raise
-    in the consumer, or None at the end of the results. It must never
+    taken followed by ``handed``), a :class:`Raising` for an error to
+    raise in the consumer, or None at the end of the results. It must never
     raise: the iterator would end for good. (chain goes on after an
     iterable that raised; iter(callable, None) ends only at None.)
     """
     return itertools.chain.from_iterable(iter(next_run, None))
 
 
-_interrupts.FAST_PATHS.update({WithErrors.__next__.__code__, raising.__code__})
+# __iter__ too: chain calls it (Python code) on each iterable it starts.
+_interrupts.FAST_PATHS.update(
+    {
+        WithErrors.__iter__.__code__,
+        WithErrors.__next__.__code__,
+        Raising.__iter__.__code__,
+        Raising.__next__.__code__,
+    }
+)

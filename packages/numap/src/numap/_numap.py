@@ -1394,14 +1394,13 @@ class NuMap:
         followed by the results then lent to ``handed``; None at the end.
 
         Never raises: an error (the item's, a timeout, a Ctrl-C) comes as
-        _handout.raising(error), which raises it in the consumer; the
-        iterator goes on after it. A fast path of _interrupts: a Ctrl-C
-        held back meanwhile comes so too, with the result taken put back.
+        a _handout.Raising, which raises it in the consumer; the iterator
+        goes on after it. A fast path of _interrupts: a Ctrl-C held back
+        meanwhile comes so too, with the result taken put back. Between
+        the take and that check only C code runs (length_hint of any
+        ``handed`` included), where no Ctrl-C is raised.
         """
         try:
-            if _CTRL_C.pending and not _CTRL_C.depth and _interrupts.on_main_thread():
-                _CTRL_C.pending = False
-                raise KeyboardInterrupt
             if not self._ever_started:
                 self._check_task(task_id)
                 self._start_unless_started()
@@ -1410,11 +1409,21 @@ class NuMap:
             except IndexError:
                 self._check_task(task_id)  # raises, naming the task
                 raise
-            if length_hint(output.handed):
-                return output.handed
+            run: Iterable = output.handed
+            if length_hint(run):
+                # Nothing taken yet; the take below checks for itself.
+                if (
+                    _CTRL_C.pending
+                    and not _CTRL_C.depth
+                    and _interrupts.on_main_thread()
+                ):
+                    _CTRL_C.pending = False
+                    raise KeyboardInterrupt
+                return run
             value = self._take_slowly(task_id, timeout)
             if value.__class__ is Raised:
-                run: Iterable = _handout.raising(value.error)
+                run = _handout.WithErrors((value,))
+                run.put_back = output.put_back
             else:
                 run = (value,)
             if length_hint(output.handed):
@@ -1424,7 +1433,9 @@ class NuMap:
         except StopIteration:
             return None
         except BaseException as error:
-            return _handout.raising(error)
+            raising = _handout.Raising()
+            raising.error = error
+            return raising
         return run
 
     def _take(self, task_id: int, timeout: float | None) -> Any:
@@ -1563,6 +1574,10 @@ class NuMap:
             self._free += 1
             if ready and self._weave.batch > 1:
                 self._lend(output, min(len(ready), self._weave.batch - 1))
+            else:
+                # Empty (looked at above): drop what a put-back may have
+                # left there, whose steps run Python code.
+                output.handed = _handout.NOTHING
             feed_here = self._feeder_wants > 0 and self._free >= self._feeder_wants
         if feed_here:
             if timeout is None:
