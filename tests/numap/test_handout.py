@@ -18,7 +18,7 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from numap import NuMap, _interrupts
+from numap import NuMap, SerializationError, _interrupts
 
 
 def double(x):
@@ -73,9 +73,12 @@ def take_steps(numap, steps):
 
 
 @pytest.mark.timeout(30)
-def test_errors_among_lent_results_are_raised_in_place_and_iteration_goes_on():
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_errors_among_lent_results_are_raised_in_place_and_iteration_goes_on(
+    worker_type,
+):
     items = list(range(100))
-    numap = ready_numap(fail_on_sevens, items, stride=16)
+    numap = ready_numap(fail_on_sevens, items, stride=16, worker_type=worker_type)
     try:
         results = iter(numap)
         outcomes = []
@@ -302,3 +305,28 @@ def wait_out(results):
             continue
         except StopIteration:
             return
+
+
+def unpicklable_on_fives(x):
+    # Not even dill pickles a generator.
+    return (i for i in range(x)) if x % 10 == 5 else 2 * x
+
+
+@pytest.mark.timeout(30)
+def test_results_that_do_not_pickle_come_as_errors_among_lent_results():
+    # Their errors are made in the parent, from the worker's report.
+    items = list(range(60))
+    numap = ready_numap(unpicklable_on_fives, items, stride=16, worker_type="process")
+    try:
+        outcomes = []
+        results = iter(numap)
+        while True:
+            try:
+                outcomes.append(next(results))
+            except SerializationError:
+                outcomes.append("unpicklable")
+            except StopIteration:
+                break
+    finally:
+        numap.stop()
+    assert outcomes == ["unpicklable" if x % 10 == 5 else 2 * x for x in items]

@@ -308,7 +308,7 @@ class Deliveries:
         self.values: dict[tuple[int, int], list] = {}
         self.arrived = threading.Condition()
 
-    def __call__(self, task_id: int, start: int, values: list) -> None:
+    def __call__(self, task_id: int, start: int, values: list, errors: bool) -> None:
         with self.arrived:
             self.values[(task_id, start)] = values
             self.arrived.notify_all()

@@ -97,10 +97,11 @@ class Raising:
         raise error
 
 
-def lend(values: list, put_back: Callable[[Any], None]) -> Iterator:
-    """A ``handed`` iterator over ``values`` (results, errors as Raised)."""
-    # One C-level pass; errors are rare.
-    if Raised in set(map(type, values)):
+def lend(values: list, put_back: Callable[[Any], None], maybe_errors: bool) -> Iterator:
+    """A ``handed`` iterator over ``values`` (results, errors as Raised);
+    none of them is an error unless ``maybe_errors``."""
+    # One C-level pass (~25 ns a value), only where errors may be.
+    if maybe_errors and Raised in set(map(type, values)):
         handed = WithErrors(values)
         handed.put_back = put_back
         return handed

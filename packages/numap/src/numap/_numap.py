@@ -159,6 +159,9 @@ class _Output:
       - ``skipped`` (ordered) holds indices given up by a ``next`` that timed
         out with skip=True; ``skip_count`` (unordered) counts such results
         still to be dropped; dropped results free their buffer slot;
+      - ``maybe_errors`` is True whenever ``ready`` or ``pending`` may
+        hold an error: set by a delivery that may hold one, cleared when a
+        lend empties both (lends look for errors only while it is set);
       - ``entered`` counts items the feeder has pulled into the map; only
         the holder of NuMap._feed_role changes it, without the lock (one
         writer: readers see the old count or the new one);
@@ -181,6 +184,7 @@ class _Output:
         "taken",
         "tracked",
         "lock",
+        "maybe_errors",
     )
 
     def __init__(self, tracked: dict | None, lock: threading.Lock) -> None:
@@ -198,6 +202,7 @@ class _Output:
         self.pending.clear()
         self.skipped.clear()
         self.lent = 0
+        self.maybe_errors = False
         self.merged = 0
         self.skip_count = 0
         self.entered = 0
@@ -213,8 +218,11 @@ class _Output:
         )
 
     def lend(self, values: list) -> None:
-        """(Holding lock, ``handed`` empty.) Lend ``values`` to ``handed``."""
-        self.handed = _handout.lend(values, self.put_back)
+        """(Holding lock, ``handed`` empty.) Lend ``values``, taken from the
+        front of ``ready``, to ``handed``."""
+        self.handed = _handout.lend(values, self.put_back, self.maybe_errors)
+        if not self.ready and not self.pending:
+            self.maybe_errors = False
 
     def put_back(self, value: Any) -> None:
         """Put ``value``, just taken, back first in line (a consumer that a
@@ -1234,7 +1242,7 @@ class NuMap:
                 if run:
                     self._pool.submit(task_id, run_start, run)
                     run = []
-                self._deliver(task_id, index, [item])
+                self._deliver(task_id, index, [item], True)
                 run_start = index + 1
             else:
                 run.append(item)
@@ -1275,13 +1283,16 @@ class NuMap:
 
     # -- results -----------------------------------------------------------
 
-    def _deliver(self, task_id: int, start: int, values: list) -> None:
+    def _deliver(self, task_id: int, start: int, values: list, errors: bool) -> None:
         """Store a batch of results of task ``task_id``'s batches (delivered
-        to the last task of its fused chain). Called by whoever receives
+        to the last task of its fused chain); ``errors``: whether any of
+        ``values`` may be an error (Raised). Called by whoever receives
         results: a consumer reading the pipes, a pool thread, or the feeder
         for errors of the input."""
         with self._lock:
             output = self._tasks[self._result_task[task_id]].output
+            if errors:
+                output.maybe_errors = True
             if output.tracked is not None:
                 for index, value in enumerate(values, start):
                     output.tracked[index] = (

@@ -3,8 +3,10 @@
 A pool receives batches ``(task_id, start, items)`` from the NuMap's feeding
 side (one thread at a time: the feeder thread, or a consumer feeding one
 batch inline) through :meth:`submit` and hands each batch's results, in item order,
-to the ``deliver(task_id, start, values)`` callback it was built with. A
-value that stands for an error is wrapped in :class:`Raised`. Every item
+to the ``deliver(task_id, start, values, errors)`` callback it was built
+with. A value that stands for an error is wrapped in :class:`Raised`;
+``errors`` is False only when none of the values is one (so that the
+consumer side need not look). Every item
 submitted is delivered exactly once, as a value or as an error, whatever
 happens to the workers.
 
@@ -42,7 +44,7 @@ from numap._channel import (
 from numap._errors import NuMapError, RemoteError, SerializationError
 from numap._watch import HAVE_POLL, Watcher
 
-Deliver = Callable[[int, int, list], None]
+Deliver = Callable[[int, int, list, bool], None]
 
 # How long a graceful close waits for workers to finish the batches they
 # hold, before they are terminated.
@@ -232,7 +234,7 @@ class ThreadPool:
             with self._deliver_lock:
                 if self._closed:
                     return
-                self._deliver(task_id, start, values)
+                self._deliver(task_id, start, values, bool(errors))
 
     def close(self, graceful: bool = True) -> None:
         """End the threads after the batches already queued; join them.
@@ -543,7 +545,10 @@ class ProcessPool:
         broken = self._task_broken[task_id]
         if broken is not None:
             self._deliver(
-                task_id, start, errors_for(len(items), SerializationError(broken))
+                task_id,
+                start,
+                errors_for(len(items), SerializationError(broken)),
+                True,
             )
             return
         try:
@@ -567,7 +572,9 @@ class ProcessPool:
                     f"item {index} of task {task_id} ({type(item).__name__}) "
                     f"cannot be pickled for a worker process: {error}"
                 )
-                self._deliver(task_id, index, [Raised(SerializationError(message))])
+                self._deliver(
+                    task_id, index, [Raised(SerializationError(message))], True
+                )
                 run_start = index + 1
                 continue
             run.append(item)
@@ -622,7 +629,7 @@ class ProcessPool:
                 "they held say why each was lost). stop() the map, restart "
                 "the hosts or give it local workers, and start it again"
             )
-            self._deliver(task_id, start, errors_for(count, error))
+            self._deliver(task_id, start, errors_for(count, error), True)
             return
         try:
             if announce:
@@ -808,7 +815,8 @@ class ProcessPool:
                     )
         if entry is None:
             return  # already delivered as lost, or a stray frame
-        self._deliver(task_id, start, _decode_values(payload, task_id, start, count))
+        values, errors = _decode_values(payload, task_id, start, count)
+        self._deliver(task_id, start, values, errors)
 
     def _lose(self, worker: _Worker, reason: str) -> None:
         with self._lock:
@@ -849,7 +857,7 @@ class ProcessPool:
                 )
                 for index in range(start, start + count)
             ]
-            self._deliver(task_id, start, values)
+            self._deliver(task_id, start, values, True)
 
     def _replace(self) -> None:
         try:
@@ -934,22 +942,21 @@ _FAILURE_TYPES: dict[str, type[BaseException]] = {
 
 def _decode_values(
     payload: bytes | memoryview, task_id: int, start: int, count: int
-) -> list:
+) -> tuple[list, bool]:
+    """(values, whether any of them is an error) of a result payload."""
     try:
         values, errors = _protocol.loads(payload)
     except _protocol.PayloadError as error:
-        return errors_for(
-            count,
-            SerializationError(
-                f"the results of items {start}..{start + count - 1} of task "
-                f"{task_id} could not be unpickled: {error}"
-            ),
+        message = (
+            f"the results of items {start}..{start + count - 1} of task "
+            f"{task_id} could not be unpickled: {error}"
         )
+        return errors_for(count, SerializationError(message)), True
     if not errors:
-        return values
+        return values, False
     for offset, failure in errors.items():
         if isinstance(failure, tuple):
             kind, message = failure
             failure = _FAILURE_TYPES.get(kind, RemoteError)(message)
         values[offset] = Raised(failure)
-    return values
+    return values, True
