@@ -203,14 +203,21 @@ def test_a_watch_time_of_zero_never_watches(pipe):
 
 class SlowYields:
     """Stands in for os.sched_yield on a core shared with a busy process:
-    each yield gives the core away for ``seconds`` (counted in ``calls``)."""
+    each yield gives the core away for ``seconds`` (counted in ``calls``)
+    and, if ``switching``, lets another task run in the yielder's place
+    (counted in ``switches``, which stands in for the thread's involuntary
+    context switches). A yield that is slow without switching is the
+    hypervisor holding the virtual CPU back."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, switching: bool = True) -> None:
         self.seconds = seconds
+        self.switching = switching
         self.calls = 0
+        self.switches = 0
 
     def __call__(self) -> None:
         self.calls += 1
+        self.switches += self.switching
         time.sleep(self.seconds)
 
 
@@ -221,13 +228,35 @@ def short_waits(watcher: Watcher, pipe: tuple[int, int], count: int = 3) -> None
         cpu_of_wait(watcher, pipe, 0.001)  # a short wait: watch again
 
 
+def slow_yields_in_place(monkeypatch, switching: bool) -> SlowYields:
+    monkeypatch.setattr(numap._watch, "CONTENDED_YIELD_SECONDS", 0.0003)
+    slow_yields = SlowYields(0.002, switching)
+    monkeypatch.setattr(numap._watch, "_yield_cpu", slow_yields)
+    monkeypatch.setattr(numap._watch, "_switches_away", lambda: slow_yields.switches)
+    return slow_yields
+
+
+# Each time a watch meets contention it yields twice: the slow yield, and
+# one more that confirms it.
+PER_CONTENTION = 2
+
+
 @pytest.fixture
 def contended(monkeypatch):
-    """Every yield gives the core away for 2 ms, a contended yield."""
-    monkeypatch.setattr(numap._watch, "CONTENDED_YIELD_SECONDS", 0.0003)
-    slow_yields = SlowYields(0.002)
-    monkeypatch.setattr(numap._watch, "_yield_cpu", slow_yields)
-    return slow_yields
+    """Every yield gives the core away for 2 ms to another task."""
+    return slow_yields_in_place(monkeypatch, switching=True)
+
+
+@pytest.mark.timeout(10)
+def test_slow_yields_where_nothing_else_ran_do_not_pause_watching(pipe, monkeypatch):
+    # The hypervisor, not another task: watching on would catch the data.
+    slow = slow_yields_in_place(monkeypatch, switching=False)
+    watcher = watcher_on(pipe[0], watch_seconds=0.05)
+    assert watcher.wait(0.2) == []
+    assert slow.calls > 2 * PER_CONTENTION  # it watched on, 50 ms
+    calls = slow.calls
+    short_waits(watcher, pipe, count=1)
+    assert slow.calls > calls  # not paused: the next wait watched again
 
 
 @pytest.mark.timeout(10)
@@ -237,9 +266,9 @@ def test_a_contended_yield_ends_the_watch_and_pauses_watching(
     monkeypatch.setattr(numap._watch, "FIRST_PAUSE_SECONDS", 60.0)
     watcher = watcher_on(pipe[0], watch_seconds=0.05)
     assert watcher.wait(0.2) == []
-    assert contended.calls == 1  # not the 25 a 50 ms watch would make
+    assert contended.calls == PER_CONTENTION  # not the 25 of a 50 ms watch
     short_waits(watcher, pipe)
-    assert contended.calls == 1  # paused: every wait blocked at once
+    assert contended.calls == PER_CONTENTION  # paused: every wait blocked
 
 
 def set_pauses(monkeypatch, first: float, lasting: float) -> None:
@@ -265,10 +294,10 @@ def test_a_first_contended_yield_pauses_briefly_and_one_soon_after_pauses_long(
     watcher = watcher_on(pipe[0], watch_seconds=0.05)
     assert watcher.wait(0.2) == []
     try_to_watch(watcher, pipe, after=0.1)  # the first pause is over
-    assert contended.calls == 2
+    assert contended.calls == 2 * PER_CONTENTION
     time.sleep(0.1)  # as long again: a second short pause would be over
     short_waits(watcher, pipe)
-    assert contended.calls == 2  # still paused: the second pause is long
+    assert contended.calls == 2 * PER_CONTENTION  # the second pause is long
 
 
 @pytest.mark.timeout(10)
@@ -279,10 +308,10 @@ def test_after_a_long_pause_and_a_quiet_spell_contention_pauses_briefly_again(
     watcher = watcher_on(pipe[0], watch_seconds=0.05)
     assert watcher.wait(0.2) == []  # a short pause
     try_to_watch(watcher, pipe, after=0.1)  # a long pause
-    assert contended.calls == 2
+    assert contended.calls == 2 * PER_CONTENTION
     # The long pause, and PAUSE_SECONDS after it, are over: watching again,
     # and the contention it meets counts as a first one.
     try_to_watch(watcher, pipe, after=0.6)
-    assert contended.calls == 3
+    assert contended.calls == 3 * PER_CONTENTION
     try_to_watch(watcher, pipe, after=0.1)  # the short pause is over
-    assert contended.calls == 4
+    assert contended.calls == 4 * PER_CONTENTION

@@ -25,7 +25,13 @@ buffer 2 took 19-30 s instead of 2-3 s (batches and results sat in the
 pipes while their readers waited for the core; bench/bench_under_load.py).
 Such a core hands the CPU over on a yield and gets it back only after the
 other task's slice, so a yield that took longer than
-CONTENDED_YIELD_SECONDS ends the watch. The map's own processes make such
+CONTENDED_YIELD_SECONDS ends the watch, if one more yield says the same
+and another task ran in this thread's place meanwhile (a yield then counts
+as an involuntary context switch). A slow yield alone may be the
+hypervisor holding the virtual CPU back for a moment, which no pause
+helps: pausing for those on a noisy VM left the one worker running tiny
+items at the default buffer to be woken by every item for a second at a
+time, and such runs took 10-50 % longer. The map's own processes make such
 yields now and then too (a worker yields to its parent while the parent
 runs a long stretch of Python), and then the watch is worth resuming soon:
 a first contended yield pauses watching for FIRST_PAUSE_SECONDS only.
@@ -35,6 +41,7 @@ shared with other work, and pauses watching for PAUSE_SECONDS.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import select
@@ -97,6 +104,37 @@ def _watch_seconds_from(environ: Mapping[str, str]) -> float:
 WATCH_SECONDS = _watch_seconds_from(os.environ)
 
 _yield_cpu = getattr(os, "sched_yield", lambda: time.sleep(0))
+
+try:
+    import resource
+
+    _RUSAGE_THREAD = resource.RUSAGE_THREAD  # Linux
+except (ImportError, AttributeError):
+    # Unknown: every call says another switch happened, so that a slow
+    # yield and a second one count as contention.
+    _switch_counter = itertools.count()
+
+    def _switches_away() -> int:
+        return next(_switch_counter)
+
+else:
+
+    def _switches_away() -> int:
+        """How many times the scheduler ran another task in this thread's
+        place (involuntary context switches)."""
+        return resource.getrusage(_RUSAGE_THREAD).ru_nivcsw
+
+
+def _core_is_shared() -> bool:
+    """After a slow yield: whether another task takes turns on this
+    thread's core, i.e. one more yield is slow too and the other task ran
+    in its place. Costs a syscall or two, only after slow yields."""
+    switches = _switches_away()
+    started = time.perf_counter()
+    _yield_cpu()
+    slow = time.perf_counter() - started > CONTENDED_YIELD_SECONDS
+    return slow and _switches_away() > switches
+
 
 # Watchers need select.poll, which Windows lacks; there, callers wait as
 # they otherwise would.
@@ -163,8 +201,8 @@ class Watcher:
 
     def _watch(self, started: float, deadline: float) -> list[tuple[int, int]]:
         """Poll without blocking, yielding the CPU between polls, until
-        something is ready (returned), the deadline, or a contended yield
-        (both return [])."""
+        something is ready (returned), the deadline, or contention for the
+        core (both return [])."""
         poll = self._poll.poll
         before = started
         while True:
@@ -174,8 +212,10 @@ class Watcher:
                 return ready
             now = time.perf_counter()
             if now - before > CONTENDED_YIELD_SECONDS:
-                self._pause(now)
-                return ready
+                if _core_is_shared():
+                    self._pause(time.perf_counter())
+                    return ready
+                now = time.perf_counter()
             if now >= deadline:
                 return ready
             before = now
