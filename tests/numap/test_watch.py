@@ -206,8 +206,8 @@ class SlowYields:
     each yield gives the core away for ``seconds`` (counted in ``calls``)
     and, if ``switching``, lets another task run in the yielder's place
     (counted in ``switches``, which stands in for the thread's involuntary
-    context switches). A yield that is slow without switching is the
-    hypervisor holding the virtual CPU back."""
+    context switches). A yield that is slow without switching is time the
+    virtual CPU lost outside the guest's scheduler."""
 
     def __init__(self, seconds: float, switching: bool = True) -> None:
         self.seconds = seconds
@@ -249,7 +249,7 @@ def contended(monkeypatch):
 
 @pytest.mark.timeout(10)
 def test_slow_yields_where_nothing_else_ran_do_not_pause_watching(pipe, monkeypatch):
-    # The hypervisor, not another task: watching on would catch the data.
+    # No other task ran: watching on would catch the data.
     slow = slow_yields_in_place(monkeypatch, switching=False)
     watcher = watcher_on(pipe[0], watch_seconds=0.05)
     assert watcher.wait(0.2) == []

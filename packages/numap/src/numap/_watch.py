@@ -27,11 +27,11 @@ Such a core hands the CPU over on a yield and gets it back only after the
 other task's slice, so a yield that took longer than
 CONTENDED_YIELD_SECONDS ends the watch, if one more yield says the same
 and another task ran in this thread's place meanwhile (a yield then counts
-as an involuntary context switch). A slow yield alone may be the
-hypervisor holding the virtual CPU back for a moment, which no pause
-helps: pausing for those on a noisy VM left the one worker running tiny
-items at the default buffer to be woken by every item for a second at a
-time, and such runs took 10-50 % longer. The map's own processes make such
+as an involuntary context switch). A slow yield with no other task run
+in its place is time the virtual CPU lost outside the guest's scheduler,
+which no pause helps: pausing for those on a noisy VM left the one worker
+running tiny items at the default buffer to be woken by every item for a
+second at a time, and such runs took 10-50 % longer. The map's own processes make such
 yields now and then too (a worker yields to its parent while the parent
 runs a long stretch of Python), and then the watch is worth resuming soon:
 a first contended yield pauses watching for FIRST_PAUSE_SECONDS only.
