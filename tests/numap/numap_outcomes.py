@@ -1,7 +1,10 @@
-"""Collecting every result or error of a NuMap, for tests that check both."""
+"""Collecting every result or error of a NuMap, for tests that check both;
+reading one map from several threads."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from numap import NuMap
@@ -40,5 +43,18 @@ def run_chain(funcs: Any, items: Any, **options: Any) -> list[tuple[str, Any]]:
     numap.start()
     try:
         return collect(results)
+    finally:
+        numap.stop()
+
+
+def read_in_threads(numap: NuMap, readers: list[Callable[[], None]]) -> None:
+    """Run each reader in a thread of its own, wait for them all (up to 50 s
+    each), then stop the map."""
+    threads = [threading.Thread(target=reader) for reader in readers]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(50)
     finally:
         numap.stop()

@@ -12,13 +12,13 @@ import operator
 import os
 import signal
 import sys
-import threading
 import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numap import NuMap, SerializationError, _interrupts
+from numap_outcomes import read_in_threads
 
 
 def double(x):
@@ -158,18 +158,14 @@ def test_threads_reading_one_map_share_its_results_each_once(worker_type):
             except StopIteration:
                 return
 
-    threads = [
-        threading.Thread(target=by_for, args=("for 1",)),
-        threading.Thread(target=by_for, args=("for 2",)),
-        threading.Thread(target=by_next, args=("next",)),
-    ]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(50)
-    finally:
-        numap.stop()
+    read_in_threads(
+        numap,
+        [
+            functools.partial(by_for, "for 1"),
+            functools.partial(by_for, "for 2"),
+            functools.partial(by_next, "next"),
+        ],
+    )
     assert sorted(value for got in taken.values() for value in got) == [
         2 * x for x in items
     ]

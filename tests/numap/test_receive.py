@@ -6,12 +6,14 @@ which the waiting consumer must be woken by something other than a frame on
 a pipe, or in which nobody but the background receiver can read.
 """
 
+import functools
 import threading
 import time
 
 import numap._pool
 import pytest
 from numap import NuMap
+from numap_outcomes import read_in_threads
 
 
 def double(x):
@@ -46,17 +48,13 @@ def test_two_threads_consume_two_tasks_at_once():
     def consume(name, iterator):
         results[name] = list(iterator)
 
-    threads = [
-        threading.Thread(target=consume, args=("first", first)),
-        threading.Thread(target=consume, args=("second", second)),
-    ]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(50)
-    finally:
-        numap.stop()
+    read_in_threads(
+        numap,
+        [
+            functools.partial(consume, "first", first),
+            functools.partial(consume, "second", second),
+        ],
+    )
     assert results["first"] == [x * 2 for x in range(300)]
     assert results["second"] == [x * 2 for x in range(1000, 1300)]
 
