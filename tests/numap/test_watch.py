@@ -236,9 +236,8 @@ def slow_yields_in_place(monkeypatch, switching: bool) -> SlowYields:
     return slow_yields
 
 
-# Each time a watch meets contention it yields twice: the slow yield, and
-# one more that confirms it.
-PER_CONTENTION = 2
+# Each time a watch meets contention it yields once: the slow yield.
+PER_CONTENTION = 1
 
 
 @pytest.fixture
@@ -315,3 +314,61 @@ def test_after_a_long_pause_and_a_quiet_spell_contention_pauses_briefly_again(
     assert contended.calls == 3 * PER_CONTENTION
     try_to_watch(watcher, pipe, after=0.1)  # the short pause is over
     assert contended.calls == 4 * PER_CONTENTION
+
+
+class SlowThenFreeYields(SlowYields):
+    """Linux's EEVDF beside one busy task: a yield gives the core away for
+    the busy task's slice, and the next one comes back at once (that task
+    used its slice up and must wait its turn)."""
+
+    def __call__(self) -> None:
+        self.calls += 1
+        if self.calls % 2:
+            self.switches += 1
+            time.sleep(self.seconds)
+
+
+@pytest.mark.timeout(10)
+def test_one_slow_yield_to_another_task_pauses_watching(pipe, monkeypatch):
+    monkeypatch.setattr(numap._watch, "CONTENDED_YIELD_SECONDS", 0.0003)
+    monkeypatch.setattr(numap._watch, "FIRST_PAUSE_SECONDS", 60.0)
+    yields = SlowThenFreeYields(0.002)
+    monkeypatch.setattr(numap._watch, "_yield_cpu", yields)
+    monkeypatch.setattr(numap._watch, "_switches_away", lambda: yields.switches)
+    watcher = watcher_on(pipe[0], watch_seconds=0.05)
+    assert watcher.wait(0.2) == []
+    assert yields.calls == 1  # the watch ended at the first slow yield
+    short_waits(watcher, pipe)
+    assert yields.calls == 1  # paused
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity"), reason="pins processes to a core"
+)
+def test_a_watch_beside_a_busy_process_on_its_core_pauses_at_once():
+    # Real contention: this watcher and a busy loop pinned to one core.
+    done = run_python(
+        """
+        import os, subprocess, sys, time
+        from numap._watch import Watcher
+        busy = subprocess.Popen([sys.executable, "-c",
+            "import os; os.sched_setaffinity(0, {0})\\nwhile True: pass"])
+        try:
+            time.sleep(0.3)
+            os.sched_setaffinity(0, {0})
+            read_fd, _ = os.pipe()
+            paused = 0
+            for _ in range(5):
+                watcher = Watcher([read_fd], watch_seconds=0.05)
+                began = time.perf_counter()
+                watcher.wait(0.06)  # nothing comes: watch up to 50 ms, then block
+                paused += watcher._paused_until > began
+            print(paused)
+        finally:
+            busy.kill()
+            busy.wait()
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == 5

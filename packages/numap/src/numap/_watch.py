@@ -23,18 +23,19 @@ on its core; a process that keeps yielding beside busy processes then
 gets little CPU: beside two busy loops on two cores, 20,000 tiny items at
 buffer 2 took 19-30 s instead of 2-3 s (batches and results sat in the
 pipes while their readers waited for the core; bench/bench_under_load.py).
-Such a core hands the CPU over on a yield and gets it back only after the
-other task's slice, so a yield that took longer than
-CONTENDED_YIELD_SECONDS ends the watch, if one more yield says the same
-and another task ran in this thread's place meanwhile (a yield then counts
-as an involuntary context switch). A slow yield with no other task run
-in its place is time the virtual CPU lost outside the guest's scheduler,
-which no pause helps: pausing for those on a noisy VM left the one worker
-running tiny items at the default buffer to be woken by every item for a
-second at a time, and such runs took 10-50 % longer. The map's own processes make such
-yields now and then too (a worker yields to its parent while the parent
-runs a long stretch of Python), and then the watch is worth resuming soon:
-a first contended yield pauses watching for FIRST_PAUSE_SECONDS only.
+Such a core hands the CPU over on a yield and gets it back only after
+the other task's slice, so a yield that took longer than
+CONTENDED_YIELD_SECONDS ends the watch, if another task ran in this
+thread's place since the watch began (the thread's involuntary context
+switches went up: a yield that lets another task run counts as one). A
+slow yield with no other task run in its place is time the virtual CPU
+lost outside the guest's scheduler, which no pause helps: pausing for
+those on a noisy VM left the one worker running tiny items at the
+default buffer to be woken by every item for a second at a time, and
+such runs took 10-50 % longer. The map's own processes make such yields
+now and then too (a worker yields to its parent while the parent runs a
+long stretch of Python), and then the watch is worth resuming soon: a
+first contended yield pauses watching for FIRST_PAUSE_SECONDS only.
 Another one within PAUSE_SECONDS after that pause ended says the core is
 shared with other work, and pauses watching for PAUSE_SECONDS.
 """
@@ -110,8 +111,8 @@ try:
 
     _RUSAGE_THREAD = resource.RUSAGE_THREAD  # Linux
 except (ImportError, AttributeError):
-    # Unknown: every call says another switch happened, so that a slow
-    # yield and a second one count as contention.
+    # Unknown: every call says another switch happened, so that every
+    # slow yield counts as contention.
     _switch_counter = itertools.count()
 
     def _switches_away() -> int:
@@ -123,17 +124,6 @@ else:
         """How many times the scheduler ran another task in this thread's
         place (involuntary context switches)."""
         return resource.getrusage(_RUSAGE_THREAD).ru_nivcsw
-
-
-def _core_is_shared() -> bool:
-    """After a slow yield: whether another task takes turns on this
-    thread's core, i.e. one more yield is slow too and the other task ran
-    in its place. Costs a syscall or two, only after slow yields."""
-    switches = _switches_away()
-    started = time.perf_counter()
-    _yield_cpu()
-    slow = time.perf_counter() - started > CONTENDED_YIELD_SECONDS
-    return slow and _switches_away() > switches
 
 
 # Watchers need select.poll, which Windows lacks; there, callers wait as
@@ -205,17 +195,18 @@ class Watcher:
         core (both return [])."""
         poll = self._poll.poll
         before = started
+        # One syscall per watch: a slow yield is contention only if another
+        # task ran in this thread's place since the watch began.
+        switches = _switches_away()
         while True:
             _yield_cpu()
             ready = poll(0)
             if ready:
                 return ready
             now = time.perf_counter()
-            if now - before > CONTENDED_YIELD_SECONDS:
-                if _core_is_shared():
-                    self._pause(time.perf_counter())
-                    return ready
-                now = time.perf_counter()
+            if now - before > CONTENDED_YIELD_SECONDS and _switches_away() > switches:
+                self._pause(now)
+                return ready
             if now >= deadline:
                 return ready
             before = now
