@@ -87,9 +87,8 @@ class Raising:
         return self
 
     def __next__(self) -> Any:
-        if _CTRL_C.pending and not _CTRL_C.depth and _interrupts.on_main_thread():
-            _CTRL_C.pending = False
-            raise KeyboardInterrupt
+        if _CTRL_C.pending:
+            _interrupts.raise_pending()
         error = self.error
         if error is None:
             raise StopIteration
@@ -102,10 +101,14 @@ def lend(values: list, put_back: Callable[[Any], None], maybe_errors: bool) -> I
     none of them is an error unless ``maybe_errors``."""
     # One C-level pass (~25 ns a value), only where errors may be.
     if maybe_errors and Raised in set(map(type, values)):
-        handed = WithErrors(values)
-        handed.put_back = put_back
-        return handed
+        return _with_errors(values, put_back)
     return iter(values)
+
+
+def _with_errors(values: list, put_back: Callable[[Any], None]) -> WithErrors:
+    handed = WithErrors(values)
+    handed.put_back = put_back
+    return handed
 
 
 def take(handed: Iterator) -> Any:
@@ -142,9 +145,7 @@ def with_first(
         return handed
     # [value, *handed] drains the list iterator in C: no other thread
     # takes from it meanwhile.
-    moved = WithErrors([value, *handed])
-    moved.put_back = put_back
-    return moved
+    return _with_errors([value, *handed], put_back)
 
 
 def results(next_run: Callable[[], Iterable | None]) -> Iterator:

@@ -126,6 +126,15 @@ def raise_held_back(put_back: Callable[[Any], None], value: Any) -> None:
     if STATE.depth or not on_main_thread():
         return
     put_back(value)
+    raise_pending()
+
+
+def raise_pending() -> None:
+    """Called, with ``pending`` set, where nothing was taken: on the main
+    thread outside every section, raise the held-back KeyboardInterrupt.
+    Elsewhere return (as :func:`raise_held_back`)."""
+    if STATE.depth or not on_main_thread():
+        return
     STATE.pending = False
     raise KeyboardInterrupt
 

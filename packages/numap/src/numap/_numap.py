@@ -1423,16 +1423,13 @@ class NuMap:
             run: Iterable = output.handed
             if length_hint(run):
                 # Nothing taken yet; the take below checks for itself.
-                if (
-                    _CTRL_C.pending
-                    and not _CTRL_C.depth
-                    and _interrupts.on_main_thread()
-                ):
-                    _CTRL_C.pending = False
-                    raise KeyboardInterrupt
+                if _CTRL_C.pending:
+                    _interrupts.raise_pending()
                 return run
             value = self._take_slowly(task_id, timeout)
             if value.__class__ is Raised:
+                # Made here, not by a function: no Python code may run
+                # between the take and the check below.
                 run = _handout.WithErrors((value,))
                 run.put_back = output.put_back
             else:
