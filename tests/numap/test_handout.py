@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numap import NuMap, SerializationError, _interrupts
-from numap_outcomes import read_in_threads
+from numap_outcomes import collect, read_in_threads
 
 
 def double(x):
@@ -80,15 +80,10 @@ def test_errors_among_lent_results_are_raised_in_place_and_iteration_goes_on(
     items = list(range(100))
     numap = ready_numap(fail_on_sevens, items, stride=16, worker_type=worker_type)
     try:
-        results = iter(numap)
-        outcomes = []
-        while True:
-            try:
-                outcomes.append(("ok", next(results)))
-            except ValueError as error:
-                outcomes.append(("error", str(error)))
-            except StopIteration:
-                break
+        outcomes = [
+            (kind, str(value) if isinstance(value, ValueError) else value)
+            for kind, value in collect(iter(numap))
+        ]
     finally:
         numap.stop()
     assert outcomes == expected_outcomes(items)
@@ -314,15 +309,10 @@ def test_results_that_do_not_pickle_come_as_errors_among_lent_results():
     items = list(range(60))
     numap = ready_numap(unpicklable_on_fives, items, stride=16, worker_type="process")
     try:
-        outcomes = []
-        results = iter(numap)
-        while True:
-            try:
-                outcomes.append(next(results))
-            except SerializationError:
-                outcomes.append("unpicklable")
-            except StopIteration:
-                break
+        outcomes = [
+            "unpicklable" if isinstance(value, SerializationError) else value
+            for _, value in collect(iter(numap))
+        ]
     finally:
         numap.stop()
     assert outcomes == ["unpicklable" if x % 10 == 5 else 2 * x for x in items]
