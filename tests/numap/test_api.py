@@ -105,6 +105,7 @@ def test_arguments_keep_the_settings_as_given():
         (lambda nm: nm.add_task(add, [1], timeout="x"), TypeError, "timeout='x'"),
         (lambda nm: nm.add_task(add, [1], timeout=-1), ValueError, "timeout=-1"),
         (lambda nm: nm.next(timeout="x"), TypeError, r"next\(timeout='x'\)"),
+        (lambda nm: nm.get_task(0, timeout=-1), ValueError, r"get_task\(timeout=-1\)"),
         (lambda nm: nm.stop(ends=5), TypeError, r"stop\(ends=5\)"),
         (lambda nm: nm.start(stages=(3,)), ValueError, "stages are 1"),
         (lambda nm: nm.start(stages=2), TypeError, r"start\(stages=2\)"),
