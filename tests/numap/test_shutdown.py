@@ -14,6 +14,7 @@ import psutil
 import pytest
 from numap import NuMap, NuMapError
 from polling import wait_until
+from processes import alive
 
 
 def identity(x):
@@ -47,17 +48,6 @@ def start_program(code):
 
 def numap_threads():
     return [t for t in threading.enumerate() if t.name.startswith("numap")]
-
-
-def alive(pids):
-    running = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                running.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return running
 
 
 @pytest.mark.timeout(30)

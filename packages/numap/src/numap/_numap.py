@@ -62,7 +62,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from operator import length_hint
 from typing import Any
 
-from numap import _handout, _interrupts, _pool, _waits
+from numap import _handout, _interrupts, _lifetime, _pool, _waits
 from numap._errors import NuMapError
 from numap._hosts import parse_host_spec
 from numap._pool import ProcessPool, Raised, TaskSpec, ThreadPool, start_thread
@@ -568,7 +568,8 @@ class NuMap:
         #   _ever_started start() ran once: next() no longer starts the map
         self._lock = threading.Lock()
         self._result_ready = threading.Condition(self._lock)
-        self._feeder_wakeup = threading.Condition(self._lock)
+        # The feeder thread waits on it without holding the map (_lifetime).
+        self._feeder_wakeup = _lifetime.FeederWakeup(self._lock)
         self._free = 0
         self._feeder_wants = 0
         self._feeder_awaits_delivery = False
@@ -594,6 +595,8 @@ class NuMap:
         # stop(), or the one at exit) closes it again.
         self._pool_closing: ThreadPool | ProcessPool | None = None
         self._feeder: threading.Thread | None = None
+        # Stops the map if it is collected while started (_lifetime).
+        self._abandoned: weakref.finalize | None = None
         self._start_lock = threading.Lock()
         # Held while a thread finishes stopping (_stop): a stop() or the end
         # of iteration in another thread waits for it, so that a start()
@@ -866,12 +869,14 @@ class NuMap:
             )
 
     def _start_pool(self) -> None:
+        # The pool's threads must not keep a map nobody holds alive.
+        deliver = _lifetime.deliver_while_alive(weakref.ref(self), NuMap._deliver)
         if self.worker_type == "thread":
-            pool: ThreadPool | ProcessPool = ThreadPool(self.worker_num, self._deliver)
+            pool: ThreadPool | ProcessPool = ThreadPool(self.worker_num, deliver)
         else:
             pool = ProcessPool(
                 self.worker_num,
-                self._deliver,
+                deliver,
                 remote=self._remote_opener(),
                 ordered=self.ordered,
             )
@@ -892,6 +897,10 @@ class NuMap:
         self._pool = pool
         self._ever_started = True
         _live_numaps.add(self)
+        self._abandoned = weakref.finalize(
+            self, _lifetime.stop_abandoned, self.name, pool, self._feeder_wakeup
+        )
+        self._abandoned.atexit = False  # _stop_live_numaps stops it then
         self._started.set()
 
     def _remote_opener(self) -> Callable[[], list] | None:
@@ -937,7 +946,10 @@ class NuMap:
         # Set before it starts, so that a stop() after a Ctrl-C during the
         # start joins it.
         self._feeder = threading.Thread(
-            target=self._feed, name=f"numap-feeder {self.name}", daemon=True
+            target=_lifetime.feed_in_background,
+            args=(weakref.ref(self),),
+            name=f"numap-feeder {self.name}",
+            daemon=True,
         )
         try:
             start_thread(self._feeder, "the feeder thread")
@@ -995,17 +1007,23 @@ class NuMap:
         workers = max(1, self._pool.size)
         return max(1, -(-self.stride // workers))
 
-    def _feed(self) -> None:
+    def _feed_until_wait(self, progress: _lifetime.FeedProgress) -> int | None:
+        """Feed (the feeder thread, see _lifetime.feed_in_background) until
+        the feeding must wait: the wakeup count to wait past; None once the
+        feeding is over (every input ended, the map stops, or the feeding
+        failed)."""
         try:
-            self._weave_until_done()
+            wait_past = self._weave_until_wait(progress)
         except BaseException as error:
             self._fail_feeding(error)
-            return
-        # Stopped early (stop(), also forced): after stop(forced=True)
-        # consumers take the results of the items that entered, then get
-        # StopIteration.
-        with self._lock:
-            self._end_open_tasks()
+            return None
+        if wait_past is None:
+            # Stopped early (stop(), also forced): after stop(forced=True)
+            # consumers take the results of the items that entered, then
+            # get StopIteration.
+            with self._lock:
+                self._end_open_tasks()
+        return wait_past
 
     def _fail_feeding(self, error: BaseException) -> None:
         # Never leave consumers waiting for items that will not come;
@@ -1013,7 +1031,7 @@ class NuMap:
         with self._lock:
             self._feeder_error = error
             self._stopping = True
-            self._feeder_wakeup.notify_all()
+            self._feeder_wakeup.notify()
             self._end_open_tasks()
 
     def _end_open_tasks(self) -> None:
@@ -1024,67 +1042,84 @@ class NuMap:
                 task.output.total = task.output.entered
         self._notify_results()
 
-    def _weave_until_done(self) -> None:
+    def _weave_until_wait(self, progress: _lifetime.FeedProgress) -> int | None:
+        """Feed turn by turn from where ``progress`` says: the wakeup count
+        to wait past when the feeder must wait, None at the end."""
         # The weave never skips the turn of a task waiting for space: pipers
         # reading this map through the parent rely on every task getting its
         # stride each round (a task skipped while the others fed on would
         # find the buffer full of results only its own input would take).
         # Chained tasks need no space, so they move while the turn waits.
-        this_thread = threading.get_ident()
-        idle_steps = 0
-        deliveries_seen = 0
-        while True:
-            with self._lock:
-                if idle_steps == 0:
-                    deliveries_seen = self._deliveries
-            with self._feed_role:
-                self._feed_role_holder = this_thread
-                try:
-                    status, want = self._step()
-                    if status is _NO_SPACE and self._feed_chained():
-                        status = _PROGRESS
-                except _Stopping:
-                    return
-                finally:
-                    self._feed_role_holder = None
-                chained = bool(self._weave.chained_tasks())
-            if status is _DONE:
-                return
-            if status is _PROGRESS:
-                idle_steps = 0
-                continue
-            if status is _NO_SPACE:
-                # Only a chained task can move on a delivery alone; without
-                # one, waking the feeder for every delivery is wasted.
-                awaited = deliveries_seen if chained else None
-                if not self._wait_for_change(awaited, want):
-                    return
-                idle_steps = 0
-                continue
-            idle_steps += 1  # a chained task's turn found nothing ready
-            if idle_steps >= len(self._weave.active):
-                if not self._wait_for_change(deliveries_seen, 0):
-                    return
-                idle_steps = 0
+        try:
+            if progress.awaiting is not None:
+                wait_past = self._wakeups_to_wait_past(*progress.awaiting)
+                if wait_past is not None:
+                    return wait_past
+                progress.awaiting = None
+                progress.idle_steps = 0
+            this_thread = threading.get_ident()
+            while True:
+                with self._lock:
+                    if progress.idle_steps == 0:
+                        progress.deliveries_seen = self._deliveries
+                with self._feed_role:
+                    self._feed_role_holder = this_thread
+                    try:
+                        status, want = self._step()
+                        if status is _NO_SPACE and self._feed_chained():
+                            status = _PROGRESS
+                    finally:
+                        self._feed_role_holder = None
+                    chained = bool(self._weave.chained_tasks())
+                if status is _DONE:
+                    return None
+                if status is _PROGRESS:
+                    progress.idle_steps = 0
+                    continue
+                if status is _NO_SPACE:
+                    # Only a chained task can move on a delivery alone;
+                    # without one, waking the feeder for every delivery is
+                    # wasted.
+                    awaited = progress.deliveries_seen if chained else None
+                    progress.awaiting = (awaited, want)
+                else:
+                    progress.idle_steps += 1  # a chained turn found nothing
+                    if progress.idle_steps < len(self._weave.active):
+                        continue
+                    progress.awaiting = (progress.deliveries_seen, 0)
+                wait_past = self._wakeups_to_wait_past(*progress.awaiting)
+                if wait_past is not None:
+                    return wait_past
+                progress.awaiting = None
+                progress.idle_steps = 0
+        except _Stopping:
+            return None
 
-    def _wait_for_change(self, deliveries_seen: int | None, want: int) -> bool:
-        """Wait for a delivery after ``deliveries_seen`` (None: deliveries do
-        not matter) or for ``want`` free slots (0: space does not matter);
-        False when stopping."""
+    def _wakeups_to_wait_past(
+        self, deliveries_seen: int | None, want: int
+    ) -> int | None:
+        """None when what the feeder waits for has come: a delivery after
+        ``deliveries_seen`` (None: deliveries do not matter) or ``want``
+        free slots (0: space does not matter). Else the wakeup count to
+        wait past, with the wish written down for those who wake the
+        feeder. Raises _Stopping when the map stops."""
         with self._lock:
-            while not self._stopping:
-                if deliveries_seen is not None and self._deliveries != deliveries_seen:
-                    break
-                if want and self._free < want:
-                    self._free_all_lent()
-                if want and self._space_enough(want):
-                    break
-                self._feeder_awaits_delivery = deliveries_seen is not None
-                self._feeder_wants = want
-                self._feeder_wakeup.wait()
-            self._feeder_awaits_delivery = False
-            self._feeder_wants = 0
-            return not self._stopping
+            if self._stopping:
+                self._feeder_awaits_delivery = False
+                self._feeder_wants = 0
+                raise _Stopping
+            if want and self._free < want:
+                self._free_all_lent()
+            delivered = (
+                deliveries_seen is not None and self._deliveries != deliveries_seen
+            )
+            if delivered or (want and self._space_enough(want)):
+                self._feeder_awaits_delivery = False
+                self._feeder_wants = 0
+                return None
+            self._feeder_awaits_delivery = deliveries_seen is not None
+            self._feeder_wants = want
+            return self._feeder_wakeup.count
 
     def _space_enough(self, want: int) -> bool:
         return self._free >= want or (self._free > 0 and self._consumers_waiting > 0)
@@ -1692,7 +1727,7 @@ class NuMap:
                 self._check_task(task_id)
         with self._lock:
             self._stopping = True
-            self._feeder_wakeup.notify_all()
+            self._feeder_wakeup.notify()
             self._notify_results()
         if ends is None and forced:
             return
@@ -1771,7 +1806,7 @@ class NuMap:
     def _finish_stopping(self, graceful: bool) -> None:
         with self._lock:
             self._stopping = True
-            self._feeder_wakeup.notify_all()
+            self._feeder_wakeup.notify()
             self._notify_results()
         feeder, self._feeder = self._feeder, None
         if feeder is threading.current_thread():
@@ -1806,6 +1841,9 @@ class NuMap:
                 task.output.pending.clear()
             self._notify_results()
         _live_numaps.discard(self)
+        if self._abandoned is not None:
+            self._abandoned.detach()
+            self._abandoned = None
         self._started.clear()
 
     def _abandon(self) -> None:
