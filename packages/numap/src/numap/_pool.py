@@ -345,9 +345,9 @@ class ProcessPool:
       _replacing replacements being started; while it is > 0 and no worker
                  is live, _dispatch waits on _worker_added instead of failing
       _readers   every reader thread ever started, for close() to join
-      _receivers consumers inside receive(); with _last_receive (when the
-                 last one left) it keeps the background receiver parked on
-                 _receiver_idle
+      _receivers consumers inside receive() that found the receive role
+                 taken; with _consumer_receiving and _last_receive it keeps
+                 the background receiver parked on _receiver_idle
       _background_receiving  the background receiver holds _role; a
                  consumer that wants the role wakes it through _wake_write
       _item_seconds  per task, the running average of its time per item
@@ -355,6 +355,10 @@ class ProcessPool:
                  in an unordered map, which has no use for it), from the
                  seconds each result frame carries; written by receivers,
                  read by the submitter
+    Written without the lock (single stores; read under it):
+      _consumer_receiving  a consumer holds _role (receive()'s usual case,
+                 which takes no lock); written by that holder only
+      _last_receive  when a consumer last left receive()
     The submitter's own (one thread at a time submits): _batch_gap, the
     running average of the seconds between batches (None until a second
     batch), and _last_batch, when the last batch was sent (None before the
@@ -392,6 +396,7 @@ class ProcessPool:
         self._role = threading.Lock()
         self._receiver_idle = threading.Condition(self._lock)
         self._receivers = 0
+        self._consumer_receiving = False
         self._last_receive = 0.0
         self._background_receiving = False
         self._background: threading.Thread | None = None
@@ -672,6 +677,23 @@ class ProcessPool:
         if timeout is not None and timeout > MAX_WAIT_SECONDS:
             # Lock and poll timeouts have a ceiling; the caller looks again.
             timeout = MAX_WAIT_SECONDS
+        if not self._role.acquire(blocking=False):
+            return self._receive_after_the_holder(timeout, wakes_seen)
+        # The usual case, one consumer: no lock taken. While it holds the
+        # role, _consumer_receiving keeps the background receiver parked,
+        # and _last_receive does so for RECEIVER_LINGER_SECONDS after.
+        self._consumer_receiving = True
+        try:
+            if self.wakes == wakes_seen:
+                self._receive_once(timeout)
+        finally:
+            self._last_receive = time.monotonic()
+            self._consumer_receiving = False
+            self._role.release()
+        return True
+
+    def _receive_after_the_holder(self, timeout: float | None, wakes_seen: int) -> bool:
+        """receive() when another thread held the role a moment ago."""
         with self._lock:
             self._receivers += 1
             background = self._background_receiving
@@ -705,7 +727,11 @@ class ProcessPool:
             with self._lock:
                 while not self._closing:
                     idle = time.monotonic() - self._last_receive
-                    if not self._receivers and idle >= RECEIVER_LINGER_SECONDS:
+                    if (
+                        not self._receivers
+                        and not self._consumer_receiving
+                        and idle >= RECEIVER_LINGER_SECONDS
+                    ):
                         break
                     self._receiver_idle.wait(RECEIVER_LINGER_SECONDS)
                 if self._nothing_left_to_receive():
