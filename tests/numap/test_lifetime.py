@@ -4,6 +4,7 @@ import gc
 import itertools
 import os
 import threading
+import time
 import warnings
 
 import pytest
@@ -26,8 +27,8 @@ def double(x):
     return 2 * x
 
 
-def threads_named(name):
-    return [t for t in threading.enumerate() if name in t.name]
+def new_threads(before):
+    return [t for t in threading.enumerate() if t not in before]
 
 
 def first_results(worker_type, name, count):
@@ -45,6 +46,7 @@ def first_results(worker_type, name, count):
 
 @pytest.mark.timeout(60)
 def test_an_abandoned_process_map_ends_its_workers():
+    before = threading.enumerate()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pids = set()
@@ -52,7 +54,7 @@ def test_an_abandoned_process_map_ends_its_workers():
             pids |= set(first_results("process", f"left-{round_number}", 20))
     assert pids, "the workers' pids"
     assert wait_until(lambda: not alive(pids), seconds=20), alive(pids)
-    assert wait_until(lambda: not threads_named("left-"), seconds=20)
+    assert wait_until(lambda: not new_threads(before), seconds=20), new_threads(before)
     messages = [str(w.message) for w in caught if w.category is ResourceWarning]
     assert len(messages) == 3, messages
     assert all("collected while it ran" in message for message in messages)
@@ -60,12 +62,83 @@ def test_an_abandoned_process_map_ends_its_workers():
 
 @pytest.mark.timeout(60)
 def test_an_abandoned_thread_map_ends_its_threads():
+    before = threading.enumerate()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         first_results("thread", "thread-left", 5)
-    assert wait_until(lambda: not threads_named("thread-left"), seconds=20), (
-        threads_named("thread-left")
-    )
+    assert wait_until(lambda: not new_threads(before), seconds=20), new_threads(before)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_an_abandoned_map_chained_within_itself_ends_without_a_gc_run(worker_type):
+    # A task reading a task of its own map: the map must not sit in a
+    # reference cycle that only the cyclic collector would free.
+    before = threading.enumerate()
+    gc.disable()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            numap = NuMap(worker_type=worker_type, worker_num=2, stride=2)
+            first = numap.add_task(double, itertools.count(), track=True)
+            second = numap.add_task(worker_pid, first)
+            pids = set(itertools.islice(second, 10))
+            del numap, first, second
+        assert wait_until(lambda: not new_threads(before), seconds=20)
+    finally:
+        gc.enable()
+    assert alive(pids if worker_type == "process" else ()) == []
+
+
+@pytest.mark.timeout(60)
+def test_a_map_collected_while_its_lock_is_held_does_not_deadlock():
+    # Its finalizer may run inside any garbage collection, also one in a
+    # thread that holds the map's lock (the feeder inside its wait): it
+    # must take no lock and start no thread there.
+    numap = NuMap(identity, itertools.count(), worker_num=2)
+    assert numap.next() == 0
+    lock = numap._lock
+    with warnings.catch_warnings(), lock:
+        warnings.simplefilter("ignore", ResourceWarning)
+        del numap  # the finalizer runs here, with the lock held
+    before = threading.enumerate()
+    NuMap(identity, range(3), worker_num=1).start()  # a start ends it at the latest
+    assert wait_until(lambda: len(threading.enumerate()) <= len(before), seconds=20)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_an_abandoned_map_ends_even_when_its_warning_is_an_error():
+    # The finalizer's warning raises, and Python only prints that.
+    before = threading.enumerate()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        pids = set(first_results("process", "erring", 10))
+    assert wait_until(lambda: not alive(pids), seconds=20), alive(pids)
+    assert wait_until(lambda: not new_threads(before), seconds=20), new_threads(before)
+
+
+@pytest.mark.timeout(60)
+def test_a_forked_child_dropping_its_copy_leaves_the_parents_map_alone():
+    numap = NuMap(worker_pid, range(40), worker_num=2)
+    results = iter(numap)
+    taken = [next(results) for _ in range(4)]
+    child = os.fork()
+    if child == 0:
+        # The child's copy of the map is its to drop: its finalizer must
+        # not end the parent's workers.
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ResourceWarning)
+                del results, numap
+                gc.collect()
+                time.sleep(0.5)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    taken += list(results)
+    assert len(taken) == 40
+    assert len(set(taken)) == 2, "no worker was lost and replaced"
 
 
 @pytest.mark.timeout(60)

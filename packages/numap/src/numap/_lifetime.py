@@ -13,18 +13,34 @@ none of them holds it while it waits:
   only while it feeds, and waits for buffer space on a
   :class:`FeederWakeup` without it.
 
-When the map is collected, :func:`stop_abandoned` (its finalizer) ends the
-feeder and closes the pool, as ``multiprocessing.Pool`` does for a pool
-collected while it runs, with a ResourceWarning.
+A collected map's finalizer, :func:`stop_abandoned`, runs inside a
+garbage collection: on any thread, at any allocation, maybe while that
+thread holds the map's lock, maybe in a forked child that got a copy of
+the map. There nothing may block or start a thread, so it only queues
+the map for :func:`end_abandoned_maps`, which ends its feeder and closes
+its pool where blocking is safe, and marks the map's FeederWakeup
+abandoned with a plain store. The map's feeder, which looks at that mark
+at least every ABANDON_CHECK_SECONDS while it waits, then runs
+end_abandoned_maps itself and ends; so does any map's start or stop(),
+and the program's exit (a map whose feeder had ended, its input all
+fed, waits for one of those). The finalizer also gives a
+ResourceWarning, as ``multiprocessing.Pool`` does for a pool collected
+while it runs.
 """
 
 from __future__ import annotations
 
+import os
+import queue
 import threading
 import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any
+
+# How often a waiting feeder looks whether its map was collected: its
+# finalizer cannot wake it (that would take the map's lock).
+ABANDON_CHECK_SECONDS = 1.0
 
 
 class FeederWakeup:
@@ -36,7 +52,8 @@ class FeederWakeup:
                  to wait (holding the lock) waits only while it is
                  unchanged, so that no wake between that decision and the
                  wait is missed
-      abandoned  set once, when the map was collected: the feeder ends
+      abandoned  set once, by the map's finalizer (a plain store, without
+                 the lock), after the map was queued for end_abandoned_maps
     """
 
     def __init__(self, lock: threading.Lock) -> None:
@@ -54,12 +71,7 @@ class FeederWakeup:
         map was abandoned."""
         with self.condition:
             while self.count == count and not self.abandoned:
-                self.condition.wait()
-
-    def abandon(self) -> None:
-        with self.condition:
-            self.abandoned = True
-            self.condition.notify_all()
+                self.condition.wait(ABANDON_CHECK_SECONDS)
 
 
 class FeedProgress:
@@ -80,7 +92,8 @@ class FeedProgress:
 
 def feed_in_background(numap_ref: weakref.ref) -> None:
     """The feeder thread's body: feed the map until it must wait, wait
-    without it, and go on; end when the feeding ends or the map is gone.
+    without it, and go on; end when the feeding ends, or end the map's
+    pool when the map was collected meanwhile.
 
     ``numap_ref()`` must provide ``_feed_until_wait(progress)``, which
     returns the wakeup count to wait past (None once the feeding is over),
@@ -88,16 +101,21 @@ def feed_in_background(numap_ref: weakref.ref) -> None:
     own object, where the map keeps its place between waits.
     """
     progress = FeedProgress()
-    while True:
-        numap = numap_ref()
-        if numap is None:
-            return
+    numap = numap_ref()
+    if numap is None:
+        return
+    wakeup = numap._feeder_wakeup
+    while numap is not None:
         wait_past = numap._feed_until_wait(progress)
-        wakeup = numap._feeder_wakeup
         del numap  # not held while waiting: see the module's docstring
         if wait_past is None:
             return
         wakeup.wait_past(wait_past)
+        # A map collected just now is marked abandoned by its finalizer a
+        # moment after numap_ref() turns None: wait_past then returns.
+        numap = numap_ref()
+    wakeup.wait_past(wakeup.count)
+    end_abandoned_maps()  # this map's pool among them
 
 
 def deliver_while_alive(
@@ -114,13 +132,20 @@ def deliver_while_alive(
     return deliver_to_map
 
 
-def stop_abandoned(name: str, pool: Any, wakeup: FeederWakeup) -> None:
-    """The finalizer of a started map: it was collected without stop().
+# (pid, pool, wakeup) of maps collected while started, for
+# end_abandoned_maps. SimpleQueue.put may be called inside a garbage
+# collection (it takes no lock a collection could be holding).
+_abandoned: queue.SimpleQueue = queue.SimpleQueue()
 
-    Ends its feeder and closes its pool without waiting for the workers
-    (as after a Ctrl-C), on a thread of its own: a collection may happen
-    on one of the pool's threads, which closing the pool joins.
-    """
+
+def stop_abandoned(pid: int, name: str, pool: Any, wakeup: FeederWakeup) -> None:
+    """The finalizer of a map started in process ``pid``: it was
+    collected without stop(). Queues it for end_abandoned_maps."""
+    if os.getpid() != pid:
+        return  # a forked child's copy: the parent's map is not ours to end
+    _abandoned.put((pid, pool, wakeup))
+    wakeup.abandoned = True  # its feeder, if waiting, ends it within seconds
+    # Last: under -W error the warning raises, and is only printed.
     warnings.warn(
         f"NuMap {name} was collected while it ran; its workers are ended. "
         "Call stop() (or use `with NuMap(...) as m:`) to end a map you "
@@ -128,11 +153,20 @@ def stop_abandoned(name: str, pool: Any, wakeup: FeederWakeup) -> None:
         ResourceWarning,
         stacklevel=1,  # a finalizer has no caller to point at
     )
-    wakeup.abandon()
-    closer = threading.Thread(
-        target=pool.close,
-        kwargs={"graceful": False},
-        name=f"numap-closer {name}",
-        daemon=True,
-    )
-    closer.start()
+
+
+def end_abandoned_maps() -> None:
+    """End the feeder and the pool of each map collected while it ran
+    (queued by stop_abandoned), without waiting for its workers to finish
+    what they hold. Blocks while the pools close: call it where a stop()
+    could be called."""
+    while True:
+        try:
+            pid, pool, wakeup = _abandoned.get_nowait()
+        except queue.Empty:
+            return
+        if pid != os.getpid():
+            continue  # queued in the parent before this process forked
+        with wakeup.condition:
+            wakeup.notify()  # a feeder still waiting ends
+        pool.close(graceful=False)

@@ -245,12 +245,15 @@ class _Task:
     def __init__(
         self,
         spec: TaskSpec,
-        iterable: Iterable,
+        iterable: Iterable | None,
         upstream: int | None,
         track: bool,
         lock: threading.Lock,
     ) -> None:
         self.spec = spec
+        # None for a task reading a task of its own map: its iterable, a
+        # _NuMapTask, holds the map, and the map would be in a reference
+        # cycle that only Python's cyclic collector frees (see _lifetime).
         self.iterable = iterable
         self.upstream = upstream  # task id in the same NuMap, or None
         self.tracked: dict | None = {} if track else None
@@ -320,6 +323,7 @@ def _stop_live_numaps() -> None:
     # knows them, and lost ones are not replaced during the exit.
     for numap in list(_live_numaps):
         numap._abandon()
+    _lifetime.end_abandoned_maps()
 
 
 def _check_positive(name: str, value: Any, minimum: int = 1, advice: str = "") -> int:
@@ -672,7 +676,13 @@ class NuMap:
             raise TypeError(f"{caller}(iterable={iterable!r}): not an iterable")
         spec = TaskSpec(func, _task_args(args, caller), _task_kwargs(kwargs, caller))
         _check_timeout("add_task", timeout)
-        task = _Task(spec, iterable, upstream, track, self._lock)
+        task = _Task(
+            spec,
+            None if upstream is not None else iterable,
+            upstream,
+            track,
+            self._lock,
+        )
         task_id = len(self._tasks)
         self._tasks.append(task)
         if task.tracked is not None:
@@ -869,8 +879,9 @@ class NuMap:
             )
 
     def _start_pool(self) -> None:
+        _lifetime.end_abandoned_maps()
         # The pool's threads must not keep a map nobody holds alive.
-        deliver = _lifetime.deliver_while_alive(weakref.ref(self), NuMap._deliver)
+        deliver = _lifetime.deliver_while_alive(weakref.ref(self), type(self)._deliver)
         if self.worker_type == "thread":
             pool: ThreadPool | ProcessPool = ThreadPool(self.worker_num, deliver)
         else:
@@ -898,7 +909,12 @@ class NuMap:
         self._ever_started = True
         _live_numaps.add(self)
         self._abandoned = weakref.finalize(
-            self, _lifetime.stop_abandoned, self.name, pool, self._feeder_wakeup
+            self,
+            _lifetime.stop_abandoned,
+            os.getpid(),
+            self.name,
+            pool,
+            self._feeder_wakeup,
         )
         self._abandoned.atexit = False  # _stop_live_numaps stops it then
         self._started.set()
@@ -931,7 +947,7 @@ class NuMap:
         self._pool.set_tasks(self._fuse_chains())
         self._weave = _Weave(
             sources=[
-                None if task.upstream is not None else iter(task.iterable)
+                None if task.iterable is None else iter(task.iterable)
                 for task in self._tasks
             ],
             stride=self.stride,
@@ -1732,6 +1748,7 @@ class NuMap:
         if ends is None and forced:
             return
         self._stop()
+        _lifetime.end_abandoned_maps()
         # Only here, not when the map stops itself at its end: a program
         # that catches Ctrl-C while it reads keeps numap's handling of it
         # until it calls stop().
