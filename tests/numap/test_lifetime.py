@@ -1,5 +1,6 @@
 """A map nobody holds any more is stopped; one somebody holds never is."""
 
+import atexit
 import gc
 import itertools
 import os
@@ -95,15 +96,77 @@ def test_a_map_collected_while_its_lock_is_held_does_not_deadlock():
     # Its finalizer may run inside any garbage collection, also one in a
     # thread that holds the map's lock (the feeder inside its wait): it
     # must take no lock and start no thread there.
-    numap = NuMap(identity, itertools.count(), worker_num=2)
-    assert numap.next() == 0
+    before = threading.enumerate()
+    numap = NuMap(worker_pid, itertools.count(), worker_num=2)
+    pids = {numap.next() for _ in range(4)}
     lock = numap._lock
     with warnings.catch_warnings(), lock:
         warnings.simplefilter("ignore", ResourceWarning)
         del numap  # the finalizer runs here, with the lock held
-    before = threading.enumerate()
-    NuMap(identity, range(3), worker_num=1).start()  # a start ends it at the latest
-    assert wait_until(lambda: len(threading.enumerate()) <= len(before), seconds=20)
+    assert wait_until(lambda: not alive(pids), seconds=20), alive(pids)
+    assert wait_until(lambda: not new_threads(before), seconds=20), new_threads(before)
+
+
+class SlowDelivery(NuMap):
+    """Holds each delivery back, so that the test can drop the map while
+    a worker thread delivers (and holds the last reference)."""
+
+    delivering = threading.Event()
+
+    def _deliver(self, task_id, start, values, errors):
+        self.delivering.set()
+        time.sleep(0.3)
+        super()._deliver(task_id, start, values, errors)
+
+
+@pytest.mark.timeout(60)
+def test_a_thread_map_freed_on_its_own_worker_thread_does_not_deadlock():
+    # The worker thread frees the map inside its delivery; the map's input
+    # generator then closes, and its cleanup starts another map, which
+    # ends the abandoned maps: this one's pool among them, on its own
+    # worker thread.
+    cleaned_up = threading.Event()
+
+    def numbers():
+        try:
+            yield from itertools.count()
+        finally:
+            assert list(NuMap(double, range(3), worker_num=1)) == [0, 2, 4]
+            cleaned_up.set()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        numap = SlowDelivery(
+            identity, numbers(), worker_type="thread", worker_num=1, buffer=4
+        )
+        results = iter(numap)
+        assert next(results) == 0
+        SlowDelivery.delivering.clear()
+        assert SlowDelivery.delivering.wait(10)
+        del results, numap  # the worker thread holds the last reference now
+        assert cleaned_up.wait(20)
+
+
+@pytest.mark.timeout(60)
+def test_a_forked_child_exiting_leaves_the_parents_map_alone():
+    numap = NuMap(worker_pid, range(40), worker_num=2)
+    results = iter(numap)
+    taken = [next(results) for _ in range(4)]
+    child = os.fork()
+    if child == 0:
+        # A normal exit runs the exit handlers: numap's must leave the
+        # parent's maps alone. (multiprocess's own ends the daemon
+        # processes it knows, the parent's workers too, whatever numap
+        # does: a forked child should leave with os._exit.)
+        import multiprocess.util
+
+        atexit.unregister(multiprocess.util._exit_function)
+        atexit._run_exitfuncs()
+        os._exit(0)
+    os.waitpid(child, 0)
+    taken += list(results)
+    assert len(taken) == 40
+    assert len(set(taken)) == 2, "no worker was lost and replaced"
 
 
 @pytest.mark.timeout(60)

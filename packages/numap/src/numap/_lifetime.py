@@ -21,9 +21,9 @@ the map for :func:`end_abandoned_maps`, which ends its feeder and closes
 its pool where blocking is safe, and marks the map's FeederWakeup
 abandoned with a plain store. The map's feeder, which looks at that mark
 at least every ABANDON_CHECK_SECONDS while it waits, then runs
-end_abandoned_maps itself and ends; so does any map's start or stop(),
-and the program's exit (a map whose feeder had ended, its input all
-fed, waits for one of those). The finalizer also gives a
+end_abandoned_maps itself and ends; so does the start of any map, and
+the program's exit (a map whose feeder had ended, its input all fed,
+waits for one of those). The finalizer also gives a
 ResourceWarning, as ``multiprocessing.Pool`` does for a pool collected
 while it runs.
 """
@@ -90,21 +90,18 @@ class FeedProgress:
         self.awaiting: tuple[int | None, int] | None = None
 
 
-def feed_in_background(numap_ref: weakref.ref) -> None:
+def feed_in_background(numap_ref: weakref.ref, wakeup: FeederWakeup) -> None:
     """The feeder thread's body: feed the map until it must wait, wait
     without it, and go on; end when the feeding ends, or end the map's
     pool when the map was collected meanwhile.
 
     ``numap_ref()`` must provide ``_feed_until_wait(progress)``, which
     returns the wakeup count to wait past (None once the feeding is over),
-    and ``_feeder_wakeup``, a FeederWakeup. ``progress`` is the feeder's
-    own object, where the map keeps its place between waits.
+    and ``wakeup`` is its FeederWakeup. ``progress`` is the feeder's own
+    object, where the map keeps its place between waits.
     """
     progress = FeedProgress()
     numap = numap_ref()
-    if numap is None:
-        return
-    wakeup = numap._feeder_wakeup
     while numap is not None:
         wait_past = numap._feed_until_wait(progress)
         del numap  # not held while waiting: see the module's docstring
@@ -159,7 +156,8 @@ def end_abandoned_maps() -> None:
     """End the feeder and the pool of each map collected while it ran
     (queued by stop_abandoned), without waiting for its workers to finish
     what they hold. Blocks while the pools close: call it where a stop()
-    could be called."""
+    could be called (from a map's own thread too: thread pools take their
+    delivery lock reentrantly)."""
     while True:
         try:
             pid, pool, wakeup = _abandoned.get_nowait()
@@ -167,6 +165,11 @@ def end_abandoned_maps() -> None:
             return
         if pid != os.getpid():
             continue  # queued in the parent before this process forked
-        with wakeup.condition:
-            wakeup.notify()  # a feeder still waiting ends
-        pool.close(graceful=False)
+        try:
+            with wakeup.condition:
+                wakeup.notify()  # a feeder still waiting ends
+            pool.close(graceful=False)
+        except BaseException:
+            # (A Ctrl-C.) Closing again is harmless: the next call ends it.
+            _abandoned.put((pid, pool, wakeup))
+            raise

@@ -315,6 +315,16 @@ class _NuMapTask:
 _live_numaps: weakref.WeakSet = weakref.WeakSet()
 
 
+def _forget_the_parents_maps() -> None:
+    # A process forked from one running maps (os.fork() in the program)
+    # gets copies of them; ending those at its exit would end the
+    # parent's workers.
+    _live_numaps.clear()
+
+
+os.register_at_fork(after_in_child=_forget_the_parents_maps)
+
+
 @atexit.register
 def _stop_live_numaps() -> None:
     # Registered after multiprocess.util (imported by numap._channel) has
@@ -963,7 +973,7 @@ class NuMap:
         # start joins it.
         self._feeder = threading.Thread(
             target=_lifetime.feed_in_background,
-            args=(weakref.ref(self),),
+            args=(weakref.ref(self), self._feeder_wakeup),
             name=f"numap-feeder {self.name}",
             daemon=True,
         )
@@ -1748,7 +1758,6 @@ class NuMap:
         if ends is None and forced:
             return
         self._stop()
-        _lifetime.end_abandoned_maps()
         # Only here, not when the map stops itself at its end: a program
         # that catches Ctrl-C while it reads keeps numap's handling of it
         # until it calls stop().

@@ -172,7 +172,9 @@ class ThreadPool:
         self._calls: Sequence[Callable] = ()
         self._threads: list[threading.Thread] = []
         self._starter: threading.Thread | None = None
-        self._deliver_lock = threading.Lock()
+        # Reentrant: a delivery may free its map, whose input generator's
+        # cleanup may then close this very pool (_lifetime) on this thread.
+        self._deliver_lock = threading.RLock()
         self._closed = False
 
     def start(self) -> None:
@@ -682,8 +684,8 @@ class ProcessPool:
         # The usual case, one consumer: no lock taken. While it holds the
         # role, _consumer_receiving keeps the background receiver parked,
         # and _last_receive does so for RECEIVER_LINGER_SECONDS after.
-        self._consumer_receiving = True
         try:
+            self._consumer_receiving = True
             if self.wakes == wakes_seen:
                 self._receive_once(timeout)
         finally:
