@@ -20,6 +20,13 @@ def worker_pid(_):
     return os.getpid()
 
 
+def slow_worker_pid(_):
+    # Slower than the parent's pace, so that both workers get items
+    # (fast ones queue on one worker: see numap._pool.pick_worker).
+    time.sleep(0.01)
+    return os.getpid()
+
+
 def identity(x):
     return x
 
@@ -167,7 +174,7 @@ def results_around_a_fork(in_the_child):
     """The 40 results of a process map read in this process, which forks
     after the first 4; the child runs ``in_the_child(held)`` (``held``:
     the child's references to its copy of the map) and leaves."""
-    held = {"numap": NuMap(worker_pid, range(40), worker_num=2)}
+    held = {"numap": NuMap(slow_worker_pid, range(40), worker_num=2)}
     held["results"] = iter(held["numap"])
     taken = [next(held["results"]) for _ in range(4)]
     child = os.fork()
@@ -207,6 +214,34 @@ def test_a_forked_child_leaves_the_parents_map_alone(in_the_child):
     results = results_around_a_fork(in_the_child)
     assert len(results) == 40
     assert len(set(results)) == 2, "no worker was lost and replaced"
+
+
+@pytest.mark.timeout(60)
+def test_a_stopped_or_finished_map_gives_no_warning_when_collected():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stopped = NuMap(identity, itertools.count(), worker_num=2)
+        assert stopped.next() == 0
+        stopped.stop()
+        del stopped
+        assert list(NuMap(double, range(10), worker_num=2)) == list(range(0, 20, 2))
+        gc.collect()
+    assert [w for w in caught if w.category is ResourceWarning] == []
+
+
+@pytest.mark.timeout(60)
+def test_an_abandoned_map_without_a_waiting_feeder_ends_at_the_next_start():
+    # All of its input entered (the buffer holds it): its feeder has
+    # ended, so the next start of any map ends its workers.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        numap = NuMap(worker_pid, range(3), worker_num=2, stride=2, buffer=8)
+        pids = {numap.next()}
+        feeder = numap._feeder
+        del numap
+        assert wait_until(lambda: not feeder.is_alive(), seconds=10)
+    assert list(NuMap(double, range(3), worker_num=1)) == [0, 2, 4]
+    assert wait_until(lambda: not alive(pids), seconds=20), alive(pids)
 
 
 @pytest.mark.timeout(60)

@@ -610,7 +610,7 @@ class NuMap:
         self._pool_closing: ThreadPool | ProcessPool | None = None
         self._feeder: threading.Thread | None = None
         # Stops the map if it is collected while started (_lifetime).
-        self._abandoned: weakref.finalize | None = None
+        self._end_if_collected: weakref.finalize | None = None
         self._start_lock = threading.Lock()
         # Held while a thread finishes stopping (_stop): a stop() or the end
         # of iteration in another thread waits for it, so that a start()
@@ -918,7 +918,7 @@ class NuMap:
         self._pool = pool
         self._ever_started = True
         _live_numaps.add(self)
-        self._abandoned = weakref.finalize(
+        self._end_if_collected = weakref.finalize(
             self,
             _lifetime.stop_abandoned,
             os.getpid(),
@@ -926,7 +926,7 @@ class NuMap:
             pool,
             self._feeder_wakeup,
         )
-        self._abandoned.atexit = False  # _stop_live_numaps stops it then
+        self._end_if_collected.atexit = False  # _stop_live_numaps stops it then
         self._started.set()
 
     def _remote_opener(self) -> Callable[[], list] | None:
@@ -1076,15 +1076,15 @@ class NuMap:
         # stride each round (a task skipped while the others fed on would
         # find the buffer full of results only its own input would take).
         # Chained tasks need no space, so they move while the turn waits.
+        this_thread = threading.get_ident()
         try:
-            if progress.awaiting is not None:
-                wait_past = self._wakeups_to_wait_past(*progress.awaiting)
-                if wait_past is not None:
-                    return wait_past
-                progress.awaiting = None
-                progress.idle_steps = 0
-            this_thread = threading.get_ident()
             while True:
+                if progress.awaiting is not None:
+                    wait_past = self._wakeups_to_wait_past(*progress.awaiting)
+                    if wait_past is not None:
+                        return wait_past
+                    progress.awaiting = None
+                    progress.idle_steps = 0
                 with self._lock:
                     if progress.idle_steps == 0:
                         progress.deliveries_seen = self._deliveries
@@ -1110,14 +1110,8 @@ class NuMap:
                     progress.awaiting = (awaited, want)
                 else:
                     progress.idle_steps += 1  # a chained turn found nothing
-                    if progress.idle_steps < len(self._weave.active):
-                        continue
-                    progress.awaiting = (progress.deliveries_seen, 0)
-                wait_past = self._wakeups_to_wait_past(*progress.awaiting)
-                if wait_past is not None:
-                    return wait_past
-                progress.awaiting = None
-                progress.idle_steps = 0
+                    if progress.idle_steps >= len(self._weave.active):
+                        progress.awaiting = (progress.deliveries_seen, 0)
         except _Stopping:
             return None
 
@@ -1867,9 +1861,9 @@ class NuMap:
                 task.output.pending.clear()
             self._notify_results()
         _live_numaps.discard(self)
-        if self._abandoned is not None:
-            self._abandoned.detach()
-            self._abandoned = None
+        if self._end_if_collected is not None:
+            self._end_if_collected.detach()
+            self._end_if_collected = None
         self._started.clear()
 
     def _abandon(self) -> None:

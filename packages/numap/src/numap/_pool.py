@@ -681,9 +681,15 @@ class ProcessPool:
             timeout = MAX_WAIT_SECONDS
         if not self._role.acquire(blocking=False):
             return self._receive_after_the_holder(timeout, wakes_seen)
-        # The usual case, one consumer: no lock taken. While it holds the
-        # role, _consumer_receiving keeps the background receiver parked,
-        # and _last_receive does so for RECEIVER_LINGER_SECONDS after.
+        # The usual case, one consumer: no lock taken.
+        self._receive_holding_the_role(timeout, wakes_seen)
+        return True
+
+    def _receive_holding_the_role(self, timeout: float | None, wakes_seen: int) -> None:
+        """receive()'s work, by a consumer that took _role (given back
+        here). While it holds the role, _consumer_receiving keeps the
+        background receiver parked, and _last_receive does so for
+        RECEIVER_LINGER_SECONDS after."""
         try:
             self._consumer_receiving = True
             if self.wakes == wakes_seen:
@@ -692,7 +698,6 @@ class ProcessPool:
             self._last_receive = time.monotonic()
             self._consumer_receiving = False
             self._role.release()
-        return True
 
     def _receive_after_the_holder(self, timeout: float | None, wakes_seen: int) -> bool:
         """receive() when another thread held the role a moment ago."""
@@ -706,15 +711,10 @@ class ProcessPool:
                 self.wake()  # let the background receiver hand the role over
                 if not self._role.acquire(timeout=-1 if timeout is None else timeout):
                     return True  # the time is up; the caller looks again
-            try:
-                if self.wakes == wakes_seen:
-                    self._receive_once(timeout)
-            finally:
-                self._role.release()
+            self._receive_holding_the_role(timeout, wakes_seen)
         finally:
             with self._lock:
                 self._receivers -= 1
-                self._last_receive = time.monotonic()
         return True
 
     def wake(self) -> None:
