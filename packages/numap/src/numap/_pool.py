@@ -605,7 +605,8 @@ class ProcessPool:
             while not self._workers and self._replacing:
                 self._worker_added.wait()
             if self._ordered:
-                now, gap = self._time_batch()  # after the wait for a worker
+                now = time.perf_counter()  # after the wait for a worker
+                gap = self._count_gap(now)
                 worker = pick_worker(self._workers, now, gap)
             else:
                 # Results are handed out as they come: an item queued behind
@@ -648,19 +649,26 @@ class ProcessPool:
             # The batch was registered, so _lose delivers it as errors.
             self._lose(worker, lost.reason)
 
-    def _time_batch(self) -> tuple[float, float]:
-        """Count a batch into the running average of the gaps between
-        batches (submitter only): (now, by time.perf_counter(), and that
-        average, 0.0 before a second batch)."""
-        now = time.perf_counter()
+    def _count_gap(self, now: float) -> float:
+        """Count the batch sent at ``now`` into the running average of the
+        gaps between batches (submitter only); return that average (0.0
+        before a second batch)."""
+        # The running average is written out here and in _handle_result:
+        # with tiny items at the defaults, every call on the way of a batch
+        # is a measurable share of the parent's time per item.
         last, self._last_batch = self._last_batch, now
-        if last is not None:
-            gap = now - last
-            average = self._batch_gap
-            if average is not None and gap > GAP_CEILING * average:
+        average = self._batch_gap
+        if last is None:
+            return 0.0
+        gap = now - last
+        if average is None:
+            average = gap
+        else:
+            if gap > GAP_CEILING * average:
                 gap = GAP_CEILING * average
-            self._batch_gap = _running_average(average, gap)
-        return now, self._batch_gap or 0.0
+            average += PACE_WEIGHT * (gap - average)
+        self._batch_gap = average
+        return average
 
     # -- receiving ---------------------------------------------------------
 
@@ -838,8 +846,11 @@ class ProcessPool:
                 elif not worker.unpaced:
                     worker.free_at = time.perf_counter() + worker.expected
                 if self._ordered:
-                    self._item_seconds[task_id] = _running_average(
-                        self._item_seconds[task_id], seconds / count
+                    # The running average of _count_gap, written out.
+                    pace = self._item_seconds[task_id]
+                    sample = seconds / count
+                    self._item_seconds[task_id] = (
+                        sample if pace is None else pace + PACE_WEIGHT * (sample - pace)
                     )
         if entry is None:
             return  # already delivered as lost, or a stray frame
@@ -935,14 +946,6 @@ def pick_worker(workers: Sequence[_Worker], now: float, gap: float) -> _Worker |
         ):
             return worker
     return least_loaded(workers)
-
-
-def _running_average(average: float | None, sample: float) -> float:
-    """``average`` moved towards ``sample`` by PACE_WEIGHT (the sample
-    itself when there is no average yet)."""
-    if average is None:
-        return sample
-    return average + PACE_WEIGHT * (sample - average)
 
 
 def least_loaded(workers: Sequence[_Worker]) -> _Worker | None:
