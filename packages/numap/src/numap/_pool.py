@@ -800,17 +800,35 @@ class ProcessPool:
     def _receive_from(self, worker: _Worker) -> None:
         # The worker's one receiver: the holder of _role, or the worker's
         # reader thread. Frames that came with the same read are taken now:
-        # polling the pipe would not report them.
+        # polling the pipe would not report them. The results of batches
+        # that follow on in one task (a worker's usual answers) are
+        # delivered together: one pass through the map's lock and merge
+        # for them all. Whatever happens, those taken are delivered.
         channel = worker.channel
-        while True:
-            try:
-                frame = channel.recv()
-            except ChannelLost as lost:
-                self._lose(worker, lost.reason)
-                return
-            self._handle_result(worker, frame)
-            if not channel.has_frame():
-                return
+        held: tuple[int, int, list, bool] | None = None  # not delivered yet
+        try:
+            while True:
+                try:
+                    frame = channel.recv()
+                except ChannelLost as lost:
+                    reason = lost.reason
+                    break
+                results = self._handle_result(worker, frame)
+                if results is not None:
+                    if held is not None and _follows_on(held, results):
+                        task_id, start, values, errors = held
+                        values.extend(results[2])
+                        held = (task_id, start, values, errors or results[3])
+                    else:
+                        if held is not None:
+                            self._deliver(*held)
+                        held = results
+                if not channel.has_frame():
+                    return
+        finally:
+            if held is not None:
+                self._deliver(*held)
+        self._lose(worker, reason)
 
     def _wait(
         self, polled: dict[int, _Worker], timeout: float | None
@@ -830,7 +848,11 @@ class ProcessPool:
         while not worker.lost:
             self._receive_from(worker)
 
-    def _handle_result(self, worker: _Worker, frame: bytes | bytearray) -> None:
+    def _handle_result(
+        self, worker: _Worker, frame: bytes | bytearray
+    ) -> tuple[int, int, list, bool] | None:
+        """Account for a result frame of ``worker``: the (task_id, start,
+        values, errors) to deliver, None for a stray frame."""
         batch_id, seconds, payload = _protocol.decode_result(frame)
         with self._lock:
             entry = worker.inflight.pop(batch_id, None)
@@ -853,9 +875,9 @@ class ProcessPool:
                         sample if pace is None else pace + PACE_WEIGHT * (sample - pace)
                     )
         if entry is None:
-            return  # already delivered as lost, or a stray frame
+            return None  # already delivered as lost, or a stray frame
         values, errors = _decode_values(payload, task_id, start, count)
-        self._deliver(task_id, start, values, errors)
+        return task_id, start, values, errors
 
     def _lose(self, worker: _Worker, reason: str) -> None:
         with self._lock:
@@ -946,6 +968,15 @@ def pick_worker(workers: Sequence[_Worker], now: float, gap: float) -> _Worker |
         ):
             return worker
     return least_loaded(workers)
+
+
+def _follows_on(
+    held: tuple[int, int, list, bool], results: tuple[int, int, list, bool]
+) -> bool:
+    """Whether ``results`` (task_id, start, values, errors) are the next
+    items of the task whose results ``held`` are."""
+    task_id, start, values, _ = held
+    return results[0] == task_id and results[1] == start + len(values)
 
 
 def least_loaded(workers: Sequence[_Worker]) -> _Worker | None:
