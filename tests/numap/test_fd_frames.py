@@ -10,7 +10,9 @@ import os
 import threading
 
 import pytest
-from numap._channel import FdFrames
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numap._channel import _READ_SIZE, FdFrames
 
 
 @pytest.fixture
@@ -91,3 +93,61 @@ def test_end_of_input_inside_a_frame_raises_eof_error(pipe):
     os.close(write_fd)
     with pytest.raises(EOFError):
         reader.recv()
+
+
+@pytest.mark.timeout(10)
+def test_frames_read_before_a_cut_off_big_frame_are_returned(pipe):
+    # Whole frames that arrived in the same read as the start of a big
+    # frame come out before the EOFError of the big one's missing end.
+    read_fd, write_fd = pipe
+    reader = FdFrames(read_fd)
+    small = [b"one", b"two"]
+    stream = b"".join(len(frame).to_bytes(8, "big") + frame for frame in small)
+    os.write(write_fd, stream + (1 << 20).to_bytes(8, "big") + b"x" * 1000)
+    os.close(write_fd)
+    assert [reader.recv(), reader.recv()] == small
+    with pytest.raises(EOFError):
+        reader.recv()
+
+
+_SIZES = st.one_of(
+    st.integers(0, 64),
+    st.integers(_READ_SIZE - 16, _READ_SIZE + 16),
+    st.integers(0, 3 * _READ_SIZE),
+)
+
+
+@pytest.mark.timeout(60)
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(_SIZES, min_size=1, max_size=12), data=st.data())
+def test_any_frames_cut_anywhere_come_out_whole_and_in_order(sizes, data):
+    # The byte stream of the frames is written in pieces of any length, so
+    # reads end anywhere: inside a header, inside a frame, between frames.
+    frames = [bytes([index % 251]) * size for index, size in enumerate(sizes)]
+    stream = b"".join(len(frame).to_bytes(8, "big") + frame for frame in frames)
+    cuts = sorted(
+        data.draw(st.lists(st.integers(0, len(stream)), max_size=8, unique=True))
+    )
+    read_fd, write_fd = os.pipe()
+    try:
+
+        def write_pieces() -> None:
+            start = 0
+            for cut in [*cuts, len(stream)]:
+                view = memoryview(stream)[start:cut]
+                while view:
+                    view = view[os.write(write_fd, view) :]
+                start = cut
+            os.close(write_fd)
+
+        writing = threading.Thread(target=write_pieces)
+        writing.start()
+        reader = FdFrames(read_fd)
+        received = [bytes(reader.recv()) for _ in frames]
+        with pytest.raises(EOFError):
+            reader.recv()
+        writing.join()
+        assert received == frames
+        assert not reader.has_frame()
+    finally:
+        os.close(read_fd)

@@ -21,6 +21,7 @@ import fcntl
 import os
 import signal
 import threading
+from collections import deque
 from typing import Any
 
 import multiprocess
@@ -171,23 +172,25 @@ class FdFrames:
     Per frame this costs one write (header and frame without joining them),
     and usually one read: a read takes what the pipe holds, so small frames
     arrive whole and several frames may arrive at once (:meth:`has_frame`
-    says one is waiting in the buffer, where polling the descriptor would
-    not see it). Not thread-safe: the owner serialises senders, and has one
-    receiver at a time.
+    says one is waiting, where polling the descriptor would not see it).
+    Not thread-safe: the owner serialises senders, and has one receiver at
+    a time.
     """
 
-    # _buffer holds bytes read but not yet returned from _position on; it
-    # is emptied (and _position reset) once all of them are returned, so
-    # an empty _buffer means nothing is buffered.
-    __slots__ = ("fd", "_buffer", "_position", "_watcher")
+    # Of the bytes read but not returned yet: _frames holds the whole
+    # frames among them, in order, _rest the start of the frame after those
+    # (empty when the reads ended where a frame did). A read is split into
+    # frames at once: one pass over it, and has_frame only looks at
+    # _frames.
+    __slots__ = ("fd", "_frames", "_rest", "_watcher")
 
     def __init__(self, fd: int, watch: bool = False) -> None:
         """``watch``: before a read that would block, watch the descriptor
         briefly (see :mod:`numap._watch`); for a worker waiting for its
         next batch."""
         self.fd = fd
-        self._buffer = bytearray()
-        self._position = 0
+        self._frames: deque[bytes | bytearray] = deque()
+        self._rest: bytes | bytearray = b""
         self._watcher: Watcher | None = None
         if watch and HAVE_POLL:
             self._watcher = Watcher([fd])
@@ -203,70 +206,57 @@ class FdFrames:
                 rest = rest[os.write(self.fd, rest) :]
 
     def has_frame(self) -> bool:
-        """True when a whole frame is buffered (recv returns it at once)."""
-        available = len(self._buffer) - self._position
-        if available < _LENGTH.size:
-            return False
-        (size,) = _LENGTH.unpack_from(self._buffer, self._position)
-        return available - _LENGTH.size >= size
+        """True when a whole frame was read already (recv returns it at
+        once)."""
+        return bool(self._frames)
 
     def recv(self) -> bytes | bytearray:
         """Read one frame. Raises EOFError at the end of input, OSError
         when the descriptor fails."""
-        buffer = self._buffer
-        while True:
-            if buffer:
-                frame = self._buffered_frame()
-                if frame is not None:
-                    return frame
+        frames = self._frames
+        while not frames:
+            rest = self._rest
+            if len(rest) >= _LENGTH.size:
+                (size,) = _LENGTH.unpack_from(rest)
+                if size > _READ_SIZE:
+                    return self._recv_big(size)
             if self._watcher is not None:
                 self._watcher.wait(None)
             chunk = os.read(self.fd, _READ_SIZE)
             if not chunk:
                 raise EOFError("the other end of the pipe was closed")
-            if not buffer and len(chunk) >= _LENGTH.size:
+            if not rest and len(chunk) >= _LENGTH.size:
                 # The usual case at small buffers: the pipe held one whole
-                # frame. It is cut from the chunk as read, without going
-                # through the buffer.
+                # frame, cut from the chunk as read.
                 (size,) = _LENGTH.unpack_from(chunk)
                 if len(chunk) == _LENGTH.size + size:
                     return chunk[_LENGTH.size :]
-            buffer += chunk
+            self._split(rest + chunk if rest else chunk)
+        return frames.popleft()
 
-    def _buffered_frame(self) -> bytes | bytearray | None:
-        """The next frame from the buffer (a big one read whole from the
-        descriptor), or None when the buffer holds only the start of one
-        (then moved to the front of the buffer)."""
-        buffer = self._buffer
-        start = self._position
-        available = len(buffer) - start
-        if available < _LENGTH.size:
-            if start:
-                del buffer[:start]
-                self._position = 0
-            return None
-        (size,) = _LENGTH.unpack_from(buffer, start)
-        end = start + _LENGTH.size + size
-        if end > len(buffer):
-            return self._recv_big(size) if size > _READ_SIZE else None
-        # A slice of a bytearray is a copy: one allocation, where
-        # bytes(memoryview(...)[...]) takes three.
-        frame = buffer[start + _LENGTH.size : end]
-        if end == len(buffer):
-            buffer.clear()
-            self._position = 0
-        else:
-            self._position = end
-        return frame
+    def _split(self, data: bytes | bytearray) -> None:
+        """Append the whole frames at the start of ``data`` to _frames and
+        keep the rest in _rest."""
+        position = 0
+        available = len(data)
+        while available - position >= _LENGTH.size:
+            (size,) = _LENGTH.unpack_from(data, position)
+            end = position + _LENGTH.size + size
+            if end > available:
+                break
+            self._frames.append(data[position + _LENGTH.size : end])
+            position = end
+        self._rest = data[position:]
 
     def _recv_big(self, size: int) -> bytearray:
-        # Read the rest of a big frame straight into its own buffer.
-        start = self._position + _LENGTH.size
+        # The frame begun in _rest is bigger than a read: the rest of it is
+        # read straight into its own buffer (the frames read before it were
+        # all returned first, so a writer that dies inside it loses no
+        # other).
         frame = bytearray(size)
-        got = len(self._buffer) - start
-        frame[:got] = memoryview(self._buffer)[start:]
-        self._buffer.clear()
-        self._position = 0
+        got = len(self._rest) - _LENGTH.size
+        frame[:got] = memoryview(self._rest)[_LENGTH.size :]
+        self._rest = b""
         view = memoryview(frame)
         while got < size:
             count = os.readv(self.fd, [view[got:]])
