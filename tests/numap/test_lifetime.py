@@ -3,6 +3,7 @@
 import atexit
 import gc
 import itertools
+import json
 import os
 import threading
 import time
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from numap import NuMap
 from polling import wait_until
 from processes import alive
+from python_runs import run_python
 
 
 def worker_pid(_):
@@ -302,3 +304,47 @@ def test_maps_chained_across_maps_run_on_when_only_the_last_is_held(
         taken.append(value)
         gc.collect()
     assert taken == [2 * x for x in range(size)]
+
+
+@pytest.mark.timeout(90)
+def test_a_forked_child_starting_a_map_leaves_the_parents_abandoned_map_alone():
+    # The abandoned map's feeder had ended (all its input entered), so its
+    # pool waits in this process's queue of maps to end. A child forked
+    # then gets a copy of that queue; starting a map there ends the queued
+    # maps of the child's own process only. The parent's exit ends them.
+    result = run_python(
+        """
+        import gc, json, os, warnings
+        import psutil
+        from numap import NuMap
+
+        warnings.simplefilter("ignore", ResourceWarning)
+        numap = NuMap(abs, range(3), worker_num=2, stride=2, buffer=8)
+        numap.next()
+        feeder = numap._feeder
+        workers = sorted(child.pid for child in psutil.Process().children())
+        del numap
+        gc.collect()
+        feeder.join(10)
+        assert not feeder.is_alive(), "the feeder ended"
+        child = os.fork()
+        if child == 0:
+            ran = False
+            try:
+                ran = list(NuMap(abs, range(-3, 0), worker_type="thread")) == [3, 2, 1]
+            finally:
+                os._exit(0 if ran else 1)
+        _, status = os.waitpid(child, 0)
+        running = [
+            pid for pid in workers
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        ]
+        print(json.dumps([workers, os.waitstatus_to_exitcode(status), running]))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    workers, child_code, running = json.loads(result.stdout)
+    assert len(workers) == 2
+    assert child_code == 0, "the child's own map ran"
+    assert running == workers, "the child ended none of the parent's workers"
+    assert wait_until(lambda: not alive(workers), seconds=20), alive(workers)
