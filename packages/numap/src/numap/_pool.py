@@ -820,9 +820,11 @@ class ProcessPool:
                         values.extend(results[2])
                         held = (task_id, start, values, errors or results[3])
                     else:
-                        if held is not None:
-                            self._deliver(*held)
-                        held = results
+                        # Held first: if this delivery raises, the finally
+                        # delivers the new results, not these again.
+                        previous, held = held, results
+                        if previous is not None:
+                            self._deliver(*previous)
                 if not channel.has_frame():
                     return
         finally:
