@@ -564,7 +564,8 @@ class NuMap:
         #                 when a consumer waits for a result and any is free
         #   _feeder_awaits_delivery  the feeder waits for any delivery (a
         #                 chained task's upstream had no result ready)
-        #   _deliveries   counts batches delivered (lost-wakeup guard)
+        #   _deliveries   counts calls of _deliver (each brings one or more
+        #                 batches' results; lost-wakeup guard)
         #   _consumers_waiting  threads inside next() waiting for a result
         #   _condition_waiters  those of them waiting on _result_ready (the
         #                 others receive from the pool); notify only if > 0

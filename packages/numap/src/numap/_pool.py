@@ -803,7 +803,7 @@ class ProcessPool:
         # polling the pipe would not report them. The results of batches
         # that follow on in one task (a worker's usual answers) are
         # delivered together: one pass through the map's lock and merge
-        # for them all. Whatever happens, those taken are delivered.
+        # for them all. Results held are delivered however the loop ends.
         channel = worker.channel
         held: tuple[int, int, list, bool] | None = None  # not delivered yet
         try:
