@@ -6,7 +6,12 @@ longer would.
 """
 
 import contextlib
+import fcntl
+import itertools
 import os
+import random
+import struct
+import termios
 import threading
 
 import pytest
@@ -110,44 +115,87 @@ def test_frames_read_before_a_cut_off_big_frame_are_returned(pipe):
         reader.recv()
 
 
+@pytest.mark.timeout(10)
+def test_the_end_of_a_frame_that_looks_like_a_frame_is_not_taken_for_one(pipe):
+    # The second read holds only the end of a frame begun in the first;
+    # its first 8 bytes happen to be a length that fits the read exactly.
+    read_fd, write_fd = pipe
+    reader = FdFrames(read_fd)
+    end = (72).to_bytes(8, "big") + b"e" * 72
+    frame = b"s" * 20 + end
+    first = b"first"
+    stream = len(first).to_bytes(8, "big") + first + len(frame).to_bytes(8, "big")
+    os.write(write_fd, stream + frame[:20])
+    assert reader.recv() == first
+    assert not reader.has_frame()  # only the start of the next one is read
+    os.write(write_fd, end)
+    assert reader.recv() == frame
+
+
 _SIZES = st.one_of(
     st.integers(0, 64),
     st.integers(_READ_SIZE - 16, _READ_SIZE + 16),
     st.integers(0, 3 * _READ_SIZE),
 )
+# Pieces are written whole into a pipe widened to hold them beside the
+# unfinished frame before them.
+_PIECE_LIMIT = 1 << 18
+
+
+def _unread(fd: int) -> int:
+    """Bytes waiting in the pipe whose read end is ``fd``."""
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
+
+
+def _pieces(stream: bytes, cuts: list[int]) -> list[bytes]:
+    pieces = []
+    start = 0
+    for cut in [*cuts, len(stream)]:
+        for piece_start in range(start, cut, _PIECE_LIMIT):
+            pieces.append(stream[piece_start : min(cut, piece_start + _PIECE_LIMIT)])
+        start = cut
+    return pieces
 
 
 @pytest.mark.timeout(60)
-@settings(max_examples=40, deadline=None)
+@pytest.mark.skipif(not hasattr(fcntl, "F_SETPIPE_SZ"), reason="needs Linux pipes")
+@settings(max_examples=60, deadline=None)
 @given(sizes=st.lists(_SIZES, min_size=1, max_size=12), data=st.data())
 def test_any_frames_cut_anywhere_come_out_whole_and_in_order(sizes, data):
-    # The byte stream of the frames is written in pieces of any length, so
-    # reads end anywhere: inside a header, inside a frame, between frames.
-    frames = [bytes([index % 251]) * size for index, size in enumerate(sizes)]
+    # The byte stream of the frames is written in pieces of any length, and
+    # after each piece every frame that is whole by then is received: so
+    # reads end anywhere (inside a header, inside a frame, between
+    # frames), and the same example always reads the same way.
+    randoms = random.Random(len(sizes))
+    frames = [randoms.randbytes(size) for size in sizes]
     stream = b"".join(len(frame).to_bytes(8, "big") + frame for frame in frames)
+    ends = list(itertools.accumulate(8 + len(frame) for frame in frames))
     cuts = sorted(
-        data.draw(st.lists(st.integers(0, len(stream)), max_size=8, unique=True))
+        data.draw(st.lists(st.integers(1, len(stream) - 1), max_size=8, unique=True))
     )
     read_fd, write_fd = os.pipe()
     try:
-
-        def write_pieces() -> None:
-            start = 0
-            for cut in [*cuts, len(stream)]:
-                view = memoryview(stream)[start:cut]
-                while view:
-                    view = view[os.write(write_fd, view) :]
-                start = cut
-            os.close(write_fd)
-
-        writing = threading.Thread(target=write_pieces)
-        writing.start()
+        fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, 1 << 20)
         reader = FdFrames(read_fd)
-        received = [bytes(reader.recv()) for _ in frames]
+        received: list[bytes] = []
+        written = 0
+        for piece in _pieces(stream, cuts):
+            assert os.write(write_fd, piece) == len(piece)
+            written += len(piece)
+            whole = sum(1 for end in ends if end <= written)
+            while len(received) < whole:
+                buffered = reader.has_frame()
+                before = _unread(read_fd)
+                received.append(bytes(reader.recv()))
+                if buffered:
+                    assert _unread(read_fd) == before, "has_frame() said no read"
+            assert not reader.has_frame()
+        os.close(write_fd)
+        write_fd = -1
         with pytest.raises(EOFError):
             reader.recv()
-        writing.join()
         assert received == frames
-        assert not reader.has_frame()
     finally:
         os.close(read_fd)
+        if write_fd != -1:
+            os.close(write_fd)

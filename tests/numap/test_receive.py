@@ -140,3 +140,36 @@ def test_results_arrive_where_select_poll_is_missing(monkeypatch, stride, buffer
     monkeypatch.setattr(numap._pool, "HAVE_POLL", False)
     with NuMap(double, range(2000), worker_num=2, stride=stride, buffer=buffer) as m:
         assert list(m) == [x * 2 for x in range(2000)]
+
+
+def slow_first_fail_on_five(x):
+    if x == 0:
+        time.sleep(0.5)
+    if x == 5:
+        raise ValueError("five")
+    return x
+
+
+@pytest.mark.timeout(60)
+def test_an_error_among_results_read_together_is_raised_in_its_place():
+    # Results of consecutive batches that one read brings are delivered
+    # together; that one delivery must say that it holds an error, or the
+    # error is lent out as a value. Six batches of two items (the error in
+    # the third) are all sent while the worker sleeps on item 0; then this
+    # thread keeps the GIL (a loop in C) while the worker answers them
+    # all, so no thread here reads the pipe until all six answers wait
+    # there, and one read takes them.
+    numap = NuMap(slow_first_fail_on_five, range(12), worker_num=1, stride=2, buffer=12)
+    numap.start()
+    time.sleep(0.2)
+    sum(range(60_000_000))  # ~1 s here, without releasing the GIL
+    outcomes = []
+    for _ in range(12):
+        try:
+            outcomes.append(numap.next(timeout=10))
+        except ValueError as error:
+            outcomes.append(str(error))
+    with pytest.raises(StopIteration):
+        numap.next(timeout=10)
+    numap.stop()
+    assert outcomes == [0, 1, 2, 3, 4, "five", 6, 7, 8, 9, 10, 11]
