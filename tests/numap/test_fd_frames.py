@@ -20,6 +20,11 @@ from hypothesis import strategies as st
 from numap._channel import _READ_SIZE, FdFrames
 
 
+def framed(*frames: bytes) -> bytes:
+    """The bytes that FdFrames.send writes for ``frames``."""
+    return b"".join(len(frame).to_bytes(8, "big") + frame for frame in frames)
+
+
 @pytest.fixture
 def pipe():
     read_fd, write_fd = os.pipe()
@@ -107,8 +112,7 @@ def test_frames_read_before_a_cut_off_big_frame_are_returned(pipe):
     read_fd, write_fd = pipe
     reader = FdFrames(read_fd)
     small = [b"one", b"two"]
-    stream = b"".join(len(frame).to_bytes(8, "big") + frame for frame in small)
-    os.write(write_fd, stream + (1 << 20).to_bytes(8, "big") + b"x" * 1000)
+    os.write(write_fd, framed(*small) + (1 << 20).to_bytes(8, "big") + b"x" * 1000)
     os.close(write_fd)
     assert [reader.recv(), reader.recv()] == small
     with pytest.raises(EOFError):
@@ -124,8 +128,7 @@ def test_the_end_of_a_frame_that_looks_like_a_frame_is_not_taken_for_one(pipe):
     end = (72).to_bytes(8, "big") + b"e" * 72
     frame = b"s" * 20 + end
     first = b"first"
-    stream = len(first).to_bytes(8, "big") + first + len(frame).to_bytes(8, "big")
-    os.write(write_fd, stream + frame[:20])
+    os.write(write_fd, framed(first) + len(frame).to_bytes(8, "big") + frame[:20])
     assert reader.recv() == first
     assert not reader.has_frame()  # only the start of the next one is read
     os.write(write_fd, end)
@@ -168,7 +171,7 @@ def test_any_frames_cut_anywhere_come_out_whole_and_in_order(sizes, data):
     # frames), and the same example always reads the same way.
     randoms = random.Random(len(sizes))
     frames = [randoms.randbytes(size) for size in sizes]
-    stream = b"".join(len(frame).to_bytes(8, "big") + frame for frame in frames)
+    stream = framed(*frames)
     ends = list(itertools.accumulate(8 + len(frame) for frame in frames))
     cuts = sorted(
         data.draw(st.lists(st.integers(1, len(stream) - 1), max_size=8, unique=True))
