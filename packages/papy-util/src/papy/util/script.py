@@ -107,8 +107,9 @@ class ScriptError(RuntimeError):
 
     Attributes: ``command`` (the argument list run), ``returncode`` (exit
     status; negative -N when killed by signal N), ``stderr`` (its standard
-    error, decoded as text) and ``stdout`` (its standard output, as the
-    result would have been).
+    error, decoded as text) and ``stdout`` (its standard output, as raw
+    bytes whatever ``cfg["text"]`` says: a failed script's output need not
+    be text).
     """
 
     command: Sequence[str]
