@@ -1125,22 +1125,21 @@ class NuMap:
         wait past, with the wish written down for those who wake the
         feeder. Raises _Stopping when the map stops."""
         with self._lock:
+            if not self._stopping:
+                if want and self._free < want:
+                    self._free_all_lent()
+                delivered = (
+                    deliveries_seen is not None and self._deliveries != deliveries_seen
+                )
+                if not delivered and not (want and self._space_enough(want)):
+                    self._feeder_awaits_delivery = deliveries_seen is not None
+                    self._feeder_wants = want
+                    return self._feeder_wakeup.count
+            self._feeder_awaits_delivery = False
+            self._feeder_wants = 0
             if self._stopping:
-                self._feeder_awaits_delivery = False
-                self._feeder_wants = 0
                 raise _Stopping
-            if want and self._free < want:
-                self._free_all_lent()
-            delivered = (
-                deliveries_seen is not None and self._deliveries != deliveries_seen
-            )
-            if delivered or (want and self._space_enough(want)):
-                self._feeder_awaits_delivery = False
-                self._feeder_wants = 0
-                return None
-            self._feeder_awaits_delivery = deliveries_seen is not None
-            self._feeder_wants = want
-            return self._feeder_wakeup.count
+            return None
 
     def _space_enough(self, want: int) -> bool:
         return self._free >= want or (self._free > 0 and self._consumers_waiting > 0)

@@ -45,6 +45,8 @@ from numap._errors import NuMapError, RemoteError, SerializationError
 from numap._watch import HAVE_POLL, Watcher
 
 Deliver = Callable[[int, int, list, bool], None]
+# A batch's results as delivered: (task_id, start, values, errors).
+Results = tuple[int, int, list, bool]
 
 # How long a graceful close waits for workers to finish the batches they
 # hold, before they are terminated.
@@ -653,22 +655,15 @@ class ProcessPool:
         """Count the batch sent at ``now`` into the running average of the
         gaps between batches (submitter only); return that average (0.0
         before a second batch)."""
-        # The running average is written out here and in _handle_result:
-        # with tiny items at the defaults, every call on the way of a batch
-        # is a measurable share of the parent's time per item.
         last, self._last_batch = self._last_batch, now
-        average = self._batch_gap
         if last is None:
             return 0.0
         gap = now - last
-        if average is None:
-            average = gap
-        else:
-            if gap > GAP_CEILING * average:
-                gap = GAP_CEILING * average
-            average += PACE_WEIGHT * (gap - average)
-        self._batch_gap = average
-        return average
+        average = self._batch_gap
+        if average is not None and gap > GAP_CEILING * average:
+            gap = GAP_CEILING * average
+        self._batch_gap = _running_average(average, gap)
+        return self._batch_gap
 
     # -- receiving ---------------------------------------------------------
 
@@ -805,7 +800,7 @@ class ProcessPool:
         # delivered together: one pass through the map's lock and merge
         # for them all. Results held are delivered however the loop ends.
         channel = worker.channel
-        held: tuple[int, int, list, bool] | None = None  # not delivered yet
+        held: Results | None = None  # taken, not delivered yet
         try:
             while True:
                 try:
@@ -815,16 +810,11 @@ class ProcessPool:
                     break
                 results = self._handle_result(worker, frame)
                 if results is not None:
-                    if held is not None and _follows_on(held, results):
-                        task_id, start, values, errors = held
-                        values.extend(results[2])
-                        held = (task_id, start, values, errors or results[3])
-                    else:
-                        # Held first: if this delivery raises, the finally
-                        # delivers the new results, not these again.
-                        previous, held = held, results
-                        if previous is not None:
-                            self._deliver(*previous)
+                    # Held before the delivery: if it raises, the finally
+                    # delivers the new results, not these again.
+                    ready, held = _join_results(held, results)
+                    if ready is not None:
+                        self._deliver(*ready)
                 if not channel.has_frame():
                     return
         finally:
@@ -852,7 +842,7 @@ class ProcessPool:
 
     def _handle_result(
         self, worker: _Worker, frame: bytes | bytearray
-    ) -> tuple[int, int, list, bool] | None:
+    ) -> Results | None:
         """Account for a result frame of ``worker``: the (task_id, start,
         values, errors) to deliver, None for a stray frame."""
         batch_id, seconds, payload = _protocol.decode_result(frame)
@@ -870,11 +860,8 @@ class ProcessPool:
                 elif not worker.unpaced:
                     worker.free_at = time.perf_counter() + worker.expected
                 if self._ordered:
-                    # The running average of _count_gap, written out.
-                    pace = self._item_seconds[task_id]
-                    sample = seconds / count
-                    self._item_seconds[task_id] = (
-                        sample if pace is None else pace + PACE_WEIGHT * (sample - pace)
+                    self._item_seconds[task_id] = _running_average(
+                        self._item_seconds[task_id], seconds / count
                     )
         if entry is None:
             return None  # already delivered as lost, or a stray frame
@@ -972,13 +959,26 @@ def pick_worker(workers: Sequence[_Worker], now: float, gap: float) -> _Worker |
     return least_loaded(workers)
 
 
-def _follows_on(
-    held: tuple[int, int, list, bool], results: tuple[int, int, list, bool]
-) -> bool:
-    """Whether ``results`` (task_id, start, values, errors) are the next
-    items of the task whose results ``held`` are."""
-    task_id, start, values, _ = held
-    return results[0] == task_id and results[1] == start + len(values)
+def _running_average(average: float | None, sample: float) -> float:
+    """``average`` moved towards ``sample`` by PACE_WEIGHT (the sample
+    itself when there is no average yet)."""
+    if average is None:
+        return sample
+    return average + PACE_WEIGHT * (sample - average)
+
+
+def _join_results(
+    held: Results | None, results: Results
+) -> tuple[Results | None, Results]:
+    """(results to deliver now, results to hold): ``results`` join ``held``
+    when they are the next items of its task; else ``held`` is ready."""
+    if held is None:
+        return None, results
+    task_id, start, values, errors = held
+    if results[0] != task_id or results[1] != start + len(values):
+        return held, results
+    values.extend(results[2])
+    return None, (task_id, start, values, errors or results[3])
 
 
 def least_loaded(workers: Sequence[_Worker]) -> _Worker | None:
