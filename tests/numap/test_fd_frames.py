@@ -95,26 +95,23 @@ def test_end_of_input_raises_eof_error(pipe):
 
 
 @pytest.mark.timeout(10)
-def test_end_of_input_inside_a_frame_raises_eof_error(pipe):
+@pytest.mark.parametrize(
+    ("whole", "size", "cut_at"),
+    [
+        ([], 10, 3),  # a header announcing 10 bytes, then only 3 of them
+        # Whole frames that arrived in the same read as the start of a big
+        # frame come out before the EOFError of the big one's missing end.
+        ([b"one", b"two"], 1 << 20, 1000),
+    ],
+)
+def test_end_of_input_inside_a_frame_raises_eof_error_after_the_whole_ones(
+    pipe, whole, size, cut_at
+):
     read_fd, write_fd = pipe
     reader = FdFrames(read_fd)
-    # A header announcing 10 bytes, then only 3 of them.
-    os.write(write_fd, (10).to_bytes(8, "big") + b"abc")
+    os.write(write_fd, framed(*whole) + size.to_bytes(8, "big") + b"x" * cut_at)
     os.close(write_fd)
-    with pytest.raises(EOFError):
-        reader.recv()
-
-
-@pytest.mark.timeout(10)
-def test_frames_read_before_a_cut_off_big_frame_are_returned(pipe):
-    # Whole frames that arrived in the same read as the start of a big
-    # frame come out before the EOFError of the big one's missing end.
-    read_fd, write_fd = pipe
-    reader = FdFrames(read_fd)
-    small = [b"one", b"two"]
-    os.write(write_fd, framed(*small) + (1 << 20).to_bytes(8, "big") + b"x" * 1000)
-    os.close(write_fd)
-    assert [reader.recv(), reader.recv()] == small
+    assert [reader.recv() for _ in whole] == whole
     with pytest.raises(EOFError):
         reader.recv()
 
