@@ -14,11 +14,14 @@ postorder lists upstream pipers first.)
 from __future__ import annotations
 
 import copy
+import copyreg
+import functools
+import operator
 from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from ._errors import GraphError
 from ._node import DictNode, checked_xtra
@@ -78,6 +81,13 @@ def _as_edge(edge: Any, argument: str) -> Edge:
 def _as_edges(edges: Any) -> list[Edge]:
     edge_list = _as_list(edges, "edges", "edges (pairs of node objects)")
     return [_as_edge(edge, f"edges[{index}]") for index, edge in enumerate(edge_list)]
+
+
+def _as_nodes(items: Any, argument: str) -> list[Hashable]:
+    node_list = _as_list(items, argument, "node objects")
+    for index, node in enumerate(node_list):
+        _require_hashable(node, f"{argument}[{index}]")
+    return node_list
 
 
 def _unique(items: Iterable[Hashable]) -> list[Hashable]:
@@ -168,9 +178,7 @@ class DictGraph(dict[Hashable, DictNode]):
                 one for each node object: either all or none. ``ValueError``
                 if the lengths differ.
         """
-        node_list = _as_list(nodes, "nodes", "node objects")
-        for index, node in enumerate(node_list):
-            _require_hashable(node, f"nodes[{index}]")
+        node_list = _as_nodes(nodes, "nodes")
         if xtras is None:
             xtra_list: list[Any] = [None] * len(node_list)
         else:
@@ -202,7 +210,7 @@ class DictGraph(dict[Hashable, DictNode]):
         Raises ``KeyError`` (removing nothing) if any is not in the graph.
         A node object listed twice is removed once.
         """
-        node_list = _unique(_as_list(nodes, "nodes", "node objects"))
+        node_list = _unique(_as_nodes(nodes, "nodes"))
         self._require_all(node_list, "nodes")
         for node in node_list:
             self.del_node(node)
@@ -288,7 +296,7 @@ class DictGraph(dict[Hashable, DictNode]):
         if nodes is None:
             sources = list(self)
         else:
-            sources = _unique(_as_list(nodes, "nodes", "node objects"))
+            sources = _unique(_as_nodes(nodes, "nodes"))
             self._require_all(sources, "nodes")
         return tuple((source, target) for source in sources for target in self[source])
 
@@ -330,8 +338,7 @@ class DictGraph(dict[Hashable, DictNode]):
             topo.clear()
 
     def _require_all(self, nodes: list[Hashable], argument: str) -> None:
-        for index, node in enumerate(nodes):
-            _require_hashable(node, f"{argument}[{index}]")
+        for node in nodes:
             if node not in self:
                 raise KeyError(
                     f"{argument} includes {node!r}, which is not in the graph"
@@ -509,19 +516,47 @@ class DictGraph(dict[Hashable, DictNode]):
         or not.)
         """
         try:
-            order = self._dependencies_first()
+            self._dependencies_first()  # only to detect a cycle
         except GraphError:
             return self._node_width_by_search()
-        # Acyclic: the sinks below a node are the union of those below its
-        # targets, built up dependencies first (sets of sinks as bit masks).
-        bit = {node: 1 << index for index, node in enumerate(self)}
+        return self._acyclic_node_width()
+
+    def _acyclic_node_width(self) -> dict[Hashable, int]:
+        """``node_width`` of an acyclic graph, in memory linear for chains.
+
+        The sinks below a node are the union of those below its targets, as
+        a bit set built in a depth-first postorder. Only sinks get a bit,
+        numbered as the postorder meets them, and a sink's set is made
+        afresh whenever it is used rather than kept. Any other node's set
+        is dropped once the last node with an edge to it has used it, and a
+        node with a single target shares that target's set. So a chain
+        keeps one one-bit set alive, where giving every node a bit and
+        keeping every set took memory quadratic in the nodes.
+        """
+        order = self._postorder_below(self)
+        users = Counter(target for node in order for target in self[node])
+        sink_number: dict[Hashable, int] = {}
         sinks_below: dict[Hashable, int] = {}
+
+        def use_sinks_below(target: Hashable) -> int:
+            users[target] -= 1
+            if target in sink_number:
+                return 1 << sink_number[target]
+            if users[target]:
+                return sinks_below[target]
+            return sinks_below.pop(target)
+
+        widths: dict[Hashable, int] = {}
         for node in order:
-            mask = 0 if self[node] else bit[node]
-            for target in self[node]:
-                mask |= sinks_below[target]
-            sinks_below[node] = mask
-        return {node: sinks_below[node].bit_count() for node in self}
+            if not self[node]:
+                sink_number[node] = len(sink_number)
+                widths[node] = 1
+                continue
+            mask = functools.reduce(operator.or_, map(use_sinks_below, self[node]))
+            widths[node] = mask.bit_count()
+            if users[node]:
+                sinks_below[node] = mask
+        return {node: widths[node] for node in self}
 
     def _node_width_by_search(self) -> dict[Hashable, int]:
         widths = {}
@@ -711,6 +746,69 @@ class DictGraph(dict[Hashable, DictNode]):
         for node, topo in self.items():
             for target in topo:
                 duplicate[node][target] = duplicate[target]
+        return duplicate
+
+    # -- copying and pickling ------------------------------------------------
+
+    def __copy__(self) -> Self:
+        """Return a shallow copy: a new graph of this type, with the same
+        instance attributes, holding the same DictNodes.
+
+        Without it ``copy.copy`` would go through ``__reduce__`` and build
+        new DictNodes; ``copy`` above relies on the shallow copy.
+        """
+        duplicate = type(self).__new__(type(self))
+        vars(duplicate).update(vars(self))
+        duplicate.update(self)
+        return duplicate
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Return the graph as flat lists, for pickle and deepcopy.
+
+        ``attributes`` are the graph's instance attributes, ``nodes`` one
+        ``(node object, DictNode type, DictNode attributes)`` per node (in
+        insertion order) and ``edges`` the pairs of node objects. Nothing in
+        it leads from a DictNode to another, so neither pickle nor deepcopy
+        recurses along the edges: the default form nested each DictNode
+        inside the one with an edge to it, and a chain of a few hundred
+        nodes hit the recursion limit.
+        """
+        return {
+            "attributes": vars(self),
+            "nodes": [(node, type(topo), vars(topo)) for node, topo in self.items()],
+            "edges": list(self.edges()),
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Rebuild the graph from the flat lists of ``__getstate__``."""
+        vars(self).update(state["attributes"])
+        for node, kind, attributes in state["nodes"]:
+            topo = kind.__new__(kind)
+            vars(topo).update(attributes)
+            self[node] = topo
+        for source, target in state["edges"]:
+            self[source][target] = self[target]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle the flat state instead of the dict items, which would nest
+        # the DictNodes. ``__newobj__`` (what pickle uses by default, missing
+        # from typeshed) skips ``__init__``, whose arguments differ between
+        # subclasses (a Dagger's are Pipers and pipes).
+        make = copyreg.__newobj__  # type: ignore[attr-defined]
+        return (make, (type(self),), self.__getstate__())
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        """Return a deep copy, made from the flat lists of ``__getstate__``.
+
+        Each new DictNode is entered in ``memo`` under the old one, so that
+        references to the graph's DictNodes copied in the same deepcopy
+        (after the graph) lead to the copy's DictNodes.
+        """
+        duplicate = type(self).__new__(type(self))
+        memo[id(self)] = duplicate
+        duplicate.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        for topo, topo_copy in zip(self.values(), duplicate.values(), strict=True):
+            memo[id(topo)] = topo_copy
         return duplicate
 
     def __repr__(self) -> str:

@@ -10,9 +10,9 @@ label to a key that always compares:
 3. Every other label is grouped by its type's qualified name
    (``module.QualName``) and the groups are sorted by that name. Within a
    group, tuples and lists are compared element by element with these same
-   rules, sets and frozensets by their members in this order; other values
-   with their own ``<``, falling back to comparing their ``repr`` when ``<``
-   raises.
+   rules (a list inside itself counts there as an empty list), sets and
+   frozensets by their members in this order; other values with their own
+   ``<``, falling back to comparing their ``repr`` when ``<`` raises.
 
 Labels of one type should have a total order of their own (as numbers and
 strings do) for the result to be meaningful; the sort never raises anyway.
@@ -67,6 +67,17 @@ def _type_name(value: Any) -> str:
 
 def branch_sort_key(label: Any) -> tuple[Any, ...]:
     """Return a key for ``label`` that compares with any other label's key."""
+    return _sort_key(label, enclosing=())
+
+
+def _sort_key(label: Any, enclosing: tuple[int, ...]) -> tuple[Any, ...]:
+    """``branch_sort_key`` of ``label`` found inside the containers whose
+    ids are ``enclosing``.
+
+    A list can contain itself (directly or through tuples and other lists);
+    such an inner reference gets the key of an empty container of its type,
+    as ``repr`` shows it as ``[...]``, so the key stays finite.
+    """
     if label is None:
         return (_NO_BRANCH,)
     if isinstance(label, Decimal):
@@ -75,11 +86,15 @@ def branch_sort_key(label: Any) -> tuple[Any, ...]:
         if label != label:  # NaN is the only number unequal to itself
             return (_NOT_A_NUMBER,)
         return (_NUMBER, label)
-    if isinstance(label, (tuple, list)):
-        return (_BY_TYPE, _type_name(label), tuple(map(branch_sort_key, label)))
-    if isinstance(label, (set, frozenset)):
-        # Sets are only partially ordered by <; compare their sorted members.
-        return (_BY_TYPE, _type_name(label), tuple(sorted(map(branch_sort_key, label))))
+    if isinstance(label, (tuple, list, set, frozenset)):
+        if id(label) in enclosing:
+            return (_BY_TYPE, _type_name(label), ())
+        inner = (*enclosing, id(label))
+        items = [_sort_key(item, inner) for item in label]
+        if isinstance(label, (set, frozenset)):
+            # Sets are only partially ordered by <; compare their sorted members.
+            items.sort()
+        return (_BY_TYPE, _type_name(label), tuple(items))
     return (_BY_TYPE, _type_name(label), _SameTypeLabel(label))
 
 
