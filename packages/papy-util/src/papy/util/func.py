@@ -666,13 +666,19 @@ def make_lines(
             ``pause()`` does not wait for a line to arrive). A line is
             generated only once its newline has arrived. When False (default)
             the iterator ends at the end of the file, with a last line that
-            may lack its newline. On a pipe, FIFO, socket or terminal a
-            follow reads the file descriptor itself (waiting with
-            ``select``), so ``stop_reading()`` ends it within 0.05 s; the
-            handle's own buffer is bypassed: pass a handle not yet read from.
-            There, only plain handles (``open``, ``os.fdopen``,
-            ``socket.makefile``, a subprocess's stdout) can be followed:
-            others, such as ``gzip.open`` over a pipe, raise ``ValueError``.
+            may lack its newline. On a plain text handle (``open``) of a
+            regular file a follow reads the bytes under it and decodes them
+            itself with its encoding and errors, in universal-newlines mode,
+            so a character or "\\r\\n" the writer flushed in part waits for
+            its rest. On a pipe, FIFO, socket or terminal a follow reads the
+            file descriptor itself (waiting with ``poll``), so
+            ``stop_reading()`` ends it within 0.05 s; text is decoded as on
+            a regular file; after the writer closes it looks for a new
+            writer's data every ``wait`` seconds; the handle's own buffer is
+            bypassed: pass a handle not yet read from. There, only plain
+            handles (``open``, ``os.fdopen``, ``socket.makefile``, a
+            subprocess's stdout) can be followed: others, such as
+            ``gzip.open`` over a pipe, raise ``ValueError``.
     """
     _check_readable("make_lines", handle, "readline")
     wait = _check_positive_number("make_lines", "wait", wait)
@@ -691,6 +697,10 @@ def make_lines(
                     "follow=False"
                 )
             return _StreamLines(handle, descriptor, wait)
+        if _is_text(handle) and _reads_its_descriptor(handle):
+            start = _unread_text_offset(handle)
+            if start is not None:
+                return _TextFileLines(handle, wait, start)
     return _Lines(handle, follow, wait)
 
 
@@ -725,7 +735,9 @@ def _stream_descriptor(handle: Any) -> int | None:
 
 
 class _Lines:
-    """The iterator of ``make_lines`` on a regular file (or without follow).
+    """The iterator of ``make_lines`` that reads with ``readline``: without
+    follow, and with follow on a regular file it cannot read as bytes
+    (see ``_TextFileLines``).
 
     ``_stop`` is set (by any thread) to end the iteration; only the thread
     reading the lines changes ``_partial`` and ``waiting_for_data`` (a plain
@@ -766,17 +778,154 @@ class _Lines:
                 self._partial = partial
                 continue
             if self._follow and not self._stop.is_set():
-                self.waiting_for_data = True
-                try:
-                    self._stop.wait(self._wait)
-                finally:
-                    self.waiting_for_data = False
+                self._wait_for_more_data()
                 continue
             self._ended = True
             partial, self._partial = self._partial, None
             if partial:
                 return partial
         raise StopIteration
+
+    def _wait_for_more_data(self) -> None:
+        """Sleep ``wait`` seconds at the end of the data, or until
+        stop_reading(), with ``waiting_for_data`` True meanwhile."""
+        self.waiting_for_data = True
+        try:
+            self._stop.wait(self._wait)
+        finally:
+            self.waiting_for_data = False
+
+
+class _ChunkLines(_Lines):
+    """The iterator of ``make_lines(follow=True)`` that reads chunks of bytes
+    and splits the lines itself; subclasses say how a chunk is read.
+
+    Text is decoded incrementally with the handle's encoding and errors in
+    universal-newlines mode, so a character or a "\\r\\n" that a writer
+    flushed only in part waits for its rest instead of being decoded as if
+    the data ended there. Only stop_reading() ends the data: then the
+    decoder gives what it holds (a pending "\\r" becomes a newline; an
+    unfinished character raises under errors="strict", as reading the
+    whole file would).
+
+    State (only the reading thread changes it, except ``_stop``):
+    ``_lines`` holds complete lines read but not yet returned; ``_pieces``
+    the pieces of the line after the last newline (joined only when its
+    newline comes, so a long line costs time linear in its length);
+    ``_done_reading`` is True once stop_reading() was seen and the decoder
+    emptied.
+    """
+
+    def __init__(
+        self,
+        handle: IO[Any],
+        wait: float,
+        decoder: io.IncrementalNewlineDecoder | None,
+    ) -> None:
+        super().__init__(handle, True, wait)
+        self._decoder = decoder
+        self._newline: Any = b"\n" if decoder is None else "\n"
+        self._lines: deque[Any] = deque()
+        self._pieces: list[Any] = []
+        self._done_reading = False
+
+    def __next__(self) -> Any:
+        while not self._ended:
+            if self._lines:
+                return self._lines.popleft()
+            if self._done_reading:
+                self._ended = True
+            elif self._stop.is_set():
+                self._read_last_text()
+            else:
+                data = self._read_chunk()
+                if data:
+                    self._add(
+                        data if self._decoder is None else self._decoder.decode(data)
+                    )
+        raise StopIteration
+
+    def _read_chunk(self) -> bytes:
+        """Wait a while for more bytes; return them (b"" if none came)."""
+        raise NotImplementedError
+
+    def _add(self, chunk: Any) -> None:
+        """Split ``chunk`` into complete lines and pieces of the next one.
+
+        Only the new chunk is searched for newlines: a line arriving in
+        many chunks is joined once, when its newline comes.
+        """
+        *line_ends, rest = chunk.split(self._newline)
+        for line_end in line_ends:
+            if self._pieces:
+                self._pieces.append(line_end)
+                line_end = self._newline[:0].join(self._pieces)
+                self._pieces = []
+            self._lines.append(line_end + self._newline)
+        if rest:
+            self._pieces.append(rest)
+
+    def _read_last_text(self) -> None:
+        """Add what the decoder still holds and the unfinished last line."""
+        self._done_reading = True  # also when the decoder raises
+        if self._decoder is not None:
+            self._add(self._decoder.decode(b"", final=True))
+        if self._pieces:
+            self._lines.append(self._newline[:0].join(self._pieces))
+            self._pieces = []
+
+
+def _newline_decoder(handle: Any) -> io.IncrementalNewlineDecoder:
+    """An incremental decoder with ``handle``'s encoding and errors
+    (defaults utf-8 and strict) that turns "\\r\\n" and "\\r" into "\\n"."""
+    encoding = getattr(handle, "encoding", None) or "utf-8"
+    errors = getattr(handle, "errors", None) or "strict"
+    decoder = codecs.getincrementaldecoder(encoding)(errors)
+    return io.IncrementalNewlineDecoder(decoder, translate=True)
+
+
+class _TextFileLines(_ChunkLines):
+    """The iterator of ``make_lines(follow=True)`` on a plain text handle of
+    a regular file: it reads the handle's binary buffer and decodes it
+    itself, because the handle's ``readline`` decodes the data at the
+    current end of the file as if the file ended there.
+
+    ``start`` is the byte offset where the handle's unread text begins
+    (see ``_unread_text_offset``).
+    """
+
+    def __init__(self, handle: IO[Any], wait: float, start: int) -> None:
+        decoder = _newline_decoder(handle)
+        if start:
+            # As TextIOWrapper.seek does: past the start of the file the
+            # decoder starts clean (a UTF-16 decoder expects no BOM there).
+            decoder.setstate((b"", 0))
+        super().__init__(handle, wait, decoder)
+        self._buffer = handle.buffer  # type: ignore[attr-defined]
+
+    def _read_chunk(self) -> bytes:
+        data = self._buffer.read1(_READ_SIZE)
+        if not data:
+            self._wait_for_more_data()
+        return data
+
+
+def _unread_text_offset(handle: Any) -> int | None:
+    """The byte offset in ``handle.buffer`` where the unread text of the
+    seekable text ``handle`` begins, with the buffer moved there; None if
+    the text does not begin at a plain byte offset (its decoder holds
+    state there) or the handle cannot tell (it is being iterated).
+    """
+    try:
+        offset = handle.tell()
+        # The handle decodes ahead of what it gave out: going back to its
+        # own position drops that text and moves the buffer to match.
+        handle.seek(offset)
+        if offset != handle.buffer.tell():
+            return None  # tell() packed decoder state into the offset
+    except (OSError, ValueError):
+        return None
+    return offset
 
 
 # How long one wait for a pipe to become readable lasts, at most: the delay
@@ -785,86 +934,68 @@ _STOP_CHECK_SECONDS = 0.05
 _READ_SIZE = 65536
 
 
-class _StreamLines(_Lines):
+class _StreamLines(_ChunkLines):
     """The iterator of ``make_lines(follow=True)`` on a pipe, FIFO or socket.
 
     ``readline`` on such a handle blocks until a whole line or the end of
     the stream arrives, and nothing can interrupt it from another thread.
-    So this reads the descriptor itself: it waits (with ``select``, in
-    slices of ``_STOP_CHECK_SECONDS`` so that a ``stop_reading()`` is seen)
-    until the descriptor is readable, reads what is there with one
-    ``os.read``, and splits lines itself. Text handles are decoded with
-    their ``encoding`` and ``errors``, in universal-newlines mode.
+    So this reads the descriptor itself: it waits (with ``poll``, which
+    unlike ``select`` takes any descriptor number, in slices of
+    ``_STOP_CHECK_SECONDS`` so that a ``stop_reading()`` is seen) until the
+    descriptor is readable and reads what is there with one ``os.read``.
 
     The handle's own buffer is bypassed: data it buffered in an earlier
     read (before ``make_lines``) is not seen.
 
-    State (only the reading thread changes it, except ``_stop``):
-    ``_lines`` holds complete lines read but not yet returned; ``_partial``
-    the text or bytes after the last newline; ``_at_end`` is True once the
-    writer has closed (then it polls with ``wait`` as on a regular file).
+    ``_at_end`` is True after a read found the end of the stream (all
+    writers closed); a FIFO may get a new writer later, so the follow
+    looks again every ``wait`` seconds, as on a regular file.
     """
 
     def __init__(self, handle: IO[Any], descriptor: int, wait: float) -> None:
-        super().__init__(handle, True, wait)
+        super().__init__(
+            handle, wait, _newline_decoder(handle) if _is_text(handle) else None
+        )
         self._descriptor = descriptor
-        self._newline: Any = "\n" if _is_text(handle) else b"\n"
-        self._decoder: Any = None
-        if isinstance(self._newline, str):
-            encoding = getattr(handle, "encoding", None) or "utf-8"
-            errors = getattr(handle, "errors", None) or "strict"
-            decoder = codecs.getincrementaldecoder(encoding)(errors)
-            self._decoder = io.IncrementalNewlineDecoder(decoder, translate=True)
-        self._lines: deque[Any] = deque()
-        self._partial = self._newline[:0]
+        self._poller = select.poll()
+        self._poller.register(descriptor, select.POLLIN)
         self._at_end = False
 
-    def __next__(self) -> Any:
-        while not self._ended:
-            if self._lines:
-                return self._lines.popleft()
-            if self._stop.is_set():
-                self._ended = True
-                partial, self._partial = self._partial, self._newline[:0]
-                if partial:
-                    return partial
-                break
-            self.waiting_for_data = True
-            try:
-                data = self._read_available()
-            finally:
-                self.waiting_for_data = False
-            if data:
-                self._add(data)
-        raise StopIteration
-
-    def _read_available(self) -> bytes:
-        """Wait one slice for data; return it (b"" if none came)."""
+    def _read_chunk(self) -> bytes:
         if self._at_end:
-            self._stop.wait(self._wait)
+            # The end of the stream is readable at once, again and again:
+            # sleep between looks so that an idle FIFO costs no CPU.
+            self._wait_for_more_data()
+            if not self._stop.is_set() and self._poller.poll(0):
+                return self._read()
             return b""
+        self.waiting_for_data = True
+        try:
+            return self._read_when_readable()
+        finally:
+            self.waiting_for_data = False
+
+    def _read_when_readable(self) -> bytes:
+        """Wait up to ``wait`` seconds for data; return it (b"" if none came)."""
         slice_end = time.monotonic() + self._wait
         while not self._stop.is_set():
             timeout = min(_STOP_CHECK_SECONDS, max(0.0, slice_end - time.monotonic()))
-            readable, _, _ = select.select([self._descriptor], [], [], timeout)
-            if readable:
-                try:
-                    data = os.read(self._descriptor, _READ_SIZE)
-                except BlockingIOError:
-                    # A non-blocking descriptor whose data another reader
-                    # of it took first: nothing for us this time.
-                    return b""
-                self._at_end = not data
-                return data
+            if self._poller.poll(timeout * 1000):
+                return self._read()
             if time.monotonic() >= slice_end:
                 break
         return b""
 
-    def _add(self, data: bytes) -> None:
-        chunk: Any = data if self._decoder is None else self._decoder.decode(data)
-        pieces = (self._partial + chunk).split(self._newline)
-        self._partial = pieces.pop()
-        self._lines.extend(piece + self._newline for piece in pieces)
+    def _read(self) -> bytes:
+        """Read what the readable descriptor holds; b"" at its end."""
+        try:
+            data = os.read(self._descriptor, _READ_SIZE)
+        except BlockingIOError:
+            # A non-blocking descriptor whose data another reader of it
+            # took first: nothing for us this time.
+            return b""
+        self._at_end = not data
+        return data
 
 
 # --- sinks ---------------------------------------------------------------
