@@ -73,6 +73,16 @@ def test_buffer_defaults_to_stride_times_tasks_at_start():
         ({"worker_remote": [("localhost",)]}, TypeError, "worker_remote"),
         ({"worker_remote": [("localhost", 0)]}, ValueError, "worker_remote"),
         (
+            {"worker_remote": ("h1", 2)},
+            TypeError,
+            r"single pair \('h1', 2\); wrap it in a list",
+        ),
+        (
+            {"worker_remote": [("localhost", 1)], "worker_remote_ssl": "x"},
+            TypeError,
+            "worker_remote_ssl",
+        ),
+        (
             {"worker_remote": [("localhost", 1)], "worker_type": "thread"},
             ValueError,
             "worker_type='process'",
@@ -109,6 +119,12 @@ def test_arguments_keep_the_settings_as_given():
         (lambda nm: nm.stop(ends=5), TypeError, r"stop\(ends=5\)"),
         (lambda nm: nm.start(stages=(3,)), ValueError, "stages are 1"),
         (lambda nm: nm.start(stages=2), TypeError, r"start\(stages=2\)"),
+        (lambda nm: nm.add_task(add, [1], block="no"), TypeError, "block='no'"),
+        (lambda nm: nm.add_task(add, [1], track="no"), TypeError, "track='no'"),
+        (lambda nm: nm.get_task(0.0), TypeError, "a task id is an int"),
+        (lambda nm: nm.next(task=0.0), TypeError, "a task id is an int"),
+        # A bool is an int, but task=True meaning task 1 is a mistake.
+        (lambda nm: nm.next(task=True), TypeError, "not True"),
     ],
 )
 @pytest.mark.timeout(10)

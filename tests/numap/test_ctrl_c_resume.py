@@ -352,3 +352,17 @@ def test_a_failed_stage_2_after_a_separate_stage_1_is_undone(worker_type):
         assert [numap.next(timeout=5) for _ in range(3)] == [3, 2, 1]
     finally:
         numap.stop()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_a_with_block_left_by_an_exception_gives_the_default_handler_back(
+    worker_type,
+):
+    # As stop() does: once no started map is left, code that looks for
+    # Python's own handler (asyncio.run, for one) finds it again.
+    numap = NuMap(abs, range(-5, 0), worker_type=worker_type, worker_num=1)
+    with pytest.raises(ValueError, match="left"), numap:
+        assert next(numap) == 5  # numap's handler installed
+        raise ValueError("left")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

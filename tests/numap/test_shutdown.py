@@ -542,3 +542,64 @@ def test_stop_ends_a_feeder_stuck_sending_to_a_stuck_worker(monkeypatch):
     stopper.join(30)
     assert not stopper.is_alive()
     assert numap_threads() == []
+
+
+def input_stuck_until(gate, count):
+    yield from range(count)
+    gate.wait(60)  # the feeder is stuck here until the test lets it go
+    yield count
+
+
+@pytest.mark.timeout(60)
+def test_stop_does_not_wait_for_a_feeder_stuck_in_the_input(monkeypatch):
+    # The feeder cannot be ended while it waits in the input: after the
+    # grace time (shortened here to 6 s) the stop ends the workers and
+    # returns about a second later, leaving the feeder to end once the
+    # input gives its next item (it used to wait the grace time again).
+    monkeypatch.setattr(numap._pool, "GRACEFUL_CLOSE_SECONDS", 6.0)
+    gate = threading.Event()
+    stuck = NuMap(double, input_stuck_until(gate, 3), worker_num=1, buffer=3)
+    try:
+        assert stuck.next(timeout=10) == 0  # a free slot: the feeder waits in it
+        stopper = threading.Thread(target=stuck.stop)
+        stopper.start()
+        stopper.join(11)
+        assert not stopper.is_alive()
+        assert not gate.is_set()
+    finally:
+        gate.set()
+    assert wait_until(lambda: numap_threads() == [])
+
+
+@pytest.mark.timeout(60)
+def test_parent_killed_during_long_items_ends_the_workers_without_the_items():
+    # Items of a minute: a worker in the middle of one does not read its
+    # pipe, so it notices its parent's death by looking (once a second)
+    # and ends, quietly, long before its item would.
+    code = textwrap.dedent(
+        """
+        import os, signal, time
+        import psutil
+        from numap import NuMap
+
+        def a_minute(x):
+            time.sleep(60)
+            return x
+
+        numap = NuMap(a_minute, range(8), worker_num=2)
+        numap.start()
+        while len(psutil.Process().children()) < 2:
+            time.sleep(0.05)
+        time.sleep(0.5)  # both workers inside an item
+        pids = [c.pid for c in psutil.Process().children()]
+        print(" ".join(map(str, pids)), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    process = start_program(code)
+    stdout, stderr = process.communicate(timeout=40)
+    assert process.returncode == -signal.SIGKILL
+    pids = [int(pid) for pid in stdout.split()]
+    assert len(pids) == 2
+    assert wait_until(lambda: alive(pids) == [], seconds=10), alive(pids)
+    assert stderr == ""

@@ -21,6 +21,7 @@ import fcntl
 import os
 import signal
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -35,6 +36,9 @@ from numap._watch import HAVE_POLL, Watcher
 # How long a worker may take to exit after it was asked to, before it is
 # terminated (SIGTERM), and again before it is killed (SIGKILL).
 EXIT_GRACE_SECONDS = 2.0
+# How often a worker looks whether its parent is still there (see
+# _end_with_parent).
+PARENT_CHECK_SECONDS = 1.0
 
 
 class ChannelLost(Exception):
@@ -93,10 +97,13 @@ def process_context() -> Any:
     return multiprocess.get_context("spawn")
 
 
-def _worker_main(inbound: Any, outbound: Any, parent_ends: tuple) -> None:
+def _worker_main(
+    inbound: Any, outbound: Any, parent_ends: tuple, parent_pid: int
+) -> None:
     """Serve frames: ``inbound`` and ``outbound`` are file descriptors, or
     one duplex Connection (spawned workers); ``parent_ends`` are the
-    parent's ends a forked child holds copies of."""
+    parent's ends a forked child holds copies of; ``parent_pid`` is the
+    process that started this worker."""
     # Ctrl-C in a terminal reaches the whole process group; the parent
     # decides when workers end, so they must not die with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -115,11 +122,47 @@ def _worker_main(inbound: Any, outbound: Any, parent_ends: tuple) -> None:
             _close_end(end)
         if not isinstance(inbound, int):
             inbound = outbound = inbound.fileno()
+        _watch_parent(parent_pid)
         reader = FdFrames(inbound, watch=True)
         writer = FdFrames(outbound)
         _protocol.serve(reader.recv, writer.send)
     except _protocol.Terminated:
         _end_of_sigterm()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Start the thread of _end_with_parent; without it (no thread can be
+    started here) the worker still ends, at the end of its item."""
+    watcher = threading.Thread(
+        target=_end_with_parent,
+        args=(parent_pid,),
+        name="numap-parent-watch",
+        daemon=True,
+    )
+    with contextlib.suppress(RuntimeError):
+        watcher.start()
+
+
+def _end_with_parent(parent_pid: int) -> None:
+    """End this worker once its parent is gone (killed, e.g. by SIGKILL or
+    the OOM killer, so that it could not end its workers).
+
+    A worker waiting for a batch sees its pipe close, but one in the middle
+    of a long item would run it to the end, for nobody. So this thread
+    looks every PARENT_CHECK_SECONDS: a parent that died leaves this
+    process to another (init, or a subreaper), which changes
+    ``os.getppid()``. It then sends this worker SIGTERM, which unwinds the
+    item's function and runs the exit cleanups (see _end_of_sigterm), and
+    SIGKILL EXIT_GRACE_SECONDS later in case the main thread is stuck in
+    code that does not get back to Python. (``prctl``'s parent-death
+    signal would fire when the parent's *thread* that started the worker
+    ends, which for a replacement worker is any thread of the map.)
+    """
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(EXIT_GRACE_SECONDS)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:
@@ -330,12 +373,17 @@ class ProcessChannel(Channel):
                 parent_in, child_out = os.pipe()
                 _widen(parent_out)
                 _widen(parent_in)
-                args: tuple = (child_in, child_out, (parent_out, parent_in))
+                args: tuple = (
+                    child_in,
+                    child_out,
+                    (parent_out, parent_in),
+                    os.getpid(),
+                )
                 child_ends: tuple = (child_in, child_out)
             else:
                 self._conn, child_end = context.Pipe(duplex=True)
                 parent_in = parent_out = self._conn.fileno()
-                args = (child_end, None, ())
+                args = (child_end, None, (), os.getpid())
                 child_ends = (child_end,)
             self._process = context.Process(
                 target=_worker_main, args=args, daemon=True, name="numap-worker"

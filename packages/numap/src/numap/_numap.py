@@ -21,7 +21,11 @@ Who owns what:
     the weave (:class:`_Weave`) and calls ``pool.submit``: normally the
     feeder thread, which waits on ``_feeder_wakeup`` while the buffer is
     full; a consumer that frees enough space while the feeder waits feeds
-    one batch itself (``_feed_inline``), saving a thread hand-off;
+    one batch itself (``_feed_inline``), saving a thread hand-off, but
+    only from an iterator over an in-memory sequence (a list, a range...):
+    any other input may run the user's code, which may wait, even for
+    this very consumer (a generator fed by what the consumer does with
+    the results), and the result the consumer took would wait with it;
   - pool threads (thread workers, the process pool's background receiver,
     readers of remote channels) call ``_deliver`` with whole batches of
     results; ``_deliver`` wakes consumers (``_notify_results``);
@@ -31,8 +35,8 @@ Who owns what:
     in C (see numap._handout). With local worker processes, the first
     consumer that has to wait receives from the workers' pipes itself
     (``ProcessPool.receive``) and delivers what arrives, then feeds the
-    next batch inline: a round trip to a worker then costs no thread
-    hand-off in the parent.
+    next batch inline (from an in-memory sequence): a round trip to a
+    worker then costs no thread hand-off in the parent.
 The buffer accounting and the per-task outputs live under one lock,
 ``_lock``, shared by both conditions; the invariants are written next to
 that state in NuMap.__init__ and in :class:`_Output`.
@@ -71,6 +75,32 @@ from numap._pool import ProcessPool, Raised, TaskSpec, ThreadPool, start_thread
 _CTRL_C = _interrupts.STATE
 
 WORKER_TYPES = ("process", "thread")
+
+# How long a stop waits for a feeder that was still busy after the workers'
+# grace time, once the workers are terminated.
+STUCK_FEEDER_SECONDS = 1.0
+
+
+# The iterators a consumer may pull from when it feeds the map inline: over
+# sequences held in memory, whose next() runs no Python code of the user's
+# and never waits.
+_IN_MEMORY_SEQUENCES: tuple[Iterable, ...] = (
+    [],
+    (),
+    range(0),
+    range(2**64),  # a range beyond a C long has an iterator of its own
+    "",
+    b"",
+    bytearray(),
+    {},
+    {}.values(),
+    {}.items(),
+    set(),
+    deque(),
+)
+_IN_MEMORY_ITERATORS = frozenset(
+    type(iter(sequence)) for sequence in _IN_MEMORY_SEQUENCES
+)
 
 
 def _popleft_many(source: deque, count: int) -> list:
@@ -156,9 +186,11 @@ class _Output:
       - ordered: ``pending`` maps the start index of a batch that arrived
         early to its values; ``merged`` is the index of the first result not
         yet moved to ``ready`` (no pending key is below it);
-      - ``skipped`` (ordered) holds indices given up by a ``next`` that timed
-        out with skip=True; ``skip_count`` (unordered) counts such results
-        still to be dropped; dropped results free their buffer slot;
+      - ``skipped`` (ordered) holds the indices given up by a ``next`` that
+        timed out with skip=True whose results have not come yet, all below
+        ``merged`` (giving one up moves ``merged`` past it);
+        ``skip_count`` (unordered) counts such results still to be
+        dropped; dropped results free their buffer slot;
       - ``maybe_errors`` is True whenever ``ready`` or ``pending`` may
         hold an error: set by a delivery that may hold one, cleared when a
         lend empties both (lends look for errors only while it is set);
@@ -395,10 +427,10 @@ def _stage_numbers(stages: Any) -> set[int]:
     return chosen
 
 
-def _check_flag(name: str, value: Any) -> bool:
+def _check_flag(name: str, value: Any, caller: str = "NuMap") -> bool:
     # A string is true whatever it says: ordered="no" would be ordered.
     if isinstance(value, str | bytes):
-        raise TypeError(f"NuMap({name}={value!r}): expected True or False")
+        raise TypeError(f"{caller}({name}={value!r}): expected True or False")
     return bool(value)
 
 
@@ -407,6 +439,17 @@ def _check_remote(worker_remote: Any) -> list[tuple[str, int]]:
         raise TypeError(
             "NuMap(worker_remote=...): expected a sequence of (host, n) pairs, "
             f"e.g. [('127.0.0.1', 2)], got the string {worker_remote!r}"
+        )
+    if (
+        isinstance(worker_remote, Sequence)
+        and len(worker_remote) == 2
+        and isinstance(worker_remote[0], str)
+        and not isinstance(worker_remote[1], Sequence)
+    ):
+        raise TypeError(
+            "NuMap(worker_remote=...): expected a sequence of (host, n) pairs, "
+            f"got the single pair {tuple(worker_remote)!r}; wrap it in a list: "
+            f"worker_remote=[{tuple(worker_remote)!r}]"
         )
     hosts = []
     for entry in worker_remote:
@@ -511,6 +554,12 @@ class NuMap:
             advice="; a map without local workers needs remote ones "
             "(worker_remote=[(host, n)])",
         )
+        if worker_remote_ssl is not None and not isinstance(worker_remote_ssl, Mapping):
+            raise TypeError(
+                "NuMap(worker_remote_ssl=...): expected a dict of SSL options, "
+                "or a dict mapping host specs to such dicts, got "
+                f"{type(worker_remote_ssl).__name__}"
+            )
         self.worker_remote_ssl = worker_remote_ssl
         total_workers = self.worker_num + remote_num
         self.stride = (
@@ -687,6 +736,8 @@ class NuMap:
             raise TypeError(f"{caller}(iterable={iterable!r}): not an iterable")
         spec = TaskSpec(func, _task_args(args, caller), _task_kwargs(kwargs, caller))
         _check_timeout("add_task", timeout)
+        block = _check_flag("block", block, caller)
+        track = _check_flag("track", track, caller)
         task = _Task(
             spec,
             None if upstream is not None else iterable,
@@ -781,15 +832,14 @@ class NuMap:
         raise NuMapError(f"{self.name}: stop() the NuMap first, then {action}")
 
     def _check_task(self, task: int) -> None:
-        try:
-            known = 0 <= task < len(self._tasks)
-        except TypeError:
+        # A bool is an int, but next(task=True) reading task 1 is a mistake.
+        if isinstance(task, bool) or not isinstance(task, int):
             raise TypeError(
                 f"{self.name}: a task id is an int (0 for the first task), "
                 f"not {task!r}; add_task returns the task's iterator, "
                 "get_task(id) gives it again"
-            ) from None
-        if not known:
+            )
+        if not 0 <= task < len(self._tasks):
             if not self._tasks:
                 raise IndexError(
                     f"{self.name}: no task {task}; this NuMap has no tasks "
@@ -1305,14 +1355,21 @@ class NuMap:
             self._pool.submit(task_id, run_start, run)
 
     def _feed_inline(self) -> None:
-        """A consumer freed space the feeder waits for: feed one step here."""
+        """A consumer freed space the feeder waits for: feed one step here
+        if the turn is an in-memory sequence's, else wake the feeder."""
         if not self._feed_role.acquire(blocking=False):
             return
         self._feed_role_holder = threading.get_ident()
         try:
             weave = self._weave
-            if weave.active and weave.sources[weave.active[weave.position]] is None:
-                status = _NOTHING_READY  # chained turns stay with the feeder
+            if (
+                weave.active
+                and type(weave.sources[weave.active[weave.position]])
+                not in _IN_MEMORY_ITERATORS
+            ):
+                # The input may wait (a chained task's turn is never fed
+                # here either: its source is None).
+                status = _NOTHING_READY
             else:
                 status, _ = self._step()
         except _Stopping:
@@ -1374,27 +1431,32 @@ class NuMap:
             self._notify_results()
 
     def _merge_ordered(self, output: _Output, start: int, values: list) -> int:
+        """(Holding _lock.) Move ``values``, the results from index
+        ``start`` on, and the pending batches that follow them to
+        ``ready``; a batch that comes early waits in ``pending``. Results
+        given up by a timeout with skip=True (below ``merged``) are
+        dropped: returns how many, whose buffer slots are free now."""
+        dropped = 0
+        if start < output.merged:
+            # Only given-up results lie below merged (see _timed_out).
+            dropped = min(len(values), output.merged - start)
+            output.skipped.difference_update(range(start, start + dropped))
+            values = values[dropped:]
+            start += dropped
+            if not values:
+                return dropped
         if start != output.merged:
             output.pending[start] = values
-            return 0
-        dropped = 0
-        while True:
-            end = start + len(values)
-            if output.skipped:
-                kept = [
-                    value
-                    for index, value in enumerate(values, start)
-                    if index not in output.skipped
-                ]
-                dropped += len(values) - len(kept)
-                output.skipped.difference_update(range(start, end))
-                values = kept
+            return dropped
+        output.ready.extend(values)
+        merged = start + len(values)
+        pending = output.pending
+        while merged in pending:
+            values = pending.pop(merged)
             output.ready.extend(values)
-            output.merged = start = end
-            next_values = output.pending.pop(start, None)
-            if next_values is None:
-                return dropped
-            values = next_values
+            merged += len(values)
+        output.merged = merged
+        return dropped
 
     def next(
         self, timeout: float | None = None, task: int = 0, block: bool = True
@@ -1710,11 +1772,21 @@ class NuMap:
             self._receiving_pool.wake()
 
     def _timed_out(self, output: _Output) -> None:
-        if not self.skip:
+        """(Holding _lock, nothing ready.) With skip=True, give up the
+        result the timed-out take waited for: the next one in order (any
+        one, unordered), dropped when it comes. Only an item inside the map
+        is given up: a take that timed out before its item even entered
+        gives up nothing. Ordered, the results after it come as they are
+        ready, not after it."""
+        if not self.skip or output.taken >= output.entered:
             return
         output.taken += 1
         if self.ordered:
-            output.skipped.add(output.merged + len(output.skipped))
+            output.skipped.add(output.merged)
+            output.merged += 1
+            self._merge_ordered(output, output.merged, [])
+            if output.ready:
+                self._notify_results()
         else:
             output.skip_count += 1
 
@@ -1734,7 +1806,9 @@ class NuMap:
         hold, then they are terminated. A feeder still busy after 30 s
         (stuck in the input, or sending to a stuck worker) makes the stop
         forced: worker processes are terminated at once and the items
-        queued for worker threads are dropped.
+        queued for worker threads are dropped; a feeder stuck in the input
+        is left behind, to end when the input gives its next item (stop
+        returns about a second later).
         """
         self._refuse_stop_from_inside()
         if ends is not None:
@@ -1752,9 +1826,12 @@ class NuMap:
         if ends is None and forced:
             return
         self._stop()
-        # Only here, not when the map stops itself at its end: a program
-        # that catches Ctrl-C while it reads keeps numap's handling of it
-        # until it calls stop().
+        self._give_back_sigint()
+
+    def _give_back_sigint(self) -> None:
+        # Only after stop() (or a with block), not when the map stops itself
+        # at its end: a program that catches Ctrl-C while it reads keeps
+        # numap's handling of it until it stops the map.
         if not _live_numaps:
             _interrupts.release()
 
@@ -1841,7 +1918,13 @@ class NuMap:
                 stuck_feeder = feeder
                 graceful = False
         # A consumer may be feeding one step inline: let it finish first.
-        got_role = _waits.acquire(self._feed_role, None if graceful else 1.0)
+        # It pulls from a sequence in memory, but may be sending to a worker
+        # whose pipe is full, as a feeder may (see above).
+        got_role = _waits.acquire(
+            self._feed_role, _pool.GRACEFUL_CLOSE_SECONDS if graceful else 1.0
+        )
+        if not got_role:
+            graceful = False
         try:
             pool, self._pool = self._pool or self._pool_closing, None
         finally:
@@ -1852,7 +1935,10 @@ class NuMap:
             pool.close(graceful=graceful)
             self._pool_closing = None
         if stuck_feeder is not None:
-            _waits.join(stuck_feeder, _pool.GRACEFUL_CLOSE_SECONDS)
+            # A send to a terminated worker has failed by now; a feeder stuck
+            # in the input cannot be ended (a thread): it is left to end when
+            # the input gives its next item, and then feeds no more.
+            _waits.join(stuck_feeder, STUCK_FEEDER_SECONDS)
         with self._lock:
             self._stopped = True
             for task in self._tasks:
@@ -1879,6 +1965,7 @@ class NuMap:
                 self.start()
             except BaseException:
                 self._stop(graceful=False)
+                self._give_back_sigint()
                 raise
         return self
 
@@ -1891,6 +1978,7 @@ class NuMap:
             self.stop()
         else:
             self._stop(graceful=False)
+            self._give_back_sigint()
 
     def __repr__(self) -> str:
         state = "started" if self._started.is_set() else "not started"

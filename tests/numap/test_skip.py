@@ -1,0 +1,126 @@
+"""skip=True gives up exactly the result a timed-out next() waited for.
+
+The contract: "results, which are not calculated on time will be omitted".
+A timeout gives up one result, the next in line; the results behind it
+come as soon as they are ready, and the late one is dropped when it comes.
+"""
+
+import threading
+import time
+
+import pytest
+from numap import NuMap
+
+RELEASE = threading.Event()
+
+
+def late_one(x):
+    """Item 1 waits for RELEASE (thread workers only); the others return at once."""
+    if x == 1:
+        RELEASE.wait(30)
+    return x * 10
+
+
+def sleepy_one(x):
+    """Item 1 takes 6 s (any worker type); the others return at once."""
+    if x == 1:
+        time.sleep(6)
+    return x * 10
+
+
+@pytest.mark.timeout(60)
+def test_results_behind_a_given_up_one_come_when_ready_thread_workers():
+    RELEASE.clear()
+    numap = NuMap(
+        late_one, range(5), worker_type="thread", worker_num=3, buffer=5, skip=True
+    )
+    numap.start()
+    try:
+        assert numap.next() == 0
+        with pytest.raises(TimeoutError):
+            numap.next(timeout=0.2)  # gives up item 1
+        # Items 2-4 were computed long ago: each comes at once, not after
+        # a timeout of its own (which gave up one ready result after another).
+        assert [numap.next(timeout=10) for _ in range(3)] == [20, 30, 40]
+        RELEASE.set()  # item 1's result now comes, and is dropped
+        with pytest.raises(StopIteration):
+            numap.next(timeout=10)
+    finally:
+        RELEASE.set()
+        numap.stop()
+
+
+@pytest.mark.timeout(60)
+def test_results_behind_a_given_up_one_come_when_ready_process_workers():
+    # Three workers and four items: item 3 goes to a worker other than
+    # item 1's (a process worker keeps what it was given, so an item queued
+    # behind the slow one would wait for it).
+    numap = NuMap(sleepy_one, range(4), worker_num=3, buffer=4, skip=True)
+    numap.start()
+    try:
+        assert numap.next() == 0
+        with pytest.raises(TimeoutError):
+            numap.next(timeout=0.3)
+        # Within 2 s, long before item 1 ends.
+        assert [numap.next(timeout=2) for _ in range(2)] == [20, 30]
+        with pytest.raises(StopIteration):
+            numap.next(timeout=10)
+    finally:
+        numap.stop()
+
+
+@pytest.mark.timeout(60)
+def test_each_timeout_gives_up_one_result_only():
+    # Items 1 and 2 are both late (item 2 queued behind item 1 on the one
+    # worker): two timeouts give up exactly those two, nothing more.
+    RELEASE.clear()
+    numap = NuMap(
+        late_one, range(6), worker_type="thread", worker_num=1, buffer=6, skip=True
+    )
+    numap.start()
+    try:
+        assert numap.next() == 0
+        for _ in range(2):
+            with pytest.raises(TimeoutError):
+                numap.next(timeout=0.1)
+        RELEASE.set()
+        assert list(numap) == [30, 40, 50]
+    finally:
+        RELEASE.set()
+        numap.stop()
+
+
+def waiting_input(gate):
+    yield 0
+    gate.wait(30)
+    yield 1
+    yield 2
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("ordered", [True, False])
+def test_a_timeout_before_the_item_entered_gives_up_nothing(ordered):
+    # The input itself is slow: the item a timed-out next() waits for is
+    # not in the map yet, so there is no late result to give up. It comes
+    # normally, and the map, read to its end, stops itself.
+    gate = threading.Event()
+    numap = NuMap(
+        late_one,
+        waiting_input(gate),
+        worker_type="thread",
+        worker_num=2,
+        skip=True,
+        ordered=ordered,
+    )
+    RELEASE.set()
+    numap.start()
+    try:
+        assert numap.next() == 0
+        with pytest.raises(TimeoutError):
+            numap.next(timeout=0.2)
+        gate.set()
+        assert sorted(numap) == [10, 20]
+        assert not numap._started.is_set()  # stopped itself at its end
+    finally:
+        gate.set()
+        numap.stop()
