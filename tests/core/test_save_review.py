@@ -234,7 +234,9 @@ def test_save_errors_name_the_piper_worker_and_argument(tmp_path):
     with pytest.raises(PlumberError, match=r"Piper 'm', Worker '.*', function 1 "):
         method.save(tmp_path / "method.py")
     logging = Plumber(logger_options={"log_stream": sys.stdout}, name="logs")
-    with pytest.raises(PlumberError, match="Plumber 'logs': cannot write"):
+    with pytest.raises(
+        PlumberError, match="Plumber 'logs': argument 'logger_options': cannot write"
+    ):
         logging.save(tmp_path / "logging.py")
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from papy.core._errors import DaggerError
 from papy.core._piper import Piper
-from papy.core._streams import Valve
+from papy.core._streams import Valve, is_iterable
 from papy.graph import DictGraph, GraphError
 
 _STRIDE_HOW = (
@@ -106,14 +106,22 @@ class Dagger(DictGraph):
         function...), from which a new Piper is made. ``branch`` (default:
         the Piper's own ``branch``) and ``xtra`` go to the graph node.
 
-        Raises DaggerError if it cannot be resolved and ``create`` is False.
+        Raises DaggerError if it cannot be resolved and ``create`` is False,
+        or if it is an int that is no Piper's id here (an int is always
+        taken as an id, never made into a Piper).
         """
         found = self.resolve(piper, forgive=True)
         if found is not False:
             return False, found
         created = False
         if not isinstance(piper, Piper):
-            if not create or isinstance(piper, int):
+            if isinstance(piper, int):
+                raise DaggerError(
+                    f"Dagger: no Piper of this Dagger has the id {piper!r} (an "
+                    "int is taken as the id() of a Piper already added); add "
+                    "the Piper itself"
+                )
+            if not create:
                 raise DaggerError(
                     f"Dagger: {piper!r} is not a Piper of this Dagger and "
                     "create=False; add the Piper first"
@@ -245,7 +253,7 @@ class Dagger(DictGraph):
         For every pipe A -> B, ``A.produce * A.spawn`` must equal
         ``B.consume * B.spawn``; the Pipers feeding one Piper must emit the
         same number of items per input item; ``datas`` (if given) must have
-        one input stream per input Piper.
+        one input stream per input Piper, each an iterable.
         """
         order = self.postorder()
         rate: dict[Piper, Fraction] = {}
@@ -272,12 +280,29 @@ class Dagger(DictGraph):
         self._check_numap_cycles(order)
         self._check_strides()
         if datas is not None:
-            inputs = [p for p in order if not self[p]]
-            if isinstance(datas, str | bytes) or len(datas) != len(inputs):
-                names = ", ".join(repr(p.name) for p in inputs)
+            self._check_datas(datas, [p for p in order if not self[p]])
+
+    @staticmethod
+    def _check_datas(datas: Any, inputs: list[Piper]) -> None:
+        """Raise DaggerError unless ``datas`` is a sequence of one iterable
+        per input Piper of ``inputs``."""
+        if (
+            isinstance(datas, str | bytes)
+            or not isinstance(datas, Sequence)
+            or len(datas) != len(inputs)
+        ):
+            names = ", ".join(repr(p.name) for p in inputs)
+            raise DaggerError(
+                f"Dagger: 'datas' must be a sequence (e.g. a list) holding one "
+                f"input stream per input Piper ({len(inputs)}: {names}), got "
+                f"{datas!r}"
+            )
+        for index, (piper, data) in enumerate(zip(inputs, datas, strict=True)):
+            if not is_iterable(data):
                 raise DaggerError(
-                    f"Dagger: 'datas' must hold one input stream per input Piper "
-                    f"({len(inputs)}: {names}), got {datas!r}"
+                    f"Dagger: datas[{index}], the input of Piper {piper.name!r}, "
+                    f"is {data!r}, which is not iterable; give an iterable of "
+                    "input items (e.g. a list, a range or a generator)"
                 )
 
     def stride_pairs(self) -> list[tuple[Piper, Piper, Piper]]:
@@ -521,11 +546,46 @@ class Dagger(DictGraph):
                     f"{piper.state}); a Dagger starts once per connect(): stop() "
                     "and disconnect() it, then connect() it again"
                 )
+        self._check_numap_buffers()
         _make_room_for_nested_pulls(len(self._connected))
         for piper in self._connected:
             piper.start(stages=(0, 1))
         for piper in self._connected:
             piper.start(stages=(2,))
+
+    def _check_numap_buffers(self) -> None:
+        """Refuse a NuMap whose buffer cannot hold a turn of every task it
+        feeds (``stride`` x tasks; natively chained tasks take no turn).
+
+        The feeder gives each task a turn of ``stride`` items, and a task
+        waits in its turn for buffer room. With less, the results that fill
+        the buffer can be ones that are read only after an item of the task
+        waiting for room, and nothing moves again (0 items out).
+        """
+        for pipers in self._fed_pipers_by_numap():
+            numap, stride = pipers[0].imap, pipers[0].stride
+            buffer = getattr(numap, "arguments", {}).get("buffer")
+            tasks = sum(len(piper._tasks) for piper in pipers)
+            if buffer is None or tasks < 2 or buffer >= stride * tasks:
+                continue
+            names = ", ".join(repr(piper.name) for piper in pipers)
+            raise DaggerError(
+                f"Dagger: NuMap {getattr(numap, 'name', numap)!r} has buffer="
+                f"{buffer}, less than its stride ({stride}) x the {tasks} tasks "
+                f"its feeder feeds (Pipers {names}) = {stride * tasks}, so the "
+                "pipeline could stall for good; give it "
+                f"NuMap(buffer={stride * tasks}) or more, or leave buffer unset "
+                "(its default is stride x tasks)"
+            )
+
+    def _fed_pipers_by_numap(self) -> list[list[Piper]]:
+        """The connected parallel Pipers whose tasks the NuMap's feeder
+        feeds (not natively chained), grouped by NuMap."""
+        fed: dict[int, list[Piper]] = {}
+        for piper in self._connected:
+            if piper.imap is not None and piper._chained_from is None:
+                fed.setdefault(id(piper.imap), []).append(piper)
+        return list(fed.values())
 
     def close_inputs(self) -> None:
         """Make the input streams end now; buffered items still flow out."""

@@ -12,7 +12,15 @@ from numap import NuMap
 from papy.core import _numaps
 from papy.core._errors import PiperError, WorkerError
 from papy.core._log import get_logger
-from papy.core._streams import Splitter, Tee, group, merge, unroll, zip_inputs
+from papy.core._streams import (
+    Splitter,
+    Tee,
+    group,
+    is_iterable,
+    merge,
+    unroll,
+    zip_inputs,
+)
 from papy.core._worker import Worker
 
 # NuMap.next without a timeout may run a step of the NuMap's feeding in the
@@ -78,6 +86,27 @@ class Chained:
         return result, time.perf_counter() - begin, passed
 
 
+class _RaisedUpstream(PiperError):
+    """The error a ``debug=True`` Piper raised for an item, carried on in
+    that item's slot to the Pipers it feeds.
+
+    Raising it inside them would end the generators that read their inboxes
+    (and, read by a NuMap's feeder, it would only become that item's error):
+    the rest of the stream would be lost, and a NuMap task nobody reads any
+    more can fill a shared buffer and stall the other tasks. Carried as an
+    item, it is counted like any error, and the ``next()`` of the output
+    Piper it reaches raises the original error (``original``).
+
+    Arguments: ``message`` (the original's), ``original`` (the PiperError
+    raised). Both are its ``args``, so it pickles to and from worker
+    processes like any PiperError.
+    """
+
+    def __init__(self, message: str, original: PiperError) -> None:
+        super().__init__(message, original)
+        self.original = original
+
+
 class _Failure:
     """A result slot that the map engine filled with an exception."""
 
@@ -126,10 +155,14 @@ class Piper:
       - timeout [default: None]: seconds to wait for a result of a parallel
         Piper; on expiry a PiperError wrapping TimeoutError is returned in
         the stream (not raised). If the NuMap has ``skip=True`` the late result
-        is dropped, so the error takes its slot; otherwise it follows later.
+        is dropped, so the error takes its slot; otherwise it follows later
+        (as it does when the item had not yet entered the NuMap). A Piper
+        with a timeout is never natively chained (see ``can_chain_from``).
       - branch [default: None]: sort key among Pipers that are not upstream
         or downstream of each other (see Dagger).
-      - debug [default: False]: raise errors instead of returning them.
+      - debug [default: False]: raise errors instead of returning them:
+        ``next()`` of the output Piper that the failed item reaches raises
+        its PiperError in its place (the Pipers in between pass it on).
       - name [default: None]: a label (defaults to the Worker's name).
       - track [default: False]: keep results in the NuMap (``_tasks_tracked``);
         ignored for linear Pipers.
@@ -181,7 +214,9 @@ class Piper:
         self.produce = _positive_int("produce", produce)
         self.spawn = _positive_int("spawn", spawn)
         if timeout is not None and (
-            not isinstance(timeout, int | float) or timeout < 0
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or timeout < 0
         ):
             raise PiperError(f"Piper: 'timeout' must be None or >= 0, got {timeout!r}")
         self.timeout = timeout
@@ -226,9 +261,15 @@ class Piper:
         # consume = produce = 1, items_out <= items_in (an item is counted in
         # before it can be counted out; a timeout without the NuMap's skip
         # adds an item out, see ``timeout``); at the end each counter is exact.
+        #
+        # Not counted out: an error that ``next()`` raises in its place (it
+        # is raised, not given out; ``_counts_out``), and whatever comes
+        # after ``discard_rest()`` (``_discarding``, set by the thread that
+        # then runs the outbox generator itself).
         self._stats_lock = threading.Lock()
         self._pending_busy = 0.0
         self._pending_in = 0
+        self._discarding = False
         self.reset_stats()
 
     # --- statistics -------------------------------------------------------
@@ -275,13 +316,7 @@ class Piper:
             raise PiperError(
                 f"Piper {self.name!r} is already connected; disconnect() it first"
             )
-        if isinstance(inbox, str | bytes) or not isinstance(inbox, Sequence):
-            inbox = ()
-        if not inbox:
-            raise PiperError(
-                f"Piper {self.name!r}: connect() needs a non-empty sequence of "
-                f"upstream Pipers or input iterables, got {inbox!r}"
-            )
+        self._check_inbox(inbox)
         upstream_pipers = [source for source in inbox if isinstance(source, Piper)]
         for source in upstream_pipers:
             if source.state == "new":
@@ -303,7 +338,29 @@ class Piper:
             raise
         self._tasks = [task.task for task in self._task_iterators]
         self._outbox = self._make_outbox()
+        self._discarding = False
         self.state = "connected"
+
+    def _check_inbox(self, inbox: Any) -> None:
+        """Raise PiperError unless ``inbox`` is a non-empty sequence of
+        Pipers and iterables (checked without calling ``iter()``, which may
+        have side effects, e.g. on a file)."""
+        if (
+            isinstance(inbox, str | bytes)
+            or not isinstance(inbox, Sequence)
+            or not inbox
+        ):
+            raise PiperError(
+                f"Piper {self.name!r}: connect() needs a non-empty sequence of "
+                f"upstream Pipers or input iterables, got {inbox!r}"
+            )
+        for index, source in enumerate(inbox):
+            if not isinstance(source, Piper) and not is_iterable(source):
+                raise PiperError(
+                    f"Piper {self.name!r}: connect() got inbox[{index}] = "
+                    f"{source!r}, which is neither a Piper nor an iterable of "
+                    "input items; give e.g. a list, a range or a generator"
+                )
 
     def _make_tasks(self) -> None:
         """Make the map copies or NuMap tasks that evaluate the inbox."""
@@ -381,15 +438,17 @@ class Piper:
 
         Only when nothing in between needs the parent: both on the same
         NuMap, ``upstream`` read by this Piper only (``readers`` == 1), all
-        of consume, produce and spawn 1 across the pipe, and no upstream
-        timeout or debug (both act in the parent).
+        of consume, produce and spawn 1 across the pipe, no upstream
+        timeout or debug (both act in the parent), and no timeout of this
+        Piper: its results would come with the upstream Piper's, so a
+        result late in either would be charged to both (NuMap also warns
+        against timeouts on chained tasks).
         """
         if self.imap is None or upstream.imap is not self.imap or readers != 1:
             return False
         settings = (upstream.spawn, upstream.produce, self.consume, self.spawn)
-        return (
-            settings == (1, 1, 1, 1) and not upstream.debug and upstream.timeout is None
-        )
+        no_timeouts = upstream.timeout is None and self.timeout is None
+        return settings == (1, 1, 1, 1) and not upstream.debug and no_timeouts
 
     def _chain_source(self) -> Piper | None:
         """The upstream Piper to read through native NuMap chaining, if any.
@@ -458,10 +517,16 @@ class Piper:
         started only once whatever the number of Pipers on it. Stages 1 and 2
         do nothing for a linear Piper.
 
-        Raises PiperError if not connected, or a stage is repeated.
+        Raises PiperError if not connected, ``stages`` is not a sequence of
+        them, or a stage is repeated.
         """
         if stages is None:
             stages = (0,) if self.imap is None else (0, 1, 2)
+        if isinstance(stages, str | bytes) or not isinstance(stages, Sequence):
+            raise PiperError(
+                f"Piper {self.name!r}: start() takes a sequence of stages "
+                f"(0, 1, 2), e.g. (0,) or (0, 1, 2), got {stages!r}"
+            )
         if self.state not in ("connected", "started"):
             raise PiperError(
                 f"Piper {self.name!r} is {self.state}; only a connected Piper can "
@@ -522,14 +587,35 @@ class Piper:
     # --- results ----------------------------------------------------------
 
     def _stream_for(self, consumer: Piper) -> Iterator[Any]:
+        """The items ``consumer`` reads, errors to raise carried as
+        ``_RaisedUpstream`` items (see there)."""
         if 0 not in self._stages or self._outbox is None:
             raise PiperError(
                 f"Piper {self.name!r} was not started but {consumer.name!r} reads "
                 "from it; start upstream Pipers first"
             )
         if self._tee is None:
-            return self._outbox
-        return self._tee.branch(self._consumers.index(consumer))
+            return map(self._for_downstream, self._outbox)
+        branch = self._tee.branch(self._consumers.index(consumer))
+        return map(self._for_downstream, branch)
+
+    def _error_to_raise(self, item: Any) -> PiperError | None:
+        """The error that reading ``item`` must raise, or None: this Piper's
+        own errors with ``debug=True``, and the original of an error that a
+        debug=True Piper upstream raised."""
+        if isinstance(item, _RaisedUpstream):
+            return item.original
+        if self.debug and isinstance(item, PiperError):
+            return item
+        return None
+
+    def _for_downstream(self, item: Any) -> Any:
+        """``item`` as a downstream Piper reads it: an error to raise goes
+        on as a ``_RaisedUpstream`` in its slot."""
+        error = self._error_to_raise(item)
+        if error is None or isinstance(item, _RaisedUpstream):
+            return item
+        return _RaisedUpstream(str(error), error)
 
     def _make_inboxes(self) -> Iterator[Any]:
         sources = []
@@ -600,8 +686,6 @@ class Piper:
                 result, seconds = raw
             self._pending_busy += seconds
             item = _as_item(result, self.name)
-        if self.debug and isinstance(item, PiperError):
-            raise item
         return item
 
     def _count_lost_in_chain(self, error: str) -> None:
@@ -669,8 +753,6 @@ class Piper:
             f"Piper {self.name!r}: produce={n} needs each result to be a sequence "
             f"of {n} items (or repeat=True), got {item!r}"
         )
-        if self.debug:
-            raise error
         return [error] * n
 
     def _single_copy(self) -> Iterator[Any]:
@@ -690,10 +772,18 @@ class Piper:
             items = unroll(items, self.produce, self.stride, self._expand)
         try:
             for item in items:
-                self._count_out(item)
+                if self._counts_out(item):
+                    self._count_out(item)
                 yield item
         finally:
             self._flush_pending()
+
+    def _counts_out(self, item: Any) -> bool:
+        """Whether ``item`` counts as an item out (see __init__): not after
+        ``discard_rest()``, nor an error ``next()`` raises in its place."""
+        if self._discarding:
+            return False
+        return bool(self._consumers) or self._error_to_raise(item) is None
 
     def tracked(self) -> dict[int, Any]:
         """Results stored by the NuMap for a tracked Piper, by input position."""
@@ -712,18 +802,45 @@ class Piper:
         """Return the next result (a PiperError in place of a failed one).
 
         Raises StopIteration at the end, PiperError if the Piper is not
-        started or other Pipers read its output.
+        started or other Pipers read its output, and the PiperError of a
+        failed item in its place with ``debug=True`` here or on a Piper
+        upstream. The stream goes on after such a raise: the next call
+        returns the next item.
         """
+        outbox = self._own_output("next()")
+        item = next(outbox)
+        error = self._error_to_raise(item)
+        if error is not None:
+            raise error
+        return item
+
+    def discard_rest(self) -> None:
+        """Read the rest of this Piper's output to its end and throw it
+        away, uncounted (raised errors too: nothing is raised).
+
+        For a run that has failed: an output nobody reads any more keeps
+        its NuMap task's results in the buffer that the NuMap's other tasks
+        share, and they could then never move. Raises PiperError as
+        ``next()`` does if the Piper is not started or feeds other Pipers.
+        """
+        outbox = self._own_output("discard_rest()")
+        self._discarding = True
+        for _ in outbox:
+            pass
+
+    def _own_output(self, call: str) -> Iterator[Any]:
+        """The outbox, for ``call`` to read; raises PiperError unless this
+        Piper is started and no other Piper reads its output."""
         if self.state != "started":
             raise PiperError(
-                f"Piper {self.name!r} is {self.state}; start() it before next()"
+                f"Piper {self.name!r} is {self.state}; start() it before {call}"
             )
         if self._consumers:
             raise PiperError(
                 f"Piper {self.name!r} feeds downstream Pipers; read their output"
             )
         assert self._outbox is not None
-        return next(self._outbox)
+        return self._outbox
 
     def __iter__(self) -> Piper:
         return self

@@ -52,10 +52,18 @@ class Plumber(Dagger):
     items already read flow out (every item is processed exactly once), then
     stops every NuMap. Methods called in the wrong state raise PlumberError.
 
+    A run fails when reading an output raises (a ``debug=True`` Piper
+    raised the error of an item, or an input iterator raised): the inputs
+    are closed at once, the output that raised a PiperError is read to its
+    end without counting or keeping anything (``Piper.discard_rest``: left
+    unread, it could stall the other outputs through a NuMap buffer they
+    share), the other outputs give what was read before the close, the run
+    finishes and ``wait()`` raises the first such error.
+
     ``stats``: ``pipers_tracked`` ({Piper: {position: result}} for parallel
-    Pipers with ``track=True``), ``pipers`` ({Piper name: counters items_in,
-    items_out, errors, busy seconds}), ``run_start`` and ``run_end`` (epoch
-    seconds or None).
+    Pipers with ``track=True``), ``pipers`` ({Piper: counters items_in,
+    items_out, errors, busy seconds}, keyed by the Piper object), ``run_start``
+    and ``run_end`` (epoch seconds or None).
     """
 
     def __init__(
@@ -500,7 +508,11 @@ class Plumber(Dagger):
             self._pull(piper)
 
     def _pull(self, piper: Any) -> None:
-        """Pull one output Piper to its end, pausing when asked."""
+        """Pull one output Piper to its end, pausing when asked.
+
+        A PiperError raised by ``next()`` (a debug=True Piper's) fails the
+        run; the rest of the output is then discarded (see the class doc).
+        """
         try:
             while True:
                 if self._pause_wanted.is_set():  # no lock unless pausing
@@ -509,8 +521,10 @@ class Plumber(Dagger):
                     piper.next()
                 except StopIteration:
                     break
-                except PiperError as error:  # only a debug Piper raises
+                except PiperError as error:
                     self._record_failure(error)
+                    piper.discard_rest()
+                    break
         except BaseException as error:  # reported by wait()
             self._record_failure(error)
         finally:
@@ -519,9 +533,12 @@ class Plumber(Dagger):
                 self._changed.notify_all()
 
     def _record_failure(self, error: BaseException) -> None:
+        """Fail the run with ``error`` (the first failure is kept) and close
+        the inputs, so that the outputs soon run dry and the run ends."""
         with self._lock:
             if self._failure is None:
                 self._failure = error
+        self.close_inputs()
 
     def _totals(self) -> dict[str, Any]:
         """What came out of the pipeline: the output Pipers' items and how

@@ -375,10 +375,27 @@ def _literal(value: Any) -> str:
 
 
 def _arguments(*args: Any, **kwargs: Any) -> str:
+    """``codefile.arguments``; raises _Unsavable naming the argument that
+    cannot be written (e.g. "argument 'branch'")."""
     try:
         return codefile.arguments(*args, **kwargs)
     except codefile.CodefileError as error:
-        raise _Unsavable(str(error)) from error
+        where = _unwritable_argument(args, kwargs)
+        raise _Unsavable(f"{where}: {error}") from error
+
+
+def _unwritable_argument(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """Which of a call's arguments ``codefile.arguments`` refuses, first
+    found (each is tried alone)."""
+    for index, value in enumerate(args):
+        if not _writable(value):
+            return f"positional argument {index}"
+    for key, value in kwargs.items():
+        try:
+            codefile.arguments(**{key: value})
+        except codefile.CodefileError:
+            return f"argument {key!r}"
+    return "its arguments"
 
 
 _GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL"})

@@ -32,6 +32,12 @@ from typing import Any
 from papy.core._waits import wait_condition
 
 
+def is_iterable(value: Any) -> bool:
+    """Whether ``iter(value)`` would work, found without calling it (that
+    may have side effects, e.g. on a file or a custom iterable)."""
+    return isinstance(value, Iterable) or hasattr(value, "__getitem__")
+
+
 def _take(source: Iterator[Any], count: int) -> list[Any]:
     block = []
     for _ in range(count):
