@@ -67,6 +67,15 @@ def test_literal_special_values_and_references():
         Reference("not a name")
 
 
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("name", ["class", "None", "not-an-id", "1x", ""])
+def test_references_and_keyword_names_must_be_names_python_can_bind(name):
+    with pytest.raises(CodefileError, match="Reference name must be a Python ident"):
+        Reference(name)
+    with pytest.raises(CodefileError, match="keyword argument name must be a Python"):
+        arguments(**{name: 1})
+
+
 class Color(enum.IntEnum):
     RED = 1
 

@@ -318,3 +318,25 @@ def test_a_handler_of_the_application_gets_readable_lines_not_dicts(tmp_path):
     assert stdout.count("ZeroDivisionError: division by zero") == 1
     assert "{" not in stdout
     assert stderr == ""
+
+
+@pytest.mark.timeout(10)
+def test_a_record_another_formatter_saw_first_gets_no_duplicate_message(tmp_path):
+    # An application handler formats the plain-logging record before ours:
+    # logging.Formatter leaves "message" and "asctime" on the record, which
+    # are not the caller's extra fields.
+    application = logging.StreamHandler(io.StringIO())
+    application.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logging.getLogger().addHandler(application)
+    stream = io.StringIO()
+    log_path = tmp_path / "foreign.log"
+    start_logger(log_to_file=True, log_filename=log_path, log_to_stream=stream)
+
+    logging.getLogger("numap").warning("plain %d", 5, extra={"worker": 2})
+
+    [event] = _file_events(log_path)
+    assert event["event"] == "plain 5" and event["worker"] == 2
+    assert "message" not in event and "asctime" not in event
+    line = stream.getvalue()
+    assert "plain 5" in line and "worker=2" in line
+    assert "message=" not in line and "asctime=" not in line

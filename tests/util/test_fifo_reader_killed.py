@@ -4,13 +4,17 @@ A reader that is alive removes the FIFO itself (it unlinks before it
 closes). A killed one cannot: before the fix the writer, on its broken
 pipe or idle timeout, assumed the reader would, dropped the FIFO from its
 pending set, and the FIFO stayed on disk for good; a later load_item on it
-waited out its whole timeout. Real FIFOs and real reader processes here.
+waited out its whole timeout. The same held for a reader killed after a
+small item was wholly in the pipe's buffer: the writer had nothing left to
+write and counted the item as delivered. Real FIFOs and real reader
+processes here.
 """
 
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -108,3 +112,94 @@ def test_a_reader_in_another_process_still_loads_and_removes_the_fifo(tmp_path):
     )
     assert loader.stdout.split() == [str(len(ITEM))], loader.stderr
     assert os.listdir(tmp_path) == []
+
+
+# Opens and locks the FIFO as load_item does, waits until the writer has put
+# the whole item (16-byte header and data) in the pipe's buffer, reports,
+# holds the FIFO for argv[3] seconds without reading, then reads the item
+# and prints it (it never removes the FIFO: only a writer can here).
+BUFFERED_READER = textwrap.dedent(
+    """
+    import array, fcntl, os, sys, termios, time
+    fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    expected = 16 + int(sys.argv[2])
+    buffered = array.array("i", [0])
+    while buffered[0] < expected:
+        time.sleep(0.005)
+        fcntl.ioctl(fd, termios.FIONREAD, buffered)
+    print("buffered", flush=True)
+    time.sleep(float(sys.argv[3]))
+    print(os.read(fd, expected)[16:].decode(), flush=True)
+    """
+)
+
+SMALL_ITEM = b"small item"  # fits in any pipe buffer
+
+
+def start_buffered_reader(reference, hold_seconds):
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            BUFFERED_READER,
+            reference,
+            str(len(SMALL_ITEM)),
+            str(hold_seconds),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout.readline().strip() == "buffered"
+    except BaseException:
+        kill(reader)
+        raise
+    return reader
+
+
+@pytest.mark.timeout(30)
+def test_writer_removes_the_fifo_of_a_reader_killed_with_the_item_buffered(tmp_path):
+    reference = dump_item((SMALL_ITEM,), type="fifo", dir=str(tmp_path), timeout=60)
+    kill(start_buffered_reader(reference, hold_seconds=60))
+    assert wait_until_gone(reference, 5), "the killed reader's FIFO stayed"
+    started = time.monotonic()
+    with pytest.raises(ItemNotFoundError):
+        load_item((reference,), timeout=20)
+    assert time.monotonic() - started < 5  # failed at once, no timeout
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.timeout(30)
+def test_a_reader_holding_the_fifo_past_the_timeout_loses_the_name_not_the_item(
+    tmp_path,
+):
+    # A frozen reader: the writer removes the FIFO after its timeout (the
+    # reader might never come back), but a reader that does come back still
+    # reads the whole item from the pipe's buffer.
+    reference = dump_item((SMALL_ITEM,), type="fifo", dir=str(tmp_path), timeout=1)
+    reader = start_buffered_reader(reference, hold_seconds=4)
+    try:
+        assert wait_until_gone(reference, 10), "the held FIFO stayed"
+        assert reader.stdout.readline().strip() == SMALL_ITEM.decode()
+    finally:
+        kill(reader)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.timeout(30)
+def test_after_a_normal_load_the_writer_ends_at_once_and_spares_a_new_file(tmp_path):
+    # The writer waits for its reader to close, then removes the FIFO only
+    # if the path still names it: here the reader removed it, and a new
+    # file took the name.
+    reference = dump_item((SMALL_ITEM,), type="fifo", dir=str(tmp_path), timeout=60)
+    writer_name = f"papy-fifo-writer:{os.path.basename(reference)}"
+    assert load_item((reference,), timeout=10) == SMALL_ITEM
+    with open(reference, "w") as handle:
+        handle.write("another file")
+    for thread in threading.enumerate():
+        if thread.name == writer_name:
+            thread.join(5)
+            assert not thread.is_alive(), "the writer still waits for its reader"
+    with open(reference) as handle:
+        assert handle.read() == "another file"

@@ -5,6 +5,7 @@ Writers and readers run in separate processes where that is the point; the
 """
 
 import errno
+import io
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ import sys
 import textwrap
 import threading
 import time
+import warnings
 
 import pytest
 from hypothesis import given, settings
@@ -25,6 +27,7 @@ from papy.util.func import (
     ItemTimeoutError,
     ItemTruncatedError,
     dump_item,
+    dump_stream,
     load_item,
 )
 
@@ -331,6 +334,8 @@ def test_socket_peer_that_says_nothing_times_out():
         ({"type": "socket", "dir": "/tmp"}, ValueError, "dir"),
         ({"dir": "/no/such/dir"}, NotADirectoryError, "dir"),
         ({"dir": 5}, TypeError, "dir"),
+        ({"prefix": "a\x00b"}, ValueError, "dump_item: prefix .*NUL"),
+        ({"suffix": "\x00", "type": "fifo"}, ValueError, "dump_item: suffix .*NUL"),
     ],
 )
 def test_dump_item_bad_arguments(kwargs, error, match):
@@ -350,11 +355,32 @@ def test_dump_item_bad_arguments(kwargs, error, match):
         ((f"tcp://10.0.0.1:80/{'a' * 32}",), {}, ValueError, "loopback"),
         ((), {}, ValueError, "empty"),
         ("abc", {}, TypeError, "inbox"),
+        (("/tmp/a\x00b",), {}, ValueError, "load_item: .*NUL"),
     ],
 )
 def test_load_item_bad_arguments(inbox, kwargs, error, match):
     with pytest.raises(error, match=match):
         load_item(inbox, **kwargs)
+
+
+@pytest.mark.timeout(10)
+def test_a_str_utf8_cannot_encode_is_named_with_function_and_argument():
+    named = r"dump_item: the item \(inbox\[0\]\)"
+    with pytest.raises(UnicodeError, match=named) as got:
+        dump_item(("\ud800",))
+    assert isinstance(got.value.__cause__, UnicodeEncodeError)
+    with pytest.raises(UnicodeError, match=r"dump_stream: the item \(inbox\[0\]\)"):
+        dump_stream(("\ud800",), io.BytesIO())
+    with pytest.raises(UnicodeError, match="dump_stream: delimiter"):
+        dump_stream((b"x",), io.BytesIO(), delimiter="\udcff")
+
+
+@pytest.mark.timeout(10)
+def test_load_item_with_a_one_byte_buffer_reads_a_file_without_warnings(tmp_path):
+    reference = dump_item((b"abc",), dir=str(tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # open(..., "rb", buffering=1) warns
+        assert load_item((reference,), buffer=1) == b"abc"
 
 
 @pytest.mark.timeout(10)
@@ -401,35 +427,61 @@ def test_forked_child_does_not_keep_a_writer_alive(kind):
         child.join()
 
 
+def _report_then_sleep(ready, seconds):
+    os.write(ready, b"!")
+    time.sleep(seconds)
+
+
+def _holds_write_end(pid, fifo):
+    """Whether process ``pid`` has the FIFO ``fifo`` (a stat) open for
+    writing, as /proc tells."""
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            opened = os.stat(f"/proc/{pid}/fd/{name}")
+            with open(f"/proc/{pid}/fdinfo/{name}") as info:
+                fields = dict(line.split(":", 1) for line in info if ":" in line)
+        except FileNotFoundError:
+            continue  # closed meanwhile
+        flags = int(fields["flags"], 8)
+        same = (opened.st_dev, opened.st_ino) == (fifo.st_dev, fifo.st_ino)
+        if same and flags & os.O_ACCMODE == os.O_WRONLY:
+            return True
+    return False
+
+
 @pytest.mark.timeout(20)
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fdinfo"), reason="needs /proc")
 def test_child_forked_mid_write_does_not_hold_the_fifo_open():
+    # A child holding a copy of the write end would keep a reader from ever
+    # seeing the writer's end (a writer process that died half-way would
+    # then be a reader's timeout, not an ItemTruncatedError).
     import multiprocessing
     import select
 
     size = 2_000_000  # far more than a pipe buffer: the writer blocks mid-way
     reference = dump_item((b"y" * size,), type="fifo", timeout=10)
     reader = os.open(reference, os.O_RDONLY | os.O_NONBLOCK)
+    ready_to_read, ready = os.pipe()
     child = None
     try:
         poller = select.poll()
         poller.register(reader, select.POLLIN)
         assert poller.poll(5000), "the writer never connected"
         child = multiprocessing.get_context("fork").Process(
-            target=_sleep_in_child, args=(10,)
+            target=_report_then_sleep, args=(ready, 10)
         )
         child.start()
+        assert os.read(ready_to_read, 1) == b"!"  # its at-fork hooks have run
+        assert not _holds_write_end(child.pid, os.fstat(reader))
         received = 0
-        while True:
-            # EOF must come once the parent's writer closes its end; a child
-            # holding a copy of that end would stall this loop until timeout.
-            assert poller.poll(5000), "no EOF: someone still holds the write end"
-            part = os.read(reader, 65536)
-            if not part:
-                break
-            received += len(part)
+        while received < FIFO_HEADER_SIZE + size:
+            assert poller.poll(5000), "the writer stopped writing"
+            received += len(os.read(reader, 65536))
         assert received == FIFO_HEADER_SIZE + size
     finally:
         os.close(reader)
+        os.close(ready_to_read)
+        os.close(ready)
         os.unlink(reference)
         if child is not None:
             child.kill()
@@ -442,16 +494,16 @@ def test_fifo_reader_that_comes_after_the_writer_left_gets_the_item():
     import select
 
     # Another process had the FIFO open (e.g. a reader that lost the race),
-    # so the writer connected, wrote everything and left before our reader
-    # opened: no POLLHUP will ever come, but the item is in the pipe.
+    # so the writer connected and wrote everything before our reader opened:
+    # the item is in the pipe, and the writer waits for its readers to close.
     reference = dump_item((b"waiting in the pipe",), type="fifo", timeout=10)
     bystander = os.open(reference, os.O_RDONLY | os.O_NONBLOCK)
     try:
         poller = select.poll()
         poller.register(bystander, select.POLLIN)
         assert poller.poll(5000), "the writer never wrote"
-        join_writer_threads()  # the writer has closed its end
         assert load_item((reference,), timeout=3) == b"waiting in the pipe"
     finally:
         os.close(bystander)
+    join_writer_threads()  # the last reader has closed: the writer is done
     assert not os.path.exists(reference)

@@ -51,9 +51,12 @@ def test_waiting_fifos_survive_a_moment_without_free_descriptors(tmp_path):
 
 @pytest.mark.timeout(10)
 def test_a_prefix_like_a_random_part_and_pid_gives_no_pid():
-    name = "0123456789abcdef_p2624492600527834_p22097_"
-    assert _item_io._writer_pid(name) is None
-    assert _item_io._writer_pid("tmp_papy_fifo0123456789abcdef_p22097_") == 22097
+    # The prefix "0123456789abcdef_p" and a random part of digits only.
+    here = _item_io._pid_namespace_tag()
+    name = f"0123456789abcdef_p2624492600527834_p22097{here}_"
+    assert _item_io._trusted_writer_pid(name) is None
+    unique = f"tmp_papy_fifo0123456789abcdef_p22097{here}_"
+    assert _item_io._trusted_writer_pid(unique) == 22097
     assert _item_io._process_exists(2624492600527834)  # no such pid: unknown
 
 

@@ -428,11 +428,13 @@ def test_fifo_items_arrive_exactly_once_in_any_load_order(sizes_and_order):
 
 @pytest.mark.timeout(10)
 def test_fifo_name_carries_the_writer_pid_and_ambiguous_names_carry_none():
-    from papy.util._item_io import _writer_pid
+    from papy.util._item_io import _pid_namespace_tag, _trusted_writer_pid
 
     reference = dump_item((b"x",), type="fifo", prefix="in_", suffix=".bin")
-    assert _writer_pid(reference) == os.getpid()
+    assert _trusted_writer_pid(reference) == os.getpid()
     assert load_item((reference,), timeout=10) == b"x"
-    tricky = dump_item((b"y",), type="fifo", suffix="0123456789abcdef_p1_")
-    assert _writer_pid(tricky) is None  # two candidates: no guess
+    tricky = dump_item(
+        (b"y",), type="fifo", suffix=f"0123456789abcdef_p1{_pid_namespace_tag()}_"
+    )
+    assert _trusted_writer_pid(tricky) is None  # two candidates: no guess
     assert load_item((tricky,), timeout=10) == b"y"

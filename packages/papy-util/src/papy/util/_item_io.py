@@ -45,10 +45,11 @@ multiprocessing or multiprocess (which end with os._exit, skipping atexit)
 by a finalizer those modules run at the worker's exit. A reader waiting on
 a FIFO that is removed before its writer connected fails at once, and so
 does one whose writer process is gone (killed: its FIFO stays); the FIFO's
-name carries the writer's pid for that. A reader removes its FIFO when it
-is done, even when it fails; if the transfer breaks off (the reader closed
-early or stopped reading for ``timeout``), the writer removes the FIFO
-too, since a reader that was killed cannot.
+name carries the writer's pid and PID namespace for that. A reader removes
+its FIFO when it is done, even when it fails. The writer keeps its end
+open until the reader has closed its own (or ``timeout`` has passed), and
+then removes the FIFO if the reader has not: a reader that was killed or
+froze, before, during or after the transfer, cannot.
 """
 
 from __future__ import annotations
@@ -279,14 +280,33 @@ def write_file(data: bytes, prefix: str, suffix: str, directory: str) -> str:
 
 # A FIFO's name carries the writer's pid between its random part and the
 # suffix, so that a reader can tell when the writer process is gone (killed:
-# nothing removed its FIFO) instead of waiting out its timeout.
+# nothing removed its FIFO) instead of waiting out its timeout. A pid means
+# something only within one PID namespace (a container sharing the
+# directory has its own), so the name also carries the writer's namespace,
+# "n<inode>" after the pid, and a reader trusts the pid only in the same
+# namespace. Names without it (made where /proc/self/ns/pid cannot be read,
+# or by an older papy-util) are trusted only by a reader that cannot read
+# its own namespace either.
 # Searched with a lookahead, so that overlapping candidates are all found:
 # a prefix can end in what looks like a random part and a pid.
-_FIFO_WRITER_PID = re.compile(r"(?=[0-9a-f]{16}_p([1-9][0-9]*)_)")
+_FIFO_WRITER_PID = re.compile(r"(?=[0-9a-f]{16}_p([1-9][0-9]*)(n[1-9][0-9]*)?_)")
+
+
+def _pid_namespace_tag() -> str:
+    """``"n<inode>"`` of this process's PID namespace, or "" where unknown.
+
+    Read on each call, not cached: a process forked after its parent
+    entered a new PID namespace lives in that one.
+    """
+    try:
+        return f"n{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return ""
 
 
 def _fifo_path(prefix: str, suffix: str, directory: str) -> str:
-    name = f"{prefix}{secrets.token_hex(8)}_p{os.getpid()}_{suffix}"
+    writer = f"p{os.getpid()}{_pid_namespace_tag()}"
+    name = f"{prefix}{secrets.token_hex(8)}_{writer}_{suffix}"
     return os.path.join(directory, name)
 
 
@@ -427,30 +447,47 @@ def _stop_waiting(path: str) -> None:
 
 
 def _fifo_writer(path: str, fd: int, job: _FifoJob) -> None:
-    # A reader has connected, so after a complete transfer the FIFO is the
-    # reader's to remove: a writer that unlinked it after writing could make
-    # the reader holding the lock think another reader had consumed the
-    # item (_still_linked). A broken transfer is different: see below.
+    # A reader has connected. A reader that is alive unlinks the FIFO
+    # before it closes it, so while it holds the FIFO the name is its to
+    # remove: a writer that unlinked it then could make that reader think
+    # another reader had consumed the item (_still_linked). But a reader
+    # killed (or frozen) at any point cannot remove it, and nobody else
+    # would: not even after a complete write, since a small item fits in
+    # the pipe's buffer before the reader has read a byte. So the writer
+    # waits until the reader has closed (or for ``timeout``) and then
+    # removes the FIFO if the path still names it. A reader that is still
+    # reading gets the item, or meets the writer's end (ItemTruncatedError),
+    # whether or not the name is gone.
     fifo = os.fstat(fd)
     try:
         try:
             _write_all(fd, _HEADER.pack(_MAGIC, len(job.data)), job.timeout, job.chunk)
             _write_all(fd, job.data, job.timeout, job.chunk)
+            _wait_until_readers_close(fd, job.timeout)
         except (BrokenPipeError, TimeoutError):
-            # The reader closed early (BrokenPipeError) or stopped reading
-            # (TimeoutError): the item is lost either way. A reader that is
-            # alive unlinks the FIFO before it closes, but a killed one
-            # cannot, and nobody else would: so remove the FIFO if the path
-            # still names it. A reader still reading meets the writer's end
-            # (ItemTruncatedError) whether or not the name is gone.
-            _unlink_if_names(path, fifo)
-        finally:
-            _close_fifo_end(fd)
+            pass  # the reader closed early, or stopped reading: item lost
+        # Before our end is closed: while it is open the FIFO's inode cannot
+        # be freed, so its number cannot pass to a new file at this path.
+        _unlink_if_names(path, fifo)
     except BaseException:
         _unlink_quietly(path)
         raise
     finally:
+        _close_fifo_end(fd)
         _pending_discard(path)
+
+
+def _wait_until_readers_close(fd: int, timeout: float) -> None:
+    """Wait until no process has the FIFO of write end ``fd`` open for
+    reading, or ``timeout`` seconds have passed.
+
+    Poll reports an error (Linux: POLLERR) or hang-up on a pipe's write end
+    once its last reader has closed it. A reader that read the whole item
+    closes at once, so normally this returns within microseconds.
+    """
+    poller = select.poll()
+    poller.register(fd, select.POLLERR | select.POLLHUP)
+    poller.poll(timeout * 1000)
 
 
 def _unlink_if_names(path: str, fifo: os.stat_result) -> None:
@@ -639,7 +676,11 @@ def _read_file(path: str, as_mmap: bool, remove: bool, chunk: int) -> Any:
 
 
 def _read_regular(path: str, as_mmap: bool, chunk: int) -> Any:
-    with open(path, "rb", buffering=chunk) as handle:
+    # buffering=1 asks for line buffering, which open() does not do for
+    # binary files (it warns and buffers by default); unbuffered is what a
+    # 1-byte buffer amounts to.
+    buffering = 0 if chunk == 1 else chunk
+    with open(path, "rb", buffering=buffering) as handle:
         if as_mmap:
             return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         return handle.read()
@@ -704,7 +745,7 @@ class _FifoSource:
     def __init__(self, fd: int, path: str, timeout: float) -> None:
         self.fd = fd
         self.path = path
-        self.writer_pid = _writer_pid(path)
+        self.writer_pid = _trusted_writer_pid(path)
         self.timeout = timeout
         self.writer_seen = False
         self.poller = select.poll()
@@ -763,17 +804,48 @@ class _FifoSource:
             )
 
 
-def _writer_pid(path: str) -> int | None:
-    """The pid in a FIFO name made by _fifo_path, or None.
+def _trusted_writer_pid(path: str) -> int | None:
+    """The writer's pid in a FIFO name made by _fifo_path, if it means the
+    same process here; else None (the reader then waits out its timeout).
 
-    None also when a prefix or suffix makes the name ambiguous: a wrong pid
-    could fail a live item.
+    None when the name's PID namespace is not this process's (the pid would
+    name another process, or none, here), and when a prefix or suffix makes
+    the name ambiguous: a wrong pid could fail a live item.
     """
     found = _FIFO_WRITER_PID.findall(os.path.basename(path))
-    return int(found[0]) if len(found) == 1 else None
+    if len(found) != 1:
+        return None
+    pid, namespace = found[0]
+    return int(pid) if namespace == _pid_namespace_tag() else None
 
 
 def _process_exists(pid: int) -> bool:
+    """Whether process ``pid`` still runs; one that has exited but is not
+    yet reaped by its parent (a zombie) does not."""
+    # Where pidfd_open is missing (not Linux), not implemented (a kernel
+    # before 5.3) or forbidden (a sandbox), ask the plain way, which counts
+    # a zombie as running.
+    if not hasattr(os, "pidfd_open"):
+        return _signal_reaches(pid)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    except OverflowError:
+        return True  # no pid can be that number: it tells nothing
+    except OSError:
+        return _signal_reaches(pid)
+    try:
+        # A pidfd turns readable when its process exits, reaped or not.
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        return not poller.poll(0)
+    finally:
+        os.close(pidfd)
+
+
+def _signal_reaches(pid: int) -> bool:
+    """Whether signal 0 reaches process ``pid`` (a zombie's does)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -792,10 +864,13 @@ def _read_fifo_item(source: _FifoSource, chunk: int) -> bytes:
     header = _read_exactly(source, _HEADER.size, chunk, "item header")
     magic, length = _HEADER.unpack(header)
     if magic != _MAGIC:
+        # Also what is left when an earlier reader died after reading part
+        # of the item and this one came before the writer noticed.
         raise ItemError(
             errno.EPROTO,
-            "load_item: the FIFO's writer is not a dump_item writer (no item "
-            "header); load_item reads only FIFOs made by dump_item",
+            "load_item: the FIFO holds no item header (an earlier reader died "
+            "after reading part of the item, or the FIFO was not made by "
+            "dump_item); dump the item again",
             source.path,
         )
     return _read_exactly(source, length, chunk, "item")

@@ -141,15 +141,26 @@ class Reference(str):
     """A name defined earlier in the generated file; rendered without quotes.
 
     ``arguments(Reference("worker_0"))`` gives ``worker_0``, while
-    ``arguments("worker_0")`` gives ``'worker_0'``.
+    ``arguments("worker_0")`` gives ``'worker_0'``. Raises CodefileError
+    for a name that is not an identifier or is a keyword (``class``,
+    ``None``).
     """
 
     def __new__(cls, name: str) -> Reference:
-        if not isinstance(name, str) or not name.isidentifier():
-            raise CodefileError(
-                f"Reference name must be a Python identifier, got {name!r}"
-            )
+        _check_name("Reference name", name)
         return super().__new__(cls, name)
+
+
+def _check_name(what: str, name: Any) -> None:
+    """Raise CodefileError unless ``name`` can be bound and used as a
+    variable or keyword argument name in the generated file."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise CodefileError(f"{what} must be a Python identifier, got {name!r}")
+    if keyword.iskeyword(name):
+        raise CodefileError(
+            f"{what} must be a Python identifier, not the keyword {name!r}; "
+            "choose another name"
+        )
 
 
 def render(template: Template, **values: Any) -> str:
@@ -270,9 +281,15 @@ def _unwritable(value: Any) -> CodefileError:
 
 
 def arguments(*args: Any, **kwargs: Any) -> str:
-    """Render a call's argument list: ``literal``s, then ``key=literal``s."""
+    """Render a call's argument list: ``literal``s, then ``key=literal``s.
+
+    Raises CodefileError for a value ``literal`` refuses, and for a keyword
+    that is not a Python identifier or is a keyword such as ``class`` (both
+    can be passed with ``**``, but not written as ``key=value``).
+    """
     parts = [literal(arg) for arg in args]
     for key, value in kwargs.items():
+        _check_name("keyword argument name", key)
         parts.append(f"{key}={literal(value)}")
     return ", ".join(parts)
 
@@ -397,10 +414,8 @@ def function_code(
         raise CodefileError(f"func must be a named function, got {func!r:.60}")
     if name is None:
         name = own_name
-    elif (
-        not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name)
-    ):
-        raise CodefileError(f"name must be a Python identifier, got {name!r}")
+    else:
+        _check_name("name", name)
     qualname = getattr(func, "__qualname__", own_name)
     bound_to = getattr(func, "__self__", None)
     if inspect.ismethod(func) or not isinstance(bound_to, (ModuleType, NoneType)):

@@ -88,10 +88,30 @@ def _shared_processors() -> list[Any]:
     ]
 
 
+# Attributes that logging.Formatter.format() sets on the record it formats.
+# A handler with another formatter that saw the record before ours leaves
+# them behind, and ExtraAdder would take them for the caller's ``extra``
+# (which logging never lets name them): the message would appear twice.
+_FORMATTER_ATTRIBUTES = ("message", "asctime")
+
+
+def _drop_formatter_attributes(
+    logger: Any, name: str, event_dict: dict[str, Any]
+) -> dict[str, Any]:
+    """Remove what another formatter left on a plain logging record."""
+    for key in _FORMATTER_ATTRIBUTES:
+        event_dict.pop(key, None)
+    return event_dict
+
+
 def _foreign_pre_chain() -> list[Any]:
     # ``logger.info("x %s", 1)`` from plain logging: the message is already
     # interpolated by ProcessorFormatter (use_get_message=True).
-    return [*_shared_processors(), structlog.stdlib.ExtraAdder()]
+    return [
+        *_shared_processors(),
+        structlog.stdlib.ExtraAdder(),
+        _drop_formatter_attributes,
+    ]
 
 
 def _file_formatter() -> structlog.stdlib.ProcessorFormatter:

@@ -156,14 +156,29 @@ def _check_buffer(function: str, buffer: Any) -> int:
     return buffer
 
 
-def _as_bytes(function: str, item: Any) -> bytes:
-    if isinstance(item, str):
-        return item.encode("utf-8")
-    if isinstance(item, bytes | bytearray | memoryview):
-        return bytes(item)
+def _as_bytes(function: str, name: str, value: Any) -> bytes:
+    """``value`` (argument ``name`` of ``function``) as bytes: bytes-like
+    as is, str as UTF-8.
+
+    Raises TypeError for other types, and UnicodeError (a ValueError) for a
+    str that UTF-8 cannot encode (a lone surrogate), chaining the
+    UnicodeEncodeError.
+    """
+    if isinstance(value, str):
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise _named(
+                error,
+                f"{function}: {name} is a str that UTF-8 cannot encode "
+                f"({error.reason} at position {error.start}); pass bytes, or "
+                "a str without lone surrogates",
+            ) from error
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
     raise TypeError(
-        f"{function}: the item (inbox[0]) must be bytes or str, got "
-        f"{type_name(item)}; serialize it first, e.g. with pickle_dumps "
+        f"{function}: {name} must be bytes or str, got "
+        f"{type_name(value)}; serialize it first, e.g. with pickle_dumps "
         "or json_dumps"
     )
 
@@ -417,10 +432,11 @@ def dump_item(
       'file'    a temporary file ``dir/prefix*suffix``; the reference is its
                 path. It persists until loaded with remove=True.
       'fifo'    a named pipe ``dir/prefix*suffix`` (POSIX only); the reference
-                is its path, whose middle part holds this process's pid so
-                that a reader can tell when it is gone. Daemon threads of
-                this process wait for a reader and write the item; the
-                reader removes the FIFO.
+                is its path, whose middle part holds this process's pid and
+                PID namespace so that a reader can tell when it is gone.
+                Daemon threads of this process wait for a reader and write
+                the item; the reader removes the FIFO, or the writer does
+                once a reader closed it without (one that was killed).
       'socket'  a TCP socket on 127.0.0.1 (never another address); the
                 reference is ``tcp://127.0.0.1:PORT/TOKEN``. A daemon thread
                 sends the item to the first reader that shows the token.
@@ -431,14 +447,15 @@ def dump_item(
              ValueError for sockets). A relative dir is made absolute, so
              the reference is an absolute path.
     timeout: seconds (default 320) that a FIFO or socket writer waits for its
-             reader, and at most waits for a stalled reader, before it gives
+             reader, and at most waits for a stalled reader (or, the whole
+             item written, for a FIFO's reader to close it), before it gives
              up and removes the FIFO / closes the socket. Such items live at
              most as long as this process. A ValueError unless
              0 < timeout <= 2147483 (what poll() accepts, about 24 days).
     buffer:  size in bytes of the chunks written to a FIFO or socket
              (default 64 KiB); a file is written in one call.
     """
-    item = _as_bytes("dump_item", _first("dump_item", inbox))
+    item = _as_bytes("dump_item", "the item (inbox[0])", _first("dump_item", inbox))
     if type not in ITEM_TYPES:
         raise ValueError(f"dump_item: type must be one of {ITEM_TYPES}, got {type!r}")
     for name, value in (("prefix", prefix), ("suffix", suffix)):
@@ -448,6 +465,11 @@ def dump_item(
             raise ValueError(
                 f"dump_item: {name} must be part of a file name, without "
                 f"{os.sep!r}, got {value!r}; choose the directory with dir"
+            )
+        if value and "\0" in value:
+            raise ValueError(
+                f"dump_item: {name} must be part of a file name, which cannot "
+                f"hold a NUL character, got {value!r}"
             )
     timeout = _check_timeout("dump_item", timeout)
     chunk = _check_buffer("dump_item", buffer)
@@ -521,6 +543,11 @@ def load_item(
             "load_item: inbox[0] must be a reference returned by dump_item "
             f"(a str), got {type_name(reference)}"
         )
+    if "\0" in reference:
+        raise ValueError(
+            f"load_item: {reference!r} holds a NUL character, so it is no "
+            "reference dump_item returned; pass that reference unchanged"
+        )
     if type not in LOAD_TYPES:
         raise ValueError(f"load_item: type must be one of {LOAD_TYPES}, got {type!r}")
     chunk = _check_buffer("load_item", buffer)
@@ -557,7 +584,7 @@ def _encode_like(handle_is_text: bool, function: str, name: str, value: Any) -> 
                 f"{type_name(value)}; open the file in binary mode for bytes"
             )
         return value
-    return _as_bytes(function, value)
+    return _as_bytes(function, name, value)
 
 
 def dump_stream(

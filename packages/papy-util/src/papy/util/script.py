@@ -208,7 +208,8 @@ def get_config(lang: str = "python") -> dict[str, Any]:
       encoding    text encoding for str items, stdout and stderr ('utf-8')
       timeout     seconds before the script and every process it started
                   are killed (None: no limit)
-      env         dict of environment variables added to os.environ, or None
+      env         dict of environment variables (str to str) added to
+                  os.environ, or None
       cwd         working directory of the script, or None (inherited)
     """
     lang = _check_lang("get_config", lang)
@@ -251,9 +252,22 @@ def _complete_config(cfg: Any) -> dict[str, Any]:
             f"script: cfg['input'] must be one of {INPUT_MODES}, "
             f"got {merged['input']!r}"
         )
+    _check_path("executable", merged["executable"])
+    if merged["script"] is not None:
+        _check_path("script", merged["script"])
+    if merged["source"] is not None and not isinstance(merged["source"], str):
+        raise TypeError(
+            "script: cfg['source'] must be the script's code as a str, got "
+            f"{type_name(merged['source'])}"
+        )
+    if merged["cwd"] is not None:
+        _check_path("cwd", merged["cwd"])
     args = merged["args"]
     if isinstance(args, str | bytes) or not isinstance(args, Sequence):
         raise TypeError("script: cfg['args'] must be a list of strings")
+    _check_encoding(merged["encoding"])
+    if merged["env"] is not None:
+        _check_env(merged["env"])
     timeout = merged["timeout"]
     if timeout is not None and (
         isinstance(timeout, bool)
@@ -264,6 +278,45 @@ def _complete_config(cfg: Any) -> dict[str, Any]:
             f"script: cfg['timeout'] must be None or a positive number, got {timeout!r}"
         )
     return merged
+
+
+def _check_path(key: str, value: Any) -> None:
+    if not isinstance(value, str | os.PathLike):
+        raise TypeError(
+            f"script: cfg[{key!r}] must be a path (str), got {type_name(value)}"
+        )
+
+
+def _check_encoding(encoding: Any) -> None:
+    """Raise unless ``encoding`` names a codec between str and bytes (not,
+    say, 'base64', which codecs knows but str.encode refuses)."""
+    if not isinstance(encoding, str):
+        raise TypeError(
+            "script: cfg['encoding'] must be the name of a text encoding (a "
+            f"str such as 'utf-8'), got {type_name(encoding)}"
+        )
+    try:
+        "".encode(encoding)
+        b"".decode(encoding)
+    except LookupError:
+        raise ValueError(
+            f"script: cfg['encoding'] {encoding!r} is not a text encoding "
+            "Python knows; use e.g. 'utf-8' or 'latin-1'"
+        ) from None
+
+
+def _check_env(env: Any) -> None:
+    if not isinstance(env, Mapping):
+        raise TypeError(
+            "script: cfg['env'] must be None or a dict of str to str, got "
+            f"{type_name(env)}"
+        )
+    for name, value in env.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(
+                "script: cfg['env'] must map str names to str values, got "
+                f"{name!r}: {value!r}; convert values with str()"
+            )
 
 
 def _command(cfg: Mapping[str, Any], item: Any) -> list[str]:
@@ -289,7 +342,14 @@ def _stdin_bytes(cfg: Mapping[str, Any], item: Any) -> bytes:
     if cfg["input"] == "argv" or item is None:
         return b""
     if isinstance(item, str):
-        return item.encode(cfg["encoding"])
+        try:
+            return item.encode(cfg["encoding"])
+        except UnicodeEncodeError as error:
+            raise UnicodeError(
+                f"script: the item (inbox[0]) cannot be encoded as "
+                f"cfg['encoding'] = {cfg['encoding']!r} ({error}); pass bytes, "
+                "or set cfg['encoding'] to one that can"
+            ) from error
     if isinstance(item, bytes | bytearray | memoryview):
         return bytes(item)
     raise TypeError(
