@@ -29,43 +29,41 @@ def sleepy_one(x):
 
 
 @pytest.mark.timeout(60)
-def test_results_behind_a_given_up_one_come_when_ready_thread_workers():
+@pytest.mark.parametrize(
+    ("worker_type", "func", "count"),
+    [
+        ("thread", late_one, 5),
+        # Three process workers and four items: item 3 goes to a worker
+        # other than item 1's (a process worker keeps what it was given, so
+        # an item queued behind the slow one would wait for it).
+        ("process", sleepy_one, 4),
+    ],
+)
+def test_results_behind_a_given_up_one_come_when_ready(worker_type, func, count):
     RELEASE.clear()
     numap = NuMap(
-        late_one, range(5), worker_type="thread", worker_num=3, buffer=5, skip=True
+        func,
+        range(count),
+        worker_type=worker_type,
+        worker_num=3,
+        buffer=count,
+        skip=True,
     )
     numap.start()
     try:
         assert numap.next() == 0
         with pytest.raises(TimeoutError):
-            numap.next(timeout=0.2)  # gives up item 1
-        # Items 2-4 were computed long ago: each comes at once, not after
-        # a timeout of its own (which gave up one ready result after another).
-        assert [numap.next(timeout=10) for _ in range(3)] == [20, 30, 40]
+            numap.next(timeout=0.3)  # gives up item 1
+        # The items after it were computed long ago: each comes at once
+        # (well within 2 s, while item 1 still runs), not after a timeout
+        # of its own, which gave up one ready result after another.
+        behind = [10 * item for item in range(2, count)]
+        assert [numap.next(timeout=2) for _ in behind] == behind
         RELEASE.set()  # item 1's result now comes, and is dropped
         with pytest.raises(StopIteration):
             numap.next(timeout=10)
     finally:
         RELEASE.set()
-        numap.stop()
-
-
-@pytest.mark.timeout(60)
-def test_results_behind_a_given_up_one_come_when_ready_process_workers():
-    # Three workers and four items: item 3 goes to a worker other than
-    # item 1's (a process worker keeps what it was given, so an item queued
-    # behind the slow one would wait for it).
-    numap = NuMap(sleepy_one, range(4), worker_num=3, buffer=4, skip=True)
-    numap.start()
-    try:
-        assert numap.next() == 0
-        with pytest.raises(TimeoutError):
-            numap.next(timeout=0.3)
-        # Within 2 s, long before item 1 ends.
-        assert [numap.next(timeout=2) for _ in range(2)] == [20, 30]
-        with pytest.raises(StopIteration):
-            numap.next(timeout=10)
-    finally:
         numap.stop()
 
 

@@ -10,10 +10,10 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
+from line_readers import read_in_thread, wait_for
 from papy.util.func import make_lines
 
 
@@ -73,20 +73,6 @@ def child_stdout(tmp_path, mode):
 
 
 SOURCES = [os_pipe, fifo, socket_pair, child_stdout]
-
-
-def wait_for(condition, seconds=5):
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return condition()
-
-
-def read_in_thread(lines):
-    read = []
-    reader = threading.Thread(target=lambda: read.extend(lines), daemon=True)
-    reader.start()
-    return reader, read
 
 
 @pytest.mark.timeout(10)

@@ -19,21 +19,8 @@ import threading
 import time
 
 import pytest
+from line_readers import read_in_thread, wait_for
 from papy.util.func import make_lines
-
-
-def wait_for(condition, seconds=10):
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return condition()
-
-
-def read_in_thread(lines):
-    read = []
-    reader = threading.Thread(target=lambda: read.extend(lines), daemon=True)
-    reader.start()
-    return reader, read
 
 
 def stop(lines, reader):
