@@ -59,7 +59,9 @@ def make_inputs(paths):
     or of a freshly generated demo file when no path is given."""
     if not paths:
         paths = [ff.write_demo_fasta(DEMO_INPUT, sequences=DEMO_SEQUENCES)]
-    _inputs[:] = [Path(path).resolve() for path in paths]
+    # absolute(), not resolve(): resolved, /dev/fd/63 (from bash's <(...))
+    # becomes a name that cannot be opened.
+    _inputs[:] = [Path(path).absolute() for path in paths]
     sink.open(OUTPUT)
     return [ff.read_fasta_files(_inputs)]
 

@@ -7,7 +7,7 @@ import traceback
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from numap import NuMap
+from numap import NuMap, WorkerLostError
 from papy.core import Piper, PiperError, Plumber, Worker, WorkerError
 from papy.core._cli_errors import ErrorCollector, FailedItem
 from papy.core._cli_inputs import GuardedStream
@@ -56,8 +56,16 @@ def test_totals_count_inputs_and_outputs_once():
     ]
     total = totals(counts, 3.0)
     assert (total.items_in, total.items_out, total.errors) == (10, 20, 4)
-    assert total.pipers_with_errors == ("work", "a", "b")
+    assert total.pipers_with_errors == ()  # the errors reached the outputs
     assert total.failed
+    stuck = totals(
+        counts[:2] + [PiperCounts("a", "linear", 8, 8, 0, 0.1, False, True)], 3.0
+    )
+    assert (stuck.errors, stuck.pipers_with_errors, stuck.failed) == (
+        0,
+        ("work",),
+        True,
+    )
     clean = totals([PiperCounts("only", "linear", 3, 3, 0, 0.0, True, True)], 1.0)
     assert not clean.failed
 
@@ -126,5 +134,37 @@ def test_error_collector_keeps_the_first_failures_at_their_positions():
     pipeline.run()
     pipeline.wait(20)
     pipeline.stop()
-    assert [(f.output, f.position) for f in collector.first] == [("out", 1), ("out", 3)]
-    assert str(collector.first[1].origin().exception.exception) == "odd 3"
+    first = collector.first()
+    assert [(f.output, f.position) for f in first] == [("out", 1), ("out", 3)]
+    assert str(first[1].origin().exception.exception) == "odd 3"
+
+
+def lost_to(signal_name: str) -> PiperError:
+    lost = WorkerLostError(
+        f"process 7 was killed by {signal_name} while it held item 0"
+    )
+    return PiperError("the NuMap failed", lost)
+
+
+@pytest.mark.timeout(10)
+def test_totals_leave_out_the_results_the_ending_signal_stopped():
+    counts = [
+        PiperCounts("work", "process x2", 5, 5, 3, 1.0, is_input=True),
+        PiperCounts("out", "linear", 5, 5, 3, 0.1, is_output=True),
+    ]
+    total = totals(counts, 1.0, stopped=3)
+    assert (total.errors, total.stopped, total.failed) == (0, 3, False)
+
+
+@pytest.mark.timeout(10)
+def test_error_collector_sets_apart_results_an_ending_signal_stopped():
+    collector = ErrorCollector(2)
+    collector._keep("out", 0, lost_to("SIGTERM"))
+    collector._keep("out", 1, PiperError("failed", ValueError("bad")))
+    collector._keep("out", 2, lost_to("SIGKILL"))  # not an ending signal
+    collector._keep("out", 3, lost_to("SIGTERM"))
+    assert collector.stopped("SIGTERM") == 2
+    assert collector.stopped(None) == 0
+    assert [f.position for f in collector.first("SIGTERM")] == [1, 2]
+    assert [f.position for f in collector.first("SIGHUP")] == [0, 1]
+    assert [f.position for f in collector.first()] == [0, 1]

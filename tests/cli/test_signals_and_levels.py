@@ -96,8 +96,8 @@ def test_summary_and_finish_lines_pass_a_higher_log_level(papy, tmp_path, level)
 @pytest.mark.parametrize(
     "option, value, complaint",
     [
-        ("--progress-interval", "-1", "must be a positive number of seconds"),
-        ("--progress-interval", "nan", "must be a positive number of seconds"),
+        ("--progress-interval", "-1", "must be a number of seconds of at least 0.01"),
+        ("--progress-interval", "nan", "must be a number of seconds of at least 0.01"),
         ("--progress-interval", "soon", "expected a number of seconds"),
         ("--show-errors", "-3", "must be at least 0"),
     ],

@@ -61,9 +61,9 @@ def test_terminal_gets_a_summary_table_and_the_first_errors(tmp_path):
     assert "Pipeline finished" in text
     assert re.search(r"│ invert\s+│ thread x2\s+│\s+50 │\s+50 │\s+8 │", text), text
     assert re.search(r"│ keep\s+│ linear\s+│\s+50 │\s+50 │\s+8 │", text), text
-    assert "total: 50 items in, 50 out, 8 failed" in text
+    assert "total: 50 items in, 50 results out, 8 failed" in text
     assert f"42 results written to {out}" in text
-    assert "papy: 8 item(s) failed; the first 5:" in text
+    assert "papy: 8 failed result(s); the first 5:" in text
     assert "Traceback" not in text
     assert "[info" not in text and "item failed" not in text  # logs: files, pipes
 

@@ -82,6 +82,19 @@ class GuardedStream:
         )
 
 
+def iter_not_text(value: Any) -> Iterator[Any]:
+    """``iter(value)``; TypeError if ``value`` is text (iterating would split
+    it into characters) or is not iterable, its message describing
+    ``value`` (to follow "returned" or "is")."""
+    shown = f"{type(value).__name__} {value!r:.60}"
+    if isinstance(value, str | bytes | bytearray):
+        raise TypeError(f"text ({shown}), which would be split into characters")
+    try:
+        return iter(value)
+    except TypeError:
+        raise TypeError(f"{shown}, which is not iterable") from None
+
+
 def check_paths(paths: list[str]) -> None:
     """Raise InputError naming every path that does not exist."""
     missing = [path for path in paths if not Path(path).exists()]
@@ -107,14 +120,7 @@ def make_datas(loaded: LoadedPipeline, paths: list[str]) -> list[GuardedStream]:
             )
         sources: list[Any] = [list(paths) for _ in inputs]
     else:
-        try:
-            sources = list(make_inputs(list(paths)))
-        except Exception as error:
-            raise InputError(
-                f"make_inputs() of {loaded.path.name} raised "
-                f"{type(error).__name__}: {error}",
-                "".join(traceback.format_exception(error)),
-            ) from error
+        sources = _call_make_inputs(make_inputs, paths, loaded.path.name)
     if len(sources) != len(inputs):
         names = ", ".join(repr(piper.name) for piper in inputs)
         raise InputError(
@@ -124,10 +130,37 @@ def make_datas(loaded: LoadedPipeline, paths: list[str]) -> list[GuardedStream]:
     streams = []
     for piper, source in zip(inputs, sources, strict=True):
         try:
-            streams.append(GuardedStream(piper.name, source))
+            streams.append(GuardedStream(piper.name, iter_not_text(source)))
         except TypeError as error:
             raise InputError(
-                f"make_inputs() of {loaded.path.name}: the input for piper "
-                f"{piper.name!r} is not iterable ({type(source).__name__})"
+                f"make_inputs() of {loaded.path.name}: the input of piper "
+                f"{piper.name!r} is {error}: give an iterable of items, e.g. [path]"
             ) from error
     return streams
+
+
+def _call_make_inputs(make_inputs: Any, paths: list[str], file_name: str) -> list[Any]:
+    """The input streams that ``make_inputs(paths)`` returns, as a list;
+    InputError if it raises or returns text or something not iterable."""
+    try:
+        returned = make_inputs(list(paths))
+    except Exception as error:
+        raise _raised(error, file_name) from error
+    try:
+        streams = iter_not_text(returned)
+    except TypeError as error:
+        raise InputError(
+            f"make_inputs() of {file_name} returned {error}: return one iterable of "
+            "items per input piper, e.g. [records]"
+        ) from error
+    try:
+        return list(streams)  # a generator make_inputs runs its code here
+    except Exception as error:
+        raise _raised(error, file_name) from error
+
+
+def _raised(error: Exception, file_name: str) -> InputError:
+    return InputError(
+        f"make_inputs() of {file_name} raised {type(error).__name__}: {error}",
+        "".join(traceback.format_exception(error)),
+    )

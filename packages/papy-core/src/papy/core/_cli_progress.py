@@ -30,11 +30,18 @@ class PiperCounts:
 
 @dataclass(frozen=True)
 class Totals:
+    """Counted over the pipeline's inputs and outputs. With several output
+    Pipers one item gives a result at each, so ``items_out`` and ``errors``
+    count results, not input items."""
+
     items_in: int  # items read by the input Pipers
     items_out: int  # results of the output Pipers
-    errors: int  # error results of the output Pipers (items that failed)
+    errors: int  # failed results of the output Pipers (not counting ``stopped``)
     seconds: float
-    pipers_with_errors: tuple[str, ...] = ()  # any Piper that passed on errors
+    # Pipers that passed on errors, when none reached an output.
+    pipers_with_errors: tuple[str, ...] = ()
+    # Results whose worker processes the signal that ended the run killed.
+    stopped: int = 0
 
     @property
     def failed(self) -> bool:
@@ -43,16 +50,22 @@ class Totals:
         return bool(self.errors or self.pipers_with_errors)
 
 
-def totals(counts: list[PiperCounts], seconds: float) -> Totals:
+def totals(counts: list[PiperCounts], seconds: float, stopped: int = 0) -> Totals:
     """Totals over the pipeline: what entered through the input Pipers and
     what left through the output Pipers (intermediate Pipers are not summed,
-    so an item is counted once however many Pipers it crossed)."""
+    so an item is counted once however many Pipers it crossed). ``stopped``
+    of the error results are items the run was stopped under (see Totals)."""
+    output_errors = sum(count.errors for count in counts if count.is_output)
+    # Errors inside the pipeline are the ones at the outputs, unless none
+    # reached them: then the Pipers that made them are named.
+    inner_only = () if output_errors else (c.name for c in counts if c.errors)
     return Totals(
         items_in=sum(count.items_in for count in counts if count.is_input),
         items_out=sum(count.items_out for count in counts if count.is_output),
-        errors=sum(count.errors for count in counts if count.is_output),
+        errors=output_errors - stopped,
         seconds=seconds,
-        pipers_with_errors=tuple(count.name for count in counts if count.errors),
+        pipers_with_errors=tuple(inner_only),
+        stopped=stopped,
     )
 
 
@@ -146,9 +159,10 @@ def print_summary(
         status = "[yellow]interrupted[/yellow]"
     else:
         status = "[green]all ok[/green]"
+    stopped = f", {total.stopped:,} stopped" if total.stopped else ""
     console.print(
-        f"total: {total.items_in:,} items in, {total.items_out:,} out, "
-        f"{total.errors:,} failed, {total.seconds:.2f} s - {status}"
+        f"total: {total.items_in:,} items in, {total.items_out:,} results out, "
+        f"{total.errors:,} failed{stopped}, {total.seconds:.2f} s - {status}"
     )
 
 
@@ -160,8 +174,9 @@ def log_summary(
     level: str = "info",
 ) -> None:
     """The summary as log events of ``level``: one ``piper summary`` per
-    Piper, then ``pipeline summary`` (with ``interrupted=True`` after Ctrl-C
-    or SIGTERM)."""
+    Piper, then ``pipeline summary`` (with ``interrupted=True`` after Ctrl-C,
+    SIGTERM or SIGHUP, and ``stopped=N`` for the results of worker processes
+    that signal killed)."""
     emit = getattr(logger, level)
     for count in counts:
         emit(
@@ -178,6 +193,7 @@ def log_summary(
         items_in=total.items_in,
         items_out=total.items_out,
         errors=total.errors,
+        **({"stopped": total.stopped} if total.stopped else {}),
         seconds=round(total.seconds, 3),
         **({"interrupted": True} if interrupted else {}),
     )

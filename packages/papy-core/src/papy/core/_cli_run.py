@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -21,10 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from papy.core._cli_errors import ErrorCollector
+from papy.core._cli_errors import ErrorCollector, FailedItem
 from papy.core._cli_exits import ExitStatus, Terminated, fail
 from papy.core._cli_graph import numap_info
-from papy.core._cli_inputs import GuardedStream, InputError, check_paths, make_datas
+from papy.core._cli_inputs import (
+    GuardedStream,
+    InputError,
+    check_paths,
+    iter_not_text,
+    make_datas,
+)
+from papy.core._cli_load import load_pipeline
 from papy.core._cli_progress import (
     LiveView,
     LogView,
@@ -35,8 +43,9 @@ from papy.core._cli_progress import (
     print_summary,
     totals,
 )
+from papy.core._cli_stdout import UntilBroken, silence
 from papy.core._errors import DaggerError, PipelineFileError, PiperError, PlumberError
-from papy.core._save import LoadedPipeline, load_pipeline_file
+from papy.core._save import LoadedPipeline
 from rich.console import Console
 
 
@@ -175,7 +184,9 @@ def piper_counts(pipeline: Any) -> list[PiperCounts]:
 # -- running ----------------------------------------------------------------------
 
 
-def setup_logging(args: argparse.Namespace, on_terminal: bool, console: Console) -> Any:
+def setup_logging(
+    args: argparse.Namespace, on_terminal: bool, console: Console, stdout: UntilBroken
+) -> Any:
     from papy.util.config import start_logger
 
     level = args.log_level or "INFO"
@@ -187,7 +198,7 @@ def setup_logging(args: argparse.Namespace, on_terminal: bool, console: Console)
         log_filename=args.log_file,
         log_rotate=False,
         log_to_file_level=level,
-        log_to_stream=_ConsoleStream(console) if on_terminal else sys.stdout,
+        log_to_stream=_ConsoleStream(console) if on_terminal else stdout,
         log_to_stream_level=stream_level,
     ).bind(command="papy run")
 
@@ -207,20 +218,61 @@ class _ConsoleStream:
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated
+    raise Terminated(signum)
+
+
+def _raise_hung_up(signum: int, frame: Any) -> None:
+    # The terminal is gone: writing to it would fail (EIO) at every
+    # message papy prints while it stops.
+    for stream in (sys.stdout, sys.stderr):
+        if _is_terminal(stream):
+            silence(stream)
+    raise Terminated(signum)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (OSError, ValueError):
+        return False
+
+
+def _in_this_process(handler: Any) -> Any:
+    """``handler``, run only in the process that installs it. A process
+    forked from papy (a worker process) inherits the handler and would
+    raise Terminated inside the user's function; there the signal ends
+    the process, as its default action does."""
+    owner = os.getpid()
+
+    def handle(signum: int, frame: Any) -> None:
+        if os.getpid() == owner:
+            handler(signum, frame)
+            return
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    return handle
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """While inside, SIGTERM raises Terminated in the main thread."""
+def ending_signals_as_interrupts() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP raise Terminated in the main thread.
+    A SIGHUP that is ignored (``nohup papy run ...``) stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    handlers = {signal.SIGTERM: _raise_terminated}
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        handlers[signal.SIGHUP] = _raise_hung_up
+    previous = {
+        signum: signal.signal(signum, _in_this_process(handler))
+        for signum, handler in handlers.items()
+    }
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class RunFailed(Exception):
@@ -257,20 +309,23 @@ def drive(session: Session, pipeline: Any) -> tuple[float, KeyboardInterrupt | N
     """Run a started pipeline to its end, showing progress, and stop it.
 
     Returns the seconds it ran and what interrupted it, if anything: on
-    Ctrl-C (or SIGTERM, as Terminated) the pipeline is stopped (the items
-    already read flow out). Raises RunFailed if the run thread failed, and
-    DebugStop, after stopping the pipeline, if a debug=True Piper raised.
+    Ctrl-C (or SIGTERM or SIGHUP, as Terminated) the pipeline is stopped
+    (the items already read flow out). Raises RunFailed if the run thread
+    failed, and DebugStop, after stopping the pipeline, if a debug=True
+    Piper raised.
     """
     view: ProgressView
+    poll_seconds = 0.2  # how often the live table is redrawn
     if session.on_terminal:
         view = LiveView(session.console, f"papy run {Path(session.args.pipeline).name}")
     else:
         view = LogView(session.logger, session.args.progress_interval)
+        poll_seconds = min(poll_seconds, session.args.progress_interval)
     begin = time.monotonic()
     interrupted = None
     try:
         pipeline.run()
-        while not _finished(pipeline, 0.2):
+        while not _finished(pipeline, poll_seconds):
             view.update(piper_counts(pipeline), time.monotonic() - begin)
     except KeyboardInterrupt as interruption:
         interrupted = interruption
@@ -291,12 +346,26 @@ def drive(session: Session, pipeline: Any) -> tuple[float, KeyboardInterrupt | N
         # stop() lets the items in flight finish, which a slow function
         # can make long, and waits for a read of an input that cannot be
         # told to stop: say so, and how not to wait.
-        sys.stderr.write(
-            "papy: stopping; the items in flight finish first, and an input "
-            "waiting for data is waited for (Ctrl-C again to abort)\n"
-        )
+        sys.stderr.write(stopping_message(interrupted))
     pipeline.stop()
     return seconds, interrupted
+
+
+def stopping_message(interruption: KeyboardInterrupt) -> str:
+    """What ``papy run`` says when it starts to stop after ``interruption``."""
+    if isinstance(interruption, Terminated):
+        # Sent to the process group, the signal has ended the worker
+        # processes already: their items cannot finish.
+        return (
+            f"papy: stopping ({interruption.signal_name}); the items in flight "
+            "finish first, except on worker processes the signal reached too, "
+            "and an input waiting for data is waited for (Ctrl-C or a second "
+            f"{interruption.signal_name} to abort)\n"
+        )
+    return (
+        "papy: stopping; the items in flight finish first, and an input "
+        "waiting for data is waited for (Ctrl-C again to abort)\n"
+    )
 
 
 class CommandError(Exception):
@@ -312,7 +381,7 @@ class CommandError(Exception):
 @dataclass
 class RunResult:
     seconds: float
-    interrupted: KeyboardInterrupt | None  # Terminated for SIGTERM
+    interrupted: KeyboardInterrupt | None  # Terminated for SIGTERM, SIGHUP
     streams: list[GuardedStream]
     # The item error a debug=True Piper raised, which ended the run early.
     debug_error: PiperError | None = None
@@ -364,14 +433,15 @@ def start_and_run(
 
 def run_command(args: argparse.Namespace) -> int:
     """``papy run``: returns the exit status (see ``_cli_exits``)."""
-    on_terminal = sys.stdout.isatty()
-    console = Console()
+    stdout = UntilBroken(sys.stdout)
+    on_terminal = stdout.isatty()
+    console = Console(file=stdout)  # type: ignore[arg-type]
     try:
-        loaded = load_pipeline_file(args.pipeline)
+        loaded = load_pipeline(args.pipeline)
     except PipelineFileError as error:
         return fail(str(error), ExitStatus.BAD_PIPELINE, error.details, args.debug)
     try:
-        logger = setup_logging(args, on_terminal, console)
+        logger = setup_logging(args, on_terminal, console, stdout)
     except OSError as error:
         return fail(
             f"cannot write the log file {args.log_file!r}: {error.strerror}",
@@ -393,16 +463,25 @@ def run_command(args: argparse.Namespace) -> int:
     except FinishFailed as error:
         finish_lines, finish_error = [], error
     interrupted = result.interrupted is not None
+    ended_by = ending_signal(result.interrupted)
+    stopped = collector.stopped(ended_by)
     total = summarise(
-        session, loaded.pipeline, result.seconds, finish_lines, interrupted
+        session, loaded.pipeline, result.seconds, finish_lines, interrupted, stopped
     )
     if result.debug_error is not None:
         report_debug_stop(collector, result.debug_error, args.debug)
     elif total.failed:
-        report_failures(collector, total, args.debug)
+        report_failures(collector.first(ended_by), total, args.debug)
+    if stopped:
+        sys.stderr.write(
+            f"papy: {stopped} result(s) in flight stopped: {ended_by} also "
+            "ended the worker processes holding them (not counted as failed)\n"
+        )
     if isinstance(result.interrupted, Terminated):
-        sys.stderr.write("papy: terminated; the summary covers the items read\n")
-        return int(ExitStatus.TERMINATED)
+        sys.stderr.write(
+            f"papy: terminated ({ended_by}); the summary covers the items read\n"
+        )
+        return result.interrupted.status
     if interrupted:
         sys.stderr.write("papy: interrupted; the summary covers the items read\n")
         return int(ExitStatus.INTERRUPTED)
@@ -422,17 +501,26 @@ def run_command(args: argparse.Namespace) -> int:
     return int(ExitStatus.OK)
 
 
+def ending_signal(interruption: KeyboardInterrupt | None) -> str | None:
+    """The name of the signal that ended the run (SIGTERM, SIGHUP), or None."""
+    if isinstance(interruption, Terminated):
+        return interruption.signal_name
+    return None
+
+
 def summarise(
     session: Session,
     pipeline: Any,
     seconds: float,
     finish_lines: list[str],
     interrupted: bool,
+    stopped: int,
 ) -> Totals:
     """Print (terminal) or log the per-Piper summary, the total and the lines
-    from ``finish()``; return the totals."""
+    from ``finish()``; return the totals. ``stopped`` error results are
+    items the run was stopped under (see ``Totals``)."""
     counts = piper_counts(pipeline)
-    total = totals(counts, seconds)
+    total = totals(counts, seconds, stopped)
     if session.on_terminal:
         print_summary(session.console, counts, total, interrupted)
         for line in finish_lines:
@@ -455,11 +543,12 @@ def summary_level(log_level: str | None) -> str:
     return "info"
 
 
-def report_failures(collector: ErrorCollector, total: Totals, debug: bool) -> None:
-    """The first failed items on stderr (with tracebacks under --debug)."""
-    shown = collector.first
+def report_failures(shown: list[FailedItem], total: Totals, debug: bool) -> None:
+    """The first failed results, ``shown``, on stderr (with tracebacks under
+    --debug). Counted as results: with several output Pipers, one failed
+    item gives a failed result at each."""
     if total.errors:
-        head = f"papy: {total.errors} item(s) failed"
+        head = f"papy: {total.errors} failed result(s)"
         if shown:
             head += f"; the first {len(shown)}:" if len(shown) < total.errors else ":"
     else:
@@ -482,7 +571,7 @@ def report_debug_stop(
 ) -> None:
     """Say that a debug=True Piper stopped the run at a failed item, and show
     that item as report_failures shows failed items."""
-    shown = [failed for failed in collector.first if failed.error is error]
+    shown = [failed for failed in collector.first() if failed.error is error]
     sys.stderr.write(
         "papy: a debug=True Piper raised the error of an item, which stops "
         "the run there (the summary covers the items before it):\n"
@@ -506,19 +595,37 @@ class FinishFailed(Exception):
 
 
 def _call_finish(loaded: LoadedPipeline, session: Session) -> list[str]:
-    """The lines ``finish()`` returns; FinishFailed if it raised."""
+    """The lines ``finish()`` returns; FinishFailed if it raised, or returned
+    neither None nor an iterable of lines."""
     finish = loaded.hook("finish")
     if finish is None:
         return []
     try:
-        return [str(line) for line in finish() or ()]
+        returned = finish()
     except Exception as error:
-        described = f"{type(error).__name__}: {error}"
-        session.logger.error("finish_failed", error=described)
+        raise _finish_raised(loaded, session, error) from error
+    try:
+        lines = iter_not_text(() if returned is None else returned)
+    except TypeError as error:
+        session.logger.error("finish_failed", error=str(error))
         raise FinishFailed(
-            f"finish() in {loaded.path} raised {described}; its outputs may be "
-            "incomplete"
+            f"finish() in {loaded.path} returned {error}: return a list of lines "
+            "(or None)"
         ) from error
+    try:
+        return [str(line) for line in lines]  # a generator finish runs here
+    except Exception as error:
+        raise _finish_raised(loaded, session, error) from error
+
+
+def _finish_raised(
+    loaded: LoadedPipeline, session: Session, error: Exception
+) -> FinishFailed:
+    described = f"{type(error).__name__}: {error}"
+    session.logger.error("finish_failed", error=described)
+    return FinishFailed(
+        f"finish() in {loaded.path} raised {described}; its outputs may be incomplete"
+    )
 
 
 def _finish_quietly(loaded: LoadedPipeline, session: Session) -> None:

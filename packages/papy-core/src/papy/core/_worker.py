@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -11,6 +13,15 @@ from papy.core._errors import WorkerError
 
 def _function_name(function: Callable[..., Any]) -> str:
     return getattr(function, "__qualname__", None) or repr(function)
+
+
+def ctrl_c_can_arrive() -> bool:
+    """True where Python raises KeyboardInterrupt for a Ctrl-C: on the main
+    thread, with a Python SIGINT handler installed. Elsewhere (another
+    thread; a numap worker process, which ignores SIGINT) a
+    KeyboardInterrupt can only be one a function raised itself."""
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    return on_main_thread and callable(signal.getsignal(signal.SIGINT))
 
 
 def find_error(inbox: Any) -> BaseException | None:
@@ -63,8 +74,11 @@ class Worker:
 
     Raises ``WorkerError`` for arguments that do not fit the functions.
 
-    Calling never raises: an exception from a function is returned as a
-    ``WorkerError`` holding the original exception and its traceback text. If
+    Calling does not raise what a function raises: an exception (also a
+    SystemExit or GeneratorExit) is returned as a ``WorkerError`` holding the
+    original exception and its traceback text. A KeyboardInterrupt is too,
+    except where a real Ctrl-C can arrive (the main thread of a process that
+    does not ignore SIGINT): there it is raised, to stop the program. If
     the inbox contains an exception, no function runs and the exception is
     returned wrapped in a ``WorkerError``.
     """
@@ -180,21 +194,34 @@ class Worker:
         for function, args, kwargs in steps:
             try:
                 result = function(step_inbox, *args, **kwargs)
-            except (Exception, SystemExit) as exc:
+            except (Exception, SystemExit, GeneratorExit) as exc:
                 # sys.exit() in one item's function is that item's error: it
                 # must not end the pipeline (or the worker process running
-                # it). Ctrl-C (KeyboardInterrupt) still stops everything.
-                name = _function_name(function)
-                return WorkerError(
-                    f"Worker {self.name!r}: function {name!r} raised {exc!r}",
-                    exc,
-                    traceback.format_exc(),
-                    name,
-                )
+                # it). A GeneratorExit that leaves a function is always the
+                # function's own: Python throws it only into a generator
+                # paused at a yield, never into the call running here.
+                return self._item_error(function, exc)
+            except KeyboardInterrupt as exc:
+                # A real Ctrl-C stops everything; where none can arrive,
+                # the function raised it, and it is that item's error.
+                if ctrl_c_can_arrive():
+                    raise
+                return self._item_error(function, exc)
             # PaPy 1.x's convention: the next function's inbox holds the
             # result as its one item, as if it came from one upstream Piper.
             step_inbox = (result,)
         return result
+
+    def _item_error(self, function: Callable[..., Any], exc: BaseException) -> Any:
+        """The WorkerError for ``exc``, raised by ``function`` (call it in
+        the ``except`` block: it keeps the traceback being handled)."""
+        name = _function_name(function)
+        return WorkerError(
+            f"Worker {self.name!r}: function {name!r} raised {exc!r}",
+            exc,
+            traceback.format_exc(),
+            name,
+        )
 
     def __repr__(self) -> str:
         return f"Worker({self.name!r})"

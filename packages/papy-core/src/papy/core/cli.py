@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from papy.core._cli_exits import EXIT_STATUS_HELP, ExitStatus, Terminated, fail
+from papy.core._cli_stdout import open_closed_standard_streams, silence
 
 PIPELINE_FILE_HELP = """\
 pipeline files:
@@ -89,7 +90,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Keep our paragraphs as written."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The parser of the ``papy`` command and that of ``papy run``."""
     parser = argparse.ArgumentParser(
         prog="papy",
         description=MAIN_DESCRIPTION,
@@ -121,7 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("thread", "process"),
         help="run every NuMap of the pipeline on threads or on processes",
     )
-    run.add_argument("--log-file", metavar="FILE", help="also log to FILE (JSON lines)")
+    run.add_argument(
+        "--log-file",
+        type=_file_name,
+        metavar="FILE",
+        help="also log to FILE (JSON lines)",
+    )
     run.add_argument(
         "--log-level",
         type=str.upper,
@@ -138,10 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--progress-interval",
-        type=_positive_seconds,
+        type=_interval_seconds,
         default=2.0,
         metavar="SECONDS",
-        help="seconds between progress log lines when not on a terminal [2]",
+        help="seconds between progress log lines when not on a terminal, "
+        f"at least {SHORTEST_INTERVAL} [2]",
     )
     run.add_argument(
         "--debug",
@@ -166,7 +174,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="file to write; the suffix picks the format (repeatable)",
     )
     graph.add_argument("--debug", action="store_true", help="show Python tracebacks")
-    return parser
+    return parser, run
+
+
+def parse_command_line(
+    parser: argparse.ArgumentParser,
+    run_parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+) -> argparse.Namespace:
+    """The arguments of ``papy`` (``parser``), and of ``papy run``
+    (``run_parser``) where its options and INPUTs mix."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["run"]:
+        # Options may come between the INPUTs (`papy run p.py a --workers 2
+        # b`), which parse_args does not allow for a subcommand's parser.
+        return run_parser.parse_intermixed_args(
+            arguments[1:], argparse.Namespace(command="run")
+        )
+    return parser.parse_args(arguments)
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -187,18 +212,29 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
 _positive_int = _int_at_least(1)
 
 
-def _positive_seconds(text: str) -> float:
+# The shortest --progress-interval: below it the progress lines would be
+# logged as fast as the loop can turn, starving the pipeline.
+SHORTEST_INTERVAL = 0.01
+
+
+def _interval_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected a number of seconds, got {text!r}"
         ) from None
-    if not (value > 0 and math.isfinite(value)):
+    if not (value >= SHORTEST_INTERVAL and math.isfinite(value)):
         raise argparse.ArgumentTypeError(
-            f"must be a positive number of seconds, got {text!r}"
+            f"must be a number of seconds of at least {SHORTEST_INTERVAL}, got {text!r}"
         )
     return value
+
+
+def _file_name(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("expected a file name, got ''")
+    return text
 
 
 def graph_command(args: argparse.Namespace) -> int:
@@ -209,21 +245,20 @@ def graph_command(args: argparse.Namespace) -> int:
         to_mermaid,
         write_picture,
     )
+    from papy.core._cli_load import load_pipeline
     from papy.core._errors import PipelineFileError
-    from papy.core._save import load_pipeline_file
 
     try:
         targets = [path for text in args.output or [] for path in output_paths(text)]
     except GraphOutputError as error:
         return fail(str(error), ExitStatus.USAGE)
     try:
-        loaded = load_pipeline_file(args.pipeline)
+        loaded = load_pipeline(args.pipeline)
     except PipelineFileError as error:
         return fail(str(error), ExitStatus.BAD_PIPELINE, error.details, args.debug)
     picture = describe(loaded.pipeline, title=loaded.path.stem)
     if not targets:
-        sys.stdout.write(to_mermaid(picture))
-        return int(ExitStatus.OK)
+        return print_to_stdout(to_mermaid(picture))
     for target in targets:
         try:
             write_picture(picture, target)
@@ -233,27 +268,49 @@ def graph_command(args: argparse.Namespace) -> int:
             return fail(
                 f"cannot write {target}: {error.strerror}", ExitStatus.GRAPH_OUTPUT
             )
-        print(f"wrote {target}")
+        status = print_to_stdout(f"wrote {target}\n")
+        if status != ExitStatus.OK:
+            return status
+    return int(ExitStatus.OK)
+
+
+def print_to_stdout(text: str) -> int:
+    """Write ``text`` to standard output; the exit status: OK, READER_GONE
+    when the reader has gone (``papy graph ... | head -1``: ended without a
+    word, as Unix tools end), GRAPH_OUTPUT when writing failed otherwise."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence(sys.stdout)
+        return int(ExitStatus.READER_GONE)
+    except OSError as error:
+        silence(sys.stdout)
+        return fail(
+            f"cannot write to standard output: {error.strerror}",
+            ExitStatus.GRAPH_OUTPUT,
+        )
     return int(ExitStatus.OK)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``papy`` console script; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    open_closed_standard_streams()
+    parser, run_parser = build_parsers()
+    args = parse_command_line(parser, run_parser, argv)
     if args.command is None:
         parser.print_help()
         return int(ExitStatus.USAGE)
     try:
         if args.command == "graph":
             return graph_command(args)
-        from papy.core._cli_run import run_command, sigterm_as_interrupt
+        from papy.core._cli_run import ending_signals_as_interrupts, run_command
 
-        with sigterm_as_interrupt():
+        with ending_signals_as_interrupts():
             return run_command(args)
-    except Terminated:
-        sys.stderr.write("papy: terminated\n")
-        return int(ExitStatus.TERMINATED)
+    except Terminated as terminated:
+        sys.stderr.write(f"papy: terminated ({terminated.signal_name})\n")
+        return terminated.status
     except KeyboardInterrupt:
         sys.stderr.write("papy: interrupted\n")
         return int(ExitStatus.INTERRUPTED)
