@@ -23,14 +23,6 @@ from papy.core._streams import (
 )
 from papy.core._worker import Worker
 
-# NuMap.next without a timeout may run a step of the NuMap's feeding in the
-# calling thread, i.e. pull other tasks' input iterables. A Piper reads its
-# NuMap from inside such iterables (a downstream Piper's inbox, a fan-out
-# Tee holding its lock), so that nested pull could re-enter a generator or a
-# lock this thread already holds and deadlock. A finite (one year) timeout
-# makes NuMap.next only wake its feeder instead.
-_NO_INLINE_FEED = 365 * 24 * 3600.0
-
 
 def _as_item(result: Any, piper_name: str) -> Any:
     """A Worker's result as a stream item: a WorkerError becomes a PiperError
@@ -653,8 +645,10 @@ class Piper:
         if self.imap is None:
             return next(self._copies[copy])
         try:
-            timeout = _NO_INLINE_FEED if self.timeout is None else self.timeout
-            return self.imap.next(timeout=timeout, task=self._tasks[copy])
+            # (NuMap.next pulls no input of a Piper's task on this thread: it
+            # feeds inline only from sequences in memory, and a Piper's inbox
+            # is a generator, whose pull could re-enter a lock held here.)
+            return self.imap.next(timeout=self.timeout, task=self._tasks[copy])
         except StopIteration:
             raise
         except TimeoutError as error:
