@@ -68,7 +68,7 @@ def test_literal_special_values_and_references():
 
 
 @pytest.mark.timeout(10)
-@pytest.mark.parametrize("name", ["class", "None", "not-an-id", "1x", ""])
+@pytest.mark.parametrize("name", ["class", "None", "not-an-id", "1x", "", "__debug__"])
 def test_references_and_keyword_names_must_be_names_python_can_bind(name):
     with pytest.raises(CodefileError, match="Reference name must be a Python ident"):
         Reference(name)
@@ -337,6 +337,6 @@ def test_function_code_binds_the_name_it_is_given(tmp_path):
     # A copied def binds its own name, whatever name is asked for.
     copied = function_code(triple, prefer="source", name="thrice")
     assert copied.kind == "source" and copied.name == "triple"
-    for wrong in ("not a name", "class", 3):
+    for wrong in ("not a name", "class", "__debug__", 3):
         with pytest.raises(CodefileError, match="name must be a Python identifier"):
             function_code(json.dumps, name=wrong)

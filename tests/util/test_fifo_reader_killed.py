@@ -203,3 +203,32 @@ def test_after_a_normal_load_the_writer_ends_at_once_and_spares_a_new_file(tmp_p
             assert not thread.is_alive(), "the writer still waits for its reader"
     with open(reference) as handle:
         assert handle.read() == "another file"
+
+
+@pytest.mark.timeout(30)
+def test_the_writer_ends_once_its_reader_removed_the_fifo_a_child_holds(tmp_path):
+    # A process that a reader forked while it held the FIFO open inherits
+    # the read end and may keep it long after the reader has loaded and
+    # removed the item. Before the fix the writer waited for that process
+    # to close it too (up to its timeout), keeping its thread and
+    # descriptor all that time.
+    reference = dump_item((SMALL_ITEM,), type="fifo", dir=str(tmp_path), timeout=60)
+    writer_name = f"papy-fifo-writer:{os.path.basename(reference)}"
+    read_end = os.open(reference, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(60)"], pass_fds=[read_end]
+        )
+    finally:
+        os.close(read_end)
+    try:
+        assert load_item((reference,), timeout=10) == SMALL_ITEM
+        for thread in threading.enumerate():
+            if thread.name == writer_name:
+                thread.join(5)
+                assert not thread.is_alive(), "the writer waits for the holder"
+        assert holder.poll() is None  # the read end was still held
+    finally:
+        holder.kill()
+        holder.wait()
+    assert os.listdir(tmp_path) == []

@@ -3,6 +3,7 @@
 import concurrent.futures
 import multiprocessing
 import os
+import pathlib
 import pickle
 import shutil
 import signal
@@ -250,6 +251,26 @@ def test_missing_cwd_is_named_as_the_cwd_not_the_executable(tmp_path):
     cfg = python_cfg("print(1)", cwd=str(tmp_path / "absent"))
     with pytest.raises(FileNotFoundError, match=r"cfg\['cwd'\]"):
         script((None,), cfg)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("as_path", [os.fsencode, pathlib.Path], ids=["bytes", "Path"])
+def test_paths_may_be_bytes_or_path_like_as_subprocess_takes_them(tmp_path, as_path):
+    # Bytes paths worked before the config was checked, and were then
+    # refused; a failing script's command is shown with str paths.
+    program = tmp_path / "upper.py"
+    program.write_text("import sys; print(sys.stdin.read().upper())")
+    cfg = {
+        "script": as_path(str(program)),
+        "executable": as_path(sys.executable),
+        "cwd": as_path(str(tmp_path)),
+    }
+    assert script(("abc",), cfg) == "ABC\n"
+    program.write_text("import sys; sys.exit(3)")
+    with pytest.raises(ScriptError) as failed:
+        script(("abc",), cfg)
+    assert failed.value.command == [sys.executable, str(program)]
+    assert str(program) in str(failed.value)
 
 
 # A bash script that starts a grandchild (a sleep of an unusual length, so it

@@ -47,9 +47,11 @@ a FIFO that is removed before its writer connected fails at once, and so
 does one whose writer process is gone (killed: its FIFO stays); the FIFO's
 name carries the writer's pid and PID namespace for that. A reader removes
 its FIFO when it is done, even when it fails. The writer keeps its end
-open until the reader has closed its own (or ``timeout`` has passed), and
-then removes the FIFO if the reader has not: a reader that was killed or
-froze, before, during or after the transfer, cannot.
+open until the reader has closed its own or removed the FIFO (or
+``timeout`` has passed), and then removes the FIFO if the reader has not:
+a reader that was killed or froze, before, during or after the transfer,
+cannot. (Waiting for the close alone would also wait for any child the
+reader forked while it held the FIFO open.)
 """
 
 from __future__ import annotations
@@ -101,6 +103,10 @@ MAX_TIMEOUT = 2_147_483
 _FIFO_POLL_FIRST = 0.0005
 _FIFO_POLL_MAX = 0.02
 _FIFO_POLL_PER_WAITER = 0.0001
+# After writing a whole item, a FIFO's writer waits for its reader to
+# close; every _READER_NAME_CHECK seconds it checks whether the reader has
+# already unlinked the FIFO (see _wait_until_reader_done).
+_READER_NAME_CHECK = 0.05
 
 
 class ItemError(OSError):
@@ -454,16 +460,16 @@ def _fifo_writer(path: str, fd: int, job: _FifoJob) -> None:
     # killed (or frozen) at any point cannot remove it, and nobody else
     # would: not even after a complete write, since a small item fits in
     # the pipe's buffer before the reader has read a byte. So the writer
-    # waits until the reader has closed (or for ``timeout``) and then
-    # removes the FIFO if the path still names it. A reader that is still
-    # reading gets the item, or meets the writer's end (ItemTruncatedError),
-    # whether or not the name is gone.
+    # waits until the reader has closed or unlinked it (or for ``timeout``)
+    # and then removes the FIFO if the path still names it. A reader that
+    # is still reading gets the item, or meets the writer's end
+    # (ItemTruncatedError), whether or not the name is gone.
     fifo = os.fstat(fd)
     try:
         try:
             _write_all(fd, _HEADER.pack(_MAGIC, len(job.data)), job.timeout, job.chunk)
             _write_all(fd, job.data, job.timeout, job.chunk)
-            _wait_until_readers_close(fd, job.timeout)
+            _wait_until_reader_done(path, fd, job.timeout)
         except (BrokenPipeError, TimeoutError):
             pass  # the reader closed early, or stopped reading: item lost
         # Before our end is closed: while it is open the FIFO's inode cannot
@@ -477,17 +483,27 @@ def _fifo_writer(path: str, fd: int, job: _FifoJob) -> None:
         _pending_discard(path)
 
 
-def _wait_until_readers_close(fd: int, timeout: float) -> None:
-    """Wait until no process has the FIFO of write end ``fd`` open for
-    reading, or ``timeout`` seconds have passed.
+def _wait_until_reader_done(path: str, fd: int, timeout: float) -> None:
+    """Wait until the reader of the FIFO of write end ``fd`` is done with
+    it, or ``timeout`` seconds have passed.
 
-    Poll reports an error (Linux: POLLERR) or hang-up on a pipe's write end
-    once its last reader has closed it. A reader that read the whole item
-    closes at once, so normally this returns within microseconds.
+    The reader is done once no process has the FIFO open for reading: poll
+    then reports an error (Linux: POLLERR) or hang-up on the write end. A
+    reader that read the whole item closes at once, so normally that comes
+    within microseconds. It is done, too, once ``path`` no longer names the
+    FIFO: a live reader unlinks it before it closes, and a child it forked
+    meanwhile may hold an inherited read end for far longer (the writer's
+    thread and descriptor would linger with it). So the name is checked
+    every _READER_NAME_CHECK s, and only a reader killed (or frozen)
+    before unlinking keeps the writer waiting for ``timeout``.
     """
     poller = select.poll()
     poller.register(fd, select.POLLERR | select.POLLHUP)
-    poller.poll(timeout * 1000)
+    deadline = time.monotonic() + timeout
+    while _still_linked(path, fd):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or poller.poll(min(remaining, _READER_NAME_CHECK) * 1000):
+            return
 
 
 def _unlink_if_names(path: str, fifo: os.stat_result) -> None:

@@ -143,7 +143,7 @@ class Reference(str):
     ``arguments(Reference("worker_0"))`` gives ``worker_0``, while
     ``arguments("worker_0")`` gives ``'worker_0'``. Raises CodefileError
     for a name that is not an identifier or is a keyword (``class``,
-    ``None``).
+    ``None``, also ``__debug__``).
     """
 
     def __new__(cls, name: str) -> Reference:
@@ -156,10 +156,12 @@ def _check_name(what: str, name: Any) -> None:
     variable or keyword argument name in the generated file."""
     if not isinstance(name, str) or not name.isidentifier():
         raise CodefileError(f"{what} must be a Python identifier, got {name!r}")
-    if keyword.iskeyword(name):
+    # __debug__ is no keyword, yet the compiler refuses to bind it, as a
+    # variable or as a keyword argument, just the same.
+    if keyword.iskeyword(name) or name == "__debug__":
         raise CodefileError(
-            f"{what} must be a Python identifier, not the keyword {name!r}; "
-            "choose another name"
+            f"{what} must be a Python identifier that code can bind, not "
+            f"{name!r} (a keyword, or __debug__); choose another name"
         )
 
 
@@ -284,8 +286,9 @@ def arguments(*args: Any, **kwargs: Any) -> str:
     """Render a call's argument list: ``literal``s, then ``key=literal``s.
 
     Raises CodefileError for a value ``literal`` refuses, and for a keyword
-    that is not a Python identifier or is a keyword such as ``class`` (both
-    can be passed with ``**``, but not written as ``key=value``).
+    that is not a Python identifier or is a keyword such as ``class`` or
+    ``__debug__`` (all can be passed with ``**``, but not written as
+    ``key=value``).
     """
     parts = [literal(arg) for arg in args]
     for key, value in kwargs.items():

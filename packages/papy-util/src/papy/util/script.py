@@ -197,7 +197,8 @@ def get_config(lang: str = "python") -> dict[str, Any]:
       lang        'python' or 'bash'
       executable  interpreter: ``sys.executable`` for Python, the ``bash``
                   found on PATH (or "bash") for bash
-      script      path of a script file to run, or None
+      script      path of a script file to run, or None (paths here, in
+                  executable and in cwd: str, bytes or os.PathLike)
       source      the script's code as a string (used when script is None)
       args        list of extra command-line arguments (default [])
       input       'stdin' (default): inbox[0] is written to the script's
@@ -281,9 +282,11 @@ def _complete_config(cfg: Any) -> dict[str, Any]:
 
 
 def _check_path(key: str, value: Any) -> None:
-    if not isinstance(value, str | os.PathLike):
+    # The path types subprocess takes for a program, an argument or cwd.
+    if not isinstance(value, str | bytes | os.PathLike):
         raise TypeError(
-            f"script: cfg[{key!r}] must be a path (str), got {type_name(value)}"
+            f"script: cfg[{key!r}] must be a path (str, bytes or os.PathLike), "
+            f"got {type_name(value)}"
         )
 
 
@@ -320,13 +323,16 @@ def _check_env(env: Any) -> None:
 
 
 def _command(cfg: Mapping[str, Any], item: Any) -> list[str]:
+    # Paths as str, so that ScriptError can show the command; subprocess
+    # encodes them back to the same bytes (os.fsdecode is lossless).
+    executable = os.fsdecode(cfg["executable"])
     if cfg["script"] is not None:
-        command = [cfg["executable"], os.fspath(cfg["script"])]
+        command = [executable, os.fsdecode(cfg["script"])]
     elif cfg["lang"] == "python":
-        command = [cfg["executable"], "-c", cfg["source"]]
+        command = [executable, "-c", cfg["source"]]
     else:
         # bash -c CODE NAME ARGS...: NAME becomes $0, ARGS $1...
-        command = [cfg["executable"], "-c", cfg["source"], "papy-script"]
+        command = [executable, "-c", cfg["source"], "papy-script"]
     command.extend(str(arg) for arg in cfg["args"])
     if cfg["input"] == "argv":
         if not isinstance(item, str):
