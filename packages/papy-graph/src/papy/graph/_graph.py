@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from ._errors import GraphError
-from ._node import DictNode, checked_xtra
+from ._node import DictNode, checked_xtra, pickled_bare
 from ._order import branch_sort_key, compare_labels
 
 Edge = tuple[Hashable, Hashable]
@@ -752,68 +752,144 @@ class DictGraph(dict[Hashable, DictNode]):
 
     def __copy__(self) -> Self:
         """Return a shallow copy: a new graph of this type, with the same
-        instance attributes, holding the same DictNodes.
+        state, holding the same DictNodes.
 
-        Without it ``copy.copy`` would go through ``__reduce__`` and build
-        new DictNodes; ``copy`` above relies on the shallow copy.
+        The state goes through the type's ``__getstate__`` and
+        ``__setstate__``, as for any object ``copy.copy`` copies. Without
+        this method ``copy.copy`` would use ``__reduce__``, whose state
+        setter it does not know; ``copy`` above relies on the shallow copy.
         """
         duplicate = type(self).__new__(type(self))
-        vars(duplicate).update(vars(self))
+        _set_state(duplicate, self.__getstate__())
         duplicate.update(self)
         return duplicate
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Return the graph as flat lists, for pickle and deepcopy.
+    def _flat_state(self) -> _FlatState:
+        """The graph as flat lists, for pickle: see ``_FlatState``.
 
-        ``attributes`` are the graph's instance attributes, ``nodes`` one
-        ``(node object, DictNode type, DictNode attributes)`` per node (in
-        insertion order) and ``edges`` the pairs of node objects. Nothing in
-        it leads from a DictNode to another, so neither pickle nor deepcopy
-        recurses along the edges: the default form nested each DictNode
-        inside the one with an edge to it, and a chain of a few hundred
-        nodes hit the recursion limit.
+        Pickle writes the DictNodes bare as the graph's items first (see
+        ``__reduce__``), so nothing here makes it write one DictNode inside
+        another: it does not recurse along edges, nor along references
+        between DictNodes in their attributes.
         """
-        return {
-            "attributes": vars(self),
-            "nodes": [(node, type(topo), vars(topo)) for node, topo in self.items()],
-            "edges": list(self.edges()),
-        }
+        node_states = [(topo, topo.__getstate__()) for topo in self.values()]
+        return node_states, list(self.edges()), self.__getstate__()
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Rebuild the graph from the flat lists of ``__getstate__``."""
-        vars(self).update(state["attributes"])
-        for node, kind, attributes in state["nodes"]:
-            topo = kind.__new__(kind)
-            vars(topo).update(attributes)
-            self[node] = topo
-        for source, target in state["edges"]:
+    def _restore_flat_state(self, state: _FlatState) -> None:
+        """Fill a graph that holds its DictNodes from a ``_FlatState``.
+
+        In the order of the default form: DictNodes, then edges, then the
+        graph's own state, so a subclass's ``__setstate__`` finds the
+        topology complete. An edge already present is set again to the same
+        DictNode (a DictNode pickled before its graph comes with its edges).
+        """
+        node_states, edges, own_state = state
+        for topo, topo_state in node_states:
+            _set_state(topo, topo_state)
+        for source, target in edges:
             self[source][target] = self[target]
+        _set_state(self, own_state)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Pickle the flat state instead of the dict items, which would nest
-        # the DictNodes. ``__newobj__`` (what pickle uses by default, missing
-        # from typeshed) skips ``__init__``, whose arguments differ between
+        # The default form nests each DictNode in the one with an edge to
+        # it: a chain of a few hundred nodes hit the recursion limit. Here
+        # the items are the DictNodes themselves, bare while
+        # ``_items_pickled_bare`` runs, so pickle's memo still makes every
+        # other reference to them (in xtras, or next to the graph) the same
+        # object; their attributes and edges follow in the state.
+        # ``__newobj__`` (what pickle uses by default, missing from
+        # typeshed) skips ``__init__``, whose arguments differ between
         # subclasses (a Dagger's are Pipers and pipes).
         make = copyreg.__newobj__  # type: ignore[attr-defined]
-        return (make, (type(self),), self.__getstate__())
+        items = _items_pickled_bare(self)
+        return (make, (type(self),), self._flat_state(), None, items, _restore)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Self:
-        """Return a deep copy, made from the flat lists of ``__getstate__``.
+        """Return a deep copy, made without recursing along the edges.
 
-        Each new DictNode is entered in ``memo`` under the old one, so that
-        references to the graph's DictNodes copied in the same deepcopy
-        (after the graph) lead to the copy's DictNodes.
+        Every DictNode gets its copy in ``memo`` before any state is
+        copied, so a reference to a DictNode of the graph anywhere in the
+        copy (an xtra, a container copied with the graph, before or after
+        it) leads to the copy's DictNode. A DictNode copied before the graph
+        is reused as it was copied.
         """
         duplicate = type(self).__new__(type(self))
         memo[id(self)] = duplicate
-        duplicate.__setstate__(copy.deepcopy(self.__getstate__(), memo))
-        for topo, topo_copy in zip(self.values(), duplicate.values(), strict=True):
-            memo[id(topo)] = topo_copy
+        unfilled = _reserve_copies(self.values(), memo)
+        copied_nodes = {node: copy.deepcopy(node, memo) for node in self}
+        for node, topo in self.items():
+            duplicate[copied_nodes[node]] = memo[id(topo)]
+        node_states = [
+            (memo[id(topo)], copy.deepcopy(topo.__getstate__(), memo))
+            for topo in unfilled
+        ]
+        edges = [(copied_nodes[a], copied_nodes[b]) for a, b in self.edges()]
+        own_state = copy.deepcopy(self.__getstate__(), memo)
+        duplicate._restore_flat_state((node_states, edges, own_state))
         return duplicate
 
     def __repr__(self) -> str:
         name = type(self).__name__
         return f"{name}(nodes={self.nodes()!r}, edges={list(self.edges())!r})"
+
+
+# A graph as flat lists: (DictNode, its ``__getstate__``) for each node, the
+# edges as pairs of node objects, and what the graph's ``__getstate__``
+# returns (its own state, kept through the subclass's methods if it has
+# them).
+_FlatState = tuple[list[tuple[DictNode, Any]], list[Edge], Any]
+
+
+def _items_pickled_bare(graph: DictGraph) -> Iterator[tuple[Hashable, DictNode]]:
+    """Yield the graph's items for pickle, their DictNodes bare meanwhile.
+
+    Pickle takes the items one by one as it writes them, so the DictNodes
+    are written without attributes or edges exactly while pickle writes
+    them here; the graph's state carries the rest.
+    """
+    items = list(graph.items())
+    with pickled_bare(topo for _, topo in items):
+        yield from items
+
+
+def _reserve_copies(topos: Iterable[DictNode], memo: dict[int, Any]) -> list[DictNode]:
+    """Enter an empty copy of each DictNode not yet in ``memo``; return those.
+
+    A DictNode already in ``memo`` was copied before its graph, with its
+    state and edges, and stays as it was copied.
+    """
+    unfilled = []
+    for topo in topos:
+        if id(topo) not in memo:
+            memo[id(topo)] = type(topo).__new__(type(topo))
+            unfilled.append(topo)
+    return unfilled
+
+
+def _restore(graph: DictGraph, state: _FlatState) -> None:
+    """Pickle's state setter for a graph: a function, which every pickle
+    protocol can name."""
+    graph._restore_flat_state(state)
+
+
+def _set_state(target: Any, state: Any) -> None:
+    """Give ``target`` a state returned by ``__getstate__``, as pickle does.
+
+    Through the object's own ``__setstate__`` if its type has one;
+    otherwise ``state`` is None, the attribute dict, or a pair of the
+    attribute dict (or None) and a dict of ``__slots__`` values.
+    """
+    setstate = getattr(target, "__setstate__", None)
+    if setstate is not None:
+        setstate(state)
+        return
+    slots = None
+    if isinstance(state, tuple) and len(state) == 2:
+        state, slots = state
+    if state:
+        vars(target).update(state)
+    for name, value in (slots or {}).items():
+        setattr(target, name, value)
 
 
 def _cycle_error(cycle: list[Hashable]) -> GraphError:

@@ -2,8 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Mapping
-from typing import Any
+import copyreg
+import threading
+from collections import Counter
+from collections.abc import Hashable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, SupportsIndex
+
+
+class _Bare(threading.local):
+    """Per thread: ``id(DictNode)`` -> how many graphs being pickled now
+    carry that DictNode's attributes and edges themselves."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[int] = Counter()
+
+
+_BARE = _Bare()
+
+
+@contextmanager
+def pickled_bare(topos: Iterable[DictNode]) -> Iterator[None]:
+    """Within the block, pickle the DictNodes ``topos`` bare: only their type.
+
+    The caller (a graph being pickled) keeps ``topos`` alive for the block,
+    so their ids stay theirs, and pickles their attributes and edges
+    itself. Counting rather than flagging keeps a DictNode shared by two
+    graphs, one pickled inside the other's block, bare until both blocks
+    end.
+    """
+    # The counts of this thread, also if a generator holding the block is
+    # closed from another thread.
+    counts = _BARE.counts
+    ids = [id(topo) for topo in topos]
+    counts.update(ids)
+    try:
+        yield
+    finally:
+        counts.subtract(ids)
+        for done in {each for each in ids if counts[each] <= 0}:
+            del counts[done]
 
 
 def checked_xtra(xtra: Any, argument: str) -> dict[Any, Any]:
@@ -113,6 +151,21 @@ class DictNode(dict[Hashable, "DictNode"]):
         return equal if equal is NotImplemented else not equal
 
     __hash__ = None
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
+        """Pickle bare while a graph being pickled carries the attributes
+        and edges (see ``DictGraph.__reduce__``).
+
+        Otherwise pickle as a dict does: edges included, so a DictNode
+        pickled on its own keeps the nodes it reaches (nested, one inside
+        the other, so a long chain hits the recursion limit).
+        """
+        if _BARE.counts[id(self)]:
+            # ``__newobj__`` (missing from typeshed) is what pickle uses by
+            # default: it skips ``__init__``.
+            make = copyreg.__newobj__  # type: ignore[attr-defined]
+            return (make, (type(self),))
+        return super().__reduce_ex__(protocol)
 
     def __repr__(self) -> str:
         targets = ", ".join(repr(node) for node in self)
