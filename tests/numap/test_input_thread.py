@@ -13,6 +13,7 @@ import threading
 
 import pytest
 from numap import NuMap
+from numap._numap import _IN_MEMORY_ITERATORS
 
 
 def plus_1000(x):
@@ -107,3 +108,9 @@ def test_in_memory_sequences_are_fed_inline_and_give_the_same_results():
     for sequence in ([1, 2, 3], (1, 2, 3), range(1, 4), {1: "a", 2: "b", 3: "c"}):
         with NuMap(plus_1000, sequence, worker_num=2) as numap:
             assert list(numap) == [1001, 1002, 1003]
+
+
+def test_strings_beyond_ascii_are_in_memory_sequences_too():
+    # CPython iterates an ASCII str with an iterator type of its own.
+    assert type(iter("abc")) in _IN_MEMORY_ITERATORS
+    assert type(iter("\u00e9t\u00e9")) in _IN_MEMORY_ITERATORS

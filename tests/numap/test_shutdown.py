@@ -544,8 +544,9 @@ def test_stop_ends_a_feeder_stuck_sending_to_a_stuck_worker(monkeypatch):
     assert numap_threads() == []
 
 
-def input_stuck_until(gate, count):
+def input_stuck_until(gate, count, waiting):
     yield from range(count)
+    waiting.set()
     gate.wait(60)  # the feeder is stuck here until the test lets it go
     yield count
 
@@ -557,10 +558,11 @@ def test_stop_does_not_wait_for_a_feeder_stuck_in_the_input(monkeypatch):
     # returns about a second later, leaving the feeder to end once the
     # input gives its next item (it used to wait the grace time again).
     monkeypatch.setattr(numap._pool, "GRACEFUL_CLOSE_SECONDS", 6.0)
-    gate = threading.Event()
-    stuck = NuMap(double, input_stuck_until(gate, 3), worker_num=1, buffer=3)
+    gate, waiting = threading.Event(), threading.Event()
+    stuck = NuMap(double, input_stuck_until(gate, 3, waiting), worker_num=1, buffer=3)
     try:
         assert stuck.next(timeout=10) == 0  # a free slot: the feeder waits in it
+        assert waiting.wait(10)
         stopper = threading.Thread(target=stuck.stop)
         stopper.start()
         stopper.join(11)
@@ -603,3 +605,33 @@ def test_parent_killed_during_long_items_ends_the_workers_without_the_items():
     assert len(pids) == 2
     assert wait_until(lambda: alive(pids) == [], seconds=10), alive(pids)
     assert stderr == ""
+
+
+@pytest.mark.timeout(60)
+def test_a_feeder_left_in_its_input_feeds_no_more_and_blocks_a_restart_until_it_ends(
+    monkeypatch,
+):
+    # The stop leaves the feeder waiting in the input. Until that input
+    # gives its next item, a new start is refused (the old feeder would
+    # feed it); then the old feeder drops that item and ends, and the map
+    # starts afresh with its new task only.
+    monkeypatch.setattr(numap._pool, "GRACEFUL_CLOSE_SECONDS", 1.0)
+    gate, waiting = threading.Event(), threading.Event()
+    stuck = NuMap(double, input_stuck_until(gate, 3, waiting), worker_num=1, buffer=3)
+    try:
+        assert stuck.next(timeout=10) == 0
+        assert waiting.wait(10)  # the feeder waits in the input
+        stuck.stop()
+        with pytest.raises(StopIteration):
+            stuck.next(timeout=1)
+        stuck.pop_task(1)
+        stuck.add_task(double, [10, 20])
+        with pytest.raises(NuMapError, match="feeder still waits in its input"):
+            stuck.start()
+        gate.set()
+        assert wait_until(lambda: not stuck._feeder_left.is_alive())
+        stuck.start()
+        assert list(stuck) == [20, 40]
+    finally:
+        gate.set()
+        stuck.stop()

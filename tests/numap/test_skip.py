@@ -122,3 +122,27 @@ def test_a_timeout_before_the_item_entered_gives_up_nothing(ordered):
     finally:
         gate.set()
         numap.stop()
+
+
+@pytest.mark.timeout(60)
+def test_a_timeout_on_a_task_chained_to_a_tracked_one_gives_up_its_late_item():
+    # A tracked task is not fused with the task it feeds, whose own count of
+    # items only grows as it takes the upstream's results: the late item is
+    # inside the map all the same (in the upstream's function), so the
+    # timeout gives it up.
+    RELEASE.clear()
+    numap = NuMap(worker_type="thread", worker_num=2, buffer=8, skip=True)
+    upstream = numap.add_task(late_one, range(4), track=True)
+    chained = numap.add_task(late_one, upstream)
+    numap.start()
+    try:
+        assert next(chained) == 0
+        with pytest.raises(TimeoutError):
+            numap.next(timeout=0.3, task=1)  # gives up item 1
+        # Items 2 and 3 wait for item 1 in the ordered upstream task: they
+        # come once it is done, and its own result is dropped.
+        RELEASE.set()
+        assert list(chained) == [200, 300]
+    finally:
+        RELEASE.set()
+        numap.stop()

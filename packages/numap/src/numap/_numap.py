@@ -90,6 +90,7 @@ _IN_MEMORY_SEQUENCES: tuple[Iterable, ...] = (
     range(0),
     range(2**64),  # a range beyond a C long has an iterator of its own
     "",
+    "\u00e9",  # a str beyond ASCII has an iterator of its own too
     b"",
     bytearray(),
     {},
@@ -659,6 +660,9 @@ class NuMap:
         # stop(), or the one at exit) closes it again.
         self._pool_closing: ThreadPool | ProcessPool | None = None
         self._feeder: threading.Thread | None = None
+        # A feeder a stop had to leave behind, waiting in its input: the map
+        # starts again only once it has ended (see _finish_stopping).
+        self._feeder_left: threading.Thread | None = None
         # Stops the map if it is collected while started (_lifetime).
         self._end_if_collected: weakref.finalize | None = None
         self._start_lock = threading.Lock()
@@ -938,6 +942,15 @@ class NuMap:
                 f"{self.name}: already started (it starts at the first next() "
                 "too); stop() it before starting it again"
             )
+        left = self._feeder_left
+        if left is not None and left.is_alive():
+            # It holds the feed role, and would feed the new run what its
+            # old input gives next.
+            raise NuMapError(
+                f"{self.name}: the last run's feeder still waits in its input "
+                "(the stop had to leave it there); it ends when that input "
+                "gives its next item or ends: start the map again after that"
+            )
 
     def _start_pool(self) -> None:
         _lifetime.end_abandoned_maps()
@@ -1215,6 +1228,10 @@ class NuMap:
             if not granted:
                 return _NO_SPACE, want
             items, ended, has_errors = self._pull_input(source, granted)
+            if self._stopped:
+                # The stop left this feeder waiting in the input (see
+                # _finish_stopping): the map, and its pool, are gone.
+                raise _Stopping
         self._enter(task_id, items, has_errors)
         weave.left -= len(items)
         if ended:
@@ -1670,7 +1687,7 @@ class NuMap:
                         deadline = time.monotonic() + timeout
                     wait = deadline - time.monotonic()
                     if wait <= 0:
-                        self._timed_out(output)
+                        self._timed_out(task_id, output)
                         raise TimeoutError(
                             f"{self.name}: no result of task {task_id} within "
                             f"{timeout} s"
@@ -1771,14 +1788,24 @@ class NuMap:
             assert self._receiving_pool is not None
             self._receiving_pool.wake()
 
-    def _timed_out(self, output: _Output) -> None:
+    def _entered_into_map(self, task_id: int) -> int:
+        """How many items of task ``task_id`` are inside the map: for a task
+        chained to another of this map, as many as entered the first task
+        of the chain (its own count is only of the results it took over)."""
+        first = task_id
+        upstream = self._tasks[first].upstream
+        while upstream is not None:
+            first, upstream = upstream, self._tasks[upstream].upstream
+        return self._tasks[self._result_task[first]].output.entered
+
+    def _timed_out(self, task_id: int, output: _Output) -> None:
         """(Holding _lock, nothing ready.) With skip=True, give up the
         result the timed-out take waited for: the next one in order (any
         one, unordered), dropped when it comes. Only an item inside the map
         is given up: a take that timed out before its item even entered
         gives up nothing. Ordered, the results after it come as they are
         ready, not after it."""
-        if not self.skip or output.taken >= output.entered:
+        if not self.skip or output.taken >= self._entered_into_map(task_id):
             return
         output.taken += 1
         if self.ordered:
@@ -1937,8 +1964,10 @@ class NuMap:
         if stuck_feeder is not None:
             # A send to a terminated worker has failed by now; a feeder stuck
             # in the input cannot be ended (a thread): it is left to end when
-            # the input gives its next item, and then feeds no more.
+            # the input gives its next item, and then feeds no more (_step).
             _waits.join(stuck_feeder, STUCK_FEEDER_SECONDS)
+        if feeder is not None and feeder.is_alive():
+            self._feeder_left = feeder
         with self._lock:
             self._stopped = True
             for task in self._tasks:
