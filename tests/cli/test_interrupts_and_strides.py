@@ -108,5 +108,6 @@ def test_debug_piper_failing_item_stops_the_run_as_documented(papy, numap):
     assert "internal error" not in result.output
     assert "debug=True Piper raised the error of an item" in result.stderr
     assert "ValueError('bad item 3')" in result.stderr
-    assert re.search(r"\] pipeline summary .*items_out=3", result.stdout)
+    # Items 0-2 and the failed item 3, counted as an error out.
+    assert re.search(r"\] pipeline summary .*errors=1 .*items_out=4", result.stdout)
     assert "finish called" in result.stdout

@@ -60,7 +60,9 @@ def test_debug_output_beside_another_output_on_one_numap_fails_the_run(
             assert "run failed" in str(error)
             raise error.__cause__ from None
     counters = plumber.stats["pipers"]
-    assert counters[failing]["items_out"] == 3  # the items before item 3
+    # Items 0 to 3: the raised error counts out, as an error.
+    assert counters[failing]["items_out"] == 4
+    assert counters[failing]["errors"] == 1
     assert stop_within(plumber, 30)
     assert left_threads() == []
 
@@ -84,7 +86,7 @@ def test_linear_debug_piper_read_by_a_numap_feeder_fails_the_run(worker_type):
     assert "Piper 'raising'" in str(cause) and "bad item 3" in str(cause)
     counters = plumber.stats["pipers"]
     assert counters[raising]["errors"] == 1
-    assert counters[parallel]["items_out"] == 3
+    assert counters[parallel]["items_out"] == 4  # the raised item 3 too
     assert counters[parallel]["items_out"] <= counters[parallel]["items_in"]
     assert stop_within(plumber, 30)
     assert left_threads() == []

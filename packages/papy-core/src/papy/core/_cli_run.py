@@ -574,7 +574,7 @@ def report_debug_stop(
     shown = [failed for failed in collector.first() if failed.error is error]
     sys.stderr.write(
         "papy: a debug=True Piper raised the error of an item, which stops "
-        "the run there (the summary covers the items before it):\n"
+        "the run there (the summary covers the items up to it):\n"
     )
     if shown:
         failed = shown[0]

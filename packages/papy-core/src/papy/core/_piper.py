@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,7 +22,7 @@ from papy.core._streams import (
     unroll,
     zip_inputs,
 )
-from papy.core._worker import Worker
+from papy.core._worker import Worker, find_error
 
 
 def _as_item(result: Any, piper_name: str) -> Any:
@@ -87,16 +88,34 @@ class _RaisedUpstream(PiperError):
     the rest of the stream would be lost, and a NuMap task nobody reads any
     more can fill a shared buffer and stall the other tasks. Carried as an
     item, it is counted like any error, and the ``next()`` of the output
-    Piper it reaches raises the original error (``original``).
+    Piper it reaches raises the original error (``original``). A Worker
+    whose inbox holds it and other errors passes it on (``passed_on_first``,
+    see ``find_error``), so a join cannot swap it for an ordinary error.
 
     Arguments: ``message`` (the original's), ``original`` (the PiperError
-    raised). Both are its ``args``, so it pickles to and from worker
-    processes like any PiperError.
+    raised) and ``token`` (a number naming this raise, given a new one by
+    default; see ``__reduce__``).
     """
 
-    def __init__(self, message: str, original: PiperError) -> None:
+    passed_on_first = True
+    _tokens = itertools.count()
+
+    def __init__(
+        self, message: str, original: PiperError, token: int | None = None
+    ) -> None:
         super().__init__(message, original)
         self.original = original
+        self.token = next(self._tokens) if token is None else token
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled to go to a worker process, which only passes it back. The
+        # original may not unpickle there (an exception class whose __init__
+        # takes other arguments than its args), and that would turn the
+        # raise into an ordinary error of the item: a plain PiperError with
+        # its message stands in for it, and the Piper that sent it puts the
+        # original back by token when the result returns (_with_original).
+        stand_in = PiperError(str(self.original))
+        return (_RaisedUpstream, (str(self), stand_in, self.token))
 
 
 class _Failure:
@@ -254,14 +273,21 @@ class Piper:
         # before it can be counted out; a timeout without the NuMap's skip
         # adds an item out, see ``timeout``); at the end each counter is exact.
         #
-        # Not counted out: an error that ``next()`` raises in its place (it
-        # is raised, not given out; ``_counts_out``), and whatever comes
-        # after ``discard_rest()`` (``_discarding``, set by the thread that
-        # then runs the outbox generator itself).
+        # An error that ``next()`` raises in its place (debug=True) counts
+        # out as an error too, as it does in every Piper it passed through.
+        # Not counted out: whatever comes after ``discard_rest()``
+        # (``_discarding``, set by the thread that then runs the outbox
+        # generator itself).
         self._stats_lock = threading.Lock()
         self._pending_busy = 0.0
         self._pending_in = 0
         self._discarding = False
+        # The original errors of the debug raises in this Piper's inboxes,
+        # by token, while their items are in its NuMap (see _RaisedUpstream).
+        # Written by the thread feeding the NuMap and popped by the one
+        # reading its results, after the item came back: single dict
+        # operations, atomic under the GIL.
+        self._held_originals: dict[int, PiperError] = {}
         self.reset_stats()
 
     # --- statistics -------------------------------------------------------
@@ -357,6 +383,7 @@ class Piper:
     def _make_tasks(self) -> None:
         """Make the map copies or NuMap tasks that evaluate the inbox."""
         self._task_iterators = []
+        self._held_originals = {}
         self._chained_from = self._chain_source()
         if self._chained_from is not None:
             upstream = self._chained_from
@@ -617,9 +644,38 @@ class Piper:
             else:
                 sources.append(iter(source))
         rows = self._counted_rows(zip_inputs(sources, self._uneven_inputs))
-        if self.consume == 1:
-            return rows
-        return group(rows, self.consume, self.stride)
+        inboxes = rows if self.consume == 1 else group(rows, self.consume, self.stride)
+        if self.imap is None:
+            return inboxes
+        return map(self._hold_original, inboxes)
+
+    def _hold_original(self, inbox: Any) -> Any:
+        """``inbox`` as the NuMap gets it. If the Worker will pass on a debug
+        raise from it, that raise alone (the Worker reads nothing else of
+        it, and the rest, another branch's error say, may not unpickle in
+        a worker process), its original error kept until the item's
+        result comes back (see ``_RaisedUpstream.__reduce__``)."""
+        error = find_error(inbox)
+        if not isinstance(error, _RaisedUpstream):
+            return inbox
+        self._held_originals[error.token] = error.original
+        return (error,)
+
+    def _with_original(self, item: Any) -> Any:
+        """``item``; for a debug raise back from the NuMap, that raise with
+        the original error that this Piper, or the head of the natively
+        chained run it ends, kept when it sent the item."""
+        if not isinstance(item, _RaisedUpstream):
+            return item
+        holder: Piper | None = self
+        while holder is not None:
+            original = holder._held_originals.pop(item.token, None)
+            if original is item.original:
+                return item  # it never left this process
+            if original is not None:
+                return _RaisedUpstream(str(item), original, item.token)
+            holder = holder._chained_from
+        return item
 
     def _uneven_inputs(self, ended: int, rows: int, left: list[int]) -> None:
         """Warn that input ``ended`` ran out while inputs ``left`` had more."""
@@ -679,7 +735,7 @@ class Piper:
             else:
                 result, seconds = raw
             self._pending_busy += seconds
-            item = _as_item(result, self.name)
+            item = self._with_original(_as_item(result, self.name))
         return item
 
     def _count_lost_in_chain(self, error: str) -> None:
@@ -766,18 +822,11 @@ class Piper:
             items = unroll(items, self.produce, self.stride, self._expand)
         try:
             for item in items:
-                if self._counts_out(item):
+                if not self._discarding:
                     self._count_out(item)
                 yield item
         finally:
             self._flush_pending()
-
-    def _counts_out(self, item: Any) -> bool:
-        """Whether ``item`` counts as an item out (see __init__): not after
-        ``discard_rest()``, nor an error ``next()`` raises in its place."""
-        if self._discarding:
-            return False
-        return bool(self._consumers) or self._error_to_raise(item) is None
 
     def tracked(self) -> dict[int, Any]:
         """Results stored by the NuMap for a tracked Piper, by input position."""

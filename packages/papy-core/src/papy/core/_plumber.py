@@ -53,7 +53,9 @@ class Plumber(Dagger):
     stops every NuMap. Methods called in the wrong state raise PlumberError.
 
     A run fails when reading an output raises (a ``debug=True`` Piper
-    raised the error of an item, or an input iterator raised): the inputs
+    raised the error of an item, or an input iterator raised with only
+    linear Pipers between it and that output; read by a NuMap Piper, the
+    failed read becomes that Piper's error item instead): the inputs
     are closed at once, the output that raised a PiperError is read to its
     end without counting or keeping anything (``Piper.discard_rest``: left
     unread, it could stall the other outputs through a NuMap buffer they

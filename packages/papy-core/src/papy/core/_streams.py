@@ -223,6 +223,11 @@ class Tee:
     (never two: it is a generator). The lock is NOT held while reading, so a
     consumer whose queue has items never waits for another consumer's read
     (two NuMap feeders sharing a Tee would otherwise block each other).
+
+    If reading the source raises (an input iterator that raised, through
+    linear Pipers), every consumer gets that exception in the same place,
+    then the end: the source (a generator) has ended, and a consumer that
+    only saw the end would take a broken input for a whole one.
     """
 
     def __init__(self, source: Iterable[Any], n: int) -> None:
@@ -242,7 +247,10 @@ class Tee:
             while True:
                 queue = self._queues[i]
                 if queue:
-                    return queue.popleft()
+                    item = queue.popleft()
+                    if isinstance(item, _Raised):
+                        raise item.error
+                    return item
                 if self._exhausted:
                     raise StopIteration
                 if not self._pulling:
@@ -253,11 +261,16 @@ class Tee:
             self._pulling = True
         try:
             item = next(self._source)
-        except BaseException as error:
+        except StopIteration:
+            self._end()
+            raise
+        except Exception as error:
+            # Raised to consumer i now, and queued for the others.
+            self._end(_Raised(error), but=i)
+            raise
+        except BaseException:  # a Ctrl-C stops the program, not an input
             with self._lock:
                 self._pulling = False
-                if isinstance(error, StopIteration):
-                    self._exhausted = True
                 self._changed.notify_all()
             raise
         with self._lock:
@@ -266,6 +279,25 @@ class Tee:
             self._pulling = False
             self._changed.notify_all()
             return self._queues[i].popleft()
+
+    def _end(self, raised: _Raised | None = None, but: int = -1) -> None:
+        """Mark the source as ended, after ``raised`` for every consumer
+        but consumer ``but`` (whose read raised it)."""
+        with self._lock:
+            if raised is not None:
+                for index, queue in enumerate(self._queues):
+                    if index != but:
+                        queue.append(raised)
+            self._exhausted = True
+            self._pulling = False
+            self._changed.notify_all()
+
+
+class _Raised:
+    """In a Tee's queue: the exception that reading the source raised."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
 
 class _TeeBranch:

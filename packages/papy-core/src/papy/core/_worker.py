@@ -25,23 +25,37 @@ def ctrl_c_can_arrive() -> bool:
 
 
 def find_error(inbox: Any) -> BaseException | None:
-    """Return the first exception in ``inbox``, looking one level into tuples.
+    """Return the exception in ``inbox`` to pass on, or None.
+
+    An error whose class sets ``passed_on_first`` (one that a downstream
+    Piper must raise: papy.core's debug raises) wins over the others, so
+    that a join does not swap it for an ordinary error of another branch;
+    otherwise the first error wins.
+    """
+    errors = _errors_in(inbox)
+    for error in errors:
+        if getattr(error, "passed_on_first", False):
+            return error
+    return errors[0] if errors else None
+
+
+def _errors_in(inbox: Any) -> list[BaseException]:
+    """The exceptions in ``inbox``, in order, looking one level into tuples.
 
     An inbox is a tuple with one entry per upstream Piper; with ``consume > 1``
     each entry is itself a tuple of items, so errors can sit one level down.
     """
     if isinstance(inbox, BaseException):
-        return inbox
+        return [inbox]
     if not isinstance(inbox, tuple | list):
-        return None
+        return []
+    errors = []
     for entry in inbox:
         if isinstance(entry, BaseException):
-            return entry
-        if isinstance(entry, tuple | list):
-            for item in entry:
-                if isinstance(item, BaseException):
-                    return item
-    return None
+            errors.append(entry)
+        elif isinstance(entry, tuple | list):
+            errors.extend(item for item in entry if isinstance(item, BaseException))
+    return errors
 
 
 class Worker:
@@ -80,7 +94,8 @@ class Worker:
     except where a real Ctrl-C can arrive (the main thread of a process that
     does not ignore SIGINT): there it is raised, to stop the program. If
     the inbox contains an exception, no function runs and the exception is
-    returned wrapped in a ``WorkerError``.
+    returned wrapped in a ``WorkerError`` (with several, the one
+    ``find_error`` picks).
     """
 
     task: tuple[Callable[..., Any], ...]
