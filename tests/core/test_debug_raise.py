@@ -67,13 +67,30 @@ def read_with_raises(piper):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("worker_type", [None, "thread", "process"])
+@pytest.mark.parametrize(
+    ("worker_type", "plain_error"),
+    [
+        (None, "ordinary"),
+        ("thread", "ordinary"),
+        ("process", "ordinary"),
+        # The other branch's error does not unpickle in a worker process:
+        # it must not take the raise down with it.
+        ("process", "unpicklable"),
+    ],
+)
 @pytest.mark.parametrize("debug_branch", [1, 2], ids=["debug-first", "plain-first"])
-def test_debug_raise_wins_at_a_join_over_an_ordinary_error(worker_type, debug_branch):
+def test_debug_raise_wins_at_a_join_over_an_ordinary_error(
+    worker_type, plain_error, debug_branch
+):
     # Before: with the plain branch first in the join's inbox, its error was
     # passed on instead, and wait() returned normally.
+    plain_worker = (
+        fails_on_three()
+        if plain_error == "ordinary"
+        else Worker(raise_unpicklable_on_three)
+    )
     source = Piper(first, name="source")
-    plain = Piper(fails_on_three(), name="plain", branch=3 - debug_branch)
+    plain = Piper(plain_worker, name="plain", branch=3 - debug_branch)
     raising = Piper(fails_on_three(), debug=True, name="raising", branch=debug_branch)
     join = Piper(both, parallel=make_numap(worker_type), name="join")
     plumber = Plumber(pipes=[(source, plain, join), (source, raising, join)])
@@ -121,22 +138,6 @@ def test_unpicklable_debug_raise_keeps_its_place_in_a_chained_run():
     for name in ("middle", "last"):
         assert counters[name]["items_in"] == counters[name]["items_out"] == 8
         assert counters[name]["errors"] == 1
-
-
-@pytest.mark.timeout(60)
-def test_debug_raise_at_a_join_on_worker_processes_beside_an_unpicklable_error():
-    # The join's inbox also holds the other branch's error, which does not
-    # unpickle in a worker process: it must not take the raise down with it.
-    numap = NuMap(worker_type="process", worker_num=2)
-    source = Piper(first, name="source")
-    plain = Piper(Worker(raise_unpicklable_on_three), name="plain", branch=1)
-    raising = Piper(fails_on_three(), debug=True, name="raising", branch=2)
-    join = Piper(both, parallel=numap, name="join")
-    plumber = Plumber(pipes=[(source, plain, join), (source, raising, join)])
-    cause, counters = run_failure(plumber, [range(8)])
-    assert isinstance(cause, PiperError)
-    assert "Piper 'raising'" in str(cause) and "bad item 3" in str(cause)
-    assert counters["join"]["errors"] == 1
 
 
 # --- counters of a raise ---------------------------------------------------------
