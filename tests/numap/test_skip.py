@@ -88,23 +88,22 @@ def test_each_timeout_gives_up_one_result_only():
         numap.stop()
 
 
-def waiting_input(gate):
+def waiting_input(gate, items_after_the_gate):
     yield 0
     gate.wait(30)
-    yield 1
-    yield 2
+    yield from items_after_the_gate
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("ordered", [True, False])
-def test_a_timeout_before_the_item_entered_gives_up_nothing(ordered):
-    # The input itself is slow: the item a timed-out next() waits for is
-    # not in the map yet, so there is no late result to give up. It comes
-    # normally, and the map, read to its end, stops itself.
+def test_a_timeout_before_the_item_entered_gives_that_item_up_too(ordered):
+    # As 1.x: a timeout stands for the result the take waited for, even
+    # when its item is still in the slow input. It is dropped when it comes,
+    # so each timeout takes one result's place and the others keep theirs.
     gate = threading.Event()
     numap = NuMap(
         late_one,
-        waiting_input(gate),
+        waiting_input(gate, [1, 2]),
         worker_type="thread",
         worker_num=2,
         skip=True,
@@ -115,10 +114,39 @@ def test_a_timeout_before_the_item_entered_gives_up_nothing(ordered):
     try:
         assert numap.next() == 0
         with pytest.raises(TimeoutError):
-            numap.next(timeout=0.2)
+            numap.next(timeout=0.2)  # gives up item 1, not entered yet
         gate.set()
-        assert sorted(numap) == [10, 20]
+        assert len(list(numap)) == 1  # item 2's result (ordered: 20)
         assert not numap._started.is_set()  # stopped itself at its end
+    finally:
+        gate.set()
+        numap.stop()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("ordered", [True, False])
+def test_results_given_up_past_the_end_of_the_input_are_forgotten(ordered):
+    # The input ends without the item a timeout gave up: nothing will come
+    # for it, and the map, read to its end, stops itself all the same.
+    gate = threading.Event()
+    numap = NuMap(
+        late_one,
+        waiting_input(gate, []),
+        worker_type="thread",
+        worker_num=2,
+        skip=True,
+        ordered=ordered,
+    )
+    RELEASE.set()
+    numap.start()
+    try:
+        assert numap.next() == 0
+        for _ in range(2):
+            with pytest.raises(TimeoutError):
+                numap.next(timeout=0.1)
+        gate.set()
+        assert list(numap) == []
+        assert not numap._started.is_set()
     finally:
         gate.set()
         numap.stop()

@@ -189,9 +189,11 @@ class _Output:
         yet moved to ``ready`` (no pending key is below it);
       - ``skipped`` (ordered) holds the indices given up by a ``next`` that
         timed out with skip=True whose results have not come yet, all below
-        ``merged`` (giving one up moves ``merged`` past it);
-        ``skip_count`` (unordered) counts such results still to be
-        dropped; dropped results free their buffer slot;
+        ``merged`` (giving one up moves ``merged`` past it) and, once
+        ``total`` is known, below it; ``skip_count`` (unordered) counts such
+        results still to be dropped, at most the ``total - arrived`` still
+        to come (``arrived``: results delivered, unordered only); dropped
+        results free their buffer slot;
       - ``maybe_errors`` is True whenever ``ready`` or ``pending`` may
         hold an error: set by a delivery that may hold one, cleared when a
         lend empties both (lends look for errors only while it is set);
@@ -212,6 +214,7 @@ class _Output:
         "merged",
         "skipped",
         "skip_count",
+        "arrived",
         "entered",
         "total",
         "taken",
@@ -238,6 +241,7 @@ class _Output:
         self.maybe_errors = False
         self.merged = 0
         self.skip_count = 0
+        self.arrived = 0
         self.entered = 0
         self.total: int | None = None
         self.taken = 0
@@ -1259,7 +1263,20 @@ class NuMap:
         output = self._tasks[self._result_task[task_id]].output
         with self._lock:
             output.total = output.entered
+            self._forget_skips_past_the_end(output)
             self._notify_results()
+
+    @staticmethod
+    def _forget_skips_past_the_end(output: _Output) -> None:
+        """(Holding _lock, ``total`` just set.) Results given up for items
+        that never entered (timeouts while the input was about to end) will
+        never come: waiting for them would keep the map from stopping
+        itself at its end."""
+        total = output.total
+        assert total is not None
+        if output.skipped:
+            output.skipped = {index for index in output.skipped if index < total}
+        output.skip_count = min(output.skip_count, total - output.arrived)
 
     def _feed_chained(self) -> bool:
         """Move every ready upstream result into its chained task, outside
@@ -1430,6 +1447,7 @@ class NuMap:
             if self.ordered:
                 dropped = self._merge_ordered(output, start, values)
             else:
+                output.arrived += len(values)
                 dropped = 0
                 if output.skip_count:
                     dropped = min(output.skip_count, len(values))
@@ -1687,7 +1705,7 @@ class NuMap:
                         deadline = time.monotonic() + timeout
                     wait = deadline - time.monotonic()
                     if wait <= 0:
-                        self._timed_out(task_id, output)
+                        self._timed_out(output)
                         raise TimeoutError(
                             f"{self.name}: no result of task {task_id} within "
                             f"{timeout} s"
@@ -1788,24 +1806,14 @@ class NuMap:
             assert self._receiving_pool is not None
             self._receiving_pool.wake()
 
-    def _entered_into_map(self, task_id: int) -> int:
-        """How many items of task ``task_id`` are inside the map: for a task
-        chained to another of this map, as many as entered the first task
-        of the chain (its own count is only of the results it took over)."""
-        first = task_id
-        upstream = self._tasks[first].upstream
-        while upstream is not None:
-            first, upstream = upstream, self._tasks[upstream].upstream
-        return self._tasks[self._result_task[first]].output.entered
-
-    def _timed_out(self, task_id: int, output: _Output) -> None:
+    def _timed_out(self, output: _Output) -> None:
         """(Holding _lock, nothing ready.) With skip=True, give up the
-        result the timed-out take waited for: the next one in order (any
-        one, unordered), dropped when it comes. Only an item inside the map
-        is given up: a take that timed out before its item even entered
-        gives up nothing. Ordered, the results after it come as they are
-        ready, not after it."""
-        if not self.skip or output.taken >= self._entered_into_map(task_id):
+        result the timed-out take waited for, as 1.x does: the next one in
+        order (any one, unordered), also when its item has not entered the
+        map yet (a slow input); it is dropped when it comes. So each
+        timeout stands for one result, and the others keep their places.
+        Ordered, the results after it come as soon as they are ready."""
+        if not self.skip:
             return
         output.taken += 1
         if self.ordered:

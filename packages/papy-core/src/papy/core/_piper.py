@@ -166,8 +166,8 @@ class Piper:
       - timeout [default: None]: seconds to wait for a result of a parallel
         Piper; on expiry a PiperError wrapping TimeoutError is returned in
         the stream (not raised). If the NuMap has ``skip=True`` the late result
-        is dropped, so the error takes its slot; otherwise it follows later
-        (as it does when the item had not yet entered the NuMap). A Piper
+        is dropped, so the error takes its slot; otherwise it follows later.
+        A Piper
         with a timeout is never natively chained (see ``can_chain_from``).
       - branch [default: None]: sort key among Pipers that are not upstream
         or downstream of each other (see Dagger).
