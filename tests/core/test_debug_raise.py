@@ -197,3 +197,35 @@ def test_an_input_that_raises_reaches_every_branch_alike(worker_type):
     for name in ("left", "right"):
         assert counters[name]["items_in"] == 50
         assert counters[name]["errors"] == 1
+
+
+def pair(inbox):
+    return (inbox[0], inbox[0])
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_a_raise_copied_into_two_slots_comes_back_whole_twice(worker_type):
+    # produce=2 puts one raise in two slots: both cross the NuMap, and both
+    # must be raised with the original error (the second came back as the
+    # bare stand-in from worker processes), none of it kept after.
+    source = Piper(fails_on_three(), debug=True, name="source")
+    doubled = Piper(Worker(pair), produce=2, name="doubled")
+    # A buffer of 8: both copies are in the map before either comes back.
+    numap = NuMap(worker_type=worker_type, worker_num=2, buffer=8)
+    last = Piper(first, parallel=numap, name="last")
+    source.connect([range(5)])
+    doubled.connect([source])
+    last.connect([doubled])
+    for piper in (source, doubled, last):
+        piper.start()
+    try:
+        results = read_with_raises(last)
+    finally:
+        for piper in (last, doubled, source):
+            piper.stop()
+    raised = [item for item in results if isinstance(item, PiperError)]
+    assert len(results) == 10 and len(raised) == 2
+    for error in raised:
+        assert "bad item 3" in str(error.args[1])
+    assert last._held_originals == {}

@@ -195,3 +195,29 @@ def test_dictnodes_chained_through_xtras_do_not_recurse(duplicate):
     copied = duplicate(graph)
     assert copied.edges() == graph.edges()
     assert all(copied[n].xtra["next"] is copied[n + 1] for n in range(LONG_CHAIN))
+
+
+class SeesItsNodes(DictGraph):
+    """Records the nodes its __setstate__ finds."""
+
+    def __setstate__(self, state):
+        vars(self).update(state or {})
+        self.nodes_seen = sorted(self)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "duplicate",
+    [
+        copy.copy,
+        copy.deepcopy,
+        lambda graph: pickle.loads(pickle.dumps(graph)),
+        lambda graph: graph.copy(),
+    ],
+    ids=["copy", "deepcopy", "pickle", "graph.copy"],
+)
+def test_a_subclass_setstate_sees_the_nodes_in_place(duplicate):
+    graph = SeesItsNodes()
+    graph.add_edge((1, 2))
+    graph.add_edge((2, 3))
+    assert duplicate(graph).nodes_seen == [1, 2, 3]

@@ -283,11 +283,12 @@ class Piper:
         self._pending_in = 0
         self._discarding = False
         # The original errors of the debug raises in this Piper's inboxes,
-        # by token, while their items are in its NuMap (see _RaisedUpstream).
-        # Written by the thread feeding the NuMap and popped by the one
-        # reading its results, after the item came back: single dict
-        # operations, atomic under the GIL.
-        self._held_originals: dict[int, PiperError] = {}
+        # by token, with how many items carrying each are in its NuMap (one
+        # raise may fill several slots: produce>1 upstream copies it); see
+        # _RaisedUpstream. The thread feeding the NuMap adds, the one
+        # reading its results takes away: under _held_lock.
+        self._held_originals: dict[int, tuple[PiperError, int]] = {}
+        self._held_lock = threading.Lock()
         self.reset_stats()
 
     # --- statistics -------------------------------------------------------
@@ -505,6 +506,9 @@ class Piper:
         if self.imap is not None:
             self._pop_tasks(forced)
             _numaps.forget(self.imap)
+        # Raises whose items never came back (given up to a timeout, or
+        # left in the map by a stop) are kept no longer.
+        self._held_originals = {}
         self._release_inbox()
         self.state = "new"
 
@@ -658,8 +662,24 @@ class Piper:
         error = find_error(inbox)
         if not isinstance(error, _RaisedUpstream):
             return inbox
-        self._held_originals[error.token] = error.original
+        with self._held_lock:
+            _, count = self._held_originals.get(error.token, (None, 0))
+            self._held_originals[error.token] = (error.original, count + 1)
         return (error,)
+
+    def _take_original(self, token: int) -> PiperError | None:
+        """The original error held under ``token`` for one item that came
+        back, or None."""
+        with self._held_lock:
+            entry = self._held_originals.get(token)
+            if entry is None:
+                return None
+            original, count = entry
+            if count == 1:
+                del self._held_originals[token]
+            else:
+                self._held_originals[token] = (original, count - 1)
+            return original
 
     def _with_original(self, item: Any) -> Any:
         """``item``; for a debug raise back from the NuMap, that raise with
@@ -669,7 +689,7 @@ class Piper:
             return item
         holder: Piper | None = self
         while holder is not None:
-            original = holder._held_originals.pop(item.token, None)
+            original = holder._take_original(item.token)
             if original is item.original:
                 return item  # it never left this process
             if original is not None:

@@ -760,8 +760,10 @@ class DictGraph(dict[Hashable, DictNode]):
         setter it does not know; ``copy`` above relies on the shallow copy.
         """
         duplicate = type(self).__new__(type(self))
-        _set_state(duplicate, self.__getstate__())
+        # The DictNodes first: a subclass's __setstate__ sees the graph
+        # whole, as after pickle and deepcopy.
         duplicate.update(self)
+        _set_state(duplicate, self.__getstate__())
         return duplicate
 
     def _flat_state(self) -> _FlatState:
