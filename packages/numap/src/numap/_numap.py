@@ -1134,6 +1134,7 @@ class NuMap:
         for task in self._tasks:
             if task.output.total is None:
                 task.output.total = task.output.entered
+                self._forget_skips_past_the_end(task.output)
         self._notify_results()
 
     def _weave_until_wait(self, progress: _lifetime.FeedProgress) -> int | None:
