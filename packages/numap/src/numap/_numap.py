@@ -133,13 +133,16 @@ class _Weave:
     Owned by the holder of NuMap._feed_role. ``active`` lists the tasks
     whose input has not ended, ``position`` indexes the one whose turn it
     is, ``left`` is what remains of its stride; ``sources`` holds each
-    task's input iterator (None for a task chained to one of this map).
+    task's input iterator (None for a task chained to one of this map);
+    ``in_memory[task]`` says whether that iterator is over a sequence in
+    memory, which a consumer may feed from (see NuMap._feed_inline).
     """
 
     def __init__(
         self, sources: list[Iterator | None], stride: int, batch: int, active: list[int]
     ) -> None:
         self.sources = sources
+        self.in_memory = [type(source) in _IN_MEMORY_ITERATORS for source in sources]
         self.stride = stride
         self.batch = batch
         self.active = active
@@ -1397,11 +1400,7 @@ class NuMap:
         self._feed_role_holder = threading.get_ident()
         try:
             weave = self._weave
-            if (
-                weave.active
-                and type(weave.sources[weave.active[weave.position]])
-                not in _IN_MEMORY_ITERATORS
-            ):
+            if weave.active and not weave.in_memory[weave.active[weave.position]]:
                 # The input may wait (a chained task's turn is never fed
                 # here either: its source is None).
                 status = _NOTHING_READY
