@@ -96,14 +96,27 @@ def waiting_input(gate, items_after_the_gate):
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("ordered", [True, False])
-def test_a_timeout_before_the_item_entered_gives_that_item_up_too(ordered):
-    # As 1.x: a timeout stands for the result the take waited for, even
-    # when its item is still in the slow input. It is dropped when it comes,
-    # so each timeout takes one result's place and the others keep theirs.
+@pytest.mark.parametrize(
+    ("after_the_gate", "timeouts", "left"),
+    [
+        # As 1.x: a timeout stands for the result the take waited for, even
+        # when its item is still in the slow input. It is dropped when it
+        # comes, so each timeout takes one result's place and the others
+        # keep theirs: item 1 is given up, item 2's result is left.
+        ([1, 2], 1, 1),
+        # The input ends without the items the timeouts gave up: nothing
+        # will come for them, and the map stops itself all the same.
+        ([], 2, 0),
+    ],
+    ids=["item-not-entered-yet", "past-the-end"],
+)
+def test_a_timeout_before_the_item_entered_gives_it_up(
+    ordered, after_the_gate, timeouts, left
+):
     gate = threading.Event()
     numap = NuMap(
         late_one,
-        waiting_input(gate, [1, 2]),
+        waiting_input(gate, after_the_gate),
         worker_type="thread",
         worker_num=2,
         skip=True,
@@ -113,40 +126,12 @@ def test_a_timeout_before_the_item_entered_gives_that_item_up_too(ordered):
     numap.start()
     try:
         assert numap.next() == 0
-        with pytest.raises(TimeoutError):
-            numap.next(timeout=0.2)  # gives up item 1, not entered yet
-        gate.set()
-        assert len(list(numap)) == 1  # item 2's result (ordered: 20)
-        assert not numap._started.is_set()  # stopped itself at its end
-    finally:
-        gate.set()
-        numap.stop()
-
-
-@pytest.mark.timeout(60)
-@pytest.mark.parametrize("ordered", [True, False])
-def test_results_given_up_past_the_end_of_the_input_are_forgotten(ordered):
-    # The input ends without the item a timeout gave up: nothing will come
-    # for it, and the map, read to its end, stops itself all the same.
-    gate = threading.Event()
-    numap = NuMap(
-        late_one,
-        waiting_input(gate, []),
-        worker_type="thread",
-        worker_num=2,
-        skip=True,
-        ordered=ordered,
-    )
-    RELEASE.set()
-    numap.start()
-    try:
-        assert numap.next() == 0
-        for _ in range(2):
+        for _ in range(timeouts):
             with pytest.raises(TimeoutError):
                 numap.next(timeout=0.1)
         gate.set()
-        assert list(numap) == []
-        assert not numap._started.is_set()
+        assert len(list(numap)) == left
+        assert not numap._started.is_set()  # stopped itself at its end
     finally:
         gate.set()
         numap.stop()
