@@ -618,9 +618,12 @@ class Piper:
                 "from it; start upstream Pipers first"
             )
         if self._tee is None:
-            return map(self._for_downstream, self._outbox)
-        branch = self._tee.branch(self._consumers.index(consumer))
-        return map(self._for_downstream, branch)
+            stream: Iterator[Any] = self._outbox
+        else:
+            stream = self._tee.branch(self._consumers.index(consumer))
+        # Only a debug=True Piper has errors to turn into raises; any other
+        # passes its items, _RaisedUpstream ones included, as they are.
+        return map(self._for_downstream, stream) if self.debug else stream
 
     def _error_to_raise(self, item: Any) -> PiperError | None:
         """The error that reading ``item`` must raise, or None: this Piper's

@@ -27,35 +27,27 @@ def ctrl_c_can_arrive() -> bool:
 def find_error(inbox: Any) -> BaseException | None:
     """Return the exception in ``inbox`` to pass on, or None.
 
+    An inbox is a tuple with one entry per upstream Piper; with ``consume > 1``
+    each entry is itself a tuple of items, so errors can sit one level down.
     An error whose class sets ``passed_on_first`` (one that a downstream
     Piper must raise: papy.core's debug raises) wins over the others, so
     that a join does not swap it for an ordinary error of another branch;
-    otherwise the first error wins.
-    """
-    errors = _errors_in(inbox)
-    for error in errors:
-        if getattr(error, "passed_on_first", False):
-            return error
-    return errors[0] if errors else None
-
-
-def _errors_in(inbox: Any) -> list[BaseException]:
-    """The exceptions in ``inbox``, in order, looking one level into tuples.
-
-    An inbox is a tuple with one entry per upstream Piper; with ``consume > 1``
-    each entry is itself a tuple of items, so errors can sit one level down.
+    otherwise the first error wins. Called for every item: one pass, and
+    no list built.
     """
     if isinstance(inbox, BaseException):
-        return [inbox]
+        return inbox
     if not isinstance(inbox, tuple | list):
-        return []
-    errors = []
+        return None
+    first = None
     for entry in inbox:
-        if isinstance(entry, BaseException):
-            errors.append(entry)
-        elif isinstance(entry, tuple | list):
-            errors.extend(item for item in entry if isinstance(item, BaseException))
-    return errors
+        for item in entry if isinstance(entry, tuple | list) else (entry,):
+            if isinstance(item, BaseException):
+                if getattr(item, "passed_on_first", False):
+                    return item
+                if first is None:
+                    first = item
+    return first
 
 
 class Worker:
