@@ -43,7 +43,7 @@ from papy.core._cli_progress import (
     print_summary,
     totals,
 )
-from papy.core._cli_stdout import UntilBroken, silence
+from papy.core._cli_stdout import UntilBroken, is_terminal, silence
 from papy.core._errors import DaggerError, PipelineFileError, PiperError, PlumberError
 from papy.core._save import LoadedPipeline
 from rich.console import Console
@@ -225,16 +225,9 @@ def _raise_hung_up(signum: int, frame: Any) -> None:
     # The terminal is gone: writing to it would fail (EIO) at every
     # message papy prints while it stops.
     for stream in (sys.stdout, sys.stderr):
-        if _is_terminal(stream):
+        if is_terminal(stream):
             silence(stream)
     raise Terminated(signum)
-
-
-def _is_terminal(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (OSError, ValueError):
-        return False
 
 
 def _in_this_process(handler: Any) -> Any:

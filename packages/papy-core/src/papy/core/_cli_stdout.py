@@ -52,6 +52,15 @@ def silence(stream: IO[str]) -> None:
         os.close(null)
 
 
+def is_terminal(stream: Any) -> bool:
+    """Whether ``stream`` is a terminal; False also for one that is closed
+    or whose terminal went away."""
+    try:
+        return bool(stream.isatty())
+    except (OSError, ValueError):
+        return False
+
+
 class UntilBroken:
     """Standard output for ``papy run`` (its live table, log lines and
     summary), given up at the first write that fails, so the run goes on
@@ -69,10 +78,7 @@ class UntilBroken:
         self.encoding = getattr(stream, "encoding", "utf-8")
 
     def isatty(self) -> bool:
-        try:
-            return self._stream.isatty()
-        except (OSError, ValueError):
-            return False
+        return is_terminal(self._stream)
 
     def fileno(self) -> int:
         return self._stream.fileno()
