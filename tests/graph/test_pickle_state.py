@@ -221,3 +221,39 @@ def test_a_subclass_setstate_sees_the_nodes_in_place(duplicate):
     graph.add_edge((1, 2))
     graph.add_edge((2, 3))
     assert duplicate(graph).nodes_seen == [1, 2, 3]
+
+
+def pickled_in_python(value):
+    """Pickled by the pure-Python pickler, which dill extends: it takes a
+    dict's items a thousand at a time ahead of writing them."""
+    stream = io.BytesIO()
+    pickle._Pickler(stream, pickle.DEFAULT_PROTOCOL).dump(value)
+    return pickle.loads(stream.getvalue())
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("length", [900, 2500])
+def test_the_python_pickler_writes_a_long_chain_flat(length):
+    # Regression: the DictNodes pickled bare only until pickle had taken
+    # the last item, so those it had taken ahead were written nested.
+    graph = DictGraph(edges=[(i, i + 1) for i in range(length)])
+    copied = pickled_in_python(graph)
+    assert copied.edges() == graph.edges()
+    assert all(copied[i][i + 1] is copied[i + 1] for i in range(length))
+
+
+@pytest.mark.timeout(60)
+def test_dill_pickles_a_long_chain():
+    dill = pytest.importorskip("dill")
+    graph = DictGraph(edges=[(i, i + 1) for i in range(2500)])
+    copied = dill.loads(dill.dumps(graph))
+    assert copied.edges() == graph.edges()
+
+
+@pytest.mark.timeout(10)
+def test_dictnodes_pickle_with_their_edges_once_the_graph_is_written():
+    graph = DictGraph(edges=[(1, 2), (2, 3)])
+    pickled_in_python(graph)
+    pickle.dumps(graph)
+    topo = pickled(graph[1])
+    assert list(topo[2]) == [3]

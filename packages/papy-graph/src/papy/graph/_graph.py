@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from ._errors import GraphError
-from ._node import DictNode, checked_xtra, pickled_bare
+from ._node import DictNode, PickledBare, checked_xtra
 from ._order import branch_sort_key, compare_labels
 
 Edge = tuple[Hashable, Hashable]
@@ -795,15 +795,15 @@ class DictGraph(dict[Hashable, DictNode]):
     def __reduce__(self) -> tuple[Any, ...]:
         # The default form nests each DictNode in the one with an edge to
         # it: a chain of a few hundred nodes hit the recursion limit. Here
-        # the items are the DictNodes themselves, bare while
-        # ``_items_pickled_bare`` runs, so pickle's memo still makes every
+        # the items are the DictNodes themselves, bare while pickle holds
+        # ``_ItemsPickledBare``, so pickle's memo still makes every
         # other reference to them (in xtras, or next to the graph) the same
         # object; their attributes and edges follow in the state.
         # ``__newobj__`` (what pickle uses by default, missing from
         # typeshed) skips ``__init__``, whose arguments differ between
         # subclasses (a Dagger's are Pipers and pipes).
         make = copyreg.__newobj__  # type: ignore[attr-defined]
-        items = _items_pickled_bare(self)
+        items = _ItemsPickledBare(self)
         return (make, (type(self),), self._flat_state(), None, items, _restore)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Self:
@@ -842,16 +842,28 @@ class DictGraph(dict[Hashable, DictNode]):
 _FlatState = tuple[list[tuple[DictNode, Any]], list[Edge], Any]
 
 
-def _items_pickled_bare(graph: DictGraph) -> Iterator[tuple[Hashable, DictNode]]:
-    """Yield the graph's items for pickle, their DictNodes bare meanwhile.
+class _ItemsPickledBare:
+    """A graph's items as pickle takes them: their DictNodes pickle bare
+    from the moment this iterator is made until pickle lets go of it, once
+    it has written the graph (or failed to); the graph's state carries
+    their attributes and edges.
 
-    Pickle takes the items one by one as it writes them, so the DictNodes
-    are written without attributes or edges exactly while pickle writes
-    them here; the graph's state carries the rest.
+    Not only until the last item is taken: pickle takes items ahead of
+    writing them (the pure-Python pickler, which dill extends, a thousand
+    at a time), so the DictNodes taken last would be written after that,
+    with their edges, each nested in the one before.
     """
-    items = list(graph.items())
-    with pickled_bare(topo for _, topo in items):
-        yield from items
+
+    def __init__(self, graph: DictGraph) -> None:
+        items = list(graph.items())
+        self._bare = PickledBare(topo for _, topo in items)
+        self._items = iter(items)
+
+    def __iter__(self) -> _ItemsPickledBare:
+        return self
+
+    def __next__(self) -> tuple[Hashable, DictNode]:
+        return next(self._items)
 
 
 def _reserve_copies(topos: Iterable[DictNode], memo: dict[int, Any]) -> list[DictNode]:

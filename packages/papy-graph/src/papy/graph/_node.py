@@ -6,7 +6,6 @@ import copyreg
 import threading
 from collections import Counter
 from collections.abc import Hashable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any, SupportsIndex
 
 
@@ -21,24 +20,26 @@ class _Bare(threading.local):
 _BARE = _Bare()
 
 
-@contextmanager
-def pickled_bare(topos: Iterable[DictNode]) -> Iterator[None]:
-    """Within the block, pickle the DictNodes ``topos`` bare: only their type.
+class PickledBare:
+    """While this object lives, pickle the DictNodes ``topos`` bare: only
+    their type.
 
-    The caller (a graph being pickled) keeps ``topos`` alive for the block,
-    so their ids stay theirs, and pickles their attributes and edges
-    itself. Counting rather than flagging keeps a DictNode shared by two
-    graphs, one pickled inside the other's block, bare until both blocks
-    end.
+    Its owner (a graph being pickled) pickles their attributes and edges
+    itself. The DictNodes are held here, so their ids stay theirs. Counting
+    rather than flagging keeps a DictNode shared by two graphs, one pickled
+    inside the other, bare until both are written.
     """
-    # The counts of this thread, also if a generator holding the block is
-    # closed from another thread.
-    counts = _BARE.counts
-    ids = [id(topo) for topo in topos]
-    counts.update(ids)
-    try:
-        yield
-    finally:
+
+    def __init__(self, topos: Iterable[DictNode]) -> None:
+        self._topos = list(topos)
+        # The counts of this thread, also if this object is released in
+        # another thread.
+        self._counts = _BARE.counts
+        self._counts.update(id(topo) for topo in self._topos)
+
+    def __del__(self) -> None:
+        counts = self._counts
+        ids = [id(topo) for topo in self._topos]
         counts.subtract(ids)
         for done in {each for each in ids if counts[each] <= 0}:
             del counts[done]
