@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import copy
 import copyreg
-import functools
-import operator
 from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
@@ -524,38 +522,23 @@ class DictGraph(dict[Hashable, DictNode]):
     def _acyclic_node_width(self) -> dict[Hashable, int]:
         """``node_width`` of an acyclic graph, in memory linear for chains.
 
-        The sinks below a node are the union of those below its targets, as
-        a bit set built in a depth-first postorder. Only sinks get a bit,
-        numbered as the postorder meets them, and a sink's set is made
-        afresh whenever it is used rather than kept. Any other node's set
-        is dropped once the last node with an edge to it has used it, and a
-        node with a single target shares that target's set. So a chain
-        keeps one one-bit set alive, where giving every node a bit and
-        keeping every set took memory quadratic in the nodes.
+        Only sinks get a bit, so a node's set of sinks below it is as large
+        as the number of sinks, not of nodes (see ``_masks_below``).
         """
         order = self._postorder_below(self)
-        users = Counter(target for node in order for target in self[node])
-        sink_number: dict[Hashable, int] = {}
-        sinks_below: dict[Hashable, int] = {}
+        sinks = (node for node in order if not self[node])
+        sink_number = {sink: number for number, sink in enumerate(sinks)}
 
-        def use_sinks_below(target: Hashable) -> int:
-            users[target] -= 1
-            if target in sink_number:
-                return 1 << sink_number[target]
-            if users[target]:
-                return sinks_below[target]
-            return sinks_below.pop(target)
+        def sink_bit(node: Hashable) -> int:
+            # Made when used, not kept: a fan-out to n sinks would keep
+            # n masks of up to n bits.
+            number = sink_number.get(node)
+            return 0 if number is None else 1 << number
 
-        widths: dict[Hashable, int] = {}
-        for node in order:
-            if not self[node]:
-                sink_number[node] = len(sink_number)
-                widths[node] = 1
-                continue
-            mask = functools.reduce(operator.or_, map(use_sinks_below, self[node]))
-            widths[node] = mask.bit_count()
-            if users[node]:
-                sinks_below[node] = mask
+        widths = {
+            node: 1 if node in sink_number else mask.bit_count()
+            for node, mask in self._masks_below(order, sink_bit)
+        }
         return {node: widths[node] for node in self}
 
     def _node_width_by_search(self) -> dict[Hashable, int]:
@@ -638,13 +621,8 @@ class DictGraph(dict[Hashable, DictNode]):
     def _reach_sizes(self, needed: set[Hashable]) -> dict[Hashable, int]:
         """Return ``{node: count of nodes it reaches, itself included}`` for ``needed``.
 
-        One depth-first pass over the nodes reachable from ``needed``,
-        building a bit set of reached nodes per node from its targets' sets,
-        in postorder. A node's bit set is dropped as soon as the last node
-        with an edge to it has used it, and the depth-first order uses it
-        soon after it is made, so memory is the bits of the few sets alive
-        at once, not one set per node (the old layout kept one per node:
-        quadratic memory).
+        One pass over the nodes reachable from ``needed``, each node with a
+        bit of its own (see ``_masks_below``).
         """
         sizes: dict[Hashable, int] = {}
         for node in needed:
@@ -653,20 +631,41 @@ class DictGraph(dict[Hashable, DictNode]):
                 sizes[node] = 1 + len(self[node])
         order = self._postorder_below(needed - sizes.keys())
         position = {node: place for place, node in enumerate(order)}
+
+        def bit(node: Hashable) -> int:
+            return 1 << position[node]
+
+        for node, mask in self._masks_below(order, bit):
+            if node in needed:
+                sizes[node] = mask.bit_count() + 1
+        return sizes
+
+    def _masks_below(
+        self, order: list[Hashable], bit: Callable[[Hashable], int]
+    ) -> Iterator[tuple[Hashable, int]]:
+        """Yield ``(node, mask)`` for each node of ``order``: the union of
+        the bits (``bit(node)``, 0 for a node not counted) of all nodes it
+        reaches, itself excluded.
+
+        ``order`` is a postorder holding every node its nodes reach, so a
+        node's mask is built from its targets' masks. A mask is dropped as
+        soon as the last node with an edge to it has used it, and the
+        depth-first order uses it soon after it is made: memory is the
+        bits of the few masks alive at once, not one mask per node (which
+        took memory quadratic in the nodes).
+        """
         users = Counter(target for node in order for target in self[node])
         reached: dict[Hashable, int] = {}
         for node in order:
             mask = 0
             for target in self[node]:
-                mask |= (1 << position[target]) | reached[target]
+                mask |= bit(target) | reached[target]
                 users[target] -= 1
                 if not users[target]:
                     del reached[target]
-            if node in needed:
-                sizes[node] = mask.bit_count() + 1
+            yield node, mask
             if users[node]:  # else no node in ``order`` needs it again
                 reached[node] = mask
-        return sizes
 
     def _postorder_below(self, starts: Iterable[Hashable]) -> list[Hashable]:
         """The nodes reachable from ``starts`` (included), in a postorder.
