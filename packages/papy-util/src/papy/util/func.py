@@ -761,27 +761,26 @@ def _stream_descriptor(handle: Any) -> int | None:
     return None if stat.S_ISREG(kind) else descriptor
 
 
-class _Lines:
-    """The iterator of ``make_lines`` that reads with ``readline``: without
-    follow, and with follow on a regular file it cannot read as bytes
-    (see ``_TextFileLines``).
+class _LineIterator:
+    """What the iterators of ``make_lines`` share: stopping and waiting.
 
     ``_stop`` is set (by any thread) to end the iteration; only the thread
-    reading the lines changes ``_partial`` and ``waiting_for_data`` (a plain
-    flag others may read: True only while a read waits for new data).
+    reading the lines changes the rest, such as ``waiting_for_data`` (a
+    plain flag others may read: True only while a read waits for new data).
     """
 
-    def __init__(self, handle: IO[Any], follow: bool, wait: float) -> None:
+    def __init__(self, handle: IO[Any], wait: float) -> None:
         self._handle = handle
-        self._follow = follow
         self._wait = wait
         self._stop = threading.Event()
-        self._partial: Any = None
         self._ended = False
         self.waiting_for_data = False
 
-    def __iter__(self) -> _Lines:
+    def __iter__(self) -> _LineIterator:
         return self
+
+    def __next__(self) -> Any:
+        raise NotImplementedError
 
     def stop_reading(self) -> None:
         """End the iteration: the next read (or the one waiting for new
@@ -793,6 +792,28 @@ class _Lines:
         reads end at once (an unfinished last line is dropped)."""
         self._ended = True
         self._stop.set()
+
+    def _wait_for_more_data(self) -> None:
+        """Sleep ``wait`` seconds at the end of the data, or until
+        stop_reading(), with ``waiting_for_data`` True meanwhile."""
+        self.waiting_for_data = True
+        try:
+            self._stop.wait(self._wait)
+        finally:
+            self.waiting_for_data = False
+
+
+class _Lines(_LineIterator):
+    """The iterator of ``make_lines`` that reads with ``readline``: without
+    follow, and with follow on a regular file it cannot read as bytes
+    (see ``_TextFileLines``). ``_partial`` holds a line read in part (the
+    data ended before its newline).
+    """
+
+    def __init__(self, handle: IO[Any], follow: bool, wait: float) -> None:
+        super().__init__(handle, wait)
+        self._follow = follow
+        self._partial: Any = None
 
     def __next__(self) -> Any:
         while not self._ended:
@@ -813,17 +834,8 @@ class _Lines:
                 return partial
         raise StopIteration
 
-    def _wait_for_more_data(self) -> None:
-        """Sleep ``wait`` seconds at the end of the data, or until
-        stop_reading(), with ``waiting_for_data`` True meanwhile."""
-        self.waiting_for_data = True
-        try:
-            self._stop.wait(self._wait)
-        finally:
-            self.waiting_for_data = False
 
-
-class _ChunkLines(_Lines):
+class _ChunkLines(_LineIterator):
     """The iterator of ``make_lines(follow=True)`` that reads chunks of bytes
     and splits the lines itself; subclasses say how a chunk is read.
 
@@ -849,7 +861,7 @@ class _ChunkLines(_Lines):
         wait: float,
         decoder: io.IncrementalNewlineDecoder | None,
     ) -> None:
-        super().__init__(handle, True, wait)
+        super().__init__(handle, wait)
         self._decoder = decoder
         self._newline: Any = b"\n" if decoder is None else "\n"
         self._lines: deque[Any] = deque()
