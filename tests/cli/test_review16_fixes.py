@@ -129,7 +129,8 @@ def test_sys_exit_while_loading_is_a_broken_pipeline_file(papy, command):
 def test_a_module_level_argument_parser_is_explained(papy):
     result = papy("run", str(PIPELINES / "parses_arguments_on_load.py"))
     assert result.status == 4, result.output
-    assert "called sys.exit(2) while loading (an argument parser" in result.stderr
+    assert "called sys.exit(2) while loading" in result.stderr
+    assert "An argument parser at module level" in result.stderr
 
 
 # --- 6. one failed item at two outputs ---------------------------------------

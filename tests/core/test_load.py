@@ -62,6 +62,19 @@ def test_error_while_loading_names_type_and_line(tmp_path):
 
 
 @pytest.mark.timeout(10)
+def test_sys_exit_while_loading_is_a_broken_pipeline_file(tmp_path):
+    # Regression: only the papy command turned it into an error; a program
+    # loading the file through the API was ended by it.
+    path = write(tmp_path, "leaves.py", "import sys\n\nsys.exit(3)\n")
+    with pytest.raises(PipelineFileError) as caught:
+        load_pipeline(path)
+    assert "called sys.exit(3) while loading, line 3" in str(caught.value)
+    assert 'if __name__ == "__main__":' in str(caught.value)
+    assert isinstance(caught.value.__cause__, SystemExit)
+    assert not [name for name in sys.modules if name.startswith("papy_pipeline_leaves")]
+
+
+@pytest.mark.timeout(10)
 def test_no_pipeline_variable(tmp_path):
     path = write(tmp_path, "empty.py", "plumber = 1\n")
     with pytest.raises(PipelineFileError, match="defines no module-level `pipeline`"):

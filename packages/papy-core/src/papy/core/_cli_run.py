@@ -32,7 +32,6 @@ from papy.core._cli_inputs import (
     iter_not_text,
     make_datas,
 )
-from papy.core._cli_load import load_pipeline
 from papy.core._cli_progress import (
     LiveView,
     LogView,
@@ -45,7 +44,7 @@ from papy.core._cli_progress import (
 )
 from papy.core._cli_stdout import UntilBroken, is_terminal, silence
 from papy.core._errors import DaggerError, PipelineFileError, PiperError, PlumberError
-from papy.core._save import LoadedPipeline
+from papy.core._save import LoadedPipeline, load_pipeline_file
 from rich.console import Console
 
 
@@ -430,7 +429,7 @@ def run_command(args: argparse.Namespace) -> int:
     on_terminal = stdout.isatty()
     console = Console(file=stdout)  # type: ignore[arg-type]
     try:
-        loaded = load_pipeline(args.pipeline)
+        loaded = load_pipeline_file(args.pipeline)
     except PipelineFileError as error:
         return fail(str(error), ExitStatus.BAD_PIPELINE, error.details, args.debug)
     try:

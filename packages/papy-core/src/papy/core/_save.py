@@ -795,8 +795,9 @@ def load_pipeline_file(path: str | os.PathLike[str]) -> LoadedPipeline:
     WARNING: this EXECUTES the file's code; load only files you trust.
 
     Raises PipelineFileError (a PlumberError) when the file is missing or
-    unreadable, is not Python, raises an Exception while running (the
-    original is its ``__cause__``; its traceback is in ``details``),
+    unreadable, is not Python, raises an Exception or calls ``sys.exit()``
+    while running (the original is its ``__cause__``; its traceback is in
+    ``details``),
     defines no ``pipeline`` Plumber, or its pipeline's pipes make a cycle
     (added through the inherited ``add_edge``; the DaggerError is the
     ``__cause__``).
@@ -833,8 +834,19 @@ def _run_pipeline_file(
     sys.modules[module.__name__] = module
     try:
         exec(code, module.__dict__)
+    except SystemExit as exit_:
+        details, line = _user_traceback(exit_, full_path)
+        where = f", line {line}" if line else ""
+        raise PipelineFileError(
+            f"pipeline file {shown!r} called sys.exit({exit_.code!r}) while "
+            f"loading{where}. An argument parser at module level does that "
+            "when it rejects the command line it finds: loading imports the "
+            "file, so code that parses the command line or exits must go "
+            "under 'if __name__ == \"__main__\":'",
+            details,
+        ) from exit_
     except BaseException as error:
-        if not isinstance(error, Exception):  # Ctrl-C, sys.exit(): not ours
+        if not isinstance(error, Exception):  # Ctrl-C: not ours
             raise
         details, line = _user_traceback(error, full_path)
         where = f", line {line}" if line else ""

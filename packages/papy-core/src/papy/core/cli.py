@@ -245,15 +245,15 @@ def graph_command(args: argparse.Namespace) -> int:
         to_mermaid,
         write_picture,
     )
-    from papy.core._cli_load import load_pipeline
     from papy.core._errors import PipelineFileError
+    from papy.core._save import load_pipeline_file
 
     try:
         targets = [path for text in args.output or [] for path in output_paths(text)]
     except GraphOutputError as error:
         return fail(str(error), ExitStatus.USAGE)
     try:
-        loaded = load_pipeline(args.pipeline)
+        loaded = load_pipeline_file(args.pipeline)
     except PipelineFileError as error:
         return fail(str(error), ExitStatus.BAD_PIPELINE, error.details, args.debug)
     picture = describe(loaded.pipeline, title=loaded.path.stem)
