@@ -22,10 +22,7 @@ def late_one(x):
 
 
 def sleepy_one(x):
-    """Item 1 takes 6 s (any worker type), the others 0.2 s: long enough
-    that an ordered process map does not queue one behind item 1 on its
-    worker (which it does for items much faster than the parent's pace,
-    see numap._pool.pick_worker)."""
+    """Item 1 takes 6 s (any worker type), the others 0.2 s."""
     time.sleep(6 if x == 1 else 0.2)
     return x * 10
 
@@ -161,3 +158,31 @@ def test_a_timeout_on_a_task_chained_to_a_tracked_one_gives_up_its_late_item():
     finally:
         RELEASE.set()
         numap.stop()
+
+
+def stuck_one(x):
+    """Item 3 takes a minute, the others return at once."""
+    if x == 3:
+        time.sleep(60)
+    return x
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["range", "generator"])
+def test_fast_items_do_not_queue_behind_a_stuck_one(kind):
+    # Regression: an ordered process map queued fast items behind a busy
+    # worker (for tiny items, to keep the others asleep); with skip=True the
+    # items queued behind the stuck one were given up with it, and with
+    # them the buffer: every later next() timed out, for ever.
+    items = range(10) if kind == "range" else (x for x in range(10))
+    numap = NuMap(stuck_one, items, worker_type="process", worker_num=2, skip=True)
+    results = []
+    try:
+        while len(results) < 10:
+            try:
+                results.append(numap.next(timeout=1))
+            except TimeoutError:
+                results.append("timeout")
+    finally:
+        numap.stop(forced=True)
+    assert results == [0, 1, 2, "timeout", 4, 5, 6, 7, 8, 9]

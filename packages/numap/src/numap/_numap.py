@@ -970,7 +970,7 @@ class NuMap:
                 self.worker_num,
                 deliver,
                 remote=self._remote_opener(),
-                ordered=self.ordered,
+                queue_behind=self.ordered and not self.skip,
             )
         with self._lock:
             self._stopping = False

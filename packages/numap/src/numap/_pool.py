@@ -13,8 +13,9 @@ happens to the workers.
 :class:`ThreadPool` runs the functions in threads of this process and never
 pickles anything. :class:`ProcessPool` drives :class:`~numap._channel.Channel`
 objects (local processes, remote workers); it ships each task's function to
-each worker once, sends items in batches (in ordered maps, fast items to as
-few workers as keep up, see :func:`pick_worker`), tracks which batches each
+each worker once, sends items in batches (where results are handed out in
+order and none is given up, fast items to as few workers as keep up, see
+:func:`pick_worker`), tracks which batches each
 worker holds, and when a worker is lost, delivers its batches as errors and
 replaces it if it can.
 """
@@ -356,7 +357,8 @@ class ProcessPool:
                  consumer that wants the role wakes it through _wake_write
       _item_seconds  per task, the running average of its time per item
                  in a worker (None until its first result; always None
-                 in an unordered map, which has no use for it), from the
+                 where batches do not queue behind others, which has no
+                 use for it), from the
                  seconds each result frame carries; written by receivers,
                  read by the submitter
     Written without the lock (single stores; read under it):
@@ -376,12 +378,13 @@ class ProcessPool:
         deliver: Deliver,
         remote: Callable[[], list[Channel]] | None = None,
         context: Any = None,
-        ordered: bool = True,
+        queue_behind: bool = True,
     ) -> None:
-        """``ordered``: the map hands results out in input order; only then
-        may fast items queue behind one another (see :func:`pick_worker`)."""
+        """``queue_behind``: a batch may queue behind the batches a busy
+        worker holds (see :func:`pick_worker`); for a map that hands its
+        results out in input order and never gives one up."""
         self.size = worker_num
-        self._ordered = ordered
+        self._queue_behind = queue_behind
         self._deliver = deliver
         self._open_remote = remote
         self._context = context
@@ -592,7 +595,8 @@ class ProcessPool:
 
     def _dispatch(self, task_id: int, start: int, items: list) -> None:
         """Send ``items`` as one batch to the worker :func:`pick_worker`
-        chooses (in an ordered map; else to the least loaded).
+        chooses (if batches may queue behind others; else to the least
+        loaded).
 
         Raises PayloadError, having sent nothing, when they do not pickle.
         """
@@ -606,13 +610,14 @@ class ProcessPool:
             # _workers holds live workers only (_lose removes them).
             while not self._workers and self._replacing:
                 self._worker_added.wait()
-            if self._ordered:
+            if self._queue_behind:
                 now = time.perf_counter()  # after the wait for a worker
                 gap = self._count_gap(now)
                 worker = pick_worker(self._workers, now, gap)
             else:
-                # Results are handed out as they come: an item queued behind
-                # a slow one would wait for it for nothing. No pace is kept
+                # Results are handed out as they come, or one may be given
+                # up (skip=True): an item queued behind a slow one would
+                # wait for it for nothing, or be given up with it. No pace is kept
                 # either (every batch is unpaced): ``now`` goes unread.
                 now = 0.0
                 worker = least_loaded(self._workers)
@@ -859,7 +864,7 @@ class ProcessPool:
                     worker.expected = worker.free_at = 0.0
                 elif not worker.unpaced:
                     worker.free_at = time.perf_counter() + worker.expected
-                if self._ordered:
+                if self._queue_behind:
                     self._item_seconds[task_id] = _running_average(
                         self._item_seconds[task_id], seconds / count
                     )
@@ -944,9 +949,12 @@ def pick_worker(workers: Sequence[_Worker], now: float, gap: float) -> _Worker |
     side) are each judged by their own. Remote workers do not watch a pipe
     of the parent's: they always get the least loaded choice.
 
-    The pool uses it for ordered maps only. There, an item queued behind a
-    slow one loses nothing: its result would wait for the slow one's
-    anyway. Unordered results are handed out as they come, and would not.
+    The pool uses it only for maps that hand results out in order and give
+    none up. There, an item queued behind a slow one loses nothing: its
+    result would wait for the slow one's anyway. Unordered results are
+    handed out as they come, and would wait for nothing; with skip=True, a
+    timeout gives the slow one up and the consumer wants the next, which
+    would be stuck behind it and be given up too.
     """
     deadline = now + KEEP_UP_SHARE * gap
     late = now - LATE_GAPS * gap
