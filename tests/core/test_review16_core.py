@@ -203,7 +203,9 @@ def test_piper_connect_names_what_it_was_given():
 
 @pytest.mark.timeout(10)
 def test_piper_refuses_a_bool_timeout_and_non_sequence_stages():
-    with pytest.raises(PiperError, match="'timeout' must be None or >= 0"):
+    with pytest.raises(
+        PiperError, match="'timeout' must be None or a number of seconds"
+    ):
         Piper(first, timeout=True)
     piper = Piper(first)
     piper.connect([range(2)])

@@ -58,7 +58,7 @@ def run(plumber, datas):
 
 def build():
     a = Piper(Worker((first, square_root), ((), ()), ({}, {})), name="a", branch=1)
-    b = Piper(Worker(scale, (3,), {"offset": 1}), name="b", consume=1, timeout=2.5)
+    b = Piper(Worker(scale, (3,), {"offset": 1}), name="b", consume=1)
     c = Piper(Worker((first, scale), ((), (10,)), ({}, {})), name="c", branch="z")
     d = Piper(both, name="d", debug=False, track=True)
     plumber = Plumber(name="saved", pipes=[(a, d), (c, d)])

@@ -334,13 +334,36 @@ def drive(session: Session, pipeline: Any) -> tuple[float, KeyboardInterrupt | N
     seconds = time.monotonic() - begin
     view.update(piper_counts(pipeline), seconds)
     view.close()
-    if interrupted is not None:
-        # stop() lets the items in flight finish, which a slow function
-        # can make long, and waits for a read of an input that cannot be
-        # told to stop: say so, and how not to wait.
-        sys.stderr.write(stopping_message(interrupted))
-    pipeline.stop()
-    return seconds, interrupted
+    return seconds, stop_unless_interrupted(pipeline, interrupted)
+
+
+def stop_unless_interrupted(
+    pipeline: Any, interrupted: KeyboardInterrupt | None
+) -> KeyboardInterrupt | None:
+    """``pipeline.stop()``, after saying so if the run was ``interrupted``;
+    a Ctrl-C (or SIGTERM, SIGHUP) ends it without waiting any longer for
+    the items in flight. Returns what interrupted the run: ``interrupted``,
+    or that signal if it came first or is the SIGTERM or SIGHUP that
+    ended the run.
+
+    The interruption is returned, not raised, so that the caller still
+    prints the summary of what was done and the lines of ``finish()``.
+    The pipeline is left as the signal found it: the NuMaps' worker
+    processes end with papy, as after any Ctrl-C.
+    """
+    try:
+        if interrupted is not None:
+            # stop() lets the items in flight finish, which a slow function
+            # can make long, and waits for a read of an input that cannot
+            # be told to stop: say so, and how not to wait. (Inside the
+            # try: the next Ctrl-C can come as soon as this is written.)
+            sys.stderr.write(stopping_message(interrupted))
+        pipeline.stop()
+    except KeyboardInterrupt as again:
+        sys.stderr.write("papy: stopped without waiting for the items in flight\n")
+        if interrupted is None or isinstance(again, Terminated):
+            return again
+    return interrupted
 
 
 def stopping_message(interruption: KeyboardInterrupt) -> str:

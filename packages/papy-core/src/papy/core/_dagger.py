@@ -9,7 +9,7 @@ from typing import Any
 
 from papy.core._errors import DaggerError
 from papy.core._piper import Piper
-from papy.core._streams import Valve, is_iterable
+from papy.core._streams import Valve, is_iterable, tee_bound
 from papy.graph import DictGraph, GraphError
 
 _STRIDE_HOW = (
@@ -33,6 +33,26 @@ def _make_room_for_nested_pulls(piper_count: int) -> None:
     needed = piper_count * FRAMES_PER_PIPER + 1000
     if sys.getrecursionlimit() < needed:
         sys.setrecursionlimit(needed)
+
+
+def _check_pipe(pipe: Any) -> None:
+    """Raise DaggerError unless ``pipe`` is a sequence (of Pipers) such as
+    a tuple or a list, and not a string.
+
+    A Piper given instead would be iterated, which reads its results (a
+    Piper is an iterator), and the error would say to start it.
+    """
+    if isinstance(pipe, Sequence) and not isinstance(pipe, str | bytes):
+        return
+    hint = "pipes=[(a, b)] or add_pipe((a, b))"
+    if isinstance(pipe, Piper):
+        raise DaggerError(
+            f"Dagger: a pipe must be a tuple or list of Pipers, got the Piper "
+            f"{pipe.name!r} alone; write {hint} (a pipe of one Piper: (a,))"
+        )
+    raise DaggerError(
+        f"Dagger: a pipe must be a tuple or list of Pipers, got {pipe!r}; write {hint}"
+    )
 
 
 class Dagger(DictGraph):
@@ -161,8 +181,11 @@ class Dagger(DictGraph):
         """Add a pipe ``(A, ..., N)``: data flows from A to B, ... to N.
 
         Elements are Pipers or valid ``add_piper`` arguments. Raises
-        DaggerError, changing nothing, if the pipe would close a cycle.
+        DaggerError, changing nothing, if ``pipe`` is not a tuple or list
+        (e.g. a Piper given alone, ``add_pipe(a)`` for ``add_pipe((a,))``)
+        or if the pipe would close a cycle.
         """
+        _check_pipe(pipe)
         before = set(self)
         pipers = [self.add_piper(p, branch=branch)[1] for p in pipe]
         added: list[tuple[Piper, Piper]] = []
@@ -182,7 +205,16 @@ class Dagger(DictGraph):
                 added.append((downstream, upstream))
 
     def add_pipes(self, pipes: Sequence[Sequence[Any]], *args: Any, **kwargs: Any):
-        """Add pipes in order; extra arguments go to ``add_pipe``."""
+        """Add pipes in order; extra arguments go to ``add_pipe``.
+
+        Raises DaggerError unless ``pipes`` is a tuple or list of pipes,
+        each a tuple or list of Pipers: ``[(a, b)]``, not ``[a, b]``.
+        """
+        if isinstance(pipes, Piper | str | bytes) or not isinstance(pipes, Sequence):
+            raise DaggerError(
+                f"Dagger: 'pipes' must be a list of pipes, each a tuple of "
+                f"Pipers, e.g. pipes=[(a, b)]; got {pipes!r}"
+            )
         for pipe in pipes:
             self.add_pipe(pipe, *args, **kwargs)
 
@@ -252,8 +284,12 @@ class Dagger(DictGraph):
 
         For every pipe A -> B, ``A.produce * A.spawn`` must equal
         ``B.consume * B.spawn``; the Pipers feeding one Piper must emit the
-        same number of items per input item; ``datas`` (if given) must have
-        one input stream per input Piper, each an iterable.
+        same number of items per input item; strides must fit (see
+        ``stride_pairs``); no Piper whose stream can gain items (a timeout
+        without the NuMap's ``skip``) or lose input order (an unordered
+        NuMap) may feed a join (see ``_check_late_results`` and
+        ``_check_unordered``); ``datas`` (if given) must have one input
+        stream per input Piper, each an iterable.
         """
         order = self.postorder()
         rate: dict[Piper, Fraction] = {}
@@ -279,6 +315,8 @@ class Dagger(DictGraph):
             rate[piper] = rates.pop() * piper.produce / piper.consume
         self._check_numap_cycles(order)
         self._check_strides()
+        self._check_late_results(order)
+        self._check_unordered(order)
         if datas is not None:
             self._check_datas(datas, [p for p in order if not self[p]])
 
@@ -360,6 +398,63 @@ class Dagger(DictGraph):
                 "strides, so its rows would pair parts of different results; "
                 f"give them the same stride: {_STRIDE_HOW}"
             )
+
+    def _downstream_of(self, piper: Piper, order: list[Piper]) -> list[Piper]:
+        """The Pipers that ``piper`` feeds, directly or through others."""
+        return [other for other in order if piper in self.deep_nodes(other)]
+
+    def _check_late_results(self, order: list[Piper]) -> None:
+        """Refuse a Piper with a timeout on a NuMap without ``skip`` that
+        feeds a join (a Piper with several upstream Pipers) or a consume>1
+        Piper, directly or through other Pipers.
+
+        Without ``skip`` a late result is not given up: the Piper returns
+        an error for every timeout that passes, then the result (the
+        contract: "the result can be retrieved later"), so it emits more
+        items than it read. A linear chain just carries the extra items to
+        the end, but a join would pair them with the wrong items of its
+        other inputs, and a regrouping would put them in the wrong groups,
+        silently.
+        """
+        for piper in order:
+            if piper.timeout is None or getattr(piper.imap, "skip", True):
+                continue
+            for reader in self._downstream_of(piper, order):
+                if len(self[reader]) < 2 and reader.consume == 1:
+                    continue
+                if len(self[reader]) > 1:
+                    what = "joins it with other streams, would pair"
+                else:
+                    what = f"groups its items (consume={reader.consume}), would group"
+                raise DaggerError(
+                    f"Dagger: Piper {piper.name!r} has timeout={piper.timeout} on "
+                    f"NuMap {getattr(piper.imap, 'name', piper.imap)!r} with "
+                    "skip=False, so each timeout adds an error item before the "
+                    f"late result, and {reader.name!r}, which {what} items "
+                    "wrongly; give that NuMap skip=True (a late result is then "
+                    "given up and the error takes its slot) or remove the timeout"
+                )
+
+    def _check_unordered(self, order: list[Piper]) -> None:
+        """Refuse a Piper on an unordered NuMap (``ordered=False``) that
+        feeds a join, directly or through other Pipers: its results come
+        as they finish, so the join would pair them with items of other
+        inputs that came from different input items, silently."""
+        for piper in order:
+            if getattr(piper.imap, "ordered", True):
+                continue
+            for reader in self._downstream_of(piper, order):
+                if len(self[reader]) < 2:
+                    continue
+                raise DaggerError(
+                    f"Dagger: Piper {piper.name!r} is on NuMap "
+                    f"{getattr(piper.imap, 'name', piper.imap)!r} with "
+                    f"ordered=False, which gives results as they finish, and "
+                    f"{reader.name!r} joins its stream with other streams item "
+                    "by item, so it would pair items of different inputs; give "
+                    "that NuMap ordered=True (the default), or do not join "
+                    "its stream"
+                )
 
     def _check_numap_cycles(self, order: list[Piper]) -> None:
         """Refuse NuMaps that feed each other (A -> B -> A).
@@ -531,7 +626,14 @@ class Dagger(DictGraph):
 
     def start(self) -> None:
         """Start Pipers upstream first, in two stages so they can share NuMaps:
-        all with stages (0, 1), then all with stage (2,)."""
+        all with stages (0, 1), then all with stage (2,).
+
+        Each Piper read by several Pipers gets a bounded fan-out (see
+        ``_set_tee_bounds``): read the outputs of such a pipeline
+        concurrently (a Plumber reads each in its own thread), not one to
+        its end after the other, which would wait for good once the
+        unread output's queue is full.
+        """
         if not self._connected:
             if not len(self):
                 raise DaggerError(
@@ -547,6 +649,7 @@ class Dagger(DictGraph):
                     "and disconnect() it, then connect() it again"
                 )
         self._check_numap_buffers()
+        self._set_tee_bounds()
         _make_room_for_nested_pulls(len(self._connected))
         for piper in self._connected:
             piper.start(stages=(0, 1))
@@ -578,6 +681,29 @@ class Dagger(DictGraph):
                 "(its default is stride x tasks)"
             )
 
+    def _set_tee_bounds(self) -> None:
+        """Give every Piper read by several Pipers the queue bound of its
+        Tee (see ``tee_bound``): how far one reader may run ahead of
+        another before it waits.
+
+        The bound must let each reader take all the items it needs before
+        its branch gives an output item: with less room, a join of two
+        branches of one fan-out could wait for an item that the Tee holds
+        back until the join has read it. A Piper that must give m results
+        reads up to ``consume x (m + stride x spawn)`` items (whole blocks
+        of strides, consume items per result), so working up from an
+        output, which must give 1 result, gives each Piper's ``need``.
+        """
+        order = self.postorder()
+        need: dict[Piper, int] = {}
+        for piper in reversed(order):
+            results = max((need[r] for r in self.get_downstream(piper)), default=1)
+            need[piper] = piper.consume * (results + piper.stride * piper.spawn)
+        for piper in order:
+            readers = self.get_downstream(piper)
+            if len(readers) > 1:
+                piper._tee_bound = tee_bound(max(need[r] for r in readers))
+
     def _fed_pipers_by_numap(self) -> list[list[Piper]]:
         """The connected parallel Pipers whose tasks the NuMap's feeder
         feeds (not natively chained), grouped by NuMap."""
@@ -588,9 +714,19 @@ class Dagger(DictGraph):
         return list(fed.values())
 
     def close_inputs(self) -> None:
-        """Make the input streams end now; buffered items still flow out."""
+        """Make the input streams end now; buffered items still flow out.
+
+        Also lifts the bounds of the fan-outs' queues (``Tee.release``):
+        a reader waiting for a slower one then reads what is left at once
+        and ends, instead of in step with the slow one; what is left is
+        bounded by the buffers upstream of the fan-out.
+        """
         for valve in self._valves:
             valve.close()
+        for piper in self._connected:
+            tee = piper._tee
+            if tee is not None:
+                tee.release()
 
     def stop(self) -> None:
         """Stop the Pipers (each NuMap once, with its end tasks)."""

@@ -19,9 +19,11 @@ from papy.core._streams import (
     group,
     is_iterable,
     merge,
+    tee_bound,
     unroll,
     zip_inputs,
 )
+from papy.core._waits import timeout_seconds
 from papy.core._worker import Worker, find_error
 
 
@@ -141,6 +143,35 @@ class _Deferred:
         return next(self._iterator)
 
 
+def _checked_timeout(timeout: Any, name: str | None, imap: Any) -> float | None:
+    """The Piper's ``timeout`` argument checked (see ``timeout_seconds``:
+    ``inf`` and timeouts too long to wait for become None, no timeout).
+
+    Raises PiperError for nan, a negative number or anything but a number
+    or None, and for a timeout on a linear Piper (``imap`` None), which
+    would be ignored: only a NuMap's ``next`` can time out.
+    """
+    try:
+        seconds = timeout_seconds("Piper: 'timeout'", timeout)
+    except (TypeError, ValueError) as error:
+        raise PiperError(str(error)) from None
+    if seconds is not None and imap is None:
+        label = "Piper" if name is None else f"Piper {name!r}"
+        raise PiperError(
+            f"{label}: 'timeout' ({timeout!r} s) applies only to a Piper on a "
+            "NuMap; give it parallel=NuMap(...), or leave timeout=None"
+        )
+    return seconds
+
+
+def _flag(name: str, value: Any) -> bool:
+    """``value`` of the argument ``name``, which must be True or False (a
+    string such as "no" would be taken as True)."""
+    if not isinstance(value, bool):
+        raise PiperError(f"Piper: '{name}' must be True or False, got {value!r}")
+    return value
+
+
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise PiperError(f"Piper: '{name}' must be an int >= 1, got {value!r}")
@@ -166,8 +197,12 @@ class Piper:
       - timeout [default: None]: seconds to wait for a result of a parallel
         Piper; on expiry a PiperError wrapping TimeoutError is returned in
         the stream (not raised). If the NuMap has ``skip=True`` the late result
-        is dropped, so the error takes its slot; otherwise it follows later.
-        A Piper
+        is dropped, so the error takes its slot; otherwise one error comes
+        per timeout that passes, then the late result (so a Dagger refuses
+        such a Piper upstream of a join or a consume>1 Piper). ``inf``, or
+        more than ``threading.TIMEOUT_MAX`` seconds, means None (no
+        timeout); nan, a negative number and a timeout on a linear Piper
+        are refused. A Piper
         with a timeout is never natively chained (see ``can_chain_from``).
       - branch [default: None]: sort key among Pipers that are not upstream
         or downstream of each other (see Dagger).
@@ -224,18 +259,14 @@ class Piper:
         self.consume = _positive_int("consume", consume)
         self.produce = _positive_int("produce", produce)
         self.spawn = _positive_int("spawn", spawn)
-        if timeout is not None and (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or timeout < 0
-        ):
-            raise PiperError(f"Piper: 'timeout' must be None or >= 0, got {timeout!r}")
-        self.timeout = timeout
+        self.timeout = _checked_timeout(timeout, name, self.imap)
         self.branch = branch
-        self.debug = debug
+        self.debug = _flag("debug", debug)
+        if name is not None and not isinstance(name, str):
+            raise PiperError(f"Piper: 'name' must be a str or None, got {name!r}")
         self.name = name or self.worker.name
-        self.track = track
-        self.repeat = repeat
+        self.track = _flag("track", track)
+        self.repeat = _flag("repeat", repeat)
         self.log = get_logger(piper=self.name)
         self.inbox: list[Any] = []
         self.state = "new"
@@ -249,6 +280,10 @@ class Piper:
         self._chain_allowed = False
         self._outbox: Iterator[Any] | None = None
         self._tee: Tee | None = None
+        # Set by a Dagger before start: the queue bound of the Tee of a
+        # Piper read by several Pipers (see tee_bound; None: worked out
+        # from the Pipers reading it directly).
+        self._tee_bound: int | None = None
         self._stages: set[int] = set()
         # Counters: ``stats`` (items_in, items_out, errors, busy seconds),
         # read as a whole through ``counters()``, which copies the dict under
@@ -271,7 +306,7 @@ class Piper:
         # So every snapshot has errors <= items_out, and for a Piper with
         # consume = produce = 1, items_out <= items_in (an item is counted in
         # before it can be counted out; a timeout without the NuMap's skip
-        # adds an item out, see ``timeout``); at the end each counter is exact.
+        # adds items out, see ``timeout``); at the end each counter is exact.
         #
         # An error that ``next()`` raises in its place (debug=True) counts
         # out as an error too, as it does in every Piper it passed through.
@@ -451,6 +486,7 @@ class Piper:
         self._chained_from = None
         self._outbox = None
         self._tee = None
+        self._tee_bound = None
         self._stages = set()
 
     def can_chain_from(self, upstream: Piper, readers: int) -> bool:
@@ -564,12 +600,24 @@ class Piper:
             if stage == 0:
                 if len(self._consumers) > 1:
                     assert self._outbox is not None
-                    self._tee = Tee(self._outbox, len(self._consumers))
+                    self._tee = Tee(
+                        self._outbox, len(self._consumers), self._bound_of_tee()
+                    )
             elif self.imap is not None:
                 _numaps.start_stage(self.imap, stage)
             self._stages.add(stage)
         if 0 in self._stages:
             self.state = "started"
+
+    def _bound_of_tee(self) -> int:
+        """How many items one reader of this Piper may lag behind another:
+        ``_tee_bound`` set by a Dagger (which looks further downstream, see
+        ``Dagger._set_tee_bounds``), or else enough for the Pipers reading
+        it directly to give a result each."""
+        if self._tee_bound is not None:
+            return self._tee_bound
+        leads = [r.consume * (1 + r.stride * r.spawn) for r in self._consumers]
+        return tee_bound(max(leads))
 
     def stop(self, forced: bool = False, **kwargs: Any) -> None:
         """Stop the Piper; for a parallel one, stop its NuMap (once).
@@ -650,11 +698,26 @@ class Piper:
                 sources.append(source._stream_for(self))
             else:
                 sources.append(iter(source))
-        rows = self._counted_rows(zip_inputs(sources, self._uneven_inputs))
+        rows = self._counted_rows(
+            self._then_let_go(zip_inputs(sources, self._uneven_inputs))
+        )
         inboxes = rows if self.consume == 1 else group(rows, self.consume, self.stride)
         if self.imap is None:
             return inboxes
         return map(self._hold_original, inboxes)
+
+    def _then_let_go(self, rows: Iterator[Any]) -> Iterator[Any]:
+        """``rows``; once they end (or are dropped), tell the upstream
+        Pipers' Tees that this Piper reads no more: a join ends with its
+        shortest input, and a Tee must not keep the other readers waiting
+        for it to read the rest of a longer one."""
+        try:
+            yield from rows
+        finally:
+            for source in self.inbox:
+                tee = source._tee if isinstance(source, Piper) else None
+                if tee is not None and self in source._consumers:
+                    tee.abandon(source._consumers.index(self))
 
     def _hold_original(self, inbox: Any) -> Any:
         """``inbox`` as the NuMap gets it. If the Worker will pass on a debug

@@ -13,6 +13,7 @@ Threads::
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import tempfile
 import threading
@@ -25,7 +26,7 @@ from papy.core._dagger import Dagger
 from papy.core._errors import PiperError, PlumberError
 from papy.core._log import get_logger
 from papy.core._save import load_pipeline, pipeline_source
-from papy.core._waits import join_thread, wait_event
+from papy.core._waits import join_thread, timeout_seconds, wait_event
 
 # Seconds between two looks at the inputs' waiting_for_data in pause().
 _INPUT_POLL = 0.05
@@ -77,6 +78,14 @@ class Plumber(Dagger):
     ) -> None:
         # Before the Dagger's own set-up adds pipes: changing them checks
         # the state (see _require_idle).
+        if name is not None and not isinstance(name, str):
+            raise PlumberError(f"Plumber: 'name' must be a str or None, got {name!r}")
+        if dagger is not None and not isinstance(dagger, Dagger):
+            raise PlumberError(
+                f"Plumber: 'dagger' must be a Dagger (whose Pipers and pipes are "
+                f"copied) or None, got {dagger!r}; give Pipers as pipers=[...] "
+                "and pipes as pipes=[(a, b)]"
+            )
         self.name = name or f"pipeline_{id(self):x}"
         self.state = "new"
         self._lock = threading.Lock()
@@ -87,11 +96,7 @@ class Plumber(Dagger):
                 self.add_piper(piper, xtra=dict(topo.xtra), branch=topo.branch)
             for downstream, upstream in dagger.edges():
                 self.add_pipe((upstream, downstream))
-        self.logger_options = dict(logger_options or {})
-        if self.logger_options:
-            from papy.util.config import start_logger
-
-            start_logger(**self.logger_options)
+        self.logger_options = _started_logging(logger_options)
         self.log = get_logger(pipeline=self.name)
         # Run state, all guarded by _lock (with _changed to wait on it):
         #   state: see the class docstring;
@@ -200,6 +205,12 @@ class Plumber(Dagger):
         """Connect the inputs to ``datas`` (one iterable per input Piper, in
         pipeline order), connect the Pipers and start them and their NuMaps.
 
+        Pipeline order is that of ``get_inputs()``: ``branch`` labels first,
+        then shorter branches first (the 1.x contract), NOT the order the
+        pipes were added in. With ``add_pipe((read1, trim, pair))`` then
+        ``add_pipe((read2, pair))`` it is [read2, read1]; give the input
+        Pipers ``branch=1`` and ``branch=2`` to pin it (see ``Dagger``).
+
         Raises PlumberError if already started, DaggerError for a topology
         that does not fit ``datas`` (nothing is started then).
         """
@@ -261,6 +272,7 @@ class Plumber(Dagger):
             self._require("run", "started", "paused")
             if self.state == "paused":
                 self._pause_wanted.clear()
+                self._tighten_fan_outs()
                 self.state = "running"
                 self._changed.notify_all()
                 self.log.info("pipeline resumed")
@@ -299,6 +311,9 @@ class Plumber(Dagger):
                 return
             self._require("pause", "running")
             self._pause_wanted.set()
+            # A puller waiting in a fan-out for a slower output, which
+            # pauses, could never finish its item and pause too.
+            self._loosen_fan_outs()
             while (
                 self._pullers_paused < self._pullers_active
                 and not self._finished.is_set()
@@ -311,23 +326,48 @@ class Plumber(Dagger):
                 self.state = "paused"
         self.log.info("pipeline paused")
 
+    def _loosen_fan_outs(self) -> None:
+        """Let the readers of every fan-out run ahead of each other (see
+        ``Tee.loosen``). While paused they still stop soon: the pullers
+        after their item, the NuMaps' feeders when their buffers are full."""
+        for piper in self._connected:
+            if piper._tee is not None:
+                piper._tee.loosen()
+
+    def _tighten_fan_outs(self) -> None:
+        """Bound the fan-outs again (see ``Tee.tighten``)."""
+        for piper in self._connected:
+            if piper._tee is not None:
+                piper._tee.tighten()
+
     def _input_waits_for_data(self) -> bool:
         return any(valve.waiting_for_data for valve in self._valves)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the running pipeline has finished.
 
+        ``timeout`` [default: None]: seconds to wait, None (or ``inf``, or
+        more than ``threading.TIMEOUT_MAX``) for no limit.
+
         Raises PlumberError (a RuntimeError) if it has not finished within
         ``timeout`` seconds, if it was never run, if it is paused (a paused
         pipeline never finishes: run() it again first), or if the run failed
-        (the error is chained). A pause from another thread during the wait
-        holds it until that thread runs the pipeline again.
+        (the error is chained); and for a ``timeout`` that is nan, negative
+        or not a number. A pause from another thread during the wait holds
+        it until that thread runs the pipeline again.
         """
+        try:
+            seconds = timeout_seconds(
+                f"Plumber {self.name!r}: wait()'s 'timeout'", timeout
+            )
+        except (TypeError, ValueError) as error:
+            raise PlumberError(str(error)) from None
         with self._lock:
             if self.state in ("new", "started", "stopped") and self._thread is None:
+                first = "run()" if self.state == "started" else "start() and run()"
                 raise PlumberError(
                     f"Plumber {self.name!r}: cannot wait for a {self.state} "
-                    "pipeline; start() and run() it first"
+                    f"pipeline; {first} it first"
                 )
             if self.state == "paused":
                 raise PlumberError(
@@ -336,7 +376,7 @@ class Plumber(Dagger):
                 )
         # Sliced (see _waits): a Ctrl-C another thread received must still
         # interrupt a caller waiting without a timeout.
-        if not wait_event(self._finished, timeout):
+        if not wait_event(self._finished, seconds):
             raise PlumberError(
                 f"Plumber {self.name!r}: the pipeline did not finish within {timeout} s"
             )
@@ -551,6 +591,45 @@ class Plumber(Dagger):
             "items_out": sum(counters["items_out"] for counters in outputs),
             "errors": sum(counters["errors"] for counters in outputs),
         }
+
+
+def _started_logging(logger_options: Any) -> dict[str, Any]:
+    """A copy of ``logger_options`` (None: {}), with which logging has been
+    configured (``papy.util.config.start_logger(**logger_options)``) unless
+    it is empty.
+
+    Raises PlumberError, naming ``logger_options``, unless it is None or a
+    dict whose keys are arguments of ``start_logger``, or if
+    ``start_logger`` refuses a value (its error is the cause).
+    """
+    if logger_options is None:
+        return {}
+    if not isinstance(logger_options, Mapping):
+        raise PlumberError(
+            "Plumber: 'logger_options' must be a dict of keyword arguments for "
+            f"papy.util.config.start_logger, or None, got {logger_options!r}"
+        )
+    options = dict(logger_options)
+    if not options:
+        return options
+    from papy.util.config import start_logger
+
+    known = inspect.signature(start_logger).parameters
+    unknown = [key for key in options if key not in known]
+    if unknown:
+        raise PlumberError(
+            f"Plumber: 'logger_options' has key(s) {', '.join(map(repr, unknown))} "
+            "that papy.util.config.start_logger does not take; it takes "
+            f"{', '.join(known)}"
+        )
+    try:
+        start_logger(**options)
+    except (TypeError, ValueError) as error:
+        raise PlumberError(
+            f"Plumber: 'logger_options' {options!r} were refused by "
+            f"papy.util.config.start_logger: {error}"
+        ) from error
+    return options
 
 
 def _write_replacing(path: str, text: str) -> None:

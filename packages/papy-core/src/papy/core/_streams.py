@@ -215,8 +215,25 @@ def unroll(
                 yield items[j]
 
 
+# The fewest items a Tee lets a branch's queue hold before a reader that
+# runs ahead waits (see Tee and ``tee_bound``).
+TEE_MIN_BOUND = 64
+
+
+def tee_bound(lead: int) -> int:
+    """The queue bound of a Tee whose readers may need up to ``lead`` items
+    of the source each before their branch gives an item (worked out from
+    consume, stride and spawn of the Pipers downstream, see
+    ``Dagger._set_tee_bounds``): twice that, so that a reader is never
+    held back by another one that needs a whole lead first, and at least
+    TEE_MIN_BOUND, so that branches of different speed do not wait for
+    each other at every item."""
+    return max(TEE_MIN_BOUND, 2 * lead)
+
+
 class Tee:
-    """Fans one stream out to several consumers (thread-safe).
+    """Fans one stream out to several consumers (thread-safe), in bounded
+    memory.
 
     Invariant (under ``_lock``): ``_queues[i]`` holds the items consumer i has
     not taken yet; ``_pulling`` is True while one thread reads the source
@@ -224,17 +241,46 @@ class Tee:
     consumer whose queue has items never waits for another consumer's read
     (two NuMap feeders sharing a Tee would otherwise block each other).
 
+    Back-pressure: with a ``bound``, a consumer that needs a new item from
+    the source waits while another consumer's queue holds ``bound`` items
+    (that consumer is behind; its queue shrinks as it reads), so no queue
+    ever holds more than ``bound`` items. Without it, a fan-out to a fast
+    and a slow branch would copy the whole input into the slow branch's
+    queue. Only a consumer that another thread reads is waited for (a
+    Plumber reads each output in its own thread): a thread waiting for a
+    queue that it reads itself, or that nobody has read yet, would wait
+    for ever (a join reads its inputs in turn; a program may read one
+    output to its end before the next), so such a queue grows instead; a
+    queue nobody has read yet is waited for from its first read on.
+    ``_readers[i]`` is the thread that last took an item for consumer i
+    (None before the first). ``release()`` lifts
+    the bound for good (the inputs were closed: what is left is bounded by
+    the buffers upstream, and a stop must not wait for the slow consumer);
+    ``loosen()`` lifts it until ``tighten()`` (a pause: a consumer that
+    waits for a paused one could never pause itself); ``abandon(i)`` drops
+    consumer i, which will read no more (a join that ended with a shorter
+    input), so nobody waits for it.
+
     If reading the source raises (an input iterator that raised, through
     linear Pipers), every consumer gets that exception in the same place,
     then the end: the source (a generator) has ended, and a consumer that
     only saw the end would take a broken input for a whole one.
+
+    Arguments: ``source`` (an iterable), ``n`` (the number of consumers),
+    ``bound`` [default: None, no bound] (an int >= 1, see above).
     """
 
-    def __init__(self, source: Iterable[Any], n: int) -> None:
+    def __init__(self, source: Iterable[Any], n: int, bound: int | None = None) -> None:
+        if bound is not None and bound < 1:
+            raise ValueError(f"Tee: 'bound' must be None or >= 1, got {bound!r}")
         self._source = iter(source)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._queues: list[deque[Any]] = [deque() for _ in range(n)]
+        self._abandoned = [False] * n
+        self._readers: list[int | None] = [None] * n
+        self._bound = bound
+        self._loose = False
         self._exhausted = False
         self._pulling = False
 
@@ -242,18 +288,60 @@ class Tee:
         """Consumer i's view of the stream."""
         return _TeeBranch(self, i)
 
+    def release(self) -> None:
+        """Lift the bound: from now on no consumer waits for another."""
+        with self._lock:
+            self._bound = None
+            self._changed.notify_all()
+
+    def loosen(self) -> None:
+        """Lift the bound until ``tighten()``."""
+        with self._lock:
+            self._loose = True
+            self._changed.notify_all()
+
+    def tighten(self) -> None:
+        """Apply the bound again after ``loosen()`` (queues that grew past
+        it meanwhile shrink as their consumers read)."""
+        with self._lock:
+            self._loose = False
+
+    def abandon(self, i: int) -> None:
+        """Consumer i reads no more: drop its queue, never wait for it."""
+        with self._lock:
+            self._abandoned[i] = True
+            self._queues[i].clear()
+            self._changed.notify_all()
+
+    def queue_lengths(self) -> list[int]:
+        """How many items each consumer has not taken yet."""
+        with self._lock:
+            return [len(queue) for queue in self._queues]
+
+    def _behind(self, i: int) -> bool:
+        """Whether a consumer other than i that another thread reads has a
+        full queue (under _lock)."""
+        if self._bound is None or self._loose:
+            return False
+        me = threading.get_ident()
+        return any(
+            len(queue) >= self._bound
+            and not self._abandoned[index]
+            and self._readers[index] not in (None, me)
+            for index, queue in enumerate(self._queues)
+            if index != i
+        )
+
     def _next_for(self, i: int) -> Any:
         with self._lock:
+            self._readers[i] = threading.get_ident()
             while True:
                 queue = self._queues[i]
                 if queue:
-                    item = queue.popleft()
-                    if isinstance(item, _Raised):
-                        raise item.error
-                    return item
-                if self._exhausted:
+                    return self._take(queue)
+                if self._exhausted or self._abandoned[i]:
                     raise StopIteration
-                if not self._pulling:
+                if not self._pulling and not self._behind(i):
                     break
                 # Sliced (see _waits): the caller may be the main thread
                 # (a pipeline pulled without a run thread).
@@ -274,11 +362,24 @@ class Tee:
                 self._changed.notify_all()
             raise
         with self._lock:
-            for other in self._queues:
-                other.append(item)
+            for index, other in enumerate(self._queues):
+                if index != i and not self._abandoned[index]:
+                    other.append(item)
             self._pulling = False
             self._changed.notify_all()
-            return self._queues[i].popleft()
+            return item
+
+    def _take(self, queue: deque[Any]) -> Any:
+        """The next item of ``queue`` (under _lock), raised if it is an
+        exception the source raised."""
+        item = queue.popleft()
+        if self._bound is not None and len(queue) == self._bound - 1:
+            # It was full: a reader may wait for room. (A queue that grew
+            # past the bound while loose passes here too as it shrinks.)
+            self._changed.notify_all()
+        if isinstance(item, _Raised):
+            raise item.error
+        return item
 
     def _end(self, raised: _Raised | None = None, but: int = -1) -> None:
         """Mark the source as ended, after ``raised`` for every consumer
@@ -286,7 +387,7 @@ class Tee:
         with self._lock:
             if raised is not None:
                 for index, queue in enumerate(self._queues):
-                    if index != but:
+                    if index != but and not self._abandoned[index]:
                         queue.append(raised)
             self._exhausted = True
             self._pulling = False

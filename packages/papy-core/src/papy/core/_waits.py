@@ -17,8 +17,10 @@ threads do not need this (signal handlers never run there).
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from typing import Any
 
 # Longest time, in seconds, a wait made through this module sleeps before
 # the thread runs Python code again (and so any pending signal handler).
@@ -75,3 +77,29 @@ def wait_condition(condition: threading.Condition) -> None:
     WAKE_INTERVAL s; like any Condition wait it may return without a
     notify, so the caller checks its predicate in a loop."""
     condition.wait(WAKE_INTERVAL)
+
+
+def timeout_seconds(what: str, value: Any) -> float | None:
+    """``value`` checked as a timeout in seconds for ``what`` (a name for
+    the messages, e.g. "Piper 'p': 'timeout'").
+
+    Returns None for None (no timeout), and also for ``inf`` or any timeout
+    longer than ``threading.TIMEOUT_MAX`` (about 292 years on Linux): the
+    waits cannot take such a value (OverflowError), and it means "wait as
+    long as it takes" anyway. Otherwise returns ``value``.
+
+    Raises TypeError unless ``value`` is None or a number (not a bool), and
+    ValueError for nan or a negative number: a nan deadline would never
+    pass, or always be past, depending on the comparison.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{what} must be None or a number of seconds, got {value!r}")
+    if math.isnan(value):
+        raise ValueError(f"{what} must be a number of seconds, got nan")
+    if value < 0:
+        raise ValueError(f"{what} must be 0 or more seconds, got {value!r}")
+    if value > threading.TIMEOUT_MAX:
+        return None
+    return value
