@@ -630,9 +630,9 @@ class Dagger(DictGraph):
 
         Each Piper read by several Pipers gets a bounded fan-out (see
         ``_set_tee_bounds``): read the outputs of such a pipeline
-        concurrently (a Plumber reads each in its own thread), not one to
-        its end after the other, which would wait for good once the
-        unread output's queue is full.
+        concurrently (a Plumber reads each in its own thread) to keep that
+        bound. Read one to its end after the other in one thread, they do
+        not wait for each other, and the output read last is held whole.
         """
         if not self._connected:
             if not len(self):
