@@ -99,7 +99,7 @@ def test_bad_ssl_options_are_refused_before_connecting(tmp_path):
     with pytest.raises(ValueError, match="unknown keys"):
         open_remote_channels([("127.0.0.1:1", 1)], ssl={"certfile": None, "k": 1})
     with pytest.raises(ValueError, match="not in worker_remote"):
-        open_remote_channels([("127.0.0.1:1", 1)], ssl={"key": "x"})
+        open_remote_channels([("127.0.0.1:1", 1)], ssl={"127.0.0.1:2": {}})
     with pytest.raises(TypeError, match=r"worker_remote_ssl\['127.0.0.1:1'\]"):
         open_remote_channels([("127.0.0.1:1", 1)], ssl={"127.0.0.1:1": "x"})
     with pytest.raises(ValueError, match="is not a file"):

@@ -540,8 +540,7 @@ class ProcessPool:
             # get the time to stop on its own.
             for worker in workers:
                 worker.channel.terminate()
-        for worker in workers:
-            self._lose(worker, "the NuMap was stopped")
+        self._lose_all(workers, "the NuMap was stopped")
         self.wake()
         with self._lock:
             readers = list(self._readers)
@@ -872,6 +871,35 @@ class ProcessPool:
             return None  # already delivered as lost, or a stray frame
         values, errors = _decode_values(payload, task_id, start, count)
         return task_id, start, values, errors
+
+    def _lose_all(self, workers: list[_Worker], reason: str) -> None:
+        """``_lose`` every one of ``workers``, the remote ones side by side.
+
+        A remote worker's close waits for its host, up to seconds when the
+        host froze: one after another, a frozen host would cost that once
+        per worker. Local workers are lost here, in turn, meanwhile.
+        """
+        losing = []
+        for worker in workers:
+            if worker.local:
+                continue
+            thread = threading.Thread(
+                target=self._lose,
+                args=(worker, reason),
+                name=f"numap-close {worker.channel.label}",
+                daemon=True,
+            )
+            try:
+                thread.start()
+            except RuntimeError:  # no thread to spare: lost here, in turn
+                self._lose(worker, reason)
+            else:
+                losing.append(thread)
+        for worker in workers:
+            if worker.local:
+                self._lose(worker, reason)
+        for thread in losing:
+            _waits.join(thread)
 
     def _lose(self, worker: _Worker, reason: str) -> None:
         with self._lock:

@@ -26,31 +26,39 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import os
 import socket
 import ssl as ssl_module
 import threading
 import time
-from collections.abc import Iterable, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from hashlib import sha256
 from typing import Any
 
 import rpyc
-from rpyc.core.async_ import AsyncResultTimeout
 from rpyc.core.channel import Channel as RpycChannel
 from rpyc.core.service import ClassicClient
 from rpyc.core.stream import SocketStream
+from rpyc.lib import Timeout
 from rpyc.utils.factory import connect_channel
 
-from numap import _remote_agent
+from numap import _remote_agent, _waits
 from numap._channel import Channel, ChannelLost
 from numap._errors import HostLostError, HostUnreachableError, NuMapError
-from numap._hosts import HostAddress, parse_host_spec
+from numap._hosts import HostAddress, parse_host_spec, ssl_plan
 
 CONNECT_TIMEOUT = 5.0  # seconds to wait for a host to accept a connection
-HANDSHAKE_TIMEOUT = 15.0  # seconds a host may take per request while starting
-WORKER_START_TIMEOUT = 60.0  # seconds a host may take to start a worker
+# Seconds a host may take to answer as a classic server once it accepted a
+# connection, and to answer each request while a worker starts.
+HANDSHAKE_TIMEOUT = 15.0
+# Seconds the whole start of one remote worker may take (two connections,
+# the agent, a Python process started on the host): generous, as a loaded
+# host may take seconds, but a host that froze must not hang start() long.
+WORKER_START_TIMEOUT = 30.0
+# Bytes of the longest rpyc message a host may answer while a worker is set
+# up (the answers are tiny): a longer one means the port has another service.
+MAX_SETUP_MESSAGE = 1 << 20
 KEEPALIVE = _remote_agent.KEEPALIVE  # TCP keepalive seconds, as the host uses
 STOP_TIMEOUT = 5.0  # seconds to wait for a remote worker to be stopped
 # Seconds close() waits for a worker that got the end of its input to be
@@ -59,7 +67,6 @@ STOP_TIMEOUT = 5.0  # seconds to wait for a remote worker to be stopped
 STOP_GRACE_WAIT = _remote_agent.STOP_GRACE + 1.0
 CLOSE_TIMEOUT = 2.0  # seconds to wait for rpyc's polite close of a connection
 MAX_PARALLEL_STARTS = 16  # remote workers started at the same time
-SSL_KEYS = frozenset({"keyfile", "certfile", "ca_certs", "check_hostname"})
 HEADER_SIZE = _remote_agent.HEADER_SIZE  # bytes of a raw frame's length prefix
 END_FLAG = _remote_agent.END_FLAG  # in a raw frame's length: the stream's end
 SMALL_FRAME = 1 << 16  # frames below this go out in one buffer with their length
@@ -109,60 +116,6 @@ def _protocol_source() -> bytes:
     return inspect.getsource(_protocol).encode("utf-8")
 
 
-def _check_ssl_options(options: Mapping[str, Any], where: str) -> dict[str, Any]:
-    if not isinstance(options, Mapping):
-        raise TypeError(
-            f"{where} must be a dict with keys keyfile, certfile, ca_certs, "
-            f"check_hostname; got {type(options).__name__}"
-        )
-    unknown = set(options) - SSL_KEYS
-    if unknown:
-        raise ValueError(
-            f"{where} has unknown keys {sorted(unknown)}; use only {sorted(SSL_KEYS)}"
-        )
-    for key in ("keyfile", "certfile", "ca_certs"):
-        path = options.get(key)
-        if path is not None and not os.path.isfile(path):
-            raise ValueError(f"{where}[{key!r}] = {path!r} is not a file")
-    if options.get("keyfile") and not options.get("certfile"):
-        raise ValueError(f"{where} has a keyfile but no certfile; give both")
-    return dict(options)
-
-
-def _ssl_plan(
-    specs: list[str], ssl: Mapping[str, Any] | None
-) -> dict[str, dict[str, Any] | None]:
-    """The SSL options of each host spec.
-
-    ``ssl`` is None, one dict of options for every host (recognised by its
-    keys: keyfile, certfile, ca_certs, check_hostname), or a dict mapping
-    host specs, exactly as written in worker_remote, to such dicts.
-    """
-    if ssl is None:
-        return dict.fromkeys(specs)
-    if not isinstance(ssl, Mapping):
-        raise TypeError(
-            "worker_remote_ssl must be a dict of SSL options or a dict "
-            f"mapping host specs to such dicts; got {type(ssl).__name__}"
-        )
-    if set(ssl) & SSL_KEYS:
-        options = _check_ssl_options(ssl, "worker_remote_ssl")
-        return dict.fromkeys(specs, options)
-    strangers = set(ssl) - set(specs)
-    if strangers:
-        raise ValueError(
-            f"worker_remote_ssl names hosts {sorted(strangers)} that are not "
-            f"in worker_remote {specs}; give options for listed hosts, or "
-            f"one dict with keys {sorted(SSL_KEYS)} for all"
-        )
-    return {
-        spec: None
-        if ssl.get(spec) is None
-        else _check_ssl_options(ssl[spec], f"worker_remote_ssl[{spec!r}]")
-        for spec in specs
-    }
-
-
 def _ssl_kwargs(options: Mapping[str, Any]) -> dict[str, Any]:
     # With a CA file the server's certificate is verified, host name
     # included unless check_hostname=False; without one it is not verified.
@@ -179,12 +132,112 @@ def _ssl_kwargs(options: Mapping[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def connect(address: HostAddress) -> rpyc.Connection:
+class _SetupStream(SocketStream):
+    """rpyc's socket stream, with a deadline while a worker is set up.
+
+    rpyc limits only the wait for the first byte of an answer, and its read
+    retries on socket timeouts: a peer that sends a few bytes and then waits
+    (an SSH or SMTP banner, a Redis error reply) would be read for ever as
+    the start of a huge message. While ``deadline`` (a time.monotonic()
+    time) is set, every wait on the socket gives up at it with TimeoutError;
+    ``run_without_limit`` clears it once the worker runs, when a batch may
+    take longer than any timeout.
+    """
+
+    deadline: float | None = None
+
+    def run_without_limit(self) -> None:
+        self.deadline = None
+        self.sock.settimeout(None)
+
+    def _time_left(self) -> float:
+        # Called while the deadline is set; it also bounds the socket's
+        # sends, which rpyc turns into EOFError when they time out.
+        assert self.deadline is not None
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no answer in time")
+        self.sock.settimeout(left)
+        return left
+
+    def poll(self, timeout: Any) -> bool:
+        if self.deadline is None:
+            return bool(super().poll(timeout))
+        left = self._time_left()
+        wanted = Timeout(timeout).timeleft()  # rpyc passes a Timeout or seconds
+        return bool(super().poll(left if wanted is None else min(wanted, left)))
+
+    def read(self, count: int) -> bytes:
+        if self.deadline is None:
+            return super().read(count)  # type: ignore[no-any-return]
+        chunks = []
+        while count > 0:
+            self._time_left()
+            try:
+                chunk = self.sock.recv(min(self.MAX_IO_CHUNK, count))
+            except TimeoutError:
+                continue  # _time_left raises if the deadline passed
+            except OSError as error:
+                self.close()
+                raise EOFError(error) from error
+            if not chunk:
+                self.close()
+                raise EOFError("connection closed by peer")
+            chunks.append(chunk)
+            count -= len(chunk)
+        return b"".join(chunks)
+
+    def write(self, data: bytes) -> None:
+        if self.deadline is not None:
+            self._time_left()
+        super().write(data)
+
+
+class _SetupChannel(RpycChannel):
+    """rpyc's channel, refusing messages no setup answer could be.
+
+    The answers while a worker is set up are a few bytes each: a longer
+    message means the peer is not an rpyc server at all (an SSH banner read
+    as an rpyc header announces ~1.4 GB), and is refused at once instead
+    of being waited for.
+    """
+
+    def recv(self) -> bytes:
+        stream = self.stream
+        if getattr(stream, "deadline", None) is None:
+            return super().recv()  # type: ignore[no-any-return]
+        header = stream.read(self.FRAME_HEADER.size)
+        length, compressed = self.FRAME_HEADER.unpack(header)
+        if length > MAX_SETUP_MESSAGE:
+            stream.close()
+            raise _NotRpyc(
+                f"it answered {header!r}..., which is not rpyc: another "
+                "service listens on that port"
+            )
+        data = stream.read(length + len(self.FLUSHER))[: -len(self.FLUSHER)]
+        return zlib.decompress(data) if compressed else data
+
+
+class _NotRpyc(ConnectionError):
+    """The peer answered, but not as an rpyc server."""
+
+
+def connect(
+    address: HostAddress,
+    deadline: float | None = None,
+    opened: Callable[[_SetupStream], None] | None = None,
+) -> rpyc.Connection:
     """Open one rpyc classic connection; HostUnreachableError if it fails.
 
-    A host that accepts the connection but does not answer as a classic
-    server within HANDSHAKE_TIMEOUT fails too, instead of hanging. The
-    connection exposes nothing of the parent to the server.
+    The host must accept within CONNECT_TIMEOUT seconds and answer as a
+    classic server within HANDSHAKE_TIMEOUT (or by ``deadline``, a
+    time.monotonic() time, if that is sooner); one that answers something
+    else fails at once. deadline: None (default) leaves the connection
+    without time limits once it is open; otherwise it stays on the
+    connection's stream (see _SetupStream). opened: called with the stream
+    as soon as it is connected, before the handshake (so that another
+    thread can abort it). The connection exposes nothing of the parent to
+    the server.
     """
     options = {
         "timeout": CONNECT_TIMEOUT,
@@ -192,36 +245,62 @@ def connect(address: HostAddress) -> rpyc.Connection:
         "nodelay": True,
         "keepalive": KEEPALIVE,
     }
+    stream: _SetupStream | None = None
     try:
         if address.ssl:
-            stream = SocketStream.ssl_connect(
+            stream = _SetupStream.ssl_connect(
                 address.host, address.port, _ssl_kwargs(address.ssl), **options
             )
         else:
-            stream = SocketStream.connect(address.host, address.port, **options)
-        # The connect timeout must not stay on the socket: a send that waits
-        # for a busy worker's pipe to drain would fail after it.
-        stream.sock.settimeout(None)
+            stream = _SetupStream.connect(address.host, address.port, **options)
+        if opened is not None:
+            opened(stream)
+        handshake_end = time.monotonic() + HANDSHAKE_TIMEOUT
+        stream.deadline = (
+            handshake_end if deadline is None else min(deadline, handshake_end)
+        )
         # zlib (rpyc's default above 3 kB) costs more than it saves on a LAN:
         # 4x slower on large frames, measured on loopback.
-        channel = RpycChannel(stream, compress=False)
-        return connect_channel(
+        channel = _SetupChannel(stream, compress=False)
+        connection = connect_channel(
             channel, ClassicClient, {"sync_request_timeout": HANDSHAKE_TIMEOUT}
         )
-    except (OSError, EOFError) as error:
-        # (TimeoutError, which rpyc raises for an unanswered request, is an
-        # OSError too.)
-        if isinstance(error, TimeoutError):
-            detail = "no answer in time"
-        elif isinstance(error, ssl_module.SSLError):
-            detail = f"SSL {error}"
-        else:
-            detail = str(error) or type(error).__name__
+    except (OSError, EOFError, AttributeError) as error:
+        if isinstance(error, AttributeError) and not hasattr(error, "_remote_tb"):
+            raise  # ours, not the host's: a bug to show as it is
+        if stream is not None:
+            stream.close()
         raise HostUnreachableError(
-            f"cannot reach NuMap remote host {address} ({detail}); check that "
-            f"rpyc_classic is running there and listens on port "
+            f"cannot reach NuMap remote host {address} "
+            f"({_why_unreachable(error, stream)}); check that rpyc_classic is "
+            f"running there and listens on port "
             f"{address.port}{' with SSL' if address.ssl else ''}"
         ) from error
+    if deadline is None:
+        stream.run_without_limit()
+    else:
+        stream.deadline = deadline
+    return connection
+
+
+def _why_unreachable(error: BaseException, stream: _SetupStream | None) -> str:
+    if isinstance(error, TimeoutError) or _expired(stream):
+        # (TimeoutError, which rpyc raises for an unanswered request, is an
+        # OSError too; a send that timed out reaches here as EOFError.)
+        return "no answer in time"
+    if isinstance(error, AttributeError):
+        # Raised by the host: its rpyc service has no getmodule, so it is
+        # some other rpyc service than the classic one.
+        first_line = str(error).splitlines()[0] if str(error) else ""
+        return f"an rpyc server answers there, but not the classic one: {first_line}"
+    if isinstance(error, ssl_module.SSLError):
+        return f"SSL {error}"
+    return str(error) or type(error).__name__
+
+
+def _expired(stream: _SetupStream | None) -> bool:
+    deadline = None if stream is None else stream.deadline
+    return deadline is not None and time.monotonic() >= deadline
 
 
 def _install_agent(connection: rpyc.Connection) -> Any:
@@ -273,11 +352,19 @@ class RemoteChannel(Channel):
     replaceable = False
     lost_error = HostLostError
 
-    def __init__(self, address: HostAddress, index: int) -> None:
+    def __init__(
+        self,
+        address: HostAddress,
+        index: int,
+        registered: Callable[[RemoteChannel], None] | None = None,
+    ) -> None:
         """Connect to ``address`` and start remote worker number ``index``.
 
-        Raises HostUnreachableError if the host cannot be reached, NuMapError
-        if the server cannot run the worker.
+        registered: called with the channel before anything is sent, so
+        that another thread can ``abort`` the start. Raises
+        HostUnreachableError if the host cannot be reached or stops
+        answering (the whole start gets WORKER_START_TIMEOUT seconds),
+        NuMapError if the server cannot run the worker.
         """
         self.address = address
         self.label = f"host {address} worker {index}"
@@ -285,54 +372,93 @@ class RemoteChannel(Channel):
         self._send_lock = threading.Lock()
         self._recv_lock = threading.Lock()
         self._closed = False
+        self._aborted = False
+        self._streams: list[_SetupStream] = []
         self._broken: str | None = None
         self._feed: rpyc.Connection | None = None
         self._drain: rpyc.Connection | None = None
         self._token: str | None = None
+        self.started = False  # set once the worker runs and frames stream
         try:
-            self._start_worker()
+            if registered is not None:
+                registered(self)
+            self._start_worker(time.monotonic() + WORKER_START_TIMEOUT)
         except BaseException:
             self.close()
             raise
 
-    def _start_worker(self) -> None:
-        self._feed = connect(self.address)
+    def abort(self) -> None:
+        """Make a start in progress in another thread fail at once.
+
+        Its sockets are shut down (and any it opens later): the start then
+        fails with HostUnreachableError and closes the channel itself.
+        Returns at once. A started channel it breaks: close that one.
+        """
+        with self._state_lock:
+            self._aborted = True
+            streams = list(self._streams)
+        for stream in streams:
+            _shut_down(stream)
+
+    def _opened(self, stream: _SetupStream) -> None:
+        # connect() calls this before the handshake, the step that waits.
+        with self._state_lock:
+            self._streams.append(stream)
+            aborted = self._aborted
+        if aborted:
+            _shut_down(stream)
+
+    def _start_worker(self, deadline: float) -> None:
         try:
+            self._feed = connect(self.address, deadline, self._opened)
             agent = _install_agent(self._feed)
             starting = rpyc.async_(agent.start_worker)(
                 _WORKER_BOOTSTRAP, _protocol_source(), self._feed.root
             )
-            starting.set_expiry(WORKER_START_TIMEOUT)
+            starting.set_expiry(max(0.0, deadline - time.monotonic()))
             self._token = starting.value
             # rpyc.async_ wrappers are weakly cached: keep them referenced.
             self._stop = rpyc.async_(agent.stop_worker)
-        except AsyncResultTimeout as error:  # before OSError: it is one
-            raise NuMapError(
-                f"NuMap remote host {self.address} did not start {self.label} "
-                f"in time (within {WORKER_START_TIMEOUT:.0f} s)"
-            ) from error
-        except (OSError, EOFError) as error:
-            raise HostUnreachableError(
-                f"NuMap remote host {self.address} dropped the connection "
-                f"while starting {self.label}: {error}"
-            ) from error
+            self._drain = connect(self.address, deadline, self._opened)
+            drain_agent = _install_agent(self._drain)
+            attached = drain_agent.attach(self._token, self._drain.root)
+        except HostUnreachableError:  # from connect: says it all already
+            raise
+        except (OSError, EOFError) as error:  # TimeoutError is an OSError
+            raise self._start_failure(error, deadline) from error
         except Exception as error:
             raise NuMapError(
                 f"NuMap remote host {self.address} could not start a worker "
                 f"process: {error}"
             ) from error
-        self._drain = connect(self.address)
-        drain_agent = _install_agent(self._drain)
-        if not drain_agent.attach(self._token, self._drain.root):
+        if not attached:
             raise NuMapError(
                 f"NuMap remote host {self.address}: the rpyc_classic server "
                 "serves connections in separate processes; run it in its "
                 "default threaded mode (rpyc_classic -m threaded)"
             )
+        self._stream_frames(agent, drain_agent)
+
+    def _start_failure(self, error: BaseException, deadline: float) -> NuMapError:
+        if isinstance(error, TimeoutError) or time.monotonic() >= deadline:
+            return HostUnreachableError(
+                f"NuMap remote host {self.address} stopped answering while a "
+                f"worker started there (a worker's start may take "
+                f"{WORKER_START_TIMEOUT:.0f} s); check that the host and its "
+                "rpyc_classic server are not frozen, overloaded or cut off"
+            )
+        return HostUnreachableError(
+            f"NuMap remote host {self.address} dropped the connection "
+            f"while starting {self.label}: {error}"
+        )
+
+    def _stream_frames(self, agent: Any, drain_agent: Any) -> None:
+        assert self._feed is not None and self._drain is not None
         # Started: from now on replies are awaited without limit, since a
         # batch may take longer than any timeout (rpyc's default is 30 s).
         for connection in (self._feed, self._drain):
             connection._config["sync_request_timeout"] = None
+            connection._channel.stream.run_without_limit()
         # The drain connection's last request: the host streams the
         # worker's frames back raw on its socket. rpyc must not write on it
         # any more (a netref's deletion would): its channel becomes a stub.
@@ -346,6 +472,7 @@ class RemoteChannel(Channel):
         self._pump_in = rpyc.async_(agent.pump_in)
         self._pump_in(self._token, self._feed.root)
         self._feed._channel = _RawSocketTaken()
+        self.started = True
 
     def _lost(self, detail: object) -> ChannelLost:
         if self._broken is None:
@@ -468,6 +595,16 @@ class RemoteChannel(Channel):
         return f"<RemoteChannel {self.label}{' closed' if self._closed else ''}>"
 
 
+def _shut_down(stream: Any) -> None:
+    # socket.socket's shutdown, not SSLSocket's: that one would first try
+    # to end TLS politely, with a peer that may not answer. (A closed
+    # stream's sock is rpyc's ClosedFile: nothing to shut down.)
+    sock = getattr(stream, "sock", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
 def _wait_for_end(stream: Any, timeout: float) -> bool:
     """Read and drop what comes on a socket until it ends (True) or
     ``timeout`` seconds passed (False)."""
@@ -522,6 +659,7 @@ def _describe(error: BaseException) -> str:
 def open_remote_channels(
     worker_remote: Iterable[tuple[str, int]],
     ssl: Mapping[str, Any] | None = None,
+    interrupted: Callable[[], bool] | None = None,
 ) -> list[Channel]:
     """Start the remote workers of a NuMap; one Channel per worker.
 
@@ -529,11 +667,15 @@ def open_remote_channels(
     started on each host. ssl: None, a dict of SSL options (keyfile,
     certfile, ca_certs, check_hostname) for every host, or a dict mapping
     host specs to such dicts (hosts not named connect without SSL).
+    interrupted: polled while the workers start (None: never); once it is
+    true, the start is given up as for Ctrl-C, and KeyboardInterrupt
+    raised (for a Ctrl-C the caller held back).
     Raises HostUnreachableError naming host and port when a host cannot be
-    reached; no worker is left running then.
+    reached or stops answering; no worker is left running then (after a
+    Ctrl-C, the workers being started end in the background).
     """
     pairs = list(worker_remote)
-    ssl_options = _ssl_plan([spec for spec, _ in pairs], ssl)
+    ssl_options = ssl_plan([spec for spec, _ in pairs], ssl)
     plan = [(parse_host_spec(spec, ssl_options[spec]), count) for spec, count in pairs]
     workers = [(address, index) for address, count in plan for index in range(count)]
     if not workers:
@@ -544,44 +686,113 @@ def open_remote_channels(
         max_workers=min(len(workers), MAX_PARALLEL_STARTS),
         thread_name_prefix="numap-remote-start",
     )
-    # Every channel made, also one whose future was lost: a submit that
-    # cannot start its thread has queued its work already.
-    made: list[RemoteChannel] = []
-    made_lock = threading.Lock()
+    starts = _Starts()
+    try:
+        futures = [_submit(starter, starts.start_one, worker) for worker in workers]
+        _wait_for_starts(futures, interrupted)
+    except BaseException as error:
+        # A failed start waits for the others to end, which the abort makes
+        # quick (one still connecting takes up to CONNECT_TIMEOUT), so that
+        # no worker started here is left behind when this raises. Ctrl-C
+        # waits for nothing: the channels are closed in the background.
+        failed = isinstance(error, Exception)  # else Ctrl-C, SystemExit...
+        starts.abandon(wait=failed)
+        starter.shutdown(wait=failed, cancel_futures=True)
+        raise
+    starter.shutdown()
+    return [future.result() for future in futures]
 
-    def start_one(address: HostAddress, index: int) -> RemoteChannel:
-        channel = RemoteChannel(address, index)
-        with made_lock:
-            made.append(channel)
+
+def _wait_for_starts(futures: list, interrupted: Callable[[], bool] | None) -> None:
+    """Return once every start succeeded; raise the first failure, or
+    KeyboardInterrupt once ``interrupted()`` is true."""
+    # The first failure ends the start: the starts still queued are
+    # cancelled and those in progress aborted (by the caller), so a silent
+    # host costs one HANDSHAKE_TIMEOUT, not one per MAX_PARALLEL_STARTS
+    # workers. Waited in slices: see numap._waits.
+    waiting = set(futures)
+    while waiting:
+        done, waiting = wait(
+            waiting, timeout=_waits.SLICE_SECONDS, return_when=FIRST_EXCEPTION
+        )
+        for future in done:
+            error = future.exception()
+            if error is not None:
+                raise error
+        if interrupted is not None and interrupted():
+            raise KeyboardInterrupt
+
+
+def _submit(starter: ThreadPoolExecutor, start_one: Callable, worker: tuple) -> Any:
+    try:
+        return starter.submit(start_one, *worker)
+    except RuntimeError as error:  # no thread to run the start in
+        raise NuMapError(
+            f"cannot start a thread to start the remote workers ({error}); "
+            "free threads or memory, then start the map again"
+        ) from error
+
+
+class _Starts:
+    """The remote workers one open_remote_channels starts, so that a failed
+    or interrupted start can end them all together.
+
+    Once ``abandon`` was called, every channel is closed: those started
+    by then by ``abandon``, those still starting by their own start, which
+    it aborts, and those that finish starting later by ``start_one``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._channels: list[RemoteChannel] = []
+        self._abandoned = False
+
+    def start_one(self, address: HostAddress, index: int) -> RemoteChannel:
+        """Start one remote worker; NuMapError if the start was abandoned."""
+        channel = RemoteChannel(address, index, registered=self._register)
+        with self._lock:
+            abandoned = self._abandoned
+        if abandoned:
+            channel.close()
+            raise NuMapError("the start of the remote workers was abandoned")
         return channel
 
-    futures: list = []
-    try:
-        for worker in workers:
-            try:
-                futures.append(starter.submit(start_one, *worker))
-            except RuntimeError as error:  # no thread to run the start in
-                raise NuMapError(
-                    f"cannot start a thread to start the remote workers "
-                    f"({error}); free threads or memory, then start the map again"
-                ) from error
-        # The first failure ends the start: the starts still queued are
-        # cancelled (below), so a silent host costs one HANDSHAKE_TIMEOUT,
-        # not one per MAX_PARALLEL_STARTS workers.
-        wait(futures, return_when=FIRST_EXCEPTION)
-    finally:
-        # Also on Ctrl-C: every start ends (bounded by the connect timeout),
-        # so that no worker started here is left behind.
-        starter.shutdown(wait=True, cancel_futures=True)
-        started = [
-            f.result() for f in futures if not f.cancelled() and f.exception() is None
-        ]
-        failures = [
-            f.exception() for f in futures if not f.cancelled() and f.exception()
-        ]
-        if failures or len(started) < len(workers):
-            for channel in made:
-                channel.close()
-    if failures:
-        raise failures[0]  # type: ignore[misc]
-    return list(started)
+    def _register(self, channel: RemoteChannel) -> None:
+        with self._lock:
+            self._channels.append(channel)
+            abandoned = self._abandoned
+        if abandoned:
+            raise NuMapError("the start of the remote workers was abandoned")
+
+    def abandon(self, wait: bool) -> None:
+        """Abort the starts in progress, close the channels started.
+
+        wait: return once those are closed (else they close in the
+        background; the aborted starts close theirs in their own threads).
+        """
+        with self._lock:
+            self._abandoned = True
+            channels = list(self._channels)
+        for channel in channels:
+            channel.abort()
+        _close_together([channel for channel in channels if channel.started], wait)
+
+
+def _close_together(channels: list[RemoteChannel], wait: bool) -> None:
+    # Each close waits for its host, up to STOP_GRACE_WAIT + STOP_TIMEOUT
+    # when it froze: side by side, a frozen host costs that once, not once
+    # per worker.
+    closing = []
+    for channel in channels:
+        thread = threading.Thread(
+            target=channel.close, name="numap-remote-close", daemon=True
+        )
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to spare: closed here, in turn
+            channel.close()
+        else:
+            closing.append(thread)
+    if wait:
+        for thread in closing:
+            _waits.join(thread)

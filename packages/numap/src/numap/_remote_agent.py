@@ -65,6 +65,11 @@ WATCH_INTERVAL = 0.25  # seconds between the watchdog's looks at the connections
 KEEPALIVE = 10  # seconds: TCP keepalive idle time and probe interval
 STOP_GRACE = 2.0  # seconds a worker gets to exit after its stdin closes
 STDERR_LINES = 20  # last lines of a worker's stderr kept for error messages
+STDERR_LINE_CHARS = 4096  # characters kept of each of those lines (the last)
+STDERR_MESSAGE_CHARS = 4096  # most characters of stderr in one error message
+# Characters of stderr lines that may wait for the server's stderr; lines
+# beyond are dropped (a server's stderr may be full, nobody reading it).
+STDERR_BACKLOG_CHARS = 4 << 20
 READY = b"numap worker ready"  # the worker's first frame, once it can serve
 READ_CHUNK = 1 << 20  # bytes asked of the worker's stdout at a time
 MAX_READ_BYTES = 4 << 20  # most bytes of frames one read() returns
@@ -103,17 +108,17 @@ class _Worker:
         self.stderr_thread.start()
 
     def _drain_stderr(self):
-        # Drained continuously so that a chatty worker never blocks on a full
-        # stderr pipe. The user's prints land there (stdout carries frames):
-        # they go on to the server's stderr, and the tail is kept for error
-        # messages.
+        # Drained to its end whatever becomes of the copies, so that a
+        # chatty worker never blocks on a full stderr pipe. The user's
+        # prints land there (stdout carries frames): they go on to the
+        # server's stderr (see _forward_stderr), and the tail is kept for
+        # error messages, each line cut to its last STDERR_LINE_CHARS.
         prefix = f"[numap worker {self.process.pid}] "
         try:
             for raw in self.process.stderr:
                 line = raw.decode("utf-8", "replace").rstrip()
-                self.stderr_tail.append(line)
-                with contextlib.suppress(OSError, ValueError):
-                    sys.stderr.write(prefix + line + "\n")
+                self.stderr_tail.append(_cut(line, STDERR_LINE_CHARS))
+                _forward_stderr(prefix + line + "\n")
         except (OSError, ValueError):  # the pipe was closed by stop_worker
             pass
 
@@ -209,17 +214,57 @@ class _Worker:
             text = f"worker process {self.process.pid} was killed by signal {-code}"
         else:
             text = f"worker process {self.process.pid} exited with code {code}"
-        tail = [line for line in self.stderr_tail if line]
+        tail = " | ".join([line for line in self.stderr_tail if line][-5:])
         if tail:
-            text += "; its last stderr lines: " + " | ".join(tail[-5:])
+            text += "; its last stderr lines: " + _cut(tail, STDERR_MESSAGE_CHARS)
         if self.stop_reason is not None:
             text = f"the host stopped the worker ({self.stop_reason}): {text}"
         return text
 
 
+def _cut(text, size):
+    """The last ``size`` characters of ``text``, saying how many were cut."""
+    if len(text) <= size:
+        return text
+    return f"[{len(text) - size} characters cut] {text[-size:]}"
+
+
 _workers: dict = {}  # token -> _Worker
 _registry_lock = threading.Lock()
 _watchdog = None
+# The workers' stderr lines on their way to the server's stderr, and how
+# many characters they hold (at most STDERR_BACKLOG_CHARS).
+_stderr_backlog: collections.deque = collections.deque()
+_stderr_backlog_chars = 0
+_stderr_waiting = threading.Condition()
+_stderr_writer = None
+
+
+def _forward_stderr(text):
+    # Never blocks nor fails: a stderr drain that stopped would let its
+    # worker block on a full pipe for ever. The server's stderr is written
+    # by a thread of its own (see _ensure_threads), since it may be closed
+    # (None), broken or full (a pipe nobody reads); what it cannot take in
+    # time is dropped.
+    global _stderr_backlog_chars
+    with _stderr_waiting:
+        if _stderr_backlog_chars + len(text) > STDERR_BACKLOG_CHARS:
+            return
+        _stderr_backlog.append(text)
+        _stderr_backlog_chars += len(text)
+        _stderr_waiting.notify()
+
+
+def _write_stderr():
+    global _stderr_backlog_chars
+    while True:
+        with _stderr_waiting:
+            while not _stderr_backlog:
+                _stderr_waiting.wait()
+            text = _stderr_backlog.popleft()
+            _stderr_backlog_chars -= len(text)
+        with contextlib.suppress(Exception):  # dropped: see _forward_stderr
+            sys.stderr.write(text)
 
 
 def _tune_connection(service):
@@ -269,7 +314,7 @@ def start_worker(bootstrap, payload, service):
     token = uuid.uuid4().hex
     with _registry_lock:
         _workers[token] = worker
-        _ensure_watchdog()
+        _ensure_threads()
     problem = write(token, payload)
     if problem is None:
         ready = read(token)
@@ -538,9 +583,14 @@ def _watch():
                 worker.stop(kill, reason)
 
 
-def _ensure_watchdog():
+def _ensure_threads():
     # Called with _registry_lock held.
-    global _watchdog
+    global _watchdog, _stderr_writer
     if _watchdog is None or not _watchdog.is_alive():
         _watchdog = threading.Thread(target=_watch, name="numap-watchdog", daemon=True)
         _watchdog.start()
+    if _stderr_writer is None or not _stderr_writer.is_alive():
+        _stderr_writer = threading.Thread(
+            target=_write_stderr, name="numap-stderr-writer", daemon=True
+        )
+        _stderr_writer.start()
