@@ -494,7 +494,7 @@ def test_a_task_iterator_given_as_a_task_id_is_refused_clearly():
 
 
 @pytest.mark.timeout(30)
-def test_an_iterator_of_a_popped_task_raises_index_error_naming_the_task():
+def test_an_iterator_of_a_popped_task_raises_numap_error_naming_the_task():
     nm = NuMap(worker_type="thread", worker_num=2)
     nm.add_task(identity, range(3))
     second = nm.add_task(identity, range(3))
@@ -503,7 +503,7 @@ def test_an_iterator_of_a_popped_task_raises_index_error_naming_the_task():
     nm.pop_task(True)
     first = nm.add_task(identity, range(3))
     nm.start()
-    with pytest.raises(IndexError, match="no task 1; task ids are 0..0"):
+    with pytest.raises(NuMapError, match="task 1 of this iterator was popped"):
         next(second)
     assert list(first) == [0, 1, 2]
     nm.stop()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from numap._protocol import import_into
@@ -28,6 +28,9 @@ def imports(modules: Sequence[str], forgive: bool = False) -> Callable[[F], F]:
     forgive: [default: False] if True, an entry none of whose alternatives
       imports is skipped instead of raising ImportError.
 
+    Raises TypeError, naming the argument, when modules is not a list of
+    str; ImportError when an entry does not import (unless forgive).
+
     The imports run once when the function is decorated, and again in every
     worker process (local or remote) before the function's first call
     there, so a function shipped by value to a fresh interpreter finds its
@@ -39,7 +42,18 @@ def imports(modules: Sequence[str], forgive: bool = False) -> Callable[[F], F]:
             "imports(modules): modules must be a list of module names, "
             f"not the string {modules!r}; write imports([{modules!r}])"
         )
+    if not isinstance(modules, Iterable):
+        raise TypeError(
+            "imports(modules): modules must be a list of module names, "
+            f"e.g. imports(['math']), not {modules!r}"
+        )
     spec = (tuple(modules), bool(forgive))
+    for name in spec[0]:
+        if not isinstance(name, str):
+            raise TypeError(
+                "imports(modules): each entry of modules is a module name "
+                f"(a str, e.g. 'math' or 'foo,bar'), not {name!r}"
+            )
 
     def decorate(func: F) -> F:
         namespace = getattr(getattr(func, "func", func), "__globals__", None)

@@ -68,13 +68,17 @@ from typing import Any
 
 from numap import _handout, _interrupts, _lifetime, _pool, _waits
 from numap._errors import NuMapError
-from numap._hosts import parse_host_spec
+from numap._hosts import parse_host_spec, ssl_plan
 from numap._pool import ProcessPool, Raised, TaskSpec, ThreadPool, start_thread
 
 # The main thread's Ctrl-C state, read on the per-result fast paths.
 _CTRL_C = _interrupts.STATE
 
 WORKER_TYPES = ("process", "thread")
+
+# An input that raises this many times in a row, with no item between, is
+# ended (see NuMap._input_failed).
+INPUT_ERRORS_IN_A_ROW = 100
 
 # How long a stop waits for a feeder that was still busy after the workers'
 # grace time, once the workers are terminated.
@@ -102,6 +106,27 @@ _IN_MEMORY_SEQUENCES: tuple[Iterable, ...] = (
 _IN_MEMORY_ITERATORS = frozenset(
     type(iter(sequence)) for sequence in _IN_MEMORY_SEQUENCES
 )
+
+
+def _input_iterator(iterable: Iterable) -> Iterator:
+    """``iter(iterable)``; if that raises, an iterator that raises the same
+    error once, then ends.
+
+    An exception raised by the input is that item's error (README): an
+    ``__iter__`` that raises gives the task one error item and no more.
+    Raised here, it would undo the start, and every next() would start
+    the map again and raise it again, for ever. Only an Exception: a
+    Ctrl-C while the map starts goes to the caller of start() or next().
+    """
+    try:
+        return iter(iterable)
+    except Exception as error:
+        return _raising_once(error)
+
+
+def _raising_once(error: Exception) -> Iterator:
+    raise error
+    yield  # a generator: raises when first pulled, then ends
 
 
 def _popleft_many(source: deque, count: int) -> list:
@@ -148,6 +173,9 @@ class _Weave:
         self.active = active
         self.position = 0
         self.left = stride
+        # Task -> (index of its input's last error, errors in a row up to
+        # it): see NuMap._input_failed.
+        self.input_errors: dict[int, tuple[int, int]] = {}
 
     def chained_tasks(self) -> list[int]:
         return [task for task in self.active if self.sources[task] is None]
@@ -224,9 +252,13 @@ class _Output:
         "tracked",
         "lock",
         "maybe_errors",
+        "ran",
     )
 
     def __init__(self, tracked: dict | None, lock: threading.Lock) -> None:
+        # Whether the task ran in a start of its map: one added after the
+        # map stopped has not, and reading it asks for a start().
+        self.ran = False
         self.ready: deque = deque()
         self.handed: Iterator = _handout.NOTHING
         self.pending: dict[int, list] = {}
@@ -322,8 +354,9 @@ class _NuMapTask:
         """The task's results, in C from one to the next (see _handout);
         each step as a call of next() would be."""
         timeout = self.timeout if self.block else 0.0
+        self._refuse_if_popped()
         return _handout.results(
-            functools.partial(self.numap._next_run, self.task, timeout)
+            functools.partial(self.numap._next_run, self.task, timeout, self._output)
         )
 
     def __next__(self) -> Any:
@@ -338,6 +371,12 @@ class _NuMapTask:
                 _interrupts.raise_held_back(output.put_back, value)
             return value
         numap = self.numap
+        try:
+            popped = numap._tasks[self.task].output is not output
+        except IndexError:
+            popped = True
+        if popped:
+            self._refuse_if_popped()
         if not numap._ever_started:
             return numap.next(timeout=self.timeout, task=self.task, block=self.block)
         value = numap._take_slowly(self.task, self.timeout if self.block else 0.0)
@@ -348,8 +387,25 @@ class _NuMapTask:
     def next(self) -> Any:
         return self.__next__()
 
+    def _refuse_if_popped(self) -> None:
+        """Raise NuMapError if this task was popped (pop_task): a task
+        added since may have its id, and this iterator would take its
+        results."""
+        tasks = self.numap._tasks
+        if self.task < len(tasks) and tasks[self.task].output is self._output:
+            return
+        raise _popped(self.numap.name, self.task)
+
     def __repr__(self) -> str:
         return f"<_NuMapTask {self.task} of {self.numap.name}>"
+
+
+def _popped(name: str, task_id: int) -> NuMapError:
+    return NuMapError(
+        f"{name}: task {task_id} of this iterator was popped (pop_task); use "
+        "the iterator that add_task returned for the task now there, or "
+        "get_task(id)"
+    )
 
 
 _live_numaps: weakref.WeakSet = weakref.WeakSet()
@@ -376,6 +432,18 @@ def _stop_live_numaps() -> None:
     _lifetime.end_abandoned_maps()
 
 
+class _DefaultTaskId(int):
+    """The int 0, as get_task's default task id: ``task is _TASK_ZERO``
+    tells the default from a task=0 given with task_id. Its repr is 0, as
+    the contract's signature shows it."""
+
+    def __repr__(self) -> str:
+        return "0"
+
+
+_TASK_ZERO = _DefaultTaskId(0)
+
+
 def _check_positive(name: str, value: Any, minimum: int = 1, advice: str = "") -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"NuMap({name}=...): expected an int, got {value!r}")
@@ -387,6 +455,13 @@ def _check_positive(name: str, value: Any, minimum: int = 1, advice: str = "") -
 def _task_args(args: Any, caller: str) -> tuple:
     if args is None:
         return ()
+    if isinstance(args, Mapping):
+        # tuple() of a dict would pass its keys as positional arguments.
+        raise TypeError(
+            f"{caller}(args={args!r}): args are extra positional arguments, "
+            "e.g. args=(5,); give keyword arguments as kwargs, e.g. "
+            "kwargs={'n': 5}"
+        )
     if isinstance(args, str | bytes) or not isinstance(args, Iterable):
         raise TypeError(
             f"{caller}(args={args!r}): expected a sequence of extra "
@@ -406,9 +481,13 @@ def _task_kwargs(kwargs: Any, caller: str) -> dict:
     return dict(kwargs)
 
 
-def _check_timeout(method: str, timeout: Any) -> None:
+def _check_timeout(method: str, timeout: Any) -> float | None:
+    """``timeout`` as the waits take it: None (no limit) for None and for
+    anything beyond threading.TIMEOUT_MAX, infinity included (a lock's
+    wait refuses those: OverflowError). Raises TypeError for a timeout
+    that is not a number, ValueError for a negative one or nan."""
     if timeout is None:
-        return
+        return None
     if isinstance(timeout, bool) or not isinstance(timeout, int | float):
         raise TypeError(
             f"NuMap.{method}(timeout={timeout!r}): expected seconds as a number, "
@@ -418,6 +497,9 @@ def _check_timeout(method: str, timeout: Any) -> None:
         raise ValueError(
             f"NuMap.{method}(timeout={timeout!r}): must be 0 or more seconds"
         )
+    if timeout > threading.TIMEOUT_MAX:
+        return None
+    return timeout
 
 
 def _stage_numbers(stages: Any) -> set[int]:
@@ -480,6 +562,29 @@ def _check_remote(worker_remote: Any) -> list[tuple[str, int]]:
     return hosts
 
 
+def _check_remote_ssl(ssl: Any, hosts: list[tuple[str, int]] | None) -> Any:
+    # Checked now, as worker_remote is: a misspelled option or a missing
+    # certificate file would otherwise surface only at start.
+    if ssl is None:
+        return None
+    if hosts is None:
+        raise ValueError(
+            "NuMap(worker_remote_ssl=...) was given without worker_remote: "
+            "its SSL options are for remote hosts; give worker_remote=[(host, "
+            "n)] too, or drop worker_remote_ssl"
+        )
+    ssl_plan([host for host, _ in hosts], ssl)  # raises naming the problem
+    return ssl
+
+
+def _start_interrupted() -> bool:
+    # A Ctrl-C held back during the outermost start on the main thread is
+    # raised once stage 1 ends. Remote workers, whose hosts may take many
+    # seconds to answer, give their start up at once instead: the start is
+    # undone and raises it, as it would have (see NuMap.start).
+    return _interrupts.on_main_thread() and _CTRL_C.pending and _CTRL_C.depth == 1
+
+
 def _rpyc_missing(why: str) -> ImportError:
     return ImportError(
         f"NuMap(worker_remote=...): remote workers need rpyc ({why}): pip "
@@ -503,7 +608,9 @@ class NuMap:
         on each host running an rpyc classic server; needs worker_type
         'process', and rpyc here (papy-numap's 'remote' extra).
       worker_remote_ssl: SSL options for the remote hosts (beyond 1.x; see
-        the README).
+        the README); needs worker_remote. Checked here: unknown keys,
+        missing files or a check_hostname that is not a bool raise
+        ValueError or TypeError naming worker_remote_ssl and the key.
       stride: items taken from one task before moving to the next
         [default: total number of workers].
       buffer: most items inside the map at once, from input to the
@@ -562,13 +669,9 @@ class NuMap:
             advice="; a map without local workers needs remote ones "
             "(worker_remote=[(host, n)])",
         )
-        if worker_remote_ssl is not None and not isinstance(worker_remote_ssl, Mapping):
-            raise TypeError(
-                "NuMap(worker_remote_ssl=...): expected a dict of SSL options, "
-                "or a dict mapping host specs to such dicts, got "
-                f"{type(worker_remote_ssl).__name__}"
-            )
-        self.worker_remote_ssl = worker_remote_ssl
+        self.worker_remote_ssl = _check_remote_ssl(
+            worker_remote_ssl, self.worker_remote
+        )
         total_workers = self.worker_num + remote_num
         self.stride = (
             total_workers if stride is None else _check_positive("stride", stride)
@@ -634,7 +737,8 @@ class NuMap:
         #                 (_notify_results)
         #   _feeder_error the exception that ended the feeder thread, if any;
         #                 next() raises NuMapError from it instead of
-        #                 StopIteration at the end of a truncated task
+        #                 StopIteration at the end of a truncated task, once
+        #                 per task (_told_feeding_failed)
         #   _stopping     the feeder must end; set by stop()
         #   _stopped      stop() finished; next() raises StopIteration
         #   _ever_started start() ran once: next() no longer starts the map
@@ -651,6 +755,8 @@ class NuMap:
         self._receiving: int | None = None
         self._receiving_pool: ProcessPool | None = None
         self._feeder_error: BaseException | None = None
+        # The tasks whose reader next() told of _feeder_error already.
+        self._told_feeding_failed: set[int] = set()
         # The weave (whose turn, how much of its stride is left) and the
         # inputs belong to whoever holds _feed_role.
         self._feed_role = threading.Lock()
@@ -746,7 +852,7 @@ class NuMap:
             # Checked without calling iter(): that may have side effects.
             raise TypeError(f"{caller}(iterable={iterable!r}): not an iterable")
         spec = TaskSpec(func, _task_args(args, caller), _task_kwargs(kwargs, caller))
-        _check_timeout("add_task", timeout)
+        timeout = _check_timeout("add_task", timeout)
         block = _check_flag("block", block, caller)
         track = _check_flag("track", track, caller)
         task = _Task(
@@ -779,7 +885,7 @@ class NuMap:
 
     def get_task(
         self,
-        task: int = 0,
+        task: int = _TASK_ZERO,
         timeout: float | None = None,
         block: bool = True,
         *,
@@ -793,15 +899,15 @@ class NuMap:
         TypeError; a task id that does not exist is an IndexError.
         """
         if task_id is not None:
-            if task != 0:
+            if task is not _TASK_ZERO:  # given, even as 0
                 raise TypeError(
                     "get_task: give the task id once, as task or as task_id "
                     f"(got task={task!r} and task_id={task_id!r})"
                 )
             task = task_id
         self._check_task(task)
-        _check_timeout("get_task", timeout)
-        return _NuMapTask(self, task, timeout, block)
+        timeout = _check_timeout("get_task", timeout)
+        return _NuMapTask(self, int(task), timeout, block)
 
     def pop_task(self, number: int | bool) -> None:
         """Remove the last ``number`` tasks (True: all). Not while started.
@@ -944,6 +1050,11 @@ class NuMap:
     def _refuse_second_start(self) -> None:
         if self._started.is_set() and self._stopping:
             self._refuse_while_started("start it again")
+        if self._started.is_set() and self._feeder is None:
+            raise NuMapError(
+                f"{self.name}: stage 1 (the workers) is started already; "
+                "start(stages=(2,)) starts the feeding"
+            )
         if self._started.is_set():
             raise NuMapError(
                 f"{self.name}: already started (it starts at the first next() "
@@ -980,8 +1091,10 @@ class NuMap:
             self._feeder_awaits_delivery = False
             self._consumers_waiting = 0
             self._feeder_error = None
+            self._told_feeding_failed.clear()
             for task in self._tasks:
                 task.output.reset()
+                task.output.ran = True
             self._first_output = (
                 self._tasks[0].output if self._tasks else _Output(None, self._lock)
             )
@@ -1011,7 +1124,9 @@ class NuMap:
                 from numap import _remote
             except ImportError as error:  # rpyc is there but broken
                 raise _rpyc_missing(str(error)) from error
-            return _remote.open_remote_channels(hosts, ssl=ssl)
+            return _remote.open_remote_channels(
+                hosts, ssl=ssl, interrupted=_start_interrupted
+            )
 
         return open_channels
 
@@ -1028,7 +1143,7 @@ class NuMap:
         self._pool.set_tasks(self._fuse_chains())
         self._weave = _Weave(
             sources=[
-                None if task.iterable is None else iter(task.iterable)
+                None if task.iterable is None else _input_iterator(task.iterable)
                 for task in self._tasks
             ],
             stride=self.stride,
@@ -1235,7 +1350,7 @@ class NuMap:
             granted = self._try_reserve(want)
             if not granted:
                 return _NO_SPACE, want
-            items, ended, has_errors = self._pull_input(source, granted)
+            items, ended, has_errors = self._pull_input(task_id, source, granted)
             if self._stopped:
                 # The stop left this feeder waiting in the input (see
                 # _finish_stopping): the map, and its pool, are gone.
@@ -1256,12 +1371,14 @@ class NuMap:
             return
         output = self._tasks[self._result_task[task_id]].output
         start = output.entered
-        output.entered = start + len(items)
         if has_errors:
             self._submit_around_errors(task_id, start, items)
         else:
             assert self._pool is not None
             self._pool.submit(task_id, start, items)
+        # Counted once submitted: if the submit raises (the feeding fails),
+        # the task ends before these items, whose results will not come.
+        output.entered = start + len(items)
 
     def _end_input(self, task_id: int) -> None:
         output = self._tasks[self._result_task[task_id]].output
@@ -1329,8 +1446,12 @@ class NuMap:
         for task in self._tasks:
             self._free_lent(task.output)
 
-    def _pull_input(self, source: Iterator, granted: int) -> tuple[list, bool, bool]:
-        """Pull up to ``granted`` items: (items, input ended, any errors)."""
+    def _pull_input(
+        self, task_id: int, source: Iterator, granted: int
+    ) -> tuple[list, bool, bool]:
+        """Pull up to ``granted`` items of task ``task_id`` from ``source``:
+        (items, input ended, any errors). An exception the input raises is
+        that item's error (see _input_failed)."""
         if granted == 1:
             # Batches of one item (the defaults): next() costs a fraction of
             # building an islice, and needs no loop.
@@ -1340,8 +1461,11 @@ class NuMap:
                 with self._lock:
                     self._free += 1
                 return [], True, False
-            except Exception as error:
-                return [Raised(error)], False, True
+            except BaseException as error:
+                entered = self._tasks[self._result_task[task_id]].output.entered
+                item, ended = self._input_failed(task_id, entered, error)
+                return [item], ended, True
+        entered = self._tasks[self._result_task[task_id]].output.entered
         items: list = []
         has_errors = False
         ended = False
@@ -1354,14 +1478,54 @@ class NuMap:
                 ended = len(items) - before < wanted
             except StopIteration:
                 ended = True
-            except Exception as error:
+            except BaseException as error:
                 # A failing input is that item's error; the map goes on.
-                items.append(Raised(error))
+                item, ended = self._input_failed(task_id, entered + len(items), error)
+                items.append(item)
                 has_errors = True
         if ended:
             with self._lock:
                 self._free += granted - len(items)
         return items, ended, has_errors
+
+    def _input_failed(
+        self, task_id: int, index: int, error: BaseException
+    ) -> tuple[Raised, bool]:
+        """The error item for item ``index`` of task ``task_id``, whose input
+        raised ``error`` instead of giving it, and whether the input ends
+        there.
+
+        The input goes on after an error (a csv.reader can read on after a
+        bad line), but one that raises INPUT_ERRORS_IN_A_ROW times with no
+        item between is ended: a dict changed while it is read, or any
+        iterator that is not a generator, may raise on every pull, and the
+        map would give errors for ever. That last error is a NuMapError
+        saying so, caused by the input's error.
+
+        Any BaseException (SystemExit, GeneratorExit...) is the item's
+        error: on the feeder thread no real Ctrl-C arrives. On the main
+        thread (a consumer feeding from a sequence in memory, see
+        _feed_inline) a KeyboardInterrupt is a real Ctrl-C: it is raised
+        again, for the consumer.
+        """
+        if isinstance(error, KeyboardInterrupt) and (
+            threading.current_thread() is threading.main_thread()
+        ):
+            raise error
+        streaks = self._weave.input_errors
+        last_index, in_a_row = streaks.get(task_id, (-2, 0))
+        in_a_row = in_a_row + 1 if last_index == index - 1 else 1
+        streaks[task_id] = (index, in_a_row)
+        if in_a_row < INPUT_ERRORS_IN_A_ROW:
+            return Raised(error), False
+        ended = NuMapError(
+            f"{self.name}: the input of task {task_id} raised {in_a_row} "
+            f"errors in a row with no item between (the last: "
+            f"{type(error).__name__}: {error}); numap ended that input here, "
+            "as one that keeps raising would give errors for ever"
+        )
+        ended.__cause__ = error
+        return Raised(ended), True
 
     def _pull_upstream(self, task: _Task, want: int) -> tuple[list, bool, bool]:
         """Take the upstream results that are ready now, without waiting:
@@ -1510,7 +1674,7 @@ class NuMap:
         """
         self._check_task(task)
         if timeout is not None:
-            _check_timeout("next", timeout)
+            timeout = _check_timeout("next", timeout)
         if not self._ever_started:
             self._start_unless_started()
         return self._take(task, 0.0 if not block else timeout)
@@ -1551,10 +1715,15 @@ class NuMap:
         each step as a call of next() would be."""
         return _handout.results(functools.partial(self._next_run, 0, None))
 
-    def _next_run(self, task_id: int, timeout: float | None) -> Iterable | None:
+    def _next_run(
+        self, task_id: int, timeout: float | None, made_for: _Output | None = None
+    ) -> Iterable | None:
         """The next run of results for an iterator of _handout.results:
         ``handed`` if it holds results, else a result taken as by next()
         followed by the results then lent to ``handed``; None at the end.
+        ``made_for``: the output of the task the iterator was made for
+        (a _NuMapTask's), if any: once that task is popped, each step
+        raises NuMapError.
 
         Never raises: an error (the item's, a timeout, a Ctrl-C) comes as
         a _handout.Raising, which raises it in the consumer; the iterator
@@ -1564,14 +1733,19 @@ class NuMap:
         ``handed`` included), where no Ctrl-C is raised.
         """
         try:
-            if not self._ever_started:
-                self._check_task(task_id)
-                self._start_unless_started()
             try:
                 output = self._tasks[task_id].output
             except IndexError:
+                output = None
+            if made_for is not None and output is not made_for:
+                raise _popped(self.name, task_id)
+            if not self._ever_started:
+                self._check_task(task_id)
+                self._start_unless_started()
+                output = self._tasks[task_id].output
+            elif output is None:
                 self._check_task(task_id)  # raises, naming the task
-                raise
+                raise IndexError(task_id)  # (not reached)
             run: Iterable = output.handed
             if length_hint(run):
                 # Nothing taken yet; the take below checks for itself.
@@ -1691,7 +1865,20 @@ class NuMap:
                             "thread, failed and was undone; call next() again "
                             "to start it afresh"
                         )
-                    if self._feeder_error is not None:
+                    if not output.ran:
+                        raise NuMapError(
+                            f"{self.name}: task {task_id} was added after the "
+                            "map stopped and has not run: call start() to run "
+                            "it (only a map never started starts at its first "
+                            "next())"
+                        )
+                    if (
+                        self._feeder_error is not None
+                        and task_id not in self._told_feeding_failed
+                    ):
+                        # Once per task, then the end: a consumer that
+                        # catches errors and reads on must terminate.
+                        self._told_feeding_failed.add(task_id)
                         raise NuMapError(
                             f"{self.name}: feeding the map failed, results of "
                             f"task {task_id} may be missing"
@@ -1994,17 +2181,27 @@ class NuMap:
         self._stop(graceful=False)
 
     def __enter__(self) -> NuMap:
-        """Start the NuMap unless it is started already. A start that
+        """Start the NuMap unless it is started already; after a separate
+        start(stages=(1,)), start its feeding (stage 2). A start that
         raises (also a Ctrl-C raised once the map runs) stops the map:
         ``__exit__`` is not called when ``__enter__`` raises."""
-        if not self._started.is_set():
+        stages = self._stages_not_started()
+        if stages:
             try:
-                self.start()
+                self.start(stages)
             except BaseException:
                 self._stop(graceful=False)
                 self._give_back_sigint()
                 raise
         return self
+
+    def _stages_not_started(self) -> tuple[int, ...]:
+        # A stopping map counts as started: start() says what to do.
+        if not self._started.is_set():
+            return (1, 2)
+        if self._feeder is None and not self._stopping:
+            return (2,)
+        return ()
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         """Stop the NuMap. Left normally (also by ``break``): as stop(),

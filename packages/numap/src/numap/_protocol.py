@@ -96,22 +96,35 @@ def dumps(obj: Any, prefer_dill: bool = False, prefix: bytes = b"") -> bytes:
     ``prefix`` (a frame's kind and header) is put in front of the payload in
     the same copy. Raises :class:`PayloadError` when neither can serialise
     the object.
+
+    Any exception the object's pickling raises is a PayloadError, also one
+    that is not an Exception (a ``__reduce__`` calling sys.exit() or
+    raising KeyboardInterrupt): it is that item's or result's error, and
+    escaping it would end the feeder or the worker. Only :class:`Terminated`
+    (SIGTERM in a worker) passes. A real Ctrl-C never comes here: in the
+    parent numap's handler holds it back, and workers ignore SIGINT.
     """
-    dill_error: Exception | None = None
+    dill_error: BaseException | None = None
     if prefer_dill and dill is not None:
         try:
             return _dumps_with_dill(obj, prefix, with_globals=True)
-        except Exception:  # a global that does not pickle: see _dumps_with_dill
+        except Terminated:
+            raise
+        except BaseException:  # a global that does not pickle: see _dumps_with_dill
             pass
         try:
             return _dumps_with_dill(obj, prefix)
-        except Exception as error:  # dill refused; plain pickle may still manage
+        except Terminated:
+            raise
+        except BaseException as error:  # dill refused; plain pickle may manage
             dill_error = error
     try:
         return b"".join(
             (prefix, PICKLE_FLAG, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
         )
-    except Exception as pickle_error:
+    except Terminated:
+        raise
+    except BaseException as pickle_error:
         if dill_error is not None:
             # dill's reason: pickle's is only that it cannot pickle lambdas
             # and closures at all, which dill can.
@@ -120,7 +133,9 @@ def dumps(obj: Any, prefer_dill: bool = False, prefix: bytes = b"") -> bytes:
             raise PayloadError(_describe(pickle_error)) from pickle_error
         try:
             return _dumps_with_dill(obj, prefix)
-        except Exception as error:
+        except Terminated:
+            raise
+        except BaseException as error:
             raise PayloadError(_describe(error)) from error
 
 
@@ -168,7 +183,8 @@ def _defined_in_main(func: Any) -> bool:
 
 
 def loads(data: bytes | memoryview) -> Any:
-    """Inverse of :func:`dumps`. Raises :class:`PayloadError` on failure."""
+    """Inverse of :func:`dumps`. Raises :class:`PayloadError` on failure,
+    also for an exception that is not an Exception (as :func:`dumps`)."""
     view = memoryview(data)
     if not view:
         raise PayloadError("empty payload: sender and receiver differ")
@@ -183,9 +199,9 @@ def loads(data: bytes | memoryview) -> Any:
                     "here: install dill on this host"
                 )
             return dill.loads(body)
-    except PayloadError:
+    except (PayloadError, Terminated):
         raise
-    except Exception as error:
+    except BaseException as error:
         raise PayloadError(_describe(error)) from error
     raise PayloadError(
         f"unknown payload flag {bytes([flag])!r}: sender and receiver differ"
@@ -290,18 +306,26 @@ def _where() -> str:
 
 
 def _portable_exception(error: BaseException, tb_text: str) -> Failure:
-    """The exception as it should travel: itself if it pickles round trip."""
-    error.add_note(f"Traceback in {_where()}:\n{tb_text.rstrip()}")
+    """The exception as it should travel: a copy of it, made by a pickle
+    round trip, with this item's traceback as a note.
+
+    The note goes on the copy: the function may raise one exception object
+    for several items (a module-level constant), which would otherwise
+    gather the tracebacks of all of them.
+    """
+    note = f"Traceback in {_where()}:\n{tb_text.rstrip()}"
     try:
-        loads(dumps(error))
-        return error
-    except Exception:
+        travelling = loads(dumps(error))
+    except PayloadError:
         # Not picklable, or its class cannot be rebuilt from its args (a
         # common trait of exceptions with custom __init__): send the text.
+        travelling = None
+    if not isinstance(travelling, BaseException):  # also a __reduce__ gone odd
         return _remote_error(
-            f"{type(error).__module__}.{type(error).__qualname__}: {error}\n"
-            f"Traceback in {_where()}:\n{tb_text.rstrip()}"
+            f"{type(error).__module__}.{type(error).__qualname__}: {error}\n{note}"
         )
+    travelling.add_note(note)
+    return travelling
 
 
 def _remote_error(message: str) -> tuple[str, str]:
@@ -321,7 +345,9 @@ def run_batch(
 
     Returns (values, errors); an item whose call raised has ``None`` in
     values and ``on_error(exception, traceback_text)`` in errors (by
-    default the exception made ready to travel to another process).
+    default the exception made ready to travel to another process). A call
+    that raised StopIteration gets a RuntimeError saying so (see
+    :func:`_stop_iteration_error`); the rest of the batch still runs.
     """
     describe = on_error or _portable_exception
     values: list = []
@@ -330,7 +356,12 @@ def run_batch(
     while True:
         try:
             values.extend(map(call, remaining))
-            return values, errors
+            if len(values) == len(items):
+                return values, errors
+            # map() took a StopIteration from the call as its own end: the
+            # item at len(values) raised it, and map() consumed that item.
+            errors[len(values)] = describe(*_stop_iteration_error())
+            values.append(None)
         except Terminated:
             raise
         except BaseException as error:
@@ -340,6 +371,23 @@ def run_batch(
             # map() consumed the failing item; values holds those before it.
             errors[len(values)] = describe(error, traceback.format_exc())
             values.append(None)
+
+
+def _stop_iteration_error() -> tuple[RuntimeError, str]:
+    """The error of an item whose call raised StopIteration, and its
+    traceback text, which map() dropped with the StopIteration.
+
+    As a generator does (PEP 479), the StopIteration becomes a
+    RuntimeError: passed on as it is, it would end the consumer's loop
+    instead of reaching it as that item's error.
+    """
+    error = RuntimeError(
+        "the function raised StopIteration for this item (e.g. next() on "
+        "an exhausted iterator); inside a map a "
+        "StopIteration cannot pass as an item's error, so it became this "
+        "RuntimeError (as in a generator, PEP 479)"
+    )
+    return error, "(the traceback of the StopIteration is lost: map() took it)"
 
 
 def _bind(func: Callable, args: tuple, kwargs: dict) -> Callable:
