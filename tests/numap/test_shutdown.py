@@ -635,3 +635,26 @@ def test_a_feeder_left_in_its_input_feeds_no_more_and_blocks_a_restart_until_it_
     finally:
         gate.set()
         stuck.stop()
+
+
+def stubborn(x):
+    """Ignores SIGTERM, then sleeps: only SIGKILL ends its worker."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(60)
+    return x
+
+
+@pytest.mark.timeout(60)
+def test_workers_that_ignore_sigterm_are_ended_side_by_side():
+    # Regression: each local worker got its grace before SIGTERM and before
+    # SIGKILL in turn (about 4 s each), so three took about 12 s.
+    numap = NuMap(stubborn, range(3), worker_num=3)
+    numap.start()
+    pids = [worker.channel.pid for worker in numap._pool._workers]
+    time.sleep(1)  # every worker is in its item, SIGTERM ignored
+    started = time.monotonic()
+    with pytest.raises(RuntimeError), numap:
+        raise RuntimeError("leave the with block")
+    elapsed = time.monotonic() - started
+    assert not alive(pids)
+    assert elapsed < 8, f"took {elapsed:.1f} s"

@@ -873,16 +873,15 @@ class ProcessPool:
         return task_id, start, values, errors
 
     def _lose_all(self, workers: list[_Worker], reason: str) -> None:
-        """``_lose`` every one of ``workers``, the remote ones side by side.
+        """``_lose`` every one of ``workers``, side by side.
 
-        A remote worker's close waits for its host, up to seconds when the
-        host froze: one after another, a frozen host would cost that once
-        per worker. Local workers are lost here, in turn, meanwhile.
+        Closing a worker may wait: a remote one for its host (seconds, when
+        the host froze), a local one that ignores SIGTERM for its grace
+        before SIGKILL. One after another, that wait would be paid once per
+        worker.
         """
         losing = []
         for worker in workers:
-            if worker.local:
-                continue
             thread = threading.Thread(
                 target=self._lose,
                 args=(worker, reason),
@@ -895,9 +894,6 @@ class ProcessPool:
                 self._lose(worker, reason)
             else:
                 losing.append(thread)
-        for worker in workers:
-            if worker.local:
-                self._lose(worker, reason)
         for thread in losing:
             _waits.join(thread)
 
