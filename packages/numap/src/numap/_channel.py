@@ -20,7 +20,6 @@ import contextlib
 import fcntl
 import os
 import signal
-import sys
 import threading
 import time
 from collections import deque
@@ -129,7 +128,6 @@ def _worker_main(
         _protocol.serve(reader.recv, writer.send)
     except _protocol.Terminated:
         _end_of_sigterm()
-    _end_of_serving()
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -185,25 +183,6 @@ def _end_of_sigterm() -> None:
     multiprocess.util._exit_function()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _end_of_serving() -> None:
-    """End the worker now that it serves no more: run the exit cleanups
-    (as _end_of_sigterm), flush stdout and stderr, and exit.
-
-    A normal return would have the process wait for every non-daemon
-    thread the user's function left running (a threading.Timer, a
-    library's background thread): multiprocess's bootstrap joins them
-    (threading._shutdown), and the parent's stop() would wait its whole
-    grace time for them. Such threads die with the worker instead.
-    """
-    try:
-        multiprocess.util._exit_function()
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):  # closed, or not a file
-                stream.flush()
-        os._exit(0)
 
 
 def _close_end(end: Any) -> None:

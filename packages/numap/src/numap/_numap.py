@@ -1500,7 +1500,9 @@ class NuMap:
         item between is ended: a dict changed while it is read, or any
         iterator that is not a generator, may raise on every pull, and the
         map would give errors for ever. That last error is a NuMapError
-        saying so, caused by the input's error.
+        saying so, caused by the input's error. A TimeoutError does not
+        count: another map's task iterator read with a timeout raises it
+        until its result comes.
 
         Any BaseException (SystemExit, GeneratorExit...) is the item's
         error: on the feeder thread no real Ctrl-C arrives. On the main
@@ -1512,6 +1514,11 @@ class NuMap:
             threading.current_thread() is threading.main_thread()
         ):
             raise error
+        if isinstance(error, TimeoutError):
+            # Not yet, rather than broken: the iterator of another map's
+            # task read with a timeout (get_task(timeout=...)) raises it
+            # until its result comes, and then gives it.
+            return Raised(error), False
         streaks = self._weave.input_errors
         last_index, in_a_row = streaks.get(task_id, (-2, 0))
         in_a_row = in_a_row + 1 if last_index == index - 1 else 1

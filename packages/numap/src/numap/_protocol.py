@@ -98,23 +98,24 @@ def dumps(obj: Any, prefer_dill: bool = False, prefix: bytes = b"") -> bytes:
     the object.
 
     Any exception the object's pickling raises is a PayloadError, also one
-    that is not an Exception (a ``__reduce__`` calling sys.exit() or
-    raising KeyboardInterrupt): it is that item's or result's error, and
-    escaping it would end the feeder or the worker. Only :class:`Terminated`
-    (SIGTERM in a worker) passes. A real Ctrl-C never comes here: in the
-    parent numap's handler holds it back, and workers ignore SIGINT.
+    that is not an Exception (a ``__reduce__`` calling sys.exit()): it is
+    that item's or result's error, and escaping it would end the feeder or
+    the worker. Only :class:`Terminated` (SIGTERM in a worker) and
+    KeyboardInterrupt pass: the main thread pickles and unpickles too
+    (feeding inline, receiving), and a Ctrl-C landing there, held back or
+    not by numap's handler, belongs to the program, not to an item.
     """
     dill_error: BaseException | None = None
     if prefer_dill and dill is not None:
         try:
             return _dumps_with_dill(obj, prefix, with_globals=True)
-        except Terminated:
+        except (Terminated, KeyboardInterrupt):
             raise
         except BaseException:  # a global that does not pickle: see _dumps_with_dill
             pass
         try:
             return _dumps_with_dill(obj, prefix)
-        except Terminated:
+        except (Terminated, KeyboardInterrupt):
             raise
         except BaseException as error:  # dill refused; plain pickle may manage
             dill_error = error
@@ -122,7 +123,7 @@ def dumps(obj: Any, prefer_dill: bool = False, prefix: bytes = b"") -> bytes:
         return b"".join(
             (prefix, PICKLE_FLAG, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
         )
-    except Terminated:
+    except (Terminated, KeyboardInterrupt):
         raise
     except BaseException as pickle_error:
         if dill_error is not None:
@@ -133,7 +134,7 @@ def dumps(obj: Any, prefer_dill: bool = False, prefix: bytes = b"") -> bytes:
             raise PayloadError(_describe(pickle_error)) from pickle_error
         try:
             return _dumps_with_dill(obj, prefix)
-        except Terminated:
+        except (Terminated, KeyboardInterrupt):
             raise
         except BaseException as error:
             raise PayloadError(_describe(error)) from error
@@ -184,7 +185,8 @@ def _defined_in_main(func: Any) -> bool:
 
 def loads(data: bytes | memoryview) -> Any:
     """Inverse of :func:`dumps`. Raises :class:`PayloadError` on failure,
-    also for an exception that is not an Exception (as :func:`dumps`)."""
+    also for an exception that is not an Exception, except Terminated and
+    KeyboardInterrupt (as :func:`dumps`)."""
     view = memoryview(data)
     if not view:
         raise PayloadError("empty payload: sender and receiver differ")
@@ -199,7 +201,7 @@ def loads(data: bytes | memoryview) -> Any:
                     "here: install dill on this host"
                 )
             return dill.loads(body)
-    except (PayloadError, Terminated):
+    except (PayloadError, Terminated, KeyboardInterrupt):
         raise
     except BaseException as error:
         raise PayloadError(_describe(error)) from error
@@ -422,9 +424,12 @@ def _encode_values(
     start: int,
     prefix: bytes = b"",
 ) -> bytes:
+    """A worker's result frame. A KeyboardInterrupt while pickling is a
+    value's own (workers ignore SIGINT: no Ctrl-C comes here), as any
+    other failure to pickle it."""
     try:
         return dumps((values, errors), prefix=prefix)
-    except PayloadError:
+    except (PayloadError, KeyboardInterrupt):
         pass
     # Find the values that do not pickle; each becomes an error of its own.
     for offset, value in enumerate(values):
@@ -432,7 +437,7 @@ def _encode_values(
             continue
         try:
             dumps(value)
-        except PayloadError as error:
+        except (PayloadError, KeyboardInterrupt) as error:
             values[offset] = None
             errors[offset] = _serialization_error(
                 f"the result for item {start + offset} of task {task_id} "
