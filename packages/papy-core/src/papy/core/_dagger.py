@@ -403,10 +403,23 @@ class Dagger(DictGraph):
         """The Pipers that ``piper`` feeds, directly or through others."""
         return [other for other in order if piper in self.deep_nodes(other)]
 
+    def _joins_unevenly(self, piper: Piper, reader: Piper) -> bool:
+        """Whether ``reader`` joins streams of which some come through
+        ``piper`` and others do not. (When all of them do, ``piper`` lies
+        before the fan-out: every stream carries the same items, extra or
+        out of order alike, and the join pairs them right.)"""
+        if len(self[reader]) < 2:
+            return False
+        through = [
+            source is piper or piper in self.deep_nodes(source)
+            for source in self[reader]
+        ]
+        return any(through) and not all(through)
+
     def _check_late_results(self, order: list[Piper]) -> None:
         """Refuse a Piper with a timeout on a NuMap without ``skip`` that
-        feeds a join (a Piper with several upstream Pipers) or a consume>1
-        Piper, directly or through other Pipers.
+        feeds a join (a Piper with several upstream Pipers, not all of
+        them fed by it) or a consume>1 Piper, directly or through others.
 
         Without ``skip`` a late result is not given up: the Piper returns
         an error for every timeout that passes, then the result (the
@@ -420,9 +433,10 @@ class Dagger(DictGraph):
             if piper.timeout is None or getattr(piper.imap, "skip", True):
                 continue
             for reader in self._downstream_of(piper, order):
-                if len(self[reader]) < 2 and reader.consume == 1:
+                joins = self._joins_unevenly(piper, reader)
+                if not joins and reader.consume == 1:
                     continue
-                if len(self[reader]) > 1:
+                if joins:
                     what = "joins it with other streams, would pair"
                 else:
                     what = f"groups its items (consume={reader.consume}), would group"
@@ -437,14 +451,15 @@ class Dagger(DictGraph):
 
     def _check_unordered(self, order: list[Piper]) -> None:
         """Refuse a Piper on an unordered NuMap (``ordered=False``) that
-        feeds a join, directly or through other Pipers: its results come
+        feeds a join (not all of whose inputs it feeds), directly or
+        through other Pipers: its results come
         as they finish, so the join would pair them with items of other
         inputs that came from different input items, silently."""
         for piper in order:
             if getattr(piper.imap, "ordered", True):
                 continue
             for reader in self._downstream_of(piper, order):
-                if len(self[reader]) < 2:
+                if not self._joins_unevenly(piper, reader):
                     continue
                 raise DaggerError(
                     f"Dagger: Piper {piper.name!r} is on NuMap "

@@ -6,6 +6,7 @@ import inspect
 import itertools
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -148,8 +149,9 @@ def _checked_timeout(timeout: Any, name: str | None, imap: Any) -> float | None:
     ``inf`` and timeouts too long to wait for become None, no timeout).
 
     Raises PiperError for nan, a negative number or anything but a number
-    or None, and for a timeout on a linear Piper (``imap`` None), which
-    would be ignored: only a NuMap's ``next`` can time out.
+    or None. A timeout on a linear Piper (``imap`` None) is ignored, with
+    a warning (only a NuMap's ``next`` can time out; 1.x ignored it
+    silently, and pipeline files saved before may hold one).
     """
     try:
         seconds = timeout_seconds("Piper: 'timeout'", timeout)
@@ -157,19 +159,25 @@ def _checked_timeout(timeout: Any, name: str | None, imap: Any) -> float | None:
         raise PiperError(str(error)) from None
     if seconds is not None and imap is None:
         label = "Piper" if name is None else f"Piper {name!r}"
-        raise PiperError(
+        warnings.warn(
             f"{label}: 'timeout' ({timeout!r} s) applies only to a Piper on a "
-            "NuMap; give it parallel=NuMap(...), or leave timeout=None"
+            "NuMap and is ignored here; give it parallel=NuMap(...), or leave "
+            "timeout=None",
+            stacklevel=3,
         )
+        return None
     return seconds
 
 
 def _flag(name: str, value: Any) -> bool:
-    """``value`` of the argument ``name``, which must be True or False (a
-    string such as "no" would be taken as True)."""
-    if not isinstance(value, bool):
-        raise PiperError(f"Piper: '{name}' must be True or False, got {value!r}")
-    return value
+    """``value`` of the argument ``name``, which must be True or False, or
+    1 or 0 as 1.x scripts write them (a string such as "no" would be
+    taken as True)."""
+    if isinstance(value, bool):
+        return value
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    raise PiperError(f"Piper: '{name}' must be True or False, got {value!r}")
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -201,8 +209,8 @@ class Piper:
         per timeout that passes, then the late result (so a Dagger refuses
         such a Piper upstream of a join or a consume>1 Piper). ``inf``, or
         more than ``threading.TIMEOUT_MAX`` seconds, means None (no
-        timeout); nan, a negative number and a timeout on a linear Piper
-        are refused. A Piper
+        timeout); nan and a negative number are refused; a linear Piper
+        ignores a timeout, with a warning. A Piper
         with a timeout is never natively chained (see ``can_chain_from``).
       - branch [default: None]: sort key among Pipers that are not upstream
         or downstream of each other (see Dagger).
@@ -707,17 +715,26 @@ class Piper:
         return map(self._hold_original, inboxes)
 
     def _then_let_go(self, rows: Iterator[Any]) -> Iterator[Any]:
-        """``rows``; once they end (or are dropped), tell the upstream
-        Pipers' Tees that this Piper reads no more: a join ends with its
-        shortest input, and a Tee must not keep the other readers waiting
-        for it to read the rest of a longer one."""
+        """``rows``; once they end (or are dropped), let go of the inputs
+        (see ``_let_go_of_inputs``)."""
         try:
             yield from rows
         finally:
-            for source in self.inbox:
-                tee = source._tee if isinstance(source, Piper) else None
-                if tee is not None and self in source._consumers:
-                    tee.abandon(source._consumers.index(self))
+            self._let_go_of_inputs()
+
+    def _let_go_of_inputs(self) -> None:
+        """Tell the Tees upstream that this Piper reads no more: a join
+        ends with its shortest input, and a Tee must not keep its other
+        readers waiting for it to read the rest of a longer one. Through
+        an upstream Piper that only this one reads, which is then read by
+        nobody, the Tees further up are told too."""
+        for source in self.inbox:
+            if not isinstance(source, Piper) or self not in source._consumers:
+                continue
+            if source._tee is not None:
+                source._tee.abandon(source._consumers.index(self))
+            elif source._consumers == [self]:
+                source._let_go_of_inputs()
 
     def _hold_original(self, inbox: Any) -> Any:
         """``inbox`` as the NuMap gets it. If the Worker will pass on a debug

@@ -253,7 +253,9 @@ class Tee:
     output to its end before the next), so such a queue grows instead; a
     queue nobody has read yet is waited for from its first read on.
     ``_readers[i]`` is the thread that last took an item for consumer i
-    (None before the first). ``release()`` lifts
+    (None before the first); once that thread has ended, nobody waits for
+    consumer i either (a reader that stopped early, say after an
+    exception). ``release()`` lifts
     the bound for good (the inputs were closed: what is left is bounded by
     the buffers upstream, and a stop must not wait for the slow consumer);
     ``loosen()`` lifts it until ``tighten()`` (a pause: a consumer that
@@ -278,7 +280,7 @@ class Tee:
         self._changed = threading.Condition(self._lock)
         self._queues: list[deque[Any]] = [deque() for _ in range(n)]
         self._abandoned = [False] * n
-        self._readers: list[int | None] = [None] * n
+        self._readers: list[threading.Thread | None] = [None] * n
         self._bound = bound
         self._loose = False
         self._exhausted = False
@@ -323,18 +325,23 @@ class Tee:
         full queue (under _lock)."""
         if self._bound is None or self._loose:
             return False
-        me = threading.get_ident()
-        return any(
-            len(queue) >= self._bound
-            and not self._abandoned[index]
-            and self._readers[index] not in (None, me)
-            for index, queue in enumerate(self._queues)
-            if index != i
-        )
+        me = threading.current_thread()
+        for index, queue in enumerate(self._queues):
+            reader = self._readers[index]
+            if (
+                index != i
+                and len(queue) >= self._bound
+                and not self._abandoned[index]
+                and reader is not None
+                and reader is not me
+                and reader.is_alive()
+            ):
+                return True
+        return False
 
     def _next_for(self, i: int) -> Any:
         with self._lock:
-            self._readers[i] = threading.get_ident()
+            self._readers[i] = threading.current_thread()
             while True:
                 queue = self._queues[i]
                 if queue:
