@@ -257,3 +257,27 @@ def test_dictnodes_pickle_with_their_edges_once_the_graph_is_written():
     pickle.dumps(graph)
     topo = pickled(graph[1])
     assert list(topo[2]) == [3]
+
+
+class RefusesPickling:
+    """Any pickler fails on it (dill pickles even a lock)."""
+
+    def __reduce__(self):
+        raise TypeError("this object cannot be pickled")
+
+
+@pytest.mark.timeout(10)
+def test_a_failed_python_pickle_leaves_no_dictnode_bare_while_its_error_lives():
+    # Regression: the DictNodes stayed bare until the items iterator went,
+    # which the kept traceback of a failure while writing the graph's
+    # state (an xtra that does not pickle) held: a DictNode pickled alone
+    # meanwhile lost its edges.
+    graph = DictGraph(nodes=["w"], edges=[("x", "y")])
+    graph["x"].xtra = {"note": 1}
+    graph["w"].xtra = {"refuses": RefusesPickling()}
+    with pytest.raises(TypeError) as kept:
+        pickled_in_python(graph)
+    assert kept.value.__traceback__ is not None
+    lone = pickled(graph["x"])
+    assert list(lone) == ["y"]
+    assert lone.xtra == {"note": 1}

@@ -803,7 +803,8 @@ class DictGraph(dict[Hashable, DictNode]):
         # subclasses (a Dagger's are Pipers and pipes).
         make = copyreg.__newobj__  # type: ignore[attr-defined]
         items = _ItemsPickledBare(self)
-        return (make, (type(self),), self._flat_state(), None, items, _restore)
+        state = (_EndOfBareItems(items.bare), *self._flat_state())
+        return (make, (type(self),), state, None, items, _restore)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Self:
         """Return a deep copy, made without recursing along the edges.
@@ -855,7 +856,7 @@ class _ItemsPickledBare:
 
     def __init__(self, graph: DictGraph) -> None:
         items = list(graph.items())
-        self._bare = PickledBare(topo for _, topo in items)
+        self.bare = PickledBare(topo for _, topo in items)
         self._items = iter(items)
 
     def __iter__(self) -> _ItemsPickledBare:
@@ -863,6 +864,22 @@ class _ItemsPickledBare:
 
     def __next__(self) -> tuple[Hashable, DictNode]:
         return next(self._items)
+
+
+class _EndOfBareItems:
+    """First in a graph's pickled state, which pickle writes after all the
+    items: writing it ends the items' bare window. Otherwise a failure
+    while the state is written (an xtra that does not pickle) would leave
+    the DictNodes bare for as long as its traceback holds the items
+    iterator, and a DictNode pickled alone meanwhile would lose its edges.
+    It unpickles as 0, which ``_restore`` skips."""
+
+    def __init__(self, bare: PickledBare) -> None:
+        self._bare = bare
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        self._bare.end()
+        return (int, ())
 
 
 def _reserve_copies(topos: Iterable[DictNode], memo: dict[int, Any]) -> list[DictNode]:
@@ -879,10 +896,12 @@ def _reserve_copies(topos: Iterable[DictNode], memo: dict[int, Any]) -> list[Dic
     return unfilled
 
 
-def _restore(graph: DictGraph, state: _FlatState) -> None:
+def _restore(graph: DictGraph, state: tuple[Any, ...]) -> None:
     """Pickle's state setter for a graph: a function, which every pickle
-    protocol can name."""
-    graph._restore_flat_state(state)
+    protocol can name. ``state`` is a ``_FlatState`` after what
+    ``_EndOfBareItems`` unpickled to (absent in pickles made before it)."""
+    node_states, edges, own_state = state[-3:]
+    graph._restore_flat_state((node_states, edges, own_state))
 
 
 def _set_state(target: Any, state: Any) -> None:

@@ -37,12 +37,18 @@ class PickledBare:
         self._counts = _BARE.counts
         self._counts.update(id(topo) for topo in self._topos)
 
-    def __del__(self) -> None:
+    def end(self) -> None:
+        """Pickle the DictNodes as usual again (at the latest when this
+        object goes). Idempotent."""
+        topos, self._topos = self._topos, []
         counts = self._counts
-        ids = [id(topo) for topo in self._topos]
+        ids = [id(topo) for topo in topos]
         counts.subtract(ids)
         for done in {each for each in ids if counts[each] <= 0}:
             del counts[done]
+
+    def __del__(self) -> None:
+        self.end()
 
 
 def checked_xtra(xtra: Any, argument: str) -> dict[Any, Any]:
