@@ -9,9 +9,17 @@ import threading
 import time
 
 import pytest
-from core_functions import both, first, sleepy
+from core_functions import both, first, pair, sleepy
 from numap import NuMap
-from papy.core import DaggerError, Piper, PiperError, Plumber, PlumberError, Worker
+from papy.core import (
+    Dagger,
+    DaggerError,
+    Piper,
+    PiperError,
+    Plumber,
+    PlumberError,
+    Worker,
+)
 from papy.core._streams import Tee
 from pipeline_threads import left_threads, stop_within
 
@@ -507,3 +515,23 @@ def same_pair(inbox):
     if inbox[0] != inbox[1]:
         raise ValueError(f"mispaired: {inbox!r}")
     return inbox[0]
+
+
+@pytest.mark.timeout(30)
+def test_the_fan_out_bound_does_not_grow_with_produce_and_consume_pairs():
+    # Regression: the bound counted consume but not produce, so a branch of
+    # ten produce=2 / consume=2 pairs (one item out per item in) got 8186.
+    source, other = Piper(first, name="S"), Piper(first, name="C")
+    chain = [source]
+    for number in range(10):
+        chain += [
+            Piper(pair, name=f"P{number}", produce=2),
+            Piper(first, name=f"Q{number}", consume=2),
+        ]
+    dagger = Dagger(pipes=[tuple(chain), (source, other)])
+    dagger.connect([range(10)])
+    dagger.start()
+    try:
+        assert source._tee._bound == TEE_MIN_BOUND
+    finally:
+        dagger.stop()

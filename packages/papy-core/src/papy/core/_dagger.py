@@ -705,15 +705,18 @@ class Dagger(DictGraph):
         its branch gives an output item: with less room, a join of two
         branches of one fan-out could wait for an item that the Tee holds
         back until the join has read it. A Piper that must give m results
-        reads up to ``consume x (m + stride x spawn)`` items (whole blocks
-        of strides, consume items per result), so working up from an
-        output, which must give 1 result, gives each Piper's ``need``.
+        reads up to ``consume x (ceil(m / produce) + stride x spawn)``
+        items (whole blocks of strides, consume items per produce
+        results), so working up from an output, which must give 1 result,
+        gives each Piper's ``need``. (Without the division by produce,
+        alternating produce=2 and consume=2 Pipers doubled it at each pair.)
         """
         order = self.postorder()
         need: dict[Piper, int] = {}
         for piper in reversed(order):
             results = max((need[r] for r in self.get_downstream(piper)), default=1)
-            need[piper] = piper.consume * (results + piper.stride * piper.spawn)
+            groups = -(-results // piper.produce)  # ceil
+            need[piper] = piper.consume * (groups + piper.stride * piper.spawn)
         for piper in order:
             readers = self.get_downstream(piper)
             if len(readers) > 1:
