@@ -253,12 +253,16 @@ class _Output:
         "lock",
         "maybe_errors",
         "ran",
+        "popped",
     )
 
     def __init__(self, tracked: dict | None, lock: threading.Lock) -> None:
         # Whether the task ran in a start of its map: one added after the
         # map stopped has not, and reading it asks for a start().
         self.ran = False
+        # Set by pop_task: an iterator made for this task must not read the
+        # task added since under its id.
+        self.popped = False
         self.ready: deque = deque()
         self.handed: Iterator = _handout.NOTHING
         self.pending: dict[int, list] = {}
@@ -371,12 +375,8 @@ class _NuMapTask:
                 _interrupts.raise_held_back(output.put_back, value)
             return value
         numap = self.numap
-        try:
-            popped = numap._tasks[self.task].output is not output
-        except IndexError:
-            popped = True
-        if popped:
-            self._refuse_if_popped()
+        if output.popped:
+            raise _popped(numap.name, self.task)
         if not numap._ever_started:
             return numap.next(timeout=self.timeout, task=self.task, block=self.block)
         value = numap._take_slowly(self.task, self.timeout if self.block else 0.0)
@@ -391,10 +391,8 @@ class _NuMapTask:
         """Raise NuMapError if this task was popped (pop_task): a task
         added since may have its id, and this iterator would take its
         results."""
-        tasks = self.numap._tasks
-        if self.task < len(tasks) and tasks[self.task].output is self._output:
-            return
-        raise _popped(self.numap.name, self.task)
+        if self._output.popped:
+            raise _popped(self.numap.name, self.task)
 
     def __repr__(self) -> str:
         return f"<_NuMapTask {self.task} of {self.numap.name}>"
@@ -930,7 +928,7 @@ class NuMap:
                 f"{len(self._tasks)} task(s); pop_task(True) removes all"
             )
         for _ in range(number):
-            self._tasks.pop()
+            self._tasks.pop().output.popped = True
             self._tasks_tracked.pop(len(self._tasks), None)
 
     def _refuse_while_started(self, action: str) -> None:
@@ -1510,9 +1508,7 @@ class NuMap:
         _feed_inline) a KeyboardInterrupt is a real Ctrl-C: it is raised
         again, for the consumer.
         """
-        if isinstance(error, KeyboardInterrupt) and (
-            threading.current_thread() is threading.main_thread()
-        ):
+        if isinstance(error, KeyboardInterrupt) and _waits.on_main_thread():
             raise error
         if isinstance(error, TimeoutError):
             # Not yet, rather than broken: the iterator of another map's
@@ -1680,8 +1676,7 @@ class NuMap:
         does not exist (negative ones included).
         """
         self._check_task(task)
-        if timeout is not None:
-            timeout = _check_timeout("next", timeout)
+        timeout = _check_timeout("next", timeout)
         if not self._ever_started:
             self._start_unless_started()
         return self._take(task, 0.0 if not block else timeout)
@@ -1740,19 +1735,16 @@ class NuMap:
         ``handed`` included), where no Ctrl-C is raised.
         """
         try:
-            try:
-                output = self._tasks[task_id].output
-            except IndexError:
-                output = None
-            if made_for is not None and output is not made_for:
+            if made_for is not None and made_for.popped:
                 raise _popped(self.name, task_id)
             if not self._ever_started:
                 self._check_task(task_id)
                 self._start_unless_started()
+            try:
                 output = self._tasks[task_id].output
-            elif output is None:
+            except IndexError:
                 self._check_task(task_id)  # raises, naming the task
-                raise IndexError(task_id)  # (not reached)
+                raise
             run: Iterable = output.handed
             if length_hint(run):
                 # Nothing taken yet; the take below checks for itself.

@@ -23,6 +23,7 @@ replaces it if it can.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import queue
@@ -873,29 +874,18 @@ class ProcessPool:
         return task_id, start, values, errors
 
     def _lose_all(self, workers: list[_Worker], reason: str) -> None:
-        """``_lose`` every one of ``workers``, side by side.
-
-        Closing a worker may wait: a remote one for its host (seconds, when
-        the host froze), a local one that ignores SIGTERM for its grace
-        before SIGKILL. One after another, that wait would be paid once per
-        worker.
-        """
-        losing = []
-        for worker in workers:
-            thread = threading.Thread(
-                target=self._lose,
-                args=(worker, reason),
-                name=f"numap-close {worker.channel.label}",
-                daemon=True,
+        """``_lose`` every one of ``workers``, side by side: closing a
+        worker may wait (a remote one for its host, seconds when the host
+        froze; a local one that ignores SIGTERM for its grace before
+        SIGKILL), and one after another that wait would be paid once per
+        worker."""
+        _waits.side_by_side(
+            (
+                f"numap-close {worker.channel.label}",
+                functools.partial(self._lose, worker, reason),
             )
-            try:
-                thread.start()
-            except RuntimeError:  # no thread to spare: lost here, in turn
-                self._lose(worker, reason)
-            else:
-                losing.append(thread)
-        for thread in losing:
-            _waits.join(thread)
+            for worker in workers
+        )
 
     def _lose(self, worker: _Worker, reason: str) -> None:
         with self._lock:

@@ -88,6 +88,11 @@ class PayloadError(Exception):
 # Serialisation
 
 
+# What pickling and unpickling let through rather than turn into a
+# PayloadError (see dumps).
+_PASS_THROUGH = (Terminated, KeyboardInterrupt)
+
+
 def dumps(obj: Any, prefer_dill: bool = False, prefix: bytes = b"") -> bytes:
     """Serialise ``obj``: plain pickle first, dill only when pickle fails.
 
@@ -109,13 +114,13 @@ def dumps(obj: Any, prefer_dill: bool = False, prefix: bytes = b"") -> bytes:
     if prefer_dill and dill is not None:
         try:
             return _dumps_with_dill(obj, prefix, with_globals=True)
-        except (Terminated, KeyboardInterrupt):
+        except _PASS_THROUGH:
             raise
         except BaseException:  # a global that does not pickle: see _dumps_with_dill
             pass
         try:
             return _dumps_with_dill(obj, prefix)
-        except (Terminated, KeyboardInterrupt):
+        except _PASS_THROUGH:
             raise
         except BaseException as error:  # dill refused; plain pickle may manage
             dill_error = error
@@ -123,7 +128,7 @@ def dumps(obj: Any, prefer_dill: bool = False, prefix: bytes = b"") -> bytes:
         return b"".join(
             (prefix, PICKLE_FLAG, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
         )
-    except (Terminated, KeyboardInterrupt):
+    except _PASS_THROUGH:
         raise
     except BaseException as pickle_error:
         if dill_error is not None:
@@ -134,7 +139,7 @@ def dumps(obj: Any, prefer_dill: bool = False, prefix: bytes = b"") -> bytes:
             raise PayloadError(_describe(pickle_error)) from pickle_error
         try:
             return _dumps_with_dill(obj, prefix)
-        except (Terminated, KeyboardInterrupt):
+        except _PASS_THROUGH:
             raise
         except BaseException as error:
             raise PayloadError(_describe(error)) from error
@@ -201,7 +206,7 @@ def loads(data: bytes | memoryview) -> Any:
                     "here: install dill on this host"
                 )
             return dill.loads(body)
-    except (PayloadError, Terminated, KeyboardInterrupt):
+    except (PayloadError, *_PASS_THROUGH):
         raise
     except BaseException as error:
         raise PayloadError(_describe(error)) from error

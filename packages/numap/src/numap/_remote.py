@@ -782,17 +782,6 @@ def _close_together(channels: list[RemoteChannel], wait: bool) -> None:
     # Each close waits for its host, up to STOP_GRACE_WAIT + STOP_TIMEOUT
     # when it froze: side by side, a frozen host costs that once, not once
     # per worker.
-    closing = []
-    for channel in channels:
-        thread = threading.Thread(
-            target=channel.close, name="numap-remote-close", daemon=True
-        )
-        try:
-            thread.start()
-        except RuntimeError:  # no thread to spare: closed here, in turn
-            channel.close()
-        else:
-            closing.append(thread)
-    if wait:
-        for thread in closing:
-            _waits.join(thread)
+    _waits.side_by_side(
+        (("numap-remote-close", channel.close) for channel in channels), wait
+    )

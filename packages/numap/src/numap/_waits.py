@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterable
 
 # The longest a main-thread wait lasts before Python looks for a signal.
 SLICE_SECONDS = 0.1
@@ -37,6 +38,30 @@ def join(thread: threading.Thread, timeout: float | None = None) -> None:
             if wait <= 0:
                 return
         thread.join(wait)
+
+
+def side_by_side(
+    actions: Iterable[tuple[str, Callable[[], object]]], wait: bool = True
+) -> None:
+    """Run each ``(thread name, action)`` in a thread of its own, and with
+    ``wait`` join them all (see :func:`join`). An action for which no
+    thread can be started (at interpreter exit) runs here, in turn.
+
+    For actions that may each wait long, such as closing the workers of a
+    frozen host: side by side, that wait is paid once, not once each.
+    """
+    threads = []
+    for name, action in actions:
+        thread = threading.Thread(target=action, name=name, daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to spare
+            action()
+        else:
+            threads.append(thread)
+    if wait:
+        for thread in threads:
+            join(thread)
 
 
 def acquire(lock: threading.Lock, timeout: float | None = None) -> bool:
