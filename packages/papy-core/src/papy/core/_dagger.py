@@ -8,8 +8,8 @@ from fractions import Fraction
 from typing import Any
 
 from papy.core._errors import DaggerError
-from papy.core._piper import Piper
-from papy.core._streams import Valve, is_iterable, tee_bound
+from papy.core._piper import Piper, reads_needed
+from papy.core._streams import Tee, Valve, is_iterable, tee_bound
 from papy.graph import DictGraph, GraphError
 
 _STRIDE_HOW = (
@@ -210,7 +210,7 @@ class Dagger(DictGraph):
         Raises DaggerError unless ``pipes`` is a tuple or list of pipes,
         each a tuple or list of Pipers: ``[(a, b)]``, not ``[a, b]``.
         """
-        if isinstance(pipes, Piper | str | bytes) or not isinstance(pipes, Sequence):
+        if isinstance(pipes, str | bytes) or not isinstance(pipes, Sequence):
             raise DaggerError(
                 f"Dagger: 'pipes' must be a list of pipes, each a tuple of "
                 f"Pipers, e.g. pipes=[(a, b)]; got {pipes!r}"
@@ -715,8 +715,7 @@ class Dagger(DictGraph):
         need: dict[Piper, int] = {}
         for piper in reversed(order):
             results = max((need[r] for r in self.get_downstream(piper)), default=1)
-            groups = -(-results // piper.produce)  # ceil
-            need[piper] = piper.consume * (groups + piper.stride * piper.spawn)
+            need[piper] = reads_needed(piper, results)
         for piper in order:
             readers = self.get_downstream(piper)
             if len(readers) > 1:
@@ -741,10 +740,12 @@ class Dagger(DictGraph):
         """
         for valve in self._valves:
             valve.close()
-        for piper in self._connected:
-            tee = piper._tee
-            if tee is not None:
-                tee.release()
+        for tee in self._tees():
+            tee.release()
+
+    def _tees(self) -> list[Tee]:
+        """The fan-outs (Tees) of the connected Pipers read by several."""
+        return [piper._tee for piper in self._connected if piper._tee is not None]
 
     def stop(self) -> None:
         """Stop the Pipers (each NuMap once, with its end tasks)."""

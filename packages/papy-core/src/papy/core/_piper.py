@@ -624,8 +624,7 @@ class Piper:
         it directly to give a result each."""
         if self._tee_bound is not None:
             return self._tee_bound
-        leads = [r.consume * (1 + r.stride * r.spawn) for r in self._consumers]
-        return tee_bound(max(leads))
+        return tee_bound(max(reads_needed(r, 1) for r in self._consumers))
 
     def stop(self, forced: bool = False, **kwargs: Any) -> None:
         """Stop the Piper; for a parallel one, stop its NuMap (once).
@@ -706,21 +705,27 @@ class Piper:
                 sources.append(source._stream_for(self))
             else:
                 sources.append(iter(source))
-        rows = self._counted_rows(
-            self._then_let_go(zip_inputs(sources, self._uneven_inputs))
-        )
+        rows = self._counted_rows(zip_inputs(sources, self._uneven_inputs))
         inboxes = rows if self.consume == 1 else group(rows, self.consume, self.stride)
-        if self.imap is None:
+        if self.imap is None or not self._debug_upstream():
             return inboxes
         return map(self._hold_original, inboxes)
 
-    def _then_let_go(self, rows: Iterator[Any]) -> Iterator[Any]:
-        """``rows``; once they end (or are dropped), let go of the inputs
-        (see ``_let_go_of_inputs``)."""
-        try:
-            yield from rows
-        finally:
-            self._let_go_of_inputs()
+    def _debug_upstream(self) -> bool:
+        """Whether a Piper upstream, direct or not, has ``debug=True``: only
+        such a Piper puts ``_RaisedUpstream`` items in the stream (which
+        ``_hold_original`` looks for in every inbox)."""
+        seen: set[int] = set()
+        pending = [source for source in self.inbox if isinstance(source, Piper)]
+        while pending:
+            piper = pending.pop()
+            if id(piper) in seen:
+                continue
+            seen.add(id(piper))
+            if piper.debug:
+                return True
+            pending.extend(p for p in piper.inbox if isinstance(p, Piper))
+        return False
 
     def _let_go_of_inputs(self) -> None:
         """Tell the Tees upstream that this Piper reads no more: a join
@@ -796,9 +801,14 @@ class Piper:
         )
 
     def _counted_rows(self, rows: Iterator[Any]) -> Iterator[Any]:
-        for row in rows:
-            self.stats["items_in"] += 1  # one writer, no lock: see __init__
-            yield row
+        """``rows``, counted in; once they end (or are dropped), this Piper
+        lets go of its inputs (see ``_let_go_of_inputs``)."""
+        try:
+            for row in rows:
+                self.stats["items_in"] += 1  # one writer, no lock: see __init__
+                yield row
+        finally:
+            self._let_go_of_inputs()
 
     def _next_of_copy(self, copy: int) -> Any:
         if self.imap is None:
@@ -993,3 +1003,11 @@ class Piper:
 
     def __next__(self) -> Any:
         return self.next()
+
+
+def reads_needed(piper: Piper, results: int) -> int:
+    """How many items ``piper`` may read before it gives ``results``
+    results: whole blocks of strides, consume items per produce results
+    (see ``Dagger._set_tee_bounds``)."""
+    groups = -(-results // piper.produce)  # ceil
+    return piper.consume * (groups + piper.stride * piper.spawn)

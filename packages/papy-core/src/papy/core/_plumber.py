@@ -330,15 +330,13 @@ class Plumber(Dagger):
         """Let the readers of every fan-out run ahead of each other (see
         ``Tee.loosen``). While paused they still stop soon: the pullers
         after their item, the NuMaps' feeders when their buffers are full."""
-        for piper in self._connected:
-            if piper._tee is not None:
-                piper._tee.loosen()
+        for tee in self._tees():
+            tee.loosen()
 
     def _tighten_fan_outs(self) -> None:
         """Bound the fan-outs again (see ``Tee.tighten``)."""
-        for piper in self._connected:
-            if piper._tee is not None:
-                piper._tee.tighten()
+        for tee in self._tees():
+            tee.tighten()
 
     def _input_waits_for_data(self) -> bool:
         return any(valve.waiting_for_data for valve in self._valves)

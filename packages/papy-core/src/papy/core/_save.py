@@ -834,27 +834,20 @@ def _run_pipeline_file(
     sys.modules[module.__name__] = module
     try:
         exec(code, module.__dict__)
-    except SystemExit as exit_:
-        details, line = _user_traceback(exit_, full_path)
-        where = f", line {line}" if line else ""
-        raise PipelineFileError(
-            f"pipeline file {shown!r} called sys.exit({exit_.code!r}) while "
-            f"loading{where}. An argument parser at module level does that "
-            "when it rejects the command line it finds: loading imports the "
-            "file, so code that parses the command line or exits must go "
-            "under 'if __name__ == \"__main__\":'",
-            details,
-        ) from exit_
-    except BaseException as error:
-        if not isinstance(error, Exception):  # Ctrl-C: not ours
-            raise
+    except (Exception, SystemExit) as error:  # a Ctrl-C is not the file's
         details, line = _user_traceback(error, full_path)
         where = f", line {line}" if line else ""
-        raise PipelineFileError(
-            f"pipeline file {shown!r} raised {type(error).__name__} while "
-            f"loading{where}: {error}",
-            details,
-        ) from error
+        if isinstance(error, SystemExit):
+            what = (
+                f"called sys.exit({error.code!r}) while loading{where}. An "
+                "argument parser at module level does that when it rejects "
+                "the command line it finds: loading imports the file, so code "
+                "that parses the command line or exits must go under "
+                "'if __name__ == \"__main__\":'"
+            )
+        else:
+            what = f"raised {type(error).__name__} while loading{where}: {error}"
+        raise PipelineFileError(f"pipeline file {shown!r} {what}", details) from error
     if not hasattr(module, codefile.PIPELINE_NAME):
         raise PipelineFileError(
             f"pipeline file {shown!r} defines no module-level "

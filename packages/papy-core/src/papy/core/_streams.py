@@ -357,24 +357,17 @@ class Tee:
         try:
             item = next(self._source)
         except StopIteration:
-            self._end()
+            self._pulled(ended=True)
             raise
         except Exception as error:
             # Raised to consumer i now, and queued for the others.
-            self._end(_Raised(error), but=i)
+            self._pulled([_Raised(error)], but=i, ended=True)
             raise
         except BaseException:  # a Ctrl-C stops the program, not an input
-            with self._lock:
-                self._pulling = False
-                self._changed.notify_all()
+            self._pulled()
             raise
-        with self._lock:
-            for index, other in enumerate(self._queues):
-                if index != i and not self._abandoned[index]:
-                    other.append(item)
-            self._pulling = False
-            self._changed.notify_all()
-            return item
+        self._pulled([item], but=i)
+        return item
 
     def _take(self, queue: deque[Any]) -> Any:
         """The next item of ``queue`` (under _lock), raised if it is an
@@ -388,15 +381,20 @@ class Tee:
             raise item.error
         return item
 
-    def _end(self, raised: _Raised | None = None, but: int = -1) -> None:
-        """Mark the source as ended, after ``raised`` for every consumer
-        but consumer ``but`` (whose read raised it)."""
+    def _pulled(
+        self, got: Sequence[Any] = (), but: int = -1, ended: bool = False
+    ) -> None:
+        """End a pull from the source: queue what it ``got`` (an item, or
+        the _Raised of its error) for every consumer still reading but
+        consumer ``but`` (who pulled it and gets it directly); ``ended``:
+        the source has ended."""
         with self._lock:
-            if raised is not None:
+            for item in got:
                 for index, queue in enumerate(self._queues):
                     if index != but and not self._abandoned[index]:
-                        queue.append(raised)
-            self._exhausted = True
+                        queue.append(item)
+            if ended:
+                self._exhausted = True
             self._pulling = False
             self._changed.notify_all()
 

@@ -33,7 +33,7 @@ def find_error(inbox: Any) -> BaseException | None:
     Piper must raise: papy.core's debug raises) wins over the others, so
     that a join does not swap it for an ordinary error of another branch;
     otherwise the first error wins. Called for every item: one pass, and
-    no list built.
+    nothing built (an entry is not wrapped in a tuple to share the loop).
     """
     if isinstance(inbox, BaseException):
         return inbox
@@ -41,12 +41,18 @@ def find_error(inbox: Any) -> BaseException | None:
         return None
     first = None
     for entry in inbox:
-        for item in entry if isinstance(entry, tuple | list) else (entry,):
-            if isinstance(item, BaseException):
-                if getattr(item, "passed_on_first", False):
-                    return item
-                if first is None:
-                    first = item
+        if isinstance(entry, BaseException):
+            if getattr(entry, "passed_on_first", False):
+                return entry
+            if first is None:
+                first = entry
+        elif isinstance(entry, tuple | list):
+            for item in entry:
+                if isinstance(item, BaseException):
+                    if getattr(item, "passed_on_first", False):
+                        return item
+                    if first is None:
+                        first = item
     return first
 
 
