@@ -96,8 +96,10 @@ def ssl_plan(
     for every host, with keys from SSL_KEYS (keyfile, certfile, ca_certs:
     paths of existing files; check_hostname: a bool), or a dict mapping
     host specs, exactly as written in worker_remote, to such dicts (hosts
-    it does not name connect without SSL). A dict that names a host of
-    worker_remote, or whose values are all dicts (or None), is the latter.
+    it does not name connect without SSL). A dict with any key of SSL_KEYS
+    is the former (a host spec beside them is then an unknown option);
+    else one that names a host of worker_remote, or whose values are all
+    dicts (or None), is the latter.
     Raises TypeError or ValueError naming worker_remote_ssl, the key and
     what is allowed.
     """

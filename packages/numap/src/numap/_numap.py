@@ -312,6 +312,17 @@ class _Output:
         _handout.drain(self.handed)
         self.handed = _handout.NOTHING
 
+    def end_input(self) -> None:
+        """(Holding lock.) The task's input has ended: ``total`` is what
+        entered. Results given up for items that never entered (timeouts
+        while the input was about to end) will never come, so they are
+        forgotten: waiting for them would keep the map from stopping
+        itself at its end."""
+        total = self.total = self.entered
+        if self.skipped:
+            self.skipped = {index for index in self.skipped if index < total}
+        self.skip_count = min(self.skip_count, total - self.arrived)
+
 
 class _Task:
     """A task as added: function, input, and where its results go."""
@@ -1249,8 +1260,7 @@ class NuMap:
         input had not ended ends after the items that did enter."""
         for task in self._tasks:
             if task.output.total is None:
-                task.output.total = task.output.entered
-                self._forget_skips_past_the_end(task.output)
+                task.output.end_input()
         self._notify_results()
 
     def _weave_until_wait(self, progress: _lifetime.FeedProgress) -> int | None:
@@ -1381,21 +1391,8 @@ class NuMap:
     def _end_input(self, task_id: int) -> None:
         output = self._tasks[self._result_task[task_id]].output
         with self._lock:
-            output.total = output.entered
-            self._forget_skips_past_the_end(output)
+            output.end_input()
             self._notify_results()
-
-    @staticmethod
-    def _forget_skips_past_the_end(output: _Output) -> None:
-        """(Holding _lock, ``total`` just set.) Results given up for items
-        that never entered (timeouts while the input was about to end) will
-        never come: waiting for them would keep the map from stopping
-        itself at its end."""
-        total = output.total
-        assert total is not None
-        if output.skipped:
-            output.skipped = {index for index in output.skipped if index < total}
-        output.skip_count = min(output.skip_count, total - output.arrived)
 
     def _feed_chained(self) -> bool:
         """Move every ready upstream result into its chained task, outside
