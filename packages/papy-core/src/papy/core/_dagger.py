@@ -399,9 +399,22 @@ class Dagger(DictGraph):
                 f"give them the same stride: {_STRIDE_HOW}"
             )
 
-    def _downstream_of(self, piper: Piper, order: list[Piper]) -> list[Piper]:
-        """The Pipers that ``piper`` feeds, directly or through others."""
-        return [other for other in order if piper in self.deep_nodes(other)]
+    def _reader_misled_by(
+        self, piper: Piper, order: list[Piper], regrouping: bool
+    ) -> tuple[Piper, bool] | None:
+        """The first Piper that ``piper`` feeds, directly or through
+        others, and that would pair its items wrongly (a join some of
+        whose inputs ``piper`` does not feed: ``(reader, True)``) or, with
+        ``regrouping``, group them wrongly (consume>1: ``(reader,
+        False)``); None if there is none."""
+        for reader in order:
+            if piper not in self.deep_nodes(reader):
+                continue
+            if self._joins_unevenly(piper, reader):
+                return reader, True
+            if regrouping and reader.consume > 1:
+                return reader, False
+        return None
 
     def _joins_unevenly(self, piper: Piper, reader: Piper) -> bool:
         """Whether ``reader`` joins streams of which some come through
@@ -432,22 +445,22 @@ class Dagger(DictGraph):
         for piper in order:
             if piper.timeout is None or getattr(piper.imap, "skip", True):
                 continue
-            for reader in self._downstream_of(piper, order):
-                joins = self._joins_unevenly(piper, reader)
-                if not joins and reader.consume == 1:
-                    continue
-                if joins:
-                    what = "joins it with other streams, would pair"
-                else:
-                    what = f"groups its items (consume={reader.consume}), would group"
-                raise DaggerError(
-                    f"Dagger: Piper {piper.name!r} has timeout={piper.timeout} on "
-                    f"NuMap {getattr(piper.imap, 'name', piper.imap)!r} with "
-                    "skip=False, so each timeout adds an error item before the "
-                    f"late result, and {reader.name!r}, which {what} items "
-                    "wrongly; give that NuMap skip=True (a late result is then "
-                    "given up and the error takes its slot) or remove the timeout"
-                )
+            found = self._reader_misled_by(piper, order, regrouping=True)
+            if found is None:
+                continue
+            reader, joins = found
+            if joins:
+                what = "joins it with other streams, would pair"
+            else:
+                what = f"groups its items (consume={reader.consume}), would group"
+            raise DaggerError(
+                f"Dagger: Piper {piper.name!r} has timeout={piper.timeout} on "
+                f"NuMap {getattr(piper.imap, 'name', piper.imap)!r} with "
+                "skip=False, so each timeout adds an error item before the "
+                f"late result, and {reader.name!r}, which {what} items "
+                "wrongly; give that NuMap skip=True (a late result is then "
+                "given up and the error takes its slot) or remove the timeout"
+            )
 
     def _check_unordered(self, order: list[Piper]) -> None:
         """Refuse a Piper on an unordered NuMap (``ordered=False``) that
@@ -458,18 +471,19 @@ class Dagger(DictGraph):
         for piper in order:
             if getattr(piper.imap, "ordered", True):
                 continue
-            for reader in self._downstream_of(piper, order):
-                if not self._joins_unevenly(piper, reader):
-                    continue
-                raise DaggerError(
-                    f"Dagger: Piper {piper.name!r} is on NuMap "
-                    f"{getattr(piper.imap, 'name', piper.imap)!r} with "
-                    f"ordered=False, which gives results as they finish, and "
-                    f"{reader.name!r} joins its stream with other streams item "
-                    "by item, so it would pair items of different inputs; give "
-                    "that NuMap ordered=True (the default), or do not join "
-                    "its stream"
-                )
+            found = self._reader_misled_by(piper, order, regrouping=False)
+            if found is None:
+                continue
+            reader, _ = found
+            raise DaggerError(
+                f"Dagger: Piper {piper.name!r} is on NuMap "
+                f"{getattr(piper.imap, 'name', piper.imap)!r} with "
+                f"ordered=False, which gives results as they finish, and "
+                f"{reader.name!r} joins its stream with other streams item "
+                "by item, so it would pair items of different inputs; give "
+                "that NuMap ordered=True (the default), or do not join "
+                "its stream"
+            )
 
     def _check_numap_cycles(self, order: list[Piper]) -> None:
         """Refuse NuMaps that feed each other (A -> B -> A).
