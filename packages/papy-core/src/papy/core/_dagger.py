@@ -726,14 +726,18 @@ class Dagger(DictGraph):
         alternating produce=2 and consume=2 Pipers doubled it at each pair.)
         """
         order = self.postorder()
+        # Worked out once: get_downstream() sorts the whole graph per call.
+        readers: dict[Piper, list[Piper]] = {piper: [] for piper in order}
+        for piper in order:
+            for upstream in self[piper]:
+                readers[upstream].append(piper)
         need: dict[Piper, int] = {}
         for piper in reversed(order):
-            results = max((need[r] for r in self.get_downstream(piper)), default=1)
+            results = max((need[r] for r in readers[piper]), default=1)
             need[piper] = reads_needed(piper, results)
         for piper in order:
-            readers = self.get_downstream(piper)
-            if len(readers) > 1:
-                piper._tee_bound = tee_bound(max(need[r] for r in readers))
+            if len(readers[piper]) > 1:
+                piper._tee_bound = tee_bound(max(need[r] for r in readers[piper]))
 
     def _fed_pipers_by_numap(self) -> list[list[Piper]]:
         """The connected parallel Pipers whose tasks the NuMap's feeder
