@@ -30,7 +30,6 @@ import socket
 import ssl as ssl_module
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from hashlib import sha256
@@ -132,6 +131,10 @@ def _ssl_kwargs(options: Mapping[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+class _NotRpyc(ConnectionError):
+    """The peer answered, but not as an rpyc server."""
+
+
 class _SetupStream(SocketStream):
     """rpyc's socket stream, with a deadline while a worker is set up.
 
@@ -142,9 +145,18 @@ class _SetupStream(SocketStream):
     time) is set, every wait on the socket gives up at it with TimeoutError;
     ``run_without_limit`` clears it once the worker runs, when a batch may
     take longer than any timeout.
+
+    While the deadline is set, a read of more than MAX_SETUP_MESSAGE bytes
+    is refused at once with _NotRpyc: the answers while a worker is set up
+    are a few bytes each, so such a length (an SSH banner read as an rpyc
+    header announces ~1.4 GB) means the peer is not an rpyc server at all,
+    and waiting for that many bytes would wait for the deadline for nothing.
     """
 
     deadline: float | None = None
+    # The bytes of the last read while the deadline is set: the header
+    # whose length a refused read came from, to show in the error.
+    _last_read: bytes = b""
 
     def run_without_limit(self) -> None:
         self.deadline = None
@@ -170,6 +182,12 @@ class _SetupStream(SocketStream):
     def read(self, count: int) -> bytes:
         if self.deadline is None:
             return super().read(count)  # type: ignore[no-any-return]
+        if count > MAX_SETUP_MESSAGE:
+            self.close()
+            raise _NotRpyc(
+                f"it answered {self._last_read!r}..., which is not rpyc: "
+                "another service listens on that port"
+            )
         chunks = []
         while count > 0:
             self._time_left()
@@ -185,41 +203,13 @@ class _SetupStream(SocketStream):
                 raise EOFError("connection closed by peer")
             chunks.append(chunk)
             count -= len(chunk)
-        return b"".join(chunks)
+        self._last_read = b"".join(chunks)
+        return self._last_read
 
     def write(self, data: bytes) -> None:
         if self.deadline is not None:
             self._time_left()
         super().write(data)
-
-
-class _SetupChannel(RpycChannel):
-    """rpyc's channel, refusing messages no setup answer could be.
-
-    The answers while a worker is set up are a few bytes each: a longer
-    message means the peer is not an rpyc server at all (an SSH banner read
-    as an rpyc header announces ~1.4 GB), and is refused at once instead
-    of being waited for.
-    """
-
-    def recv(self) -> bytes:
-        stream = self.stream
-        if getattr(stream, "deadline", None) is None:
-            return super().recv()  # type: ignore[no-any-return]
-        header = stream.read(self.FRAME_HEADER.size)
-        length, compressed = self.FRAME_HEADER.unpack(header)
-        if length > MAX_SETUP_MESSAGE:
-            stream.close()
-            raise _NotRpyc(
-                f"it answered {header!r}..., which is not rpyc: another "
-                "service listens on that port"
-            )
-        data = stream.read(length + len(self.FLUSHER))[: -len(self.FLUSHER)]
-        return zlib.decompress(data) if compressed else data
-
-
-class _NotRpyc(ConnectionError):
-    """The peer answered, but not as an rpyc server."""
 
 
 def connect(
@@ -261,7 +251,7 @@ def connect(
         )
         # zlib (rpyc's default above 3 kB) costs more than it saves on a LAN:
         # 4x slower on large frames, measured on loopback.
-        channel = _SetupChannel(stream, compress=False)
+        channel = RpycChannel(stream, compress=False)
         connection = connect_channel(
             channel, ClassicClient, {"sync_request_timeout": HANDSHAKE_TIMEOUT}
         )
