@@ -45,6 +45,11 @@ class PiperError(Exception):
     map engine, or another ``PiperError`` from upstream).
     """
 
+    # True on the error that a timeout on a NuMap without skip puts in a
+    # Piper's stream ahead of the late result: it stands for no input item
+    # of its own, so a Piper's spawn and produce blocks do not count it.
+    _ahead_of_late_result = False
+
     def __init__(self, message: str, exception: BaseException | None = None) -> None:
         super().__init__(message, exception)
         self.exception = exception

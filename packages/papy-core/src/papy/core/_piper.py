@@ -128,6 +128,13 @@ class _Failure:
         self.error = error
 
 
+def _takes_slot(item: Any) -> bool:
+    """Whether a result (raw or made an item) stands for an input item; the
+    error a timeout puts ahead of a late result does not."""
+    error = item.error if isinstance(item, _Failure) else item
+    return not (isinstance(error, PiperError) and error._ahead_of_late_result)
+
+
 class _Deferred:
     """An iterator built on first use (upstream streams exist only after start)."""
 
@@ -207,7 +214,9 @@ class Piper:
         the stream (not raised). If the NuMap has ``skip=True`` the late result
         is dropped, so the error takes its slot; otherwise one error comes
         per timeout that passes, then the late result (so a Dagger refuses
-        such a Piper upstream of a join or a consume>1 Piper). ``inf``, or
+        such a Piper upstream of a join or a consume>1 Piper); such an error
+        stands for no item, and with spawn or produce > 1 comes ahead of its
+        block, whose order it leaves alone. ``inf``, or
         more than ``threading.TIMEOUT_MAX`` seconds, means None (no
         timeout); nan and a negative number are refused; a linear Piper
         ignores a timeout, with a warning. A Piper
@@ -821,11 +830,12 @@ class Piper:
         except StopIteration:
             raise
         except TimeoutError as error:
-            return _Failure(
-                PiperError(
-                    f"Piper {self.name!r}: no result within {self.timeout} s", error
-                )
+            failure = PiperError(
+                f"Piper {self.name!r}: no result within {self.timeout} s", error
             )
+            # Without skip the late result still comes, in its item's slot.
+            failure._ahead_of_late_result = not self.imap.skip
+            return _Failure(failure)
         except Exception as error:
             return _Failure(
                 PiperError(f"Piper {self.name!r}: the NuMap failed: {error!r}", error)
@@ -929,10 +939,10 @@ class Piper:
         if self.spawn == 1:
             results = self._single_copy()
         else:
-            results = merge(self._next_of_copy, self.spawn, self.stride)
+            results = merge(self._next_of_copy, self.spawn, self.stride, _takes_slot)
         items: Iterator[Any] = map(self._to_item, results)
         if self.produce > 1:
-            items = unroll(items, self.produce, self.stride, self._expand)
+            items = unroll(items, self.produce, self.stride, self._expand, _takes_slot)
         try:
             for item in items:
                 if not self._discarding:

@@ -172,25 +172,36 @@ class _SplitterView:
         return self._splitter._next_for(self._t)
 
 
-def merge(next_of_copy: Callable[[int], Any], k: int, s: int) -> Iterator[Any]:
+def _always(item: Any) -> bool:
+    return True
+
+
+def merge(
+    next_of_copy: Callable[[int], Any],
+    k: int,
+    s: int,
+    takes_slot: Callable[[Any], bool] = _always,
+) -> Iterator[Any]:
     """Merge k copies' results back in block order (s from copy 0, then 1...).
 
     ``next_of_copy(t)`` returns copy t's next result or raises StopIteration.
     Only the last block can be short, so the first short block ends the stream.
+    A result for which ``takes_slot`` is False (an error a timeout adds
+    before the late result it stands for) is passed on where it comes,
+    without counting towards its copy's block.
     """
     block_number = 0
     while True:
         copy = block_number % k
         got = 0
-        for _ in range(s):
+        while got < s:
             try:
                 item = next_of_copy(copy)
             except StopIteration:
                 return
-            got += 1
+            if takes_slot(item):
+                got += 1
             yield item
-        if got < s:
-            return
         block_number += 1
 
 
@@ -199,14 +210,24 @@ def unroll(
     n: int,
     s: int,
     expand: Callable[[Any], Sequence[Any]],
+    takes_slot: Callable[[Any], bool] = _always,
 ) -> Iterator[Any]:
     """produce=n: unroll strides of results element-wise (a0 b0 c0 a1 b1 ...).
 
     ``expand(result)`` turns one result into its n items (an error or a
-    repeated result into n copies of itself).
+    repeated result into n copies of itself). A result for which
+    ``takes_slot`` is False (as in :func:`merge`) is passed on once, as it
+    is, ahead of the block it came in.
     """
     while True:
-        block = _take(results, s)
+        block = []
+        for result in results:
+            if takes_slot(result):
+                block.append(result)
+                if len(block) == s:
+                    break
+            else:
+                yield result
         if not block:
             return
         expanded = [expand(result) for result in block]

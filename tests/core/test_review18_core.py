@@ -1,0 +1,99 @@
+"""Regressions found in session 18 of papy.core: the error a timeout puts
+ahead of a late result (a NuMap without skip) took a slot in a Piper's
+spawn and produce blocks, which reordered the stream and, with spawn > 1,
+lost its last result. Real NuMaps (thread workers), real threads."""
+
+import pytest
+from core_functions import sleepy
+from numap import NuMap
+from papy.core import Piper, PiperError, Plumber, Worker
+from papy.core._streams import merge, unroll
+
+SLOW_ITEM = 1
+ITEMS = 12
+
+
+def timed_out(item):
+    return isinstance(item, PiperError) and isinstance(item.exception, TimeoutError)
+
+
+def run_late_piper(spawn, produce, skip):
+    """The output of a Piper over 0..11 whose item 1 outlives the timeout."""
+    numap = NuMap(worker_type="thread", worker_num=4, skip=skip)
+    worker = Worker(sleepy, kwargs={"slow": (SLOW_ITEM,), "seconds": 1.0})
+    piper = Piper(
+        worker,
+        parallel=numap,
+        timeout=0.2,
+        spawn=spawn,
+        produce=produce,
+        repeat=True,
+        name="late",
+    )
+    plumber = Plumber(pipes=[(piper,)])
+    plumber.start([range(ITEMS)])
+    output = []
+    try:
+        while True:
+            try:
+                output.append(piper.next())
+            except StopIteration:
+                return output
+    finally:
+        plumber.stop()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("spawn", [1, 2, 3])
+def test_timeout_errors_without_skip_keep_the_order_and_every_result(spawn):
+    # Before: with spawn=2 the stream came as 0 E 1 2 4 5 6 7 3 8 9 10,
+    # item 3 out of place and item 11 lost.
+    output = run_late_piper(spawn, produce=1, skip=False)
+    results = [item for item in output if not timed_out(item)]
+    assert results == list(range(ITEMS))
+    errors = [index for index, item in enumerate(output) if timed_out(item)]
+    assert errors, "item 1 should have timed out at least once"
+    assert all(index <= output.index(SLOW_ITEM) for index in errors)
+
+
+@pytest.mark.timeout(60)
+def test_timeout_errors_without_skip_stay_out_of_produce_blocks():
+    # Before: the error took a slot of its stride's block (two copies of
+    # it), and every later block of the unrolled stream was shifted.
+    output = run_late_piper(spawn=1, produce=2, skip=False)
+    results = [item for item in output if not timed_out(item)]
+    stride = 4  # the NuMap's workers
+    expected = []
+    for start in range(0, ITEMS, stride):
+        block = list(range(start, start + stride))
+        expected += block + block
+    assert results == expected
+    assert sum(timed_out(item) for item in output) >= 1
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("spawn, produce", [(2, 1), (1, 2)])
+def test_with_skip_the_timeout_error_takes_the_late_results_slot(spawn, produce):
+    output = run_late_piper(spawn, produce, skip=True)
+    late = PiperError("late")
+    expected = [late if item == SLOW_ITEM else item for item in range(ITEMS)]
+    if produce == 2:
+        blocks = [expected[start : start + 4] for start in range(0, ITEMS, 4)]
+        expected = [item for block in blocks for item in block + block]
+    assert [late if timed_out(item) else item for item in output] == expected
+
+
+@pytest.mark.timeout(10)
+def test_merge_passes_on_what_takes_no_slot_without_counting_it():
+    copies = [iter([0, "x", 1, 4, 5]), iter([2, 3, 6])]
+    merged = merge(lambda copy: next(copies[copy]), 2, 2, lambda item: item != "x")
+    assert list(merged) == [0, "x", 1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.timeout(10)
+def test_unroll_passes_on_what_takes_no_slot_once_ahead_of_its_block():
+    results = iter(["a", "x", "b", "c", "d"])
+    unrolled = unroll(
+        results, 2, 2, lambda item: (item + "0", item + "1"), lambda item: item != "x"
+    )
+    assert list(unrolled) == ["x", "a0", "b0", "a1", "b1", "c0", "d0", "c1", "d1"]
