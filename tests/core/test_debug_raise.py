@@ -193,9 +193,11 @@ def test_an_input_that_raises_reaches_every_branch_alike(worker_type):
     right = Piper(first, parallel=numap, name="right", branch=2)
     plumber = Plumber(pipes=[(source, left), (source, right)])
     cause, counters = run_failure(plumber, [breaks_at_fifty()])
-    assert cause is None  # a NuMap makes the failed read an item's error
-    for name in ("left", "right"):
-        assert counters[name]["items_in"] == 50
+    assert cause is None  # the failed read is an item's error
+    # The input Piper turns it into an error item in the 51st slot, which
+    # every branch reads.
+    for name in ("source", "left", "right"):
+        assert counters[name]["items_in"] == 51
         assert counters[name]["errors"] == 1
 
 

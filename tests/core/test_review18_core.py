@@ -97,3 +97,97 @@ def test_unroll_passes_on_what_takes_no_slot_once_ahead_of_its_block():
         results, 2, 2, lambda item: (item + "0", item + "1"), lambda item: item != "x"
     )
     assert list(unrolled) == ["x", "a0", "b0", "a1", "b1", "c0", "d0", "c1", "d1"]
+
+
+# --- an input iterator that raises (linear and parallel alike) ----------------
+
+
+def plus_one(inbox):
+    return inbox[0] + 1
+
+
+def breaks_after_two():
+    yield 1
+    yield 2
+    raise OSError("disk gone")
+
+
+class BadLineReader:
+    """An iterator that raises for item 2 and reads on after it, as a
+    csv.reader does after a bad line."""
+
+    def __init__(self, count, bad=(2,)):
+        self.next_item = 0
+        self.count = count
+        self.bad = bad
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = self.next_item
+        if item >= self.count:
+            raise StopIteration
+        self.next_item += 1
+        if item in self.bad:
+            raise ValueError(f"bad line {item}")
+        return item
+
+
+def read_all(piper, source):
+    """The output of ``piper`` alone in a Plumber over ``source``, with
+    ``wait()``'s outcome."""
+    plumber = Plumber(pipes=[(piper,)])
+    plumber.start([source])
+    output = []
+    try:
+        while True:
+            try:
+                output.append(piper.next())
+            except StopIteration:
+                break
+    finally:
+        plumber.stop()
+    return output
+
+
+def input_error(item, index=0):
+    return (
+        isinstance(item, PiperError)
+        and f"input {index} raised" in str(item)
+        and isinstance(item.exception, Exception)
+    )
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", [None, "thread", "process"])
+def test_an_input_that_raises_gives_an_error_item_linear_or_parallel(worker_type):
+    # Before: a linear Piper raised the input's OSError from next() (and a
+    # Plumber's run failed), where a parallel one returned a PiperError
+    # saying that "the NuMap failed".
+    parallel = False if worker_type is None else NuMap(worker_type=worker_type)
+    piper = Piper(Worker(plus_one), parallel=parallel, name="p")
+    output = read_all(piper, breaks_after_two())
+    assert output[:2] == [2, 3]
+    assert len(output) == 3 and input_error(output[2])
+    assert isinstance(output[2].exception, OSError)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", [None, "thread", "process"])
+def test_an_input_that_raises_is_read_on(worker_type):
+    # Before: the first raise ended the input, linear or parallel (the
+    # Piper's inbox generator ended with it).
+    parallel = False if worker_type is None else NuMap(worker_type=worker_type)
+    piper = Piper(Worker(plus_one), parallel=parallel, name="p")
+    output = read_all(piper, BadLineReader(6))
+    assert [item for item in output if not input_error(item)] == [1, 2, 4, 5, 6]
+    assert input_error(output[2]) and len(output) == 6
+
+
+@pytest.mark.timeout(60)
+def test_an_input_that_keeps_raising_is_ended():
+    piper = Piper(Worker(plus_one), name="p")
+    output = read_all(piper, BadLineReader(10**9, bad=range(1, 10**9)))
+    assert output[0] == 1
+    assert len(output) == 1 + 100 and all(map(input_error, output[1:]))

@@ -18,6 +18,7 @@ from papy.core._streams import (
     Splitter,
     Tee,
     group,
+    input_items,
     is_iterable,
     merge,
     tee_bound,
@@ -377,9 +378,12 @@ class Piper:
     def connect(self, inbox: Sequence[Any]) -> None:
         """Connect to upstream Pipers (or input data streams), in this order.
 
-        Each element of ``inbox`` is a Piper or an iterable of input items.
-        A parallel Piper adds its ``spawn`` tasks to its NuMap here, so
-        upstream Pipers on the same NuMap must be connected first.
+        Each element of ``inbox`` is a Piper or an iterable of input items;
+        an Exception that such an iterable raises instead of an item is that
+        item's error (a PiperError in its place; after 100 in a row with no
+        item between, the input is ended). A parallel Piper adds its
+        ``spawn`` tasks to its NuMap here, so upstream Pipers on the same
+        NuMap must be connected first.
 
         Raises PiperError if already connected or ``inbox`` is empty.
         """
@@ -709,16 +713,30 @@ class Piper:
 
     def _make_inboxes(self) -> Iterator[Any]:
         sources = []
-        for source in self.inbox:
+        for index, source in enumerate(self.inbox):
             if isinstance(source, Piper):
                 sources.append(source._stream_for(self))
             else:
-                sources.append(iter(source))
+                sources.append(input_items(iter(source), self._input_error(index)))
         rows = self._counted_rows(zip_inputs(sources, self._uneven_inputs))
         inboxes = rows if self.consume == 1 else group(rows, self.consume, self.stride)
         if self.imap is None or not self._debug_upstream():
             return inboxes
         return map(self._hold_original, inboxes)
+
+    def _input_error(self, index: int) -> Callable[[Exception], PiperError]:
+        """The error item for an exception that input ``index`` (an
+        iterable, not a Piper) raised instead of giving an item: the same
+        whether this Piper is linear or parallel."""
+
+        def error_item(error: Exception) -> PiperError:
+            return PiperError(
+                f"Piper {self.name!r}: input {index} raised {error!r} "
+                "instead of giving an item",
+                error,
+            )
+
+        return error_item
 
     def _debug_upstream(self) -> bool:
         """Whether a Piper upstream, direct or not, has ``debug=True``: only

@@ -48,6 +48,33 @@ def _take(source: Iterator[Any], count: int) -> list[Any]:
     return block
 
 
+# An input that raises this many times in a row, with no item between, is
+# ended: one that keeps raising would give errors for ever (as in numap).
+INPUT_ERRORS_IN_A_ROW = 100
+
+
+def input_items(
+    source: Iterator[Any], error_item: Callable[[Exception], Any]
+) -> Iterator[Any]:
+    """The items of an input iterator; an Exception it raises instead of an
+    item becomes ``error_item(error)`` in that item's place, and reading
+    goes on (a csv.reader reads on after a bad line; a generator that
+    raised has ended). After INPUT_ERRORS_IN_A_ROW errors in a row the
+    input is ended there."""
+    in_a_row = 0
+    while in_a_row < INPUT_ERRORS_IN_A_ROW:
+        try:
+            item = next(source)
+        except StopIteration:
+            return
+        except Exception as error:
+            in_a_row += 1
+            yield error_item(error)
+            continue
+        in_a_row = 0
+        yield item
+
+
 def zip_inputs(
     sources: Sequence[Iterator[Any]],
     on_uneven: Callable[[int, int, list[int]], None] | None = None,
