@@ -6,7 +6,7 @@ lost its last result. Real NuMaps (thread workers), real threads."""
 import pytest
 from core_functions import sleepy
 from numap import NuMap
-from papy.core import Piper, PiperError, Plumber, Worker
+from papy.core import Dagger, DaggerError, Piper, PiperError, Plumber, Worker
 from papy.core._streams import merge, unroll
 
 SLOW_ITEM = 1
@@ -191,3 +191,19 @@ def test_an_input_that_keeps_raising_is_ended():
     output = read_all(piper, BadLineReader(10**9, bad=range(1, 10**9)))
     assert output[0] == 1
     assert len(output) == 1 + 100 and all(map(input_error, output[1:]))
+
+
+# --- Dagger.start() after connect_inputs() alone ------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_a_dagger_with_pipers_left_unconnected_refuses_to_start():
+    # Before: start() started the input Pipers and returned; the output
+    # said it was "new" only once read.
+    source = Piper(Worker(plus_one), name="source")
+    output = Piper(Worker(plus_one), name="output")
+    dagger = Dagger(pipes=[(source, output)])
+    dagger.connect_inputs([range(3)])
+    with pytest.raises(DaggerError, match="'output' is not connected.*connect_inputs"):
+        dagger.start()
+    assert source.state == "connected"

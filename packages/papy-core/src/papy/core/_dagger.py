@@ -670,6 +670,14 @@ class Dagger(DictGraph):
                     "add_piper() or add_pipe() before starting it"
                 )
             raise DaggerError("Dagger: connect() the pipeline before start()")
+        connected = {id(piper) for piper in self._connected}
+        for piper in self.postorder():
+            if id(piper) not in connected:
+                raise DaggerError(
+                    f"Dagger: Piper {piper.name!r} is not connected; connect() "
+                    "the pipeline before start() (connect_inputs() connects "
+                    "the input Pipers only)"
+                )
         for piper in self._connected:
             if piper.state != "connected":
                 raise DaggerError(
