@@ -593,7 +593,10 @@ def dump_stream(
     """Write the first input to ``handle``, followed by a delimiter line.
 
     Writes ``item + "\\n" + delimiter + "\\n"``: with the default delimiter
-    (None, meaning "") items are separated by a blank line. A text handle
+    (None, meaning "") items are separated by a blank line, so an item
+    that is empty, holds a blank line or ends with a newline reads back
+    (`load_stream`) as several: give such items a delimiter line that they
+    never hold. A text handle
     takes str items; a binary handle takes bytes (as is) or str (UTF-8).
     The handle is flushed after each item so readers see whole items.
     Returns ``handle.name`` (None for handles without a name, e.g. StringIO).
