@@ -6,7 +6,15 @@ lost its last result. Real NuMaps (thread workers), real threads."""
 import pytest
 from core_functions import sleepy
 from numap import NuMap
-from papy.core import Dagger, DaggerError, Piper, PiperError, Plumber, Worker
+from papy.core import (
+    Dagger,
+    DaggerError,
+    Piper,
+    PiperError,
+    Plumber,
+    Worker,
+    WorkerError,
+)
 from papy.core._streams import merge, unroll
 
 SLOW_ITEM = 1
@@ -207,3 +215,11 @@ def test_a_dagger_with_pipers_left_unconnected_refuses_to_start():
     with pytest.raises(DaggerError, match="'output' is not connected.*connect_inputs"):
         dagger.start()
     assert source.state == "connected"
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("kwargs", [5, "ab", [5]])
+def test_a_worker_refuses_kwargs_that_are_no_dict_with_a_worker_error(kwargs):
+    # Before: kwargs=5 raised a bare TypeError from len().
+    with pytest.raises(WorkerError, match="'kwargs' must be a dict"):
+        Worker(plus_one, kwargs=kwargs)

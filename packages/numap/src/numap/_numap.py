@@ -2021,12 +2021,13 @@ class NuMap:
         that were not taken are discarded. A map whose every task has
         handed out its last result has stopped itself already; stop then
         does nothing more. Worker processes get 30 s to finish what they
-        hold, then they are terminated. A feeder still busy after 30 s
-        (stuck in the input, or sending to a stuck worker) makes the stop
-        forced: worker processes are terminated at once and the items
-        queued for worker threads are dropped; a feeder stuck in the input
-        is left behind, to end when the input gives its next item (stop
-        returns about a second later).
+        hold, then they are terminated (SIGTERM, and SIGKILL 2 s later: a
+        worker stuck in its function makes stop last ~32 s). A feeder
+        still busy after 30 s (stuck in the input, or sending to a stuck
+        worker) makes the stop forced: worker processes are terminated at
+        once and the items queued for worker threads are dropped; a feeder
+        stuck in the input is left behind, to end when the input gives its
+        next item (stop returns about a second later).
         """
         self._refuse_stop_from_inside()
         if ends is not None:

@@ -36,7 +36,7 @@ class Plumber(Dagger):
     """A Dagger that also runs its pipeline: start, run, pause, stop, wait.
 
     Arguments:
-      - logger_options [default: {}]: keyword arguments for
+      - logger_options [default: None, meaning {}]: keyword arguments for
         ``papy.util.config.start_logger``; given (non-empty), logging is
         configured when the Plumber is made.
       - dagger [default: None]: a Dagger whose Pipers and pipes are copied.
@@ -54,9 +54,9 @@ class Plumber(Dagger):
     stops every NuMap. Methods called in the wrong state raise PlumberError.
 
     A run fails when reading an output raises (a ``debug=True`` Piper
-    raised the error of an item, or an input iterator raised with only
-    linear Pipers between it and that output; read by a NuMap Piper, the
-    failed read becomes that Piper's error item instead): the inputs
+    raised the error of an item; an Exception that an input iterator
+    raises is not such a failure, but that item's error, see
+    ``Piper.connect``): the inputs
     are closed at once, the output that raised a PiperError is read to its
     end without counting or keeping anything (``Piper.discard_rest``: left
     unread, it could stall the other outputs through a NuMap buffer they
@@ -303,8 +303,9 @@ class Plumber(Dagger):
         for input data that has not arrived (an input whose
         ``waiting_for_data`` is True, as ``make_lines(follow=True)``'s at the
         end of its file), pause returns without it, and that item still
-        comes out when its data arrives. Raises PlumberError unless the
-        pipeline is running.
+        comes out when its data arrives. A pipeline whose run has finished
+        has nothing to pause: pause returns at once. Raises PlumberError in
+        any other state but running.
         """
         with self._lock:
             if self.state == "finished":

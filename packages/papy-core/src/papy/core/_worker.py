@@ -137,7 +137,11 @@ class Worker:
             kw: dict[str, Any] = {}
         elif isinstance(kwargs, dict):
             kw = kwargs
-        elif len(kwargs) == 1 and isinstance(kwargs[0], dict):
+        elif (
+            isinstance(kwargs, tuple | list)
+            and len(kwargs) == 1
+            and isinstance(kwargs[0], dict)
+        ):
             kw = kwargs[0]
         else:
             raise WorkerError(
