@@ -1880,6 +1880,12 @@ class NuMap:
                             f"task {task_id} may be missing"
                         ) from self._feeder_error
                     raise StopIteration
+                if (
+                    self._feed_role_holder is not None
+                    and self._feed_role_holder == threading.get_ident()
+                    and self._move_chained_tasks_here()
+                ):
+                    continue
                 if self._feeder_wants and self._free:
                     self._feeder_wakeup.notify()  # we wait: let it use what is free
                 wait = None
@@ -1929,6 +1935,22 @@ class NuMap:
                 with self._lock:
                     self._feeder_wakeup.notify()
         return value
+
+    def _move_chained_tasks_here(self) -> bool:
+        """(Holding _lock; the caller holds the feed role too.) A feeder
+        that pulls an input which reads this map (a generator over one of
+        its tasks, or over another map that reads one) waits here for a
+        result of this map. Tasks chained to a task of this map that is
+        not fused with them (its results are tracked) move only when the
+        feed role's holder moves them: this thread, which would wait for
+        itself. It moves them first; True if anything moved."""
+        if not self._weave.chained_tasks():
+            return False
+        self._lock.release()
+        try:
+            return self._feed_chained()
+        finally:
+            self._lock.acquire()
 
     def _lend(self, output: _Output, count: int) -> None:
         """(Holding _lock.) Move ``count`` ready results to ``handed``, where
