@@ -114,6 +114,10 @@ def plus_one(inbox):
     return inbox[0] + 1
 
 
+def sum_of(inbox):
+    return sum(inbox)
+
+
 def breaks_after_two():
     yield 1
     yield 2
@@ -223,3 +227,104 @@ def test_a_worker_refuses_kwargs_that_are_no_dict_with_a_worker_error(kwargs):
     # Before: kwargs=5 raised a bare TypeError from len().
     with pytest.raises(WorkerError, match="'kwargs' must be a dict"):
         Worker(plus_one, kwargs=kwargs)
+
+
+# --- NuMaps whose streams other NuMaps read in turns --------------------------
+
+
+def two_chains(x_buffer=None):
+    """Two chains from a process NuMap to a thread NuMap of 8 threads:
+    the thread NuMap's feeder reads the two streams in turns of 8."""
+    x = NuMap(worker_type="process", worker_num=2, buffer=x_buffer, name="X")
+    y = NuMap(worker_type="thread", worker_num=8, name="Y")
+    pipes = [
+        (
+            Piper(Worker(plus_one), parallel=x, name=f"x{i}"),
+            Piper(Worker(plus_one), parallel=y, name=f"y{i}"),
+        )
+        for i in (1, 2)
+    ]
+    return Plumber(pipes=pipes), [pipe[1] for pipe in pipes]
+
+
+def run_to_end(plumber, inputs, outputs):
+    plumber.start(inputs)
+    plumber.run()
+    plumber.wait(30)
+    counts = [plumber.stats["pipers"][piper]["items_out"] for piper in outputs]
+    plumber.stop()
+    return counts
+
+
+@pytest.mark.timeout(60)
+def test_a_buffer_that_two_chains_across_numaps_would_fill_is_refused():
+    # Before: 4 items into each chain, then nothing, and stop() hung too.
+    plumber, _ = two_chains()
+    with pytest.raises(
+        DaggerError, match=r"NuMap 'X'.*buffer, 4 \(its default.*NuMap\(buffer=8\)"
+    ):
+        plumber.start([range(200), range(200)])
+    plumber, outputs = two_chains(x_buffer=8)
+    assert run_to_end(plumber, [range(200), range(200)], outputs) == [200, 200]
+
+
+@pytest.mark.timeout(60)
+def test_a_diamond_across_two_numaps_needs_a_turn_of_room():
+    # Before: a fan-out from one NuMap joined on another stalled for good.
+    def diamond(x_buffer=None):
+        x = NuMap(worker_type="thread", worker_num=1, buffer=x_buffer, name="X")
+        y = NuMap(worker_type="thread", worker_num=2, stride=5, name="Y")
+        stem = Piper(Worker(plus_one), parallel=x, name="stem")
+        left = Piper(Worker(plus_one), parallel=x, name="left", branch=1)
+        right = Piper(Worker(plus_one), parallel=y, name="right", branch=2)
+        join = Piper(Worker(sum_of), parallel=y, name="join")
+        return Plumber(pipes=[(stem, left, join), (stem, right, join)]), [join]
+
+    plumber, _ = diamond()
+    with pytest.raises(DaggerError, match=r"NuMap\(buffer=5\)"):
+        plumber.start([range(50)])
+    plumber, outputs = diamond(x_buffer=5)
+    assert run_to_end(plumber, [range(50)], outputs) == [50]
+
+
+def coupled(y_workers, x_buffer=None):
+    """A NuMap of one thread feeds a NuMap of stride 5 and, beside it, a
+    linear join at the output, which reads the first branch first."""
+    x = NuMap(worker_type="thread", worker_num=1, buffer=x_buffer, name="X")
+    y = NuMap(worker_type="thread", worker_num=y_workers, stride=5, name="Y")
+    source = Piper(Worker(plus_one), name="source")
+    a = Piper(Worker(plus_one), parallel=x, name="a", branch=1)
+    slow = Piper(Worker(plus_one), parallel=y, name="slow")
+    b = Piper(Worker(plus_one), parallel=x, name="b", branch=2)
+    join = Piper(Worker(sum_of), name="join")
+    pipes = [(source, a, slow, join), (source, b, join)]
+    return Plumber(pipes=pipes), [join]
+
+
+@pytest.mark.timeout(60)
+def test_a_linear_join_at_an_output_couples_what_it_reads():
+    # With 2 workers, Y gathers batches of 3 of a's results before any
+    # moves on, while b's results, which the join reads second, fill X's
+    # buffer of 2: before, 0 items out for good.
+    plumber, _ = coupled(y_workers=2)
+    with pytest.raises(DaggerError, match=r"NuMap\(buffer=3\)"):
+        plumber.start([range(50)])
+    plumber, outputs = coupled(y_workers=2, x_buffer=3)
+    assert run_to_end(plumber, [range(50)], outputs) == [50]
+
+
+@pytest.mark.timeout(60)
+def test_a_reader_gathering_one_item_at_a_time_needs_no_more_buffer():
+    # With 5 workers Y sends each item on at once (batches of 1).
+    plumber, outputs = coupled(y_workers=5)
+    assert run_to_end(plumber, [range(50)], outputs) == [50]
+
+
+@pytest.mark.timeout(60)
+def test_one_stream_read_across_numaps_needs_no_more_buffer():
+    x = NuMap(worker_type="process", worker_num=2, name="X")
+    y = NuMap(worker_type="thread", worker_num=8, name="Y")
+    first = Piper(Worker(plus_one), parallel=x, name="first")
+    second = Piper(Worker(plus_one), parallel=y, name="second")
+    plumber = Plumber(pipes=[(first, second)])
+    assert run_to_end(plumber, [range(200)], [second]) == [200]

@@ -686,6 +686,7 @@ class Dagger(DictGraph):
                     "and disconnect() it, then connect() it again"
                 )
         self._check_numap_buffers()
+        self._check_buffers_read_across()
         self._set_tee_bounds()
         _make_room_for_nested_pulls(len(self._connected))
         for piper in self._connected:
@@ -717,6 +718,124 @@ class Dagger(DictGraph):
                 f"NuMap(buffer={stride * tasks}) or more, or leave buffer unset "
                 "(its default is stride x tasks)"
             )
+
+    def _check_buffers_read_across(self) -> None:
+        """Refuse a NuMap whose buffer is too small for the other NuMaps'
+        feeders that read several of its streams in turns of their own.
+
+        A feeder reads one task's inputs per turn. While the turn of one
+        reader takes its items of one of this NuMap's streams, this NuMap's
+        feeder, which feeds its tasks in turn too, fills the buffer with
+        results of its other streams, which their readers take only in
+        their own turns; and those readers may wait, through the pipeline,
+        for the first one. If those results fill the buffer first, no
+        feeder moves again (0 items out, and no stop). While a turn takes
+        its items of one stream, this NuMap makes as many of each other
+        stream (its turns alternate): each can come to hold the longest
+        turn's worth of results (rounded up to this NuMap's strides) less
+        one stride, and the stream being read needs one stride of room
+        besides (measured on 2- and 3-stage pipelines: a buffer one or two
+        items smaller stalled them). Readers
+        that do not depend on each other would not stall; they are refused
+        too, as the graph does not say which do.
+        """
+        for numap, turns in self._turns_read_across().items():
+            stride = numap.stride
+            reads = [results for t in turns.values() for results in t.values()]
+            longest = -(-max(reads) // stride) * stride
+            need = stride + (len(reads) - 1) * (longest - stride)
+            given = getattr(numap, "arguments", {}).get("buffer")
+            tasks = sum(
+                len(piper._tasks)
+                for piper in self._connected
+                if piper.imap is numap and piper._chained_from is None
+            )
+            buffer = stride * tasks if given is None else given
+            if buffer >= need:
+                continue
+            name = getattr(numap, "name", numap)
+            pipes = ", ".join(
+                f"{source.name!r} -> {piper.name!r}"
+                for piper, sources in turns.items()
+                for source in sources
+            )
+            default = " (its default, stride x tasks)" if given is None else ""
+            raise DaggerError(
+                f"Dagger: Pipers on other NuMaps read {len(turns)} streams of "
+                f"NuMap {name!r} in turns of their own ({pipes}), and its "
+                f"buffer, {buffer}{default}, could fill with the streams read "
+                "in later turns while the first waits: the pipeline would "
+                f"stall for good. Give {name!r} NuMap(buffer={need}) or more, "
+                "or give the reading NuMaps smaller strides, or put those "
+                "Pipers on one NuMap"
+            )
+
+    def _turns_read_across(self) -> dict[Any, dict[Piper, dict[Piper, int]]]:
+        """{NuMap X: {reader: {Piper on X: results}}}, for the NuMaps X
+        read by two or more readers (see ``_reads_in_turns``) on other
+        NuMaps: each reader with the Pipers on X whose results it reads
+        (through linear Pipers too, which run in its thread), and the most
+        of them it takes before anything it reads moves on.
+
+        That is a turn of its NuMap (stride x consume x spawn items of its
+        inputs) when that NuMap reads several of X's streams in turns of
+        its own; else a batch (stride / workers, rounded up, instead of
+        the stride), the items its feeder gathers before it sends them to
+        a worker. Worked back through consume and produce to results."""
+        reads: dict[Piper, dict[Piper, int]] = {}
+        for piper in self._connected:
+            if not self._reads_in_turns(piper):
+                continue
+            items = piper.consume * piper.spawn
+            pending = [(upstream, items) for upstream in self[piper]]
+            while pending:
+                source, wanted = pending.pop()
+                results = -(-wanted // source.produce)
+                if source.imap is None:
+                    pending.extend(
+                        (upstream, results * source.consume)
+                        for upstream in self[source]
+                    )
+                elif source.imap is not piper.imap:
+                    found = reads.setdefault(piper, {})
+                    found[source] = max(found.get(source, 0), results)
+        by_numap: dict[Any, dict[Piper, dict[Piper, int]]] = {}
+        for reader, sources in reads.items():
+            for source, results in sources.items():
+                turns = by_numap.setdefault(source.imap, {})
+                turns.setdefault(reader, {})[source] = results
+        for numap, turns in by_numap.items():
+            for reader, sources in turns.items():
+                scale = self._items_held_up_by(reader, numap, turns)
+                for source in sources:
+                    sources[source] *= scale
+        return {numap: turns for numap, turns in by_numap.items() if len(turns) > 1}
+
+    @staticmethod
+    def _items_held_up_by(reader: Piper, numap: Any, turns: dict[Piper, Any]) -> int:
+        """How many of its inboxes ``reader`` gathers before any of them
+        moves on: 1 for a linear join, else a turn of its NuMap if that
+        NuMap's feeder reads ``numap`` in other turns too (``turns``: the
+        readers of ``numap``), else a batch."""
+        if reader.imap is None:
+            return 1
+        own = [other for other in turns if other.imap is reader.imap]
+        if len(own) > 1:
+            return reader.stride
+        workers = reader.imap.worker_num + sum(
+            count for _, count in reader.imap.worker_remote or ()
+        )
+        return -(-reader.stride // max(1, workers))
+
+    def _reads_in_turns(self, piper: Piper) -> bool:
+        """Whether ``piper`` is where a thread reads other Pipers' results
+        a turn at a time: a parallel Piper (its NuMap's feeder; natively
+        chained ones are read inside the NuMap), or a linear join at an
+        output (the thread reading that output takes one item of each
+        input in turn, so it couples what its inputs read)."""
+        if piper.imap is not None:
+            return piper._chained_from is None
+        return len(self[piper]) > 1 and not self.get_downstream(piper)
 
     def _set_tee_bounds(self) -> None:
         """Give every Piper read by several Pipers the queue bound of its
