@@ -328,3 +328,22 @@ def test_one_stream_read_across_numaps_needs_no_more_buffer():
     second = Piper(Worker(plus_one), parallel=y, name="second")
     plumber = Plumber(pipes=[(first, second)])
     assert run_to_end(plumber, [range(200)], [second]) == [200]
+
+
+# --- a pipeline name with a line break, saved -----------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_a_line_break_in_the_pipeline_name_stays_inside_the_comment(tmp_path):
+    # Before: the second line of the name was a line of code in the saved
+    # file, and loading the file ran it.
+    from papy.core import load_pipeline
+
+    marker = tmp_path / "ran"
+    name = f"two\nopen({str(marker)!r}, 'w').close()"
+    plumber = Plumber(pipes=[(Piper(Worker(plus_one), name="p"),)], name=name)
+    saved = tmp_path / "saved.py"
+    plumber.save(saved)
+    loaded = load_pipeline(saved)
+    assert not marker.exists()
+    assert loaded.name == name

@@ -685,7 +685,7 @@ def _pipeline_source(plumber: Any) -> str:
     parts = [
         codefile.render(
             codefile.HEADER,
-            title=f"PaPy pipeline {plumber.name}",
+            title=f"PaPy pipeline {_one_comment_line(plumber.name)}",
             version=_version(),
             date=date,
         ),
@@ -883,3 +883,10 @@ def load_pipeline(path: str | os.PathLike[str]) -> Any:
     Raises PipelineFileError (a PlumberError) as ``load_pipeline_file`` does.
     """
     return load_pipeline_file(path).pipeline
+
+
+def _one_comment_line(name: str) -> str:
+    """``name`` as it may stand in a comment line of the saved file: as
+    it is if it is printable, else as its repr (a line break in it would
+    end the comment, and what follows would run when the file loads)."""
+    return name if name.isprintable() else repr(name)
