@@ -347,3 +347,47 @@ def test_a_line_break_in_the_pipeline_name_stays_inside_the_comment(tmp_path):
     loaded = load_pipeline(saved)
     assert not marker.exists()
     assert loaded.name == name
+
+
+# --- an exception that pickles but does not unpickle -----------------------------
+
+
+class TwoPartError(Exception):
+    """Pickles, but does not unpickle: Exception keeps one argument of two."""
+
+    def __init__(self, what, why):
+        super().__init__(f"{what}: {why}")
+
+
+def fails_on_two(inbox):
+    if inbox[0] == 2:
+        raise TwoPartError("disk", "full")
+    return inbox[0]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_an_error_that_does_not_unpickle_keeps_its_message(worker_type):
+    # Before, on processes: "the results of items 2..2 could not be
+    # unpickled: TypeError: ... missing 1 required positional argument",
+    # and nothing of "disk: full".
+    numap = NuMap(worker_type=worker_type, worker_num=2)
+    piper = Piper(Worker(fails_on_two), parallel=numap, name="f")
+    output = read_all(piper, range(4))
+    assert output[:2] == [0, 1] and output[3] == 3
+    error = output[2]
+    assert isinstance(error, PiperError)
+    assert isinstance(error.exception, WorkerError)
+    original = error.exception.exception
+    assert "disk: full" in str(original)
+    # Threads hand the exception itself; processes a stand-in naming it.
+    assert type(original) is TwoPartError or "TwoPartError" in str(original)
+
+
+@pytest.mark.timeout(10)
+def test_a_piper_error_pickles_the_error_it_wraps_as_one_that_loads():
+    import pickle
+
+    error = pickle.loads(pickle.dumps(PiperError("p", TwoPartError("disk", "full"))))
+    assert "TwoPartError: disk: full" in str(error.exception)
+    assert str(error) == "p"

@@ -8,6 +8,45 @@ mistakes in building or driving a pipeline.
 
 from __future__ import annotations
 
+import pickle
+from typing import Any
+
+import dill
+from numap import RemoteError
+
+
+def _rebuildable(exception: BaseException | None) -> BaseException | None:
+    """``exception``, or a RemoteError carrying its text if its pickle
+    cannot be loaded again.
+
+    An exception class whose ``__init__`` takes other arguments than the
+    ones it passes to ``Exception`` (``MyError(a, b)`` calling
+    ``super().__init__(f"{a}-{b}")``) pickles, but does not unpickle: the
+    whole batch of results around it would then be lost in the process
+    that loads it, and the error's message with it. Tried as the map
+    engine sends it: plain pickle, else dill (a class of a worker's
+    ``__main__`` goes by value). What pickles with neither is left to the
+    map engine, which reports it as such.
+    """
+    if exception is None:
+        return None
+    try:
+        data, load = pickle.dumps(exception), pickle.loads
+    except Exception:
+        try:
+            data, load = dill.dumps(exception), dill.loads
+        except Exception:
+            return exception
+    try:
+        load(data)
+    except Exception as error:
+        kind = type(exception)
+        return RemoteError(
+            f"{kind.__module__}.{kind.__qualname__}: {exception} (the exception "
+            f"itself could not be rebuilt from its pickle: {error!r})"
+        )
+    return exception
+
 
 class WorkerError(Exception):
     """A function inside a Worker raised, or the Worker got an error as input.
@@ -35,6 +74,12 @@ class WorkerError(Exception):
     def __str__(self) -> str:
         return str(self.args[0])
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        message, exception, traceback, function = self.args
+        exception = _rebuildable(exception)
+        state = {**self.__dict__, "exception": exception}
+        return (type(self), (message, exception, traceback, function), state)
+
 
 class PiperError(Exception):
     """An error that happened in (or passed through) a Piper.
@@ -56,6 +101,12 @@ class PiperError(Exception):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        message, exception = self.args
+        exception = _rebuildable(exception)
+        state = {**self.__dict__, "exception": exception}
+        return (type(self), (message, exception), state)
 
 
 class DaggerError(Exception):
