@@ -34,3 +34,14 @@ def test_a_chain_with_a_tracked_link_read_back_by_its_own_map(worker_type):
     numap.stop()
     assert results == [x + 3 for x in range(5)]
     assert numap._tasks_tracked[0] == {x: x + 1 for x in range(5)}
+
+
+# Finding 4: a thread map given worker_num=0 was told to use remote
+# workers, which a thread map refuses.
+@pytest.mark.timeout(10)
+def test_worker_num_zero_on_threads_gives_advice_that_applies():
+    with pytest.raises(ValueError, match="thread map runs on threads") as refused:
+        NuMap(worker_type="thread", worker_num=0)
+    assert "worker_remote" not in str(refused.value)
+    with pytest.raises(ValueError, match=r"worker_remote=\[\(host, n\)\]"):
+        NuMap(worker_type="process", worker_num=0)

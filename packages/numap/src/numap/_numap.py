@@ -675,8 +675,12 @@ class NuMap:
             "worker_num",
             worker_num,
             minimum=0 if remote_num else 1,
-            advice="; a map without local workers needs remote ones "
-            "(worker_remote=[(host, n)])",
+            advice=(
+                "; a map without local workers needs remote ones "
+                "(worker_remote=[(host, n)])"
+                if self.worker_type == "process"
+                else "; a thread map runs on threads of this process only"
+            ),
         )
         self.worker_remote_ssl = _check_remote_ssl(
             worker_remote_ssl, self.worker_remote
