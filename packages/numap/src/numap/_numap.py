@@ -1070,8 +1070,10 @@ class NuMap:
             )
         if self._started.is_set():
             raise NuMapError(
-                f"{self.name}: already started (it starts at the first next() "
-                "too); stop() it before starting it again"
+                f"{self.name}: already started (a map starts at its first "
+                "next() too, also one that another map's feeder calls to read "
+                "a task of it: start maps before the maps that read them); "
+                "stop() it before starting it again"
             )
         left = self._feeder_left
         if left is not None and left.is_alive():
