@@ -19,6 +19,7 @@ class Terminated(KeyboardInterrupt):
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)  # the args pickling passes back
+        self.signum = signum
         self.signal_name = signal.Signals(signum).name
         # 128 + the signal's number, as shells report it: TERMINATED, HANGUP
         self.status = int(ExitStatus(128 + signum))

@@ -47,6 +47,12 @@ from papy.core._errors import DaggerError, PipelineFileError, PiperError, Plumbe
 from papy.core._save import LoadedPipeline, load_pipeline_file
 from rich.console import Console
 
+# Seconds that a stop after SIGTERM or SIGHUP waits for the items in
+# flight before it aborts as a second signal would: whoever sent it (a
+# service manager, `timeout`) expects the process to end, and may never
+# send another; a pipeline that has stalled would never drain.
+TERM_DRAIN_SECONDS = 30.0
+
 
 @dataclass
 class Session:
@@ -351,6 +357,7 @@ def stop_unless_interrupted(
     The pipeline is left as the signal found it: the NuMaps' worker
     processes end with papy, as after any Ctrl-C.
     """
+    deadline = None
     try:
         if interrupted is not None:
             # stop() lets the items in flight finish, which a slow function
@@ -358,12 +365,27 @@ def stop_unless_interrupted(
             # be told to stop: say so, and how not to wait. (Inside the
             # try: the next Ctrl-C can come as soon as this is written.)
             sys.stderr.write(stopping_message(interrupted))
+        if isinstance(interrupted, Terminated):
+            deadline = _signal_again_after(TERM_DRAIN_SECONDS, interrupted.signum)
         pipeline.stop()
     except KeyboardInterrupt as again:
         sys.stderr.write("papy: stopped without waiting for the items in flight\n")
         if interrupted is None or isinstance(again, Terminated):
             return again
+    finally:
+        if deadline is not None:
+            deadline.cancel()
     return interrupted
+
+
+def _signal_again_after(seconds: float, signum: int) -> threading.Timer:
+    """A started timer that sends this process ``signum`` after
+    ``seconds``: the second signal that aborts a stop (cancel it once the
+    stop is over)."""
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signum))
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def stopping_message(interruption: KeyboardInterrupt) -> str:
@@ -374,8 +396,9 @@ def stopping_message(interruption: KeyboardInterrupt) -> str:
         return (
             f"papy: stopping ({interruption.signal_name}); the items in flight "
             "finish first, except on worker processes the signal reached too, "
-            "and an input waiting for data is waited for (Ctrl-C or a second "
-            f"{interruption.signal_name} to abort)\n"
+            "and an input waiting for data is waited for, for up to "
+            f"{TERM_DRAIN_SECONDS:.0f} s (Ctrl-C or a second "
+            f"{interruption.signal_name} to abort now)\n"
         )
     return (
         "papy: stopping; the items in flight finish first, and an input "
