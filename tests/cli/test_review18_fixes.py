@@ -50,3 +50,19 @@ def test_one_sigterm_ends_a_run_whose_items_never_finish(tmp_path):
     assert "for up to 2 s" in stderr
     assert "papy: stopped without waiting for the items in flight" in stderr
     assert took < 25
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("workers", [["--workers", "1"], ["--workers", "3"]])
+def test_workers_override_keeps_the_groups_of_consume_over_raw_items(papy, workers):
+    # Before: --workers changed the stride of the consume=2 Piper's NuMap,
+    # and with it which items were grouped (a+b c+d ... with 1 worker,
+    # a+c b+d ... as written).
+    def groups(result):
+        return [line for line in result.stdout.splitlines() if line.startswith("group")]
+
+    as_written = papy("run", str(PIPELINES / "groups_raw_items.py"))
+    overridden = papy("run", str(PIPELINES / "groups_raw_items.py"), *workers)
+    assert as_written.status == overridden.status == 0, overridden.output
+    assert groups(as_written) == ["group a+c", "group b+d", "group e+g", "group f+h"]
+    assert groups(overridden) == groups(as_written)

@@ -119,9 +119,13 @@ def override_workers(
     old number of workers (NuMap's default) follows the new number, so the
     added workers get items; an explicit ``buffer`` (``numap.buffer`` is not
     None before start) caps that stride, as NuMap requires buffer >= stride.
-    Strides that must stay equal (a produce>1 Piper and the consume>1 Piper
-    grouping its items, see ``Dagger.stride_pairs``) are kept as they were
-    where following the workers would make them differ.
+    The NuMap of a produce>1 or consume>1 Piper keeps its stride: that
+    stride lays out which items its results or groups are made of
+    (consume=2 over raw items pairs item i with item i + stride), so
+    following the workers would change the results. Strides that must
+    stay equal (a produce>1 Piper and the consume>1 Piper grouping its
+    items, see ``Dagger.stride_pairs``) are kept as they were where
+    following the workers would make them differ.
     """
     numaps = distinct_numaps(pipeline)
     strides_before = {id(numap): numap.stride for numap in numaps}
@@ -141,6 +145,9 @@ def override_workers(
                 if numap.buffer is not None:
                     numap.stride = min(numap.stride, numap.buffer)
             numap.worker_num = workers
+    for piper in pipeline:
+        if piper.imap is not None and (piper.consume > 1 or piper.produce > 1):
+            piper.imap.stride = strides_before[id(piper.imap)]
     _keep_equal_strides(pipeline, strides_before)
 
 
