@@ -25,6 +25,21 @@ def timed_out(item):
     return isinstance(item, PiperError) and isinstance(item.exception, TimeoutError)
 
 
+def read_all(piper, source):
+    """The output of ``piper``, alone in a Plumber over ``source``."""
+    plumber = Plumber(pipes=[(piper,)])
+    plumber.start([source])
+    output = []
+    try:
+        while True:
+            try:
+                output.append(piper.next())
+            except StopIteration:
+                return output
+    finally:
+        plumber.stop()
+
+
 def run_late_piper(spawn, produce, skip):
     """The output of a Piper over 0..11 whose item 1 outlives the timeout."""
     numap = NuMap(worker_type="thread", worker_num=4, skip=skip)
@@ -38,17 +53,7 @@ def run_late_piper(spawn, produce, skip):
         repeat=True,
         name="late",
     )
-    plumber = Plumber(pipes=[(piper,)])
-    plumber.start([range(ITEMS)])
-    output = []
-    try:
-        while True:
-            try:
-                output.append(piper.next())
-            except StopIteration:
-                return output
-    finally:
-        plumber.stop()
+    return read_all(piper, range(ITEMS))
 
 
 @pytest.mark.timeout(60)
@@ -144,23 +149,6 @@ class BadLineReader:
         if item in self.bad:
             raise ValueError(f"bad line {item}")
         return item
-
-
-def read_all(piper, source):
-    """The output of ``piper`` alone in a Plumber over ``source``, with
-    ``wait()``'s outcome."""
-    plumber = Plumber(pipes=[(piper,)])
-    plumber.start([source])
-    output = []
-    try:
-        while True:
-            try:
-                output.append(piper.next())
-            except StopIteration:
-                break
-    finally:
-        plumber.stop()
-    return output
 
 
 def input_error(item, index=0):
