@@ -1,6 +1,7 @@
 """Regressions found by review 18: each test names the finding it covers."""
 
 import threading
+import time
 
 import pytest
 from numap import NuMap
@@ -45,3 +46,44 @@ def test_worker_num_zero_on_threads_gives_advice_that_applies():
     assert "worker_remote" not in str(refused.value)
     with pytest.raises(ValueError, match=r"worker_remote=\[\(host, n\)\]"):
         NuMap(worker_type="process", worker_num=0)
+
+
+# Second look at finding 1: while the feeder let the map's lock go to move
+# chained tasks, a result could be delivered; its wake-up found nobody
+# waiting, and the feeder then waited for good with the result ready. A
+# map that merely held a tracked task with a chained one beside a plain
+# read-back stalled so. The delay stands for the feeder being descheduled
+# there (legal at any time), which made the race happen at every run.
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_a_feeder_moving_chained_tasks_misses_no_result(worker_type, monkeypatch):
+    feed_chained = NuMap._feed_chained
+
+    def descheduled_feed_chained(self):
+        if threading.current_thread().name.startswith("numap-feeder"):
+            time.sleep(0.02)
+        return feed_chained(self)
+
+    monkeypatch.setattr(NuMap, "_feed_chained", descheduled_feed_chained)
+    for _ in range(3):
+        numap = NuMap(worker_type=worker_type, worker_num=2)
+        plain = numap.add_task(plus_one, range(20))
+        read_back = numap.add_task(plus_one, through(plain))
+        tracked = numap.add_task(plus_one, range(20), track=True)
+        chained = numap.add_task(plus_one, tracked)
+        results: dict = {"read_back": [], "chained": []}
+        readers = [
+            threading.Thread(
+                target=results[key].extend,
+                args=(task,),
+                daemon=True,
+            )
+            for key, task in (("read_back", read_back), ("chained", chained))
+        ]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join(20)
+        assert not any(reader.is_alive() for reader in readers), results
+        numap.stop()
+        assert results["read_back"] == results["chained"] == [x + 2 for x in range(20)]

@@ -739,6 +739,9 @@ class NuMap:
         #                 chained task's upstream had no result ready)
         #   _deliveries   counts calls of _deliver (each brings one or more
         #                 batches' results; lost-wakeup guard)
+        #   _notifications  counts calls of _notify_results (results or the
+        #                 end changed; lost-wakeup guard of a feeder that
+        #                 lets the lock go to move chained tasks)
         #   _consumers_waiting  threads inside next() waiting for a result
         #   _condition_waiters  those of them waiting on _result_ready (the
         #                 others receive from the pool); notify only if > 0
@@ -763,6 +766,7 @@ class NuMap:
         self._feeder_wants = 0
         self._feeder_awaits_delivery = False
         self._deliveries = 0
+        self._notifications = 0
         self._consumers_waiting = 0
         self._condition_waiters = 0
         self._receiving: int | None = None
@@ -1945,18 +1949,23 @@ class NuMap:
     def _move_chained_tasks_here(self) -> bool:
         """(Holding _lock; the caller holds the feed role too.) A feeder
         that pulls an input which reads this map (a generator over one of
-        its tasks, or over another map that reads one) waits here for a
-        result of this map. Tasks chained to a task of this map that is
-        not fused with them (its results are tracked) move only when the
-        feed role's holder moves them: this thread, which would wait for
-        itself. It moves them first; True if anything moved."""
+        its tasks) waits here for a result of this map. Tasks chained to a
+        task of this map that is not fused with them (its results are
+        tracked) move only when the feed role's holder moves them: this
+        thread, which would wait for itself. It moves them first.
+
+        True if anything moved, or if results or the end changed while
+        the lock was let go for it: their wake-up found nobody waiting, so
+        the caller must look again before it waits."""
         if not self._weave.chained_tasks():
             return False
+        notifications = self._notifications
         self._lock.release()
         try:
-            return self._feed_chained()
+            moved = self._feed_chained()
         finally:
             self._lock.acquire()
+        return moved or self._notifications != notifications
 
     def _lend(self, output: _Output, count: int) -> None:
         """(Holding _lock.) Move ``count`` ready results to ``handed``, where
@@ -2010,6 +2019,7 @@ class NuMap:
 
     def _notify_results(self) -> None:
         """Wake the consumers (holding _lock): results or the end changed."""
+        self._notifications += 1
         if self._condition_waiters:
             self._result_ready.notify_all()
         receiving = self._receiving

@@ -182,7 +182,7 @@ class _SetupStream(SocketStream):
     def read(self, count: int) -> bytes:
         if self.deadline is None:
             return super().read(count)  # type: ignore[no-any-return]
-        if count > MAX_SETUP_MESSAGE:
+        if count > MAX_SETUP_MESSAGE + len(RpycChannel.FLUSHER):
             self.close()
             raise _NotRpyc(
                 f"it answered {self._last_read!r}..., which is not rpyc: "
