@@ -379,3 +379,49 @@ def test_a_piper_error_pickles_the_error_it_wraps_as_one_that_loads():
     error = pickle.loads(pickle.dumps(PiperError("p", TwoPartError("disk", "full"))))
     assert "TwoPartError: disk: full" in str(error.exception)
     assert str(error) == "p"
+
+
+@pytest.mark.timeout(60)
+def test_one_stream_fanned_out_to_readers_on_another_numap_is_not_refused():
+    # The second look found the first version of the check counting one
+    # stream read by two Pipers as two streams: a fan-out that runs was
+    # refused.
+    x = NuMap(worker_type="process", worker_num=2, name="X")
+    y = NuMap(worker_type="thread", worker_num=8, name="Y")
+    source = Piper(Worker(plus_one), parallel=x, name="source")
+    left = Piper(Worker(plus_one), parallel=y, name="left", branch=1)
+    right = Piper(Worker(plus_one), parallel=y, name="right", branch=2)
+    plumber = Plumber(pipes=[(source, left), (source, right)])
+    assert run_to_end(plumber, [range(300)], [left, right]) == [300, 300]
+
+
+@pytest.mark.timeout(30)
+def test_a_name_that_reads_as_an_encoding_stays_a_comment(tmp_path):
+    # Python takes "coding: mp4" in the first two lines for the file's
+    # encoding: the saved file did not load ("unknown encoding: mp4").
+    from papy.core import load_pipeline
+
+    name = "video transcoding: mp4 é"
+    plumber = Plumber(pipes=[(Piper(Worker(plus_one), name="pé"),)], name=name)
+    plumber.save(tmp_path / "saved.py")
+    loaded = load_pipeline(tmp_path / "saved.py")
+    assert loaded.name == name
+    assert [piper.name for piper in loaded.postorder()] == ["pé"]
+
+
+@pytest.mark.timeout(30)
+def test_nested_errors_pickle_in_time_linear_in_their_depth():
+    # The second look found each level checking every level below it
+    # again: ten levels took 8 s.
+    import pickle
+    import time
+
+    error: BaseException = TwoPartError("disk", "full")
+    for level in range(10):
+        error = PiperError(f"p{level}", WorkerError(f"w{level}", error, "", "f"))
+    began = time.perf_counter()
+    copy = pickle.loads(pickle.dumps(error))
+    assert time.perf_counter() - began < 2
+    for _ in range(10):
+        copy = copy.exception.exception
+    assert "disk: full" in str(copy)

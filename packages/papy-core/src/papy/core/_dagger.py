@@ -741,9 +741,10 @@ class Dagger(DictGraph):
         """
         for numap, turns in self._turns_read_across().items():
             stride = numap.stride
+            streams = {source for sources in turns.values() for source in sources}
             reads = [results for t in turns.values() for results in t.values()]
             longest = -(-max(reads) // stride) * stride
-            need = stride + (len(reads) - 1) * (longest - stride)
+            need = stride + (len(streams) - 1) * (longest - stride)
             given = getattr(numap, "arguments", {}).get("buffer")
             tasks = sum(
                 len(piper._tasks)
@@ -761,7 +762,7 @@ class Dagger(DictGraph):
             )
             default = " (its default, stride x tasks)" if given is None else ""
             raise DaggerError(
-                f"Dagger: Pipers on other NuMaps read {len(turns)} streams of "
+                f"Dagger: Pipers on other NuMaps read {len(streams)} streams of "
                 f"NuMap {name!r} in turns of their own ({pipes}), and its "
                 f"buffer, {buffer}{default}, could fill with the streams read "
                 "in later turns while the first waits: the pipeline would "
@@ -772,10 +773,13 @@ class Dagger(DictGraph):
 
     def _turns_read_across(self) -> dict[Any, dict[Piper, dict[Piper, int]]]:
         """{NuMap X: {reader: {Piper on X: results}}}, for the NuMaps X
-        read by two or more readers (see ``_reads_in_turns``) on other
-        NuMaps: each reader with the Pipers on X whose results it reads
-        (through linear Pipers too, which run in its thread), and the most
-        of them it takes before anything it reads moves on.
+        two or more of whose Pipers are read by readers (see
+        ``_reads_in_turns``) on other NuMaps (one stream read by several
+        readers is taken from X by whichever pulls first: nothing of it
+        waits in X's buffer for a later turn): each reader with the Pipers
+        on X whose results it reads (through linear Pipers too, which run
+        in its thread), and the most of them it takes before anything it
+        reads moves on.
 
         That is a turn of its NuMap (stride x consume x spawn items of its
         inputs) when that NuMap reads several of X's streams in turns of
@@ -809,7 +813,11 @@ class Dagger(DictGraph):
                 scale = self._items_held_up_by(reader, numap, turns)
                 for source in sources:
                     sources[source] *= scale
-        return {numap: turns for numap, turns in by_numap.items() if len(turns) > 1}
+        return {
+            numap: turns
+            for numap, turns in by_numap.items()
+            if len({source for sources in turns.values() for source in sources}) > 1
+        }
 
     @staticmethod
     def _items_held_up_by(reader: Piper, numap: Any, turns: dict[Piper, Any]) -> int:

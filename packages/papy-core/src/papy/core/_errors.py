@@ -28,8 +28,11 @@ def _rebuildable(exception: BaseException | None) -> BaseException | None:
     ``__main__`` goes by value). What pickles with neither is left to the
     map engine, which reports it as such.
     """
-    if exception is None:
-        return None
+    if exception is None or isinstance(exception, WorkerError | PiperError):
+        # Their own __reduce__ checks what they wrap: checking them here
+        # too would pickle every level of a nested error once per level
+        # above it.
+        return exception
     try:
         data, load = pickle.dumps(exception), pickle.loads
     except Exception:

@@ -72,9 +72,12 @@ PIPELINE_NAME = "pipeline"
 """Name of the module-level object that ``Plumber.load`` looks for."""
 
 # ${title}: one-line description; ${date}: when it was written;
-# ${version}: the PaPy version that wrote it.
+# ${version}: the PaPy version that wrote it. The first line names the
+# file's encoding, so that a title that reads like one ("transcoding: mp4")
+# is not taken for it (Python looks at the first two lines, PEP 263).
 HEADER = Template(
     """\
+# -*- coding: utf-8 -*-
 # ${title}
 #
 # Written by PaPy ${version} (Plumber.save) on ${date}.
