@@ -425,3 +425,29 @@ def test_nested_errors_pickle_in_time_linear_in_their_depth():
     for _ in range(10):
         copy = copy.exception.exception
     assert "disk: full" in str(copy)
+
+
+# --- which item failed ------------------------------------------------------------
+
+
+def inverse_of(inbox):
+    return 1 / inbox[0]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("worker_type", [None, "thread"])
+def test_a_failed_item_is_logged_with_its_place(worker_type):
+    # Before: "item failed" said what failed, never which item.
+    import structlog
+
+    parallel = False if worker_type is None else NuMap(worker_type=worker_type)
+    first = Piper(Worker(inverse_of), parallel=parallel, name="inverse")
+    second = Piper(Worker(plus_one), name="next")
+    plumber = Plumber(pipes=[(first, second)])
+    with structlog.testing.capture_logs() as logs:
+        plumber.start([[1, 2, 0, 4]])
+        plumber.run()
+        plumber.wait(20)
+        plumber.stop()
+    failed = [(e["piper"], e["item_out"]) for e in logs if e["event"] == "item failed"]
+    assert failed == [("inverse", 2), ("next", 2)]

@@ -918,7 +918,9 @@ class Piper:
         self, items_out: int, failed: str | None, busy: float, items_in: int
     ) -> None:
         """One locked update of the counters (``failed``: the error message
-        of the item out, if it is an error)."""
+        of the item out, if it is an error). A failed item is logged with
+        its place in this Piper's output (``item_out``, from 0), which is
+        its input item's place along 1:1 Pipers."""
         with self._stats_lock:
             stats = self.stats
             if items_in:  # never rewrite the lock-free items_in of an inbox
@@ -927,8 +929,9 @@ class Piper:
             stats["busy"] += busy
             if failed is not None:
                 stats["errors"] += 1
+                place = stats["items_out"] - 1
         if failed is not None:
-            self.log.warning("item failed", error=failed)
+            self.log.warning("item failed", error=failed, item_out=place)
 
     def _expand(self, item: Any) -> Sequence[Any]:
         n = self.produce
