@@ -122,14 +122,16 @@ def override_workers(
     The NuMap of a produce>1 or consume>1 Piper keeps its stride: that
     stride lays out which items its results or groups are made of
     (consume=2 over raw items pairs item i with item i + stride), so
-    following the workers would change the results. Strides that must
-    stay equal (a produce>1 Piper and the consume>1 Piper grouping its
-    items, see ``Dagger.stride_pairs``) are kept as they were where
-    following the workers would make them differ.
+    following the workers would change the results, and it keeps equal
+    the strides that must stay equal (see ``Dagger.stride_pairs``, whose
+    Pipers all have produce>1 or consume>1).
     """
-    numaps = distinct_numaps(pipeline)
-    strides_before = {id(numap): numap.stride for numap in numaps}
-    for numap in numaps:
+    laying_out = {
+        id(piper.imap)
+        for piper in pipeline
+        if piper.imap is not None and (piper.consume > 1 or piper.produce > 1)
+    }
+    for numap in distinct_numaps(pipeline):
         remote_hosts = getattr(numap, "worker_remote", None) or ()
         remote = sum(number for _, number in remote_hosts)
         if worker_type == "thread" and remote:
@@ -140,33 +142,12 @@ def override_workers(
         if worker_type is not None:
             numap.worker_type = worker_type
         if workers is not None and not (remote and numap.worker_num == 0):
-            if numap.stride == numap.worker_num + remote:
+            default_stride = numap.stride == numap.worker_num + remote
+            if default_stride and id(numap) not in laying_out:
                 numap.stride = workers + remote
                 if numap.buffer is not None:
                     numap.stride = min(numap.stride, numap.buffer)
             numap.worker_num = workers
-    for piper in pipeline:
-        if piper.imap is not None and (piper.consume > 1 or piper.produce > 1):
-            piper.imap.stride = strides_before[id(piper.imap)]
-    _keep_equal_strides(pipeline, strides_before)
-
-
-def _keep_equal_strides(pipeline: Any, strides_before: dict[int, int]) -> None:
-    """Give back their old strides to the NuMaps of every pair of Pipers
-    whose strides must be equal and no longer are; again until none is
-    left (each NuMap is given its old stride at most once)."""
-    triples = pipeline.stride_pairs()
-    changed = True
-    while changed:
-        changed = False
-        for a, b, _ in triples:
-            if a.stride == b.stride:
-                continue
-            for piper in (a, b):
-                numap = piper.imap
-                if numap is not None and numap.stride != strides_before[id(numap)]:
-                    numap.stride = strides_before[id(numap)]
-                    changed = True
 
 
 def piper_counts(pipeline: Any) -> list[PiperCounts]:
