@@ -345,7 +345,7 @@ def stop_unless_interrupted(
     The pipeline is left as the signal found it: the NuMaps' worker
     processes end with papy, as after any Ctrl-C.
     """
-    deadline = None
+    second_signal = None
     try:
         if interrupted is not None:
             # stop() lets the items in flight finish, which a slow function
@@ -354,15 +354,15 @@ def stop_unless_interrupted(
             # try: the next Ctrl-C can come as soon as this is written.)
             sys.stderr.write(stopping_message(interrupted))
         if isinstance(interrupted, Terminated):
-            deadline = _signal_again_after(TERM_DRAIN_SECONDS, interrupted.signum)
+            second_signal = _signal_again_after(TERM_DRAIN_SECONDS, interrupted.signum)
         pipeline.stop()
     except KeyboardInterrupt as again:
         sys.stderr.write("papy: stopped without waiting for the items in flight\n")
         if interrupted is None or isinstance(again, Terminated):
             return again
     finally:
-        if deadline is not None:
-            deadline.cancel()
+        if second_signal is not None:
+            second_signal.cancel()
     return interrupted
 
 

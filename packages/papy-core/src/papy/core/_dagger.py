@@ -706,7 +706,7 @@ class Dagger(DictGraph):
         for pipers in self._fed_pipers_by_numap():
             numap, stride = pipers[0].imap, pipers[0].stride
             buffer = getattr(numap, "arguments", {}).get("buffer")
-            tasks = sum(len(piper._tasks) for piper in pipers)
+            tasks = _fed_tasks(pipers)
             if buffer is None or tasks < 2 or buffer >= stride * tasks:
                 continue
             names = ", ".join(repr(piper.name) for piper in pipers)
@@ -735,10 +735,11 @@ class Dagger(DictGraph):
         turn's worth of results (rounded up to this NuMap's strides) less
         one stride, and the stream being read needs one stride of room
         besides (measured on 2- and 3-stage pipelines: a buffer one or two
-        items smaller stalled them). Readers
-        that do not depend on each other would not stall; they are refused
-        too, as the graph does not say which do.
+        items smaller stalled them). Readers that do not depend on each
+        other would not stall; they are refused too, as the graph does not
+        say which do.
         """
+        fed = {id(pipers[0].imap): pipers for pipers in self._fed_pipers_by_numap()}
         for numap, turns in self._turns_read_across().items():
             stride = numap.stride
             streams = {source for sources in turns.values() for source in sources}
@@ -746,11 +747,7 @@ class Dagger(DictGraph):
             longest = -(-max(reads) // stride) * stride
             need = stride + (len(streams) - 1) * (longest - stride)
             given = getattr(numap, "arguments", {}).get("buffer")
-            tasks = sum(
-                len(piper._tasks)
-                for piper in self._connected
-                if piper.imap is numap and piper._chained_from is None
-            )
+            tasks = _fed_tasks(fed.get(id(numap), []))
             buffer = stride * tasks if given is None else given
             if buffer >= need:
                 continue
@@ -787,8 +784,9 @@ class Dagger(DictGraph):
         the stride), the items its feeder gathers before it sends them to
         a worker. Worked back through consume and produce to results."""
         reads: dict[Piper, dict[Piper, int]] = {}
+        readers = self._readers()
         for piper in self._connected:
-            if not self._reads_in_turns(piper):
+            if not self._reads_in_turns(piper, readers):
                 continue
             items = piper.consume * piper.spawn
             pending = [(upstream, items) for upstream in self[piper]]
@@ -835,7 +833,7 @@ class Dagger(DictGraph):
         )
         return -(-reader.stride // max(1, workers))
 
-    def _reads_in_turns(self, piper: Piper) -> bool:
+    def _reads_in_turns(self, piper: Piper, readers: dict[Piper, list[Piper]]) -> bool:
         """Whether ``piper`` is where a thread reads other Pipers' results
         a turn at a time: a parallel Piper (its NuMap's feeder; natively
         chained ones are read inside the NuMap), or a linear join at an
@@ -843,7 +841,7 @@ class Dagger(DictGraph):
         input in turn, so it couples what its inputs read)."""
         if piper.imap is not None:
             return piper._chained_from is None
-        return len(self[piper]) > 1 and not self.get_downstream(piper)
+        return len(self[piper]) > 1 and not readers[piper]
 
     def _set_tee_bounds(self) -> None:
         """Give every Piper read by several Pipers the queue bound of its
@@ -861,11 +859,7 @@ class Dagger(DictGraph):
         alternating produce=2 and consume=2 Pipers doubled it at each pair.)
         """
         order = self.postorder()
-        # Worked out once: get_downstream() sorts the whole graph per call.
-        readers: dict[Piper, list[Piper]] = {piper: [] for piper in order}
-        for piper in order:
-            for upstream in self[piper]:
-                readers[upstream].append(piper)
+        readers = self._readers(order)
         need: dict[Piper, int] = {}
         for piper in reversed(order):
             results = max((need[r] for r in readers[piper]), default=1)
@@ -873,6 +867,17 @@ class Dagger(DictGraph):
         for piper in order:
             if len(readers[piper]) > 1:
                 piper._tee_bound = tee_bound(max(need[r] for r in readers[piper]))
+
+    def _readers(self, order: list[Piper] | None = None) -> dict[Piper, list[Piper]]:
+        """{Piper: the Pipers that read it}, worked out in one pass over
+        ``order`` (default: the postorder; get_downstream() sorts the
+        whole graph per call)."""
+        order = self.postorder() if order is None else order
+        readers: dict[Piper, list[Piper]] = {piper: [] for piper in order}
+        for piper in order:
+            for upstream in self[piper]:
+                readers[upstream].append(piper)
+        return readers
 
     def _fed_pipers_by_numap(self) -> list[list[Piper]]:
         """The connected parallel Pipers whose tasks the NuMap's feeder
@@ -917,3 +922,9 @@ class Dagger(DictGraph):
             if not inside:
                 ends.setdefault(id(piper.imap), []).extend(piper._tasks)
         return ends
+
+
+def _fed_tasks(pipers: list[Piper]) -> int:
+    """The tasks a NuMap's feeder feeds for ``pipers`` (its fed Pipers):
+    its default buffer is its stride times that."""
+    return sum(len(piper._tasks) for piper in pipers)

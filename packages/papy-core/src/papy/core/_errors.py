@@ -51,6 +51,15 @@ def _rebuildable(exception: BaseException | None) -> BaseException | None:
     return exception
 
 
+def _reduced_with_rebuildable(error: WorkerError | PiperError) -> tuple[Any, ...]:
+    """``error``'s pickle, with the exception it wraps (``args[1]``, also
+    its ``exception`` attribute) made ``_rebuildable``."""
+    args = list(error.args)
+    args[1] = _rebuildable(args[1])
+    state = {**error.__dict__, "exception": args[1]}
+    return (type(error), tuple(args), state)
+
+
 class WorkerError(Exception):
     """A function inside a Worker raised, or the Worker got an error as input.
 
@@ -78,10 +87,7 @@ class WorkerError(Exception):
         return str(self.args[0])
 
     def __reduce__(self) -> tuple[Any, ...]:
-        message, exception, traceback, function = self.args
-        exception = _rebuildable(exception)
-        state = {**self.__dict__, "exception": exception}
-        return (type(self), (message, exception, traceback, function), state)
+        return _reduced_with_rebuildable(self)
 
 
 class PiperError(Exception):
@@ -106,10 +112,7 @@ class PiperError(Exception):
         return str(self.args[0])
 
     def __reduce__(self) -> tuple[Any, ...]:
-        message, exception = self.args
-        exception = _rebuildable(exception)
-        state = {**self.__dict__, "exception": exception}
-        return (type(self), (message, exception), state)
+        return _reduced_with_rebuildable(self)
 
 
 class DaggerError(Exception):
