@@ -1957,8 +1957,8 @@ class NuMap:
         True if anything moved, or if results or the end changed while
         the lock was let go for it: their wake-up found nobody waiting, so
         the caller must look again before it waits."""
-        if not self._weave.chained_tasks():
-            return False
+        if self._stopping or not self._weave.chained_tasks():
+            return False  # (a stopping map takes no more batches)
         notifications = self._notifications
         self._lock.release()
         try:
