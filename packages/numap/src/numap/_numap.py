@@ -48,7 +48,11 @@ into it: its function runs in the same worker call (see
 Otherwise it takes its input from that task's output directly, and only
 results that are ready (the feeder never waits on its own map): the item
 keeps the buffer slot it holds (a result handed to the next task is still
-inside the map), so a chain cannot deadlock on its own buffer.
+inside the map), so a chain cannot deadlock on its own buffer. The holder
+of ``_feed_role`` makes those moves; while the feeder pulls from an input
+that may wait (and may be waiting for such a chained task, read back
+through another map), it lets the role go and any consumer waiting in this
+map makes them instead.
 """
 
 from __future__ import annotations
@@ -740,8 +744,15 @@ class NuMap:
         #   _deliveries   counts calls of _deliver (each brings one or more
         #                 batches' results; lost-wakeup guard)
         #   _notifications  counts calls of _notify_results (results or the
-        #                 end changed; lost-wakeup guard of a feeder that
+        #                 end changed; lost-wakeup guard of a thread that
         #                 lets the lock go to move chained tasks)
+        #   _feeder_pulling  thread id of the feeder while it pulls from an
+        #                 input that may wait (not a sequence in memory)
+        #                 with chained tasks active, having let _feed_role
+        #                 go: meanwhile any consumer waiting in this map
+        #                 may take the role to move the chained tasks
+        #                 (_move_chained_while_feeder_pulls), which that
+        #                 input may be waiting for; else None
         #   _consumers_waiting  threads inside next() waiting for a result
         #   _condition_waiters  those of them waiting on _result_ready (the
         #                 others receive from the pool); notify only if > 0
@@ -767,6 +778,7 @@ class NuMap:
         self._feeder_awaits_delivery = False
         self._deliveries = 0
         self._notifications = 0
+        self._feeder_pulling: int | None = None
         self._consumers_waiting = 0
         self._condition_waiters = 0
         self._receiving: int | None = None
@@ -1368,8 +1380,13 @@ class NuMap:
             granted = self._try_reserve(want)
             if not granted:
                 return _NO_SPACE, want
-            items, ended, has_errors = self._pull_input(task_id, source, granted)
-            if self._stopped:
+            if weave.in_memory[task_id] or not weave.chained_tasks():
+                items, ended, has_errors = self._pull_input(task_id, source, granted)
+            else:
+                items, ended, has_errors = self._pull_letting_chains_move(
+                    task_id, source, granted
+                )
+            if self._stopped or self._pool is None:
                 # The stop left this feeder waiting in the input (see
                 # _finish_stopping): the map, and its pool, are gone.
                 raise _Stopping
@@ -1421,6 +1438,55 @@ class NuMap:
                 if ended or len(items) < batch:
                     break
         return moved
+
+    def _pull_letting_chains_move(
+        self, task_id: int, source: Iterator, granted: int
+    ) -> tuple[list, bool, bool]:
+        """_pull_input (holding _feed_role) from an input that may wait,
+        with the role let go meanwhile: the input may be waiting for a
+        chained task of this map (a task chained to a tracked one, read
+        back through another map or a generator), which only the role's
+        holder moves. Consumers waiting in this map take the role to move
+        it while the feeder is away (see _move_chained_while_feeder_pulls);
+        the weave's turn stays with ``task_id``, which nobody else feeds
+        (consumers feed inline only from sequences in memory)."""
+        feeder = threading.get_ident()
+        with self._lock:
+            self._feeder_pulling = feeder
+        self._feed_role_holder = None
+        self._feed_role.release()
+        try:
+            self._move_chained_outside_turns()
+            return self._pull_input(task_id, source, granted)
+        finally:
+            self._feed_role.acquire()
+            self._feed_role_holder = feeder
+            with self._lock:
+                self._feeder_pulling = None
+
+    def _move_chained_outside_turns(self) -> bool:
+        """(Holding neither _lock nor _feed_role.) Move the chained tasks'
+        ready inputs if the feed role is free; True if anything moved.
+
+        A thread that fails to take the role leaves the move to the
+        holder: every holder looks again after it lets the role go, if
+        results came meanwhile (the feeder, back in the weave, moves them
+        in its turns)."""
+        moved = False
+        while True:
+            with self._lock:
+                if self._stopping:
+                    return moved
+                notifications = self._notifications
+            if not self._feed_role.acquire(blocking=False):
+                return moved
+            try:
+                moved = self._feed_chained() or moved
+            finally:
+                self._feed_role.release()
+            with self._lock:
+                if self._notifications == notifications:
+                    return moved
 
     def _try_reserve(self, want: int) -> int:
         with self._lock:
@@ -1891,9 +1957,8 @@ class NuMap:
                         ) from self._feeder_error
                     raise StopIteration
                 if (
-                    self._feed_role_holder is not None
-                    and self._feed_role_holder == threading.get_ident()
-                    and self._move_chained_tasks_here()
+                    self._feeder_pulling is not None
+                    and self._move_chained_while_feeder_pulls()
                 ):
                     continue
                 if self._feeder_wants and self._free:
@@ -1946,23 +2011,20 @@ class NuMap:
                     self._feeder_wakeup.notify()
         return value
 
-    def _move_chained_tasks_here(self) -> bool:
-        """(Holding _lock; the caller holds the feed role too.) A feeder
-        that pulls an input which reads this map (a generator over one of
-        its tasks) waits here for a result of this map. Tasks chained to a
-        task of this map that is not fused with them (its results are
-        tracked) move only when the feed role's holder moves them: this
-        thread, which would wait for itself. It moves them first.
+    def _move_chained_while_feeder_pulls(self) -> bool:
+        """(Holding _lock; the feeder is away in an input that may wait.)
+        Move the chained tasks here: the input may be waiting for them,
+        through this very consumer (see _pull_letting_chains_move).
 
         True if anything moved, or if results or the end changed while
         the lock was let go for it: their wake-up found nobody waiting, so
         the caller must look again before it waits."""
-        if self._stopping or not self._weave.chained_tasks():
+        if self._stopping:
             return False  # (a stopping map takes no more batches)
         notifications = self._notifications
         self._lock.release()
         try:
-            moved = self._feed_chained()
+            moved = self._move_chained_outside_turns()
         finally:
             self._lock.acquire()
         return moved or self._notifications != notifications
@@ -2102,7 +2164,7 @@ class NuMap:
         being computed (stop() decides about those). If another thread is
         stopping the map, returns once that stop has ended.
         """
-        if self._feed_role_holder == threading.get_ident():
+        if self._feeds_on_this_thread():
             return
         pool = self._pool
         if isinstance(pool, ThreadPool) and pool.runs_on_this_thread():
@@ -2120,10 +2182,16 @@ class NuMap:
         else:
             self._stop()
 
+    def _feeds_on_this_thread(self) -> bool:
+        """Whether this thread is feeding the map (and may be running its
+        input iterator)."""
+        this_thread = threading.get_ident()
+        return this_thread in (self._feed_role_holder, self._feeder_pulling)
+
     def _refuse_stop_from_inside(self) -> None:
         # Stopping waits for the feeding and for the workers: a thread
         # doing either would wait for itself.
-        if self._feed_role_holder == threading.get_ident():
+        if self._feeds_on_this_thread():
             raise NuMapError(
                 f"{self.name}: stop() was called by the map's own input "
                 "iterator, which runs while the map feeds itself; end the "

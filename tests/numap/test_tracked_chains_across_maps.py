@@ -1,0 +1,138 @@
+"""A task chained to a tracked task of its own map is moved by the holder
+of the map's feed role. When the feeder waits in an input that reads such
+a chained task back (through another map, or a generator of the user's),
+it must not hold that role: else the chained task never moves and the
+pipeline stalls for good, as it did before session 19."""
+
+import threading
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from numap import NuMap
+
+WORKER_TYPES = ["thread", "process"]
+
+
+class Adder:
+    """Adds ``amount``; a class, so that process workers can pickle it."""
+
+    def __init__(self, amount: int) -> None:
+        self.amount = amount
+
+    def __call__(self, x: int) -> int:
+        return x + self.amount
+
+
+def through(iterator):
+    """The items of ``iterator``, from a generator of the user's own."""
+    yield from iterator
+
+
+def read_on_threads(ends: dict, seconds: float) -> dict:
+    """Read each task iterator in ``ends`` to its end on a thread of its
+    own; fail the test if any is still reading after ``seconds``."""
+    results: dict = {name: [] for name in ends}
+    readers = [
+        threading.Thread(target=results[name].extend, args=(end,), daemon=True)
+        for name, end in ends.items()
+    ]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(seconds)
+    stalled = [
+        name for name, reader in zip(ends, readers, strict=True) if reader.is_alive()
+    ]
+    assert not stalled, f"stalled: {stalled}; got so far {results}"
+    return results
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", WORKER_TYPES)
+def test_a_tracked_chain_read_back_through_another_map(worker_type):
+    # first (tracked) -> second -> other map -> third: the feeder of
+    # `numap` waits in `other` for second's results, which it moved itself.
+    numap = NuMap(worker_type=worker_type, worker_num=2)
+    other = NuMap(worker_type=worker_type, worker_num=2)
+    first = numap.add_task(Adder(1), range(5), track=True)
+    second = numap.add_task(Adder(1), first)
+    across = other.add_task(Adder(1), second)
+    third = numap.add_task(Adder(1), across)
+    numap.start(stages=(1,))
+    other.start(stages=(1,))
+    numap.start(stages=(2,))
+    other.start(stages=(2,))
+    results = read_on_threads({"third": third}, 30)
+    other.stop()
+    numap.stop()
+    assert results["third"] == [x + 4 for x in range(5)]
+    assert numap._tasks_tracked[0] == {x: x + 1 for x in range(5)}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", WORKER_TYPES)
+def test_two_maps_feeding_each_other_through_a_tracked_chain(worker_type):
+    # Chain A: numap (tracked) -> numap -> other. Chain B: numap -> other
+    # -> numap. Each map's feeder reads the other map.
+    numap = NuMap(worker_type=worker_type, worker_num=2, stride=1)
+    other = NuMap(worker_type=worker_type, worker_num=2, stride=1)
+    a_first = numap.add_task(Adder(1), range(2), track=True)
+    a_second = numap.add_task(Adder(1), a_first)
+    b_first = numap.add_task(Adder(1), range(2))
+    a_end = other.add_task(Adder(1), a_second)
+    b_second = other.add_task(Adder(1), b_first)
+    b_end = numap.add_task(Adder(1), b_second)
+    for stage in (1, 2):
+        numap.start(stages=(stage,))
+        other.start(stages=(stage,))
+    results = read_on_threads({"A": a_end, "B": b_end}, 30)
+    numap.stop()
+    other.stop()
+    assert results == {"A": [3, 4], "B": [3, 4]}
+
+
+@st.composite
+def chains_across_two_maps(draw):
+    """A chain of 1-5 links; each runs on map 0 or 1, may be tracked, and
+    may read its upstream through a generator of the user's."""
+    worker_type = draw(st.sampled_from(WORKER_TYPES))
+    links = draw(
+        st.lists(
+            st.tuples(st.integers(0, 1), st.booleans(), st.booleans()),
+            min_size=1,
+            max_size=5,
+        )
+    )
+    length = draw(st.integers(0, 12))
+    stride = draw(st.integers(1, 3))
+    return worker_type, links, length, stride
+
+
+@pytest.mark.timeout(240)
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(chains_across_two_maps())
+def test_chains_across_two_maps_with_tracked_links_equal_composition(example):
+    worker_type, links, length, stride = example
+    maps = [
+        NuMap(worker_type=worker_type, worker_num=2, stride=stride) for _ in range(2)
+    ]
+    upstream = range(length)
+    for number, (which, tracked, via_generator) in enumerate(links, 1):
+        if via_generator:
+            upstream = through(upstream)
+        upstream = maps[which].add_task(Adder(number), upstream, track=tracked)
+    for stage in (1, 2):
+        for numap in maps:
+            numap.start(stages=(stage,))
+    try:
+        results = read_on_threads({"end": upstream}, 30)
+    finally:
+        for numap in maps:
+            numap.stop()
+    added = sum(range(1, len(links) + 1))
+    assert results["end"] == [x + added for x in range(length)]
