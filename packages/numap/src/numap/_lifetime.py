@@ -79,14 +79,15 @@ class FeedProgress:
 
     idle_steps       turns in a row that fed nothing (chained tasks whose
                      upstream had nothing ready)
-    deliveries_seen  the map's delivery count when the idle turns began
-    awaiting         (deliveries to see past or None, slots wanted or 0)
-                     of the wait under way; None when not waiting
+    notifications_seen  the map's notification count (see NuMap.__init__)
+                     when the idle turns began
+    awaiting         (notifications to see past or None, slots wanted or
+                     0) of the wait under way; None when not waiting
     """
 
     def __init__(self) -> None:
         self.idle_steps = 0
-        self.deliveries_seen = 0
+        self.notifications_seen = 0
         self.awaiting: tuple[int | None, int] | None = None
 
 

@@ -741,11 +741,11 @@ class NuMap:
         #                 when a consumer waits for a result and any is free
         #   _feeder_awaits_delivery  the feeder waits for any delivery (a
         #                 chained task's upstream had no result ready)
-        #   _deliveries   counts calls of _deliver (each brings one or more
-        #                 batches' results; lost-wakeup guard)
         #   _notifications  counts calls of _notify_results (results or the
-        #                 end changed; lost-wakeup guard of a thread that
-        #                 lets the lock go to move chained tasks)
+        #                 end changed; every _deliver makes one): the
+        #                 lost-wakeup guard of the feeder waiting for a
+        #                 delivery and of a thread that lets the lock go to
+        #                 move chained tasks
         #   _feeder_pulling  thread id of the feeder while it pulls from an
         #                 input that may wait (not a sequence in memory)
         #                 with chained tasks active, having let _feed_role
@@ -776,7 +776,6 @@ class NuMap:
         self._free = 0
         self._feeder_wants = 0
         self._feeder_awaits_delivery = False
-        self._deliveries = 0
         self._notifications = 0
         self._feeder_pulling: int | None = None
         self._consumers_waiting = 0
@@ -1304,7 +1303,7 @@ class NuMap:
                     progress.idle_steps = 0
                 with self._lock:
                     if progress.idle_steps == 0:
-                        progress.deliveries_seen = self._deliveries
+                        progress.notifications_seen = self._notifications
                 with self._feed_role:
                     self._feed_role_holder = this_thread
                     try:
@@ -1323,32 +1322,35 @@ class NuMap:
                     # Only a chained task can move on a delivery alone;
                     # without one, waking the feeder for every delivery is
                     # wasted.
-                    awaited = progress.deliveries_seen if chained else None
+                    awaited = progress.notifications_seen if chained else None
                     progress.awaiting = (awaited, want)
                 else:
                     progress.idle_steps += 1  # a chained turn found nothing
                     if progress.idle_steps >= len(self._weave.active):
-                        progress.awaiting = (progress.deliveries_seen, 0)
+                        progress.awaiting = (progress.notifications_seen, 0)
         except _Stopping:
             return None
 
     def _wakeups_to_wait_past(
-        self, deliveries_seen: int | None, want: int
+        self, notifications_seen: int | None, want: int
     ) -> int | None:
         """None when what the feeder waits for has come: a delivery after
-        ``deliveries_seen`` (None: deliveries do not matter) or ``want``
-        free slots (0: space does not matter). Else the wakeup count to
-        wait past, with the wish written down for those who wake the
-        feeder. Raises _Stopping when the map stops."""
+        the map's notification count was ``notifications_seen`` (None:
+        deliveries do not matter; any other notification counts too, and
+        costs one more look) or ``want`` free slots (0: space does not
+        matter). Else the wakeup count to wait past, with the wish written
+        down for those who wake the feeder. Raises _Stopping when the map
+        stops."""
         with self._lock:
             if not self._stopping:
                 if want and self._free < want:
                     self._free_all_lent()
                 delivered = (
-                    deliveries_seen is not None and self._deliveries != deliveries_seen
+                    notifications_seen is not None
+                    and self._notifications != notifications_seen
                 )
                 if not delivered and not (want and self._space_enough(want)):
-                    self._feeder_awaits_delivery = deliveries_seen is not None
+                    self._feeder_awaits_delivery = notifications_seen is not None
                     self._feeder_wants = want
                     return self._feeder_wakeup.count
             self._feeder_awaits_delivery = False
@@ -1695,7 +1697,6 @@ class NuMap:
                     values = values[dropped:]
                 output.ready.extend(values)
             self._free += dropped
-            self._deliveries += 1
             # (_space_enough needs a free slot: with none, skip the call.)
             if self._feeder_awaits_delivery or (
                 self._feeder_wants
