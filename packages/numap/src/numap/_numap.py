@@ -1382,16 +1382,16 @@ class NuMap:
             granted = self._try_reserve(want)
             if not granted:
                 return _NO_SPACE, want
-            if weave.in_memory[task_id] or not weave.chained_tasks():
+            if weave.in_memory[task_id]:  # never waits
                 items, ended, has_errors = self._pull_input(task_id, source, granted)
             else:
-                items, ended, has_errors = self._pull_letting_chains_move(
+                items, ended, has_errors = self._pull_waiting_input(
                     task_id, source, granted
                 )
-            if self._stopped or self._pool is None:
-                # The stop left this feeder waiting in the input (see
-                # _finish_stopping): the map, and its pool, are gone.
-                raise _Stopping
+                if self._stopped or self._pool is None:
+                    # The stop left this feeder waiting in the input (see
+                    # _finish_stopping): the map, and its pool, are gone.
+                    raise _Stopping
         self._enter(task_id, items, has_errors)
         weave.left -= len(items)
         if ended:
@@ -1441,17 +1441,21 @@ class NuMap:
                     break
         return moved
 
-    def _pull_letting_chains_move(
+    def _pull_waiting_input(
         self, task_id: int, source: Iterator, granted: int
     ) -> tuple[list, bool, bool]:
-        """_pull_input (holding _feed_role) from an input that may wait,
-        with the role let go meanwhile: the input may be waiting for a
-        chained task of this map (a task chained to a tracked one, read
-        back through another map or a generator), which only the role's
-        holder moves. Consumers waiting in this map take the role to move
-        it while the feeder is away (see _move_chained_while_feeder_pulls);
-        the weave's turn stays with ``task_id``, which nobody else feeds
-        (consumers feed inline only from sequences in memory)."""
+        """_pull_input (holding _feed_role) from an input that may wait.
+
+        With chained tasks active, the role is let go meanwhile: the input
+        may be waiting for one of them (a task chained to a tracked one,
+        read back through another map or a generator), which only the
+        role's holder moves. Consumers waiting in this map take the role to
+        move it while the feeder is away (see
+        _move_chained_while_feeder_pulls); the weave's turn stays with
+        ``task_id``, which nobody else feeds (consumers feed inline only
+        from sequences in memory)."""
+        if not self._weave.chained_tasks():
+            return self._pull_input(task_id, source, granted)
         feeder = threading.get_ident()
         with self._lock:
             self._feeder_pulling = feeder
@@ -2015,7 +2019,7 @@ class NuMap:
     def _move_chained_while_feeder_pulls(self) -> bool:
         """(Holding _lock; the feeder is away in an input that may wait.)
         Move the chained tasks here: the input may be waiting for them,
-        through this very consumer (see _pull_letting_chains_move).
+        through this very consumer (see _pull_waiting_input).
 
         True if anything moved, or if results or the end changed while
         the lock was let go for it: their wake-up found nobody waiting, so
