@@ -518,6 +518,9 @@ def test_stop_with_a_feeder_stuck_in_the_input_drops_the_items_queued_for_thread
     assert len(record.started) < 60
     time.sleep(0.2)
     assert all(started < left for started in record.started)
+    # The feeder ends once the input gives its next item (5 s in): not to
+    # be taken for a thread of the tests that follow.
+    assert wait_until(lambda: numap_threads() == [], seconds=10)
 
 
 def sleep_for_ever(item):

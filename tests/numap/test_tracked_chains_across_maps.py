@@ -4,7 +4,9 @@ a chained task back (through another map, or a generator of the user's),
 it must not hold that role: else the chained task never moves and the
 pipeline stalls for good, as it did before session 19."""
 
+import sys
 import threading
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -136,3 +138,133 @@ def test_chains_across_two_maps_with_tracked_links_equal_composition(example):
             numap.stop()
     added = sum(range(1, len(links) + 1))
     assert results["end"] == [x + added for x in range(length)]
+
+
+class HeldLock:
+    """A stand-in for a map's _feed_role: a real lock that calls
+    ``before(caller)`` before it takes the lock and ``after(caller)`` once
+    it holds it (``caller``: the name of the function taking it), to hold
+    a thread at a chosen point."""
+
+    def __init__(self, before=None, after=None) -> None:
+        self.lock = threading.Lock()
+        self.before = before
+        self.after = after
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        caller = sys._getframe(1).f_code.co_name
+        if caller == "__enter__":
+            caller = sys._getframe(2).f_code.co_name
+        if self.before is not None:
+            self.before(caller)
+        got = self.lock.acquire(blocking, timeout)
+        if got and self.after is not None:
+            self.after(caller)
+        return got
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def locked(self) -> bool:
+        return self.lock.locked()
+
+    def __enter__(self) -> "HeldLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+def slowly(iterator):
+    """The items of ``iterator``, 50 ms apart."""
+    for item in iterator:
+        time.sleep(0.05)
+        yield item
+
+
+def slow_plus_one(x: int) -> int:
+    time.sleep(0.2)
+    return x + 1
+
+
+# Second look, finding 4: a consumer that found the feed role taken (by a
+# consumer feeding a step inline) gave up moving the chained task and went
+# back to sleep; the results delivered meanwhile stayed unmoved for good.
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", WORKER_TYPES)
+def test_a_consumer_finding_the_feed_role_taken_still_moves_the_chain(
+    worker_type,
+):
+    numap = NuMap(worker_type=worker_type, worker_num=2)
+    other = NuMap(worker_type=worker_type, worker_num=2)
+    first = numap.add_task(slow_plus_one, range(2), track=True)
+    second = numap.add_task(Adder(1), first)
+    third = numap.add_task(Adder(1), other.add_task(Adder(1), second))
+
+    def hold_inline_feeders(caller: str) -> None:
+        if caller == "_feed_inline":
+            time.sleep(1.0)  # holds the role while both results come
+
+    numap._feed_role = HeldLock(after=hold_inline_feeders)
+    for stage in (1, 2):
+        numap.start(stages=(stage,))
+        other.start(stages=(stage,))
+    deadline = time.monotonic() + 10
+    while numap._feeder_pulling is None or numap._tasks[0].output.entered < 2:
+        assert time.monotonic() < deadline, "the feeder never pulled"
+        time.sleep(0.001)
+    # As a consumer whose feed_here was decided before the feeder woke.
+    threading.Thread(target=numap._feed_inline, daemon=True).start()
+    results = read_on_threads({"third": third}, 20)
+    other.stop()
+    numap.stop()
+    assert results["third"] == [4, 5]
+
+
+# Second look, finding 1: a consumer moving chained tasks while stop()
+# took the pool away submitted to no pool: AssertionError in its next().
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", WORKER_TYPES)
+def test_a_stop_while_a_consumer_moves_the_chain_ends_it_cleanly(worker_type):
+    numap = NuMap(worker_type=worker_type, worker_num=2)
+    first = numap.add_task(slow_plus_one, range(200), track=True)
+    second = numap.add_task(Adder(1), first)
+    numap.add_task(Adder(1), slowly(range(1000)))  # the feeder is mostly away
+    consumer: list = []  # the reader's thread id
+    in_window = threading.Event()
+
+    def wait_for_the_pool_to_go(caller: str) -> None:
+        # Until the pool is gone and a result of `first` came meanwhile.
+        if (
+            caller == "_move_chained_outside_turns"
+            and threading.get_ident() in consumer
+            and not in_window.is_set()
+        ):
+            in_window.set()
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not (
+                numap._pool is None and numap._tasks[0].output.ready
+            ):
+                time.sleep(0.001)
+
+    numap._feed_role = HeldLock(before=wait_for_the_pool_to_go)
+    numap.start()
+    ends: list = []
+
+    def read() -> None:
+        consumer.append(threading.get_ident())
+        try:
+            for _ in second:
+                pass
+            ends.append("StopIteration")
+        except BaseException as error:  # noqa: BLE001 - the test reports it
+            ends.append(repr(error))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert in_window.wait(20)
+    numap.stop()
+    reader.join(10)
+    assert not reader.is_alive()
+    assert ends == ["StopIteration"]

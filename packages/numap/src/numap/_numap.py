@@ -20,10 +20,12 @@ Who owns what:
   - whoever holds ``_feed_role`` pulls from the task iterables, advances
     the weave (:class:`_Weave`) and calls ``pool.submit``: normally the
     feeder thread, which waits on ``_feeder_wakeup`` while the buffer is
-    full; a consumer that frees enough space while the feeder waits feeds
-    one batch itself (``_feed_inline``), saving a thread hand-off, but
-    only from an iterator over an in-memory sequence (a list, a range...):
-    any other input may run the user's code, which may wait, even for
+    full, and lets the role go while it pulls from an input that may wait
+    (the role is only ever held for a moment); a consumer that frees
+    enough space while the feeder waits feeds one batch itself
+    (``_feed_inline``), saving a thread hand-off, but only from an
+    iterator over an in-memory sequence (a list, a range...): any other
+    input may run the user's code, which may wait, even for
     this very consumer (a generator fed by what the consumer does with
     the results), and the result the consumer took would wait with it;
   - pool threads (thread workers, the process pool's background receiver,
@@ -747,12 +749,13 @@ class NuMap:
         #                 delivery and of a thread that lets the lock go to
         #                 move chained tasks
         #   _feeder_pulling  thread id of the feeder while it pulls from an
-        #                 input that may wait (not a sequence in memory)
-        #                 with chained tasks active, having let _feed_role
-        #                 go: meanwhile any consumer waiting in this map
-        #                 may take the role to move the chained tasks
-        #                 (_move_chained_while_feeder_pulls), which that
-        #                 input may be waiting for; else None
+        #                 input that may wait (not a sequence in memory),
+        #                 having let _feed_role go: meanwhile any consumer
+        #                 waiting in this map may take the role to move the
+        #                 chained tasks (_move_chained_while_feeder_pulls),
+        #                 which that input may be waiting for; else None.
+        #                 Written by the feeder without _lock (see
+        #                 _pull_waiting_input)
         #   _consumers_waiting  threads inside next() waiting for a result
         #   _condition_waiters  those of them waiting on _result_ready (the
         #                 others receive from the pool); notify only if > 0
@@ -1388,9 +1391,15 @@ class NuMap:
                 items, ended, has_errors = self._pull_waiting_input(
                     task_id, source, granted
                 )
-                if self._stopped or self._pool is None:
+                if (
+                    self._stopped
+                    or self._pool is None
+                    or self._feeder_error is not None
+                ):
                     # The stop left this feeder waiting in the input (see
                     # _finish_stopping): the map, and its pool, are gone.
+                    # Or a consumer moving chained tasks meanwhile failed
+                    # the feeding, and ended the tasks where they were.
                     raise _Stopping
         self._enter(task_id, items, has_errors)
         weave.left -= len(items)
@@ -1444,55 +1453,57 @@ class NuMap:
     def _pull_waiting_input(
         self, task_id: int, source: Iterator, granted: int
     ) -> tuple[list, bool, bool]:
-        """_pull_input (holding _feed_role) from an input that may wait.
+        """_pull_input (holding _feed_role) from an input that may wait,
+        with the role let go meanwhile.
 
-        With chained tasks active, the role is let go meanwhile: the input
-        may be waiting for one of them (a task chained to a tracked one,
-        read back through another map or a generator), which only the
-        role's holder moves. Consumers waiting in this map take the role to
-        move it while the feeder is away (see
-        _move_chained_while_feeder_pulls); the weave's turn stays with
-        ``task_id``, which nobody else feeds (consumers feed inline only
-        from sequences in memory)."""
-        if not self._weave.chained_tasks():
-            return self._pull_input(task_id, source, granted)
+        So the role is only ever held for a moment, and a thread may wait
+        for it: the input may itself be waiting, through another map or a
+        generator, for a chained task of this map (one chained to a
+        tracked task), which only the role's holder moves. Consumers
+        waiting in this map take the role to move it while the feeder is
+        away (see _move_chained_while_feeder_pulls); the weave's turn stays
+        with ``task_id``, which nobody else feeds (consumers feed inline
+        only from sequences in memory)."""
         feeder = threading.get_ident()
-        with self._lock:
-            self._feeder_pulling = feeder
+        chained = bool(self._weave.chained_tasks())
+        # Set without _lock: a consumer that reads None and waits misses
+        # nothing, as the feeder moves what is ready after setting it.
+        self._feeder_pulling = feeder
         self._feed_role_holder = None
         self._feed_role.release()
         try:
-            self._move_chained_outside_turns()
+            if chained:
+                self._move_chained_outside_turns()
             return self._pull_input(task_id, source, granted)
         finally:
             self._feed_role.acquire()
             self._feed_role_holder = feeder
-            with self._lock:
-                self._feeder_pulling = None
+            self._feeder_pulling = None
 
     def _move_chained_outside_turns(self) -> bool:
-        """(Holding neither _lock nor _feed_role.) Move the chained tasks'
-        ready inputs if the feed role is free; True if anything moved.
+        """(Holding neither _lock nor _feed_role.) Take the feed role,
+        waiting for it, and move the chained tasks' ready inputs; True if
+        anything moved.
 
-        A thread that fails to take the role leaves the move to the
-        holder: every holder looks again after it lets the role go, if
-        results came meanwhile (the feeder, back in the weave, moves them
-        in its turns)."""
-        moved = False
-        while True:
-            with self._lock:
-                if self._stopping:
-                    return moved
-                notifications = self._notifications
-            if not self._feed_role.acquire(blocking=False):
-                return moved
+        Waiting, not trying: a thread that gave up while another held the
+        role could miss results delivered meanwhile, and go back to sleep
+        with them unmoved. Nobody holds the role for more than a moment:
+        the feeder lets it go while it pulls from an input that may wait
+        (see _pull_waiting_input). Taken in a with statement: a Ctrl-C
+        cannot come between taking it and the block that gives it back."""
+        with self._feed_role:
+            if self._stopping:  # a stop may have taken the pool away
+                return False
             try:
-                moved = self._feed_chained() or moved
-            finally:
-                self._feed_role.release()
-            with self._lock:
-                if self._notifications == notifications:
-                    return moved
+                return self._feed_chained()
+            except BaseException as error:
+                # Results taken from upstream but not submitted are lost:
+                # the consumers learn of it (see _fail_feeding), as from
+                # _feed_inline.
+                self._fail_feeding(error)
+                if isinstance(error, KeyboardInterrupt):
+                    raise
+                return True
 
     def _try_reserve(self, want: int) -> int:
         with self._lock:
