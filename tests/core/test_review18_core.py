@@ -249,10 +249,10 @@ def test_a_buffer_that_two_chains_across_numaps_would_fill_is_refused():
     # Before: 4 items into each chain, then nothing, and stop() hung too.
     plumber, _ = two_chains()
     with pytest.raises(
-        DaggerError, match=r"NuMap 'X'.*buffer, 4 \(its default.*NuMap\(buffer=8\)"
+        DaggerError, match=r"NuMap 'X'.*buffer, 4 \(its default.*NuMap\(buffer=9\)"
     ):
         plumber.start([range(200), range(200)])
-    plumber, outputs = two_chains(x_buffer=8)
+    plumber, outputs = two_chains(x_buffer=9)
     assert run_to_end(plumber, [range(200), range(200)], outputs) == [200, 200]
 
 
@@ -269,9 +269,9 @@ def test_a_diamond_across_two_numaps_needs_a_turn_of_room():
         return Plumber(pipes=[(stem, left, join), (stem, right, join)]), [join]
 
     plumber, _ = diamond()
-    with pytest.raises(DaggerError, match=r"NuMap\(buffer=5\)"):
+    with pytest.raises(DaggerError, match=r"NuMap\(buffer=6\)"):
         plumber.start([range(50)])
-    plumber, outputs = diamond(x_buffer=5)
+    plumber, outputs = diamond(x_buffer=6)
     assert run_to_end(plumber, [range(50)], outputs) == [50]
 
 
@@ -295,9 +295,9 @@ def test_a_linear_join_at_an_output_couples_what_it_reads():
     # moves on, while b's results, which the join reads second, fill X's
     # buffer of 2: before, 0 items out for good.
     plumber, _ = coupled(y_workers=2)
-    with pytest.raises(DaggerError, match=r"NuMap\(buffer=3\)"):
+    with pytest.raises(DaggerError, match=r"NuMap\(buffer=4\)"):
         plumber.start([range(50)])
-    plumber, outputs = coupled(y_workers=2, x_buffer=3)
+    plumber, outputs = coupled(y_workers=2, x_buffer=4)
     assert run_to_end(plumber, [range(50)], outputs) == [50]
 
 
@@ -305,6 +305,64 @@ def test_a_linear_join_at_an_output_couples_what_it_reads():
 def test_a_reader_gathering_one_item_at_a_time_needs_no_more_buffer():
     # With 5 workers Y sends each item on at once (batches of 1).
     plumber, outputs = coupled(y_workers=5)
+    assert run_to_end(plumber, [range(50)], outputs) == [50]
+
+
+def held_turn(x_buffer=None):
+    """X feeds a stem and a left branch; Y reads the stem in turns of 5
+    (its feeder feeds a second Piper, downstream, whose turn waits for
+    that one); the join on Z reads left and Y's last Piper."""
+    x = NuMap(worker_type="thread", worker_num=2, stride=1, buffer=x_buffer, name="X")
+    y = NuMap(worker_type="thread", worker_num=3, stride=5, name="Y")
+    z = NuMap(worker_type="thread", worker_num=1, stride=1, name="Z")
+    stem = Piper(Worker(plus_one), parallel=x, name="stem")
+    left = Piper(Worker(plus_one), parallel=x, name="left", branch=1)
+    right = Piper(Worker(plus_one), parallel=y, name="right", branch=2)
+    between = Piper(Worker(plus_one), name="between")
+    last = Piper(Worker(plus_one), parallel=y, name="last")
+    join = Piper(Worker(sum_of), parallel=z, name="join")
+    pipes = [(stem, left, join), (stem, right, between, last, join)]
+    return Plumber(pipes=pipes), [join]
+
+
+# Session 19 (fuzzing): a reader whose NuMap feeds other Pipers too holds
+# up a whole turn, not one batch: Y's feeder stays in right's turn until
+# it has 5 items, and last's turn (which the join waits for) comes after.
+# Counted as a batch of 2, X's default buffer of 2 passed the check, and
+# the pipeline stalled with 0 items out (so did buffer=3).
+@pytest.mark.timeout(60)
+def test_a_reader_whose_numap_feeds_other_pipers_holds_up_a_whole_turn():
+    plumber, _ = held_turn()
+    with pytest.raises(DaggerError, match=r"NuMap 'X'.*NuMap\(buffer=6\)"):
+        plumber.start([range(50)])
+    plumber, outputs = held_turn(x_buffer=6)
+    assert run_to_end(plumber, [range(50)], outputs) == [50]
+
+
+def join_before_the_output(x_buffer=None):
+    """As ``coupled``, with a linear Piper after the linear join: the
+    thread reading the output runs both, so the join still couples what
+    it reads."""
+    x = NuMap(worker_type="thread", worker_num=3, stride=1, buffer=x_buffer, name="X")
+    y = NuMap(worker_type="thread", worker_num=1, stride=5, name="Y")
+    stem = Piper(Worker(plus_one), parallel=x, name="stem")
+    a = Piper(Worker(plus_one), parallel=x, name="a", branch=1)
+    b = Piper(Worker(plus_one), parallel=y, name="b", branch=2)
+    join = Piper(Worker(sum_of), name="join")
+    tail = Piper(Worker(plus_one), name="tail")
+    pipes = [(stem, a, join), (stem, b, join), (join, tail)]
+    return Plumber(pipes=pipes), [tail]
+
+
+# Session 19 (fuzzing): only a linear join at an output was counted as a
+# reader; one followed by linear Pipers runs in the output's thread too.
+# Before: X's default buffer of 2 passed the check, 0 items out for good.
+@pytest.mark.timeout(60)
+def test_a_linear_join_followed_by_linear_pipers_couples_what_it_reads():
+    plumber, _ = join_before_the_output()
+    with pytest.raises(DaggerError, match=r"NuMap 'X'.*NuMap\(buffer=6\)"):
+        plumber.start([range(50)])
+    plumber, outputs = join_before_the_output(x_buffer=6)
     assert run_to_end(plumber, [range(50)], outputs) == [50]
 
 

@@ -731,21 +731,24 @@ class Dagger(DictGraph):
         for the first one. If those results fill the buffer first, no
         feeder moves again (0 items out, and no stop). While a turn takes
         its items of one stream, this NuMap makes as many of each other
-        stream (its turns alternate): each can come to hold the longest
-        turn's worth of results (rounded up to this NuMap's strides) less
-        one stride, and the stream being read needs one stride of room
-        besides (measured on 2- and 3-stage pipelines: a buffer one or two
-        items smaller stalled them). Readers that do not depend on each
-        other would not stall; they are refused too, as the graph does not
-        say which do.
+        stream (its turns alternate, and another stream's may come first):
+        each can come to hold the longest turn's worth of results (rounded
+        up to this NuMap's strides), and the stream being read needs room
+        for one batch besides. (Measured: on 2- and 3-stage pipelines a
+        buffer one or two items smaller stalled; where the stream being
+        read has the first turn, one item less sufficed. A random
+        pipeline in which another stream's turn came first stalled with
+        one stride less.) Readers that do not depend on each other would
+        not stall; they are refused too, as the graph does not say which
+        do.
         """
         fed = {id(pipers[0].imap): pipers for pipers in self._fed_pipers_by_numap()}
-        for numap, turns in self._turns_read_across().items():
+        for numap, turns in self._turns_read_across(fed).items():
             stride = numap.stride
             streams = {source for sources in turns.values() for source in sources}
             reads = [results for t in turns.values() for results in t.values()]
             longest = -(-max(reads) // stride) * stride
-            need = stride + (len(streams) - 1) * (longest - stride)
+            need = (len(streams) - 1) * longest + _batch_size(numap)
             given = getattr(numap, "arguments", {}).get("buffer")
             tasks = _fed_tasks(fed.get(id(numap), []))
             buffer = stride * tasks if given is None else given
@@ -768,7 +771,9 @@ class Dagger(DictGraph):
                 "Pipers on one NuMap"
             )
 
-    def _turns_read_across(self) -> dict[Any, dict[Piper, dict[Piper, int]]]:
+    def _turns_read_across(
+        self, fed: dict[int, list[Piper]]
+    ) -> dict[Any, dict[Piper, dict[Piper, int]]]:
         """{NuMap X: {reader: {Piper on X: results}}}, for the NuMaps X
         two or more of whose Pipers are read by readers (see
         ``_reads_in_turns``) on other NuMaps (one stream read by several
@@ -779,10 +784,11 @@ class Dagger(DictGraph):
         reads moves on.
 
         That is a turn of its NuMap (stride x consume x spawn items of its
-        inputs) when that NuMap reads several of X's streams in turns of
-        its own; else a batch (stride / workers, rounded up, instead of
-        the stride), the items its feeder gathers before it sends them to
-        a worker. Worked back through consume and produce to results."""
+        inputs) when that NuMap's feeder feeds other tasks too (``fed``:
+        the fed Pipers by NuMap id), whose turns wait for the reader's
+        turn to fill; else a batch (stride / workers, rounded up, instead
+        of the stride), the items its feeder gathers before it sends them
+        to a worker. Worked back through consume and produce to results."""
         reads: dict[Piper, dict[Piper, int]] = {}
         readers = self._readers()
         for piper in self._connected:
@@ -806,9 +812,9 @@ class Dagger(DictGraph):
             for source, results in sources.items():
                 turns = by_numap.setdefault(source.imap, {})
                 turns.setdefault(reader, {})[source] = results
-        for numap, turns in by_numap.items():
+        for turns in by_numap.values():
             for reader, sources in turns.items():
-                scale = self._items_held_up_by(reader, numap, turns)
+                scale = _items_held_up_by(reader, fed)
                 for source in sources:
                     sources[source] *= scale
         return {
@@ -817,31 +823,17 @@ class Dagger(DictGraph):
             if len({source for sources in turns.values() for source in sources}) > 1
         }
 
-    @staticmethod
-    def _items_held_up_by(reader: Piper, numap: Any, turns: dict[Piper, Any]) -> int:
-        """How many of its inboxes ``reader`` gathers before any of them
-        moves on: 1 for a linear join, else a turn of its NuMap if that
-        NuMap's feeder reads ``numap`` in other turns too (``turns``: the
-        readers of ``numap``), else a batch."""
-        if reader.imap is None:
-            return 1
-        own = [other for other in turns if other.imap is reader.imap]
-        if len(own) > 1:
-            return reader.stride
-        workers = reader.imap.worker_num + sum(
-            count for _, count in reader.imap.worker_remote or ()
-        )
-        return -(-reader.stride // max(1, workers))
-
     def _reads_in_turns(self, piper: Piper, readers: dict[Piper, list[Piper]]) -> bool:
         """Whether ``piper`` is where a thread reads other Pipers' results
         a turn at a time: a parallel Piper (its NuMap's feeder; natively
         chained ones are read inside the NuMap), or a linear join at an
         output (the thread reading that output takes one item of each
-        input in turn, so it couples what its inputs read)."""
+        input in turn, so it couples what its inputs read), or a linear
+        join whose readers down to an output are all linear (they run in
+        the thread reading that output)."""
         if piper.imap is not None:
             return piper._chained_from is None
-        return len(self[piper]) > 1 and not readers[piper]
+        return len(self[piper]) > 1 and _reaches_an_output_linearly(piper, readers)
 
     def _set_tee_bounds(self) -> None:
         """Give every Piper read by several Pipers the queue bound of its
@@ -922,6 +914,47 @@ class Dagger(DictGraph):
             if not inside:
                 ends.setdefault(id(piper.imap), []).extend(piper._tasks)
         return ends
+
+
+def _reaches_an_output_linearly(
+    piper: Piper, readers: dict[Piper, list[Piper]]
+) -> bool:
+    """Whether a path of linear Pipers leads from ``piper`` to an output
+    (a Piper nobody reads)."""
+    pending = [piper]
+    seen: set[Piper] = set()
+    while pending:
+        current = pending.pop()
+        if not readers[current]:
+            return True
+        seen.add(current)
+        pending.extend(
+            reader
+            for reader in readers[current]
+            if reader.imap is None and reader not in seen
+        )
+    return False
+
+
+def _batch_size(numap: Any) -> int:
+    """The items ``numap``'s feeder sends a worker at once: its stride over
+    its workers, rounded up."""
+    workers = numap.worker_num + sum(count for _, count in numap.worker_remote or ())
+    return -(-numap.stride // max(1, workers))
+
+
+def _items_held_up_by(reader: Piper, fed: dict[int, list[Piper]]) -> int:
+    """How many of its inboxes ``reader`` gathers before any of them moves
+    on: 1 for a linear join; a whole turn of its NuMap (``stride``) when
+    that NuMap's feeder feeds other tasks too (``fed``: the fed Pipers by
+    NuMap id), as their turns, the reader's own downstream Pipers' among
+    them, wait until the reader's turn has all its items; else a batch
+    (what the feeder gathers before it sends them to a worker)."""
+    if reader.imap is None:
+        return 1
+    if _fed_tasks(fed.get(id(reader.imap), [])) > 1:
+        return reader.stride
+    return _batch_size(reader.imap)
 
 
 def _fed_tasks(pipers: list[Piper]) -> int:
