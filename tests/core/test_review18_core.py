@@ -366,6 +366,32 @@ def test_a_linear_join_followed_by_linear_pipers_couples_what_it_reads():
     assert run_to_end(plumber, [range(50)], outputs) == [50]
 
 
+def two_hops(x_buffer=None):
+    """Y gathers batches of 5 of M's results, and M reads X: what Y holds
+    up must flow out of X, while the join reads X's other stream."""
+    x = NuMap(worker_type="thread", worker_num=2, stride=1, buffer=x_buffer, name="X")
+    m = NuMap(worker_type="thread", worker_num=2, stride=2, name="M")
+    y = NuMap(worker_type="thread", worker_num=1, stride=5, name="Y")
+    stem = Piper(Worker(plus_one), parallel=x, name="stem")
+    a = Piper(Worker(plus_one), parallel=x, name="a", branch=1)
+    b = Piper(Worker(plus_one), parallel=m, name="b", branch=2)
+    c = Piper(Worker(plus_one), parallel=y, name="c")
+    join = Piper(Worker(sum_of), name="join")
+    return Plumber(pipes=[(stem, a, join), (stem, b, c, join)]), [join]
+
+
+# Session 19 (fuzzing): only the NuMaps reading X directly were counted;
+# Y reads X through M. Before: X's default buffer of 2 (and 3) passed the
+# check, and the pipeline stalled with 0 items out.
+@pytest.mark.timeout(60)
+def test_a_reader_two_numaps_away_still_needs_room():
+    plumber, _ = two_hops()
+    with pytest.raises(DaggerError, match=r"NuMap 'X'.*NuMap\(buffer=6\)"):
+        plumber.start([range(50)])
+    plumber, outputs = two_hops(x_buffer=6)
+    assert run_to_end(plumber, [range(50)], outputs) == [50]
+
+
 @pytest.mark.timeout(60)
 def test_one_stream_read_across_numaps_needs_no_more_buffer():
     x = NuMap(worker_type="process", worker_num=2, name="X")

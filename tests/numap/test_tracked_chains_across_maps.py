@@ -268,3 +268,26 @@ def test_a_stop_while_a_consumer_moves_the_chain_ends_it_cleanly(worker_type):
     reader.join(10)
     assert not reader.is_alive()
     assert ends == ["StopIteration"]
+
+
+def slow_identity(x: int) -> int:
+    time.sleep(0.2)
+    return x
+
+
+# Third look, finding 4: the feeder of a map reading its own chained task
+# back waited in the stopping map for results no one would move: stop()
+# waited the workers' whole grace time (30 s) and left the feeder behind.
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", WORKER_TYPES)
+def test_stop_ends_a_feeder_reading_its_own_map_at_once(worker_type):
+    numap = NuMap(worker_type=worker_type, worker_num=2, stride=1)
+    first = numap.add_task(slow_identity, range(20), track=True)
+    second = numap.add_task(Adder(1), first)
+    third = numap.add_task(Adder(1), through(second))
+    numap.start()
+    assert [next(third) for _ in range(3)] == [2, 3, 4]
+    started = time.monotonic()
+    numap.stop()
+    assert time.monotonic() - started < 5
+    assert numap._feeder_left is None or not numap._feeder_left.is_alive()

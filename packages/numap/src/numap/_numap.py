@@ -1474,36 +1474,54 @@ class NuMap:
         try:
             if chained:
                 self._move_chained_outside_turns()
+                if self._stopping:  # a failed move ended the feeding
+                    raise _Stopping
             return self._pull_input(task_id, source, granted)
         finally:
             self._feed_role.acquire()
             self._feed_role_holder = feeder
             self._feeder_pulling = None
 
-    def _move_chained_outside_turns(self) -> bool:
+    def _move_chained_outside_turns(self, guarded: bool = False) -> bool:
         """(Holding neither _lock nor _feed_role.) Take the feed role,
         waiting for it, and move the chained tasks' ready inputs; True if
         anything moved.
 
         Waiting, not trying: a thread that gave up while another held the
         role could miss results delivered meanwhile, and go back to sleep
-        with them unmoved. Nobody holds the role for more than a moment:
-        the feeder lets it go while it pulls from an input that may wait
-        (see _pull_waiting_input). Taken in a with statement: a Ctrl-C
-        cannot come between taking it and the block that gives it back."""
-        with self._feed_role:
-            if self._stopping:  # a stop may have taken the pool away
-                return False
-            try:
-                return self._feed_chained()
-            except BaseException as error:
-                # Results taken from upstream but not submitted are lost:
-                # the consumers learn of it (see _fail_feeding), as from
-                # _feed_inline.
-                self._fail_feeding(error)
-                if isinstance(error, KeyboardInterrupt):
-                    raise
-                return True
+        with them unmoved. Nobody holds the role for more than a moment
+        (the feeder lets it go while it pulls from an input that may wait,
+        see _pull_waiting_input), but a send to a worker whose pipe is
+        full holds it until the worker reads: with ``guarded`` (the main
+        thread's section of _interrupts), the wait is sliced, and a Ctrl-C
+        held back meanwhile is raised between slices, with nothing taken.
+        Unguarded, a with statement takes it: a Ctrl-C cannot come between
+        taking it and the block that gives it back."""
+        if not guarded:
+            with self._feed_role:
+                return self._move_chained_holding_role()
+        while not self._feed_role.acquire(timeout=_interrupts.CHECK_SECONDS):
+            if _CTRL_C.pending and _CTRL_C.depth == 1:
+                _CTRL_C.pending = False
+                raise KeyboardInterrupt
+        try:
+            return self._move_chained_holding_role()
+        finally:
+            self._feed_role.release()
+
+    def _move_chained_holding_role(self) -> bool:
+        if self._stopping:  # a stop may have taken the pool away
+            return False
+        try:
+            return self._feed_chained()
+        except BaseException as error:
+            # Results taken from upstream but not submitted are lost: the
+            # consumers learn of it (see _fail_feeding), as from
+            # _feed_inline.
+            self._fail_feeding(error)
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            return True
 
     def _try_reserve(self, want: int) -> int:
         with self._lock:
@@ -1946,7 +1964,11 @@ class NuMap:
                     self._free_lent(output)
                 if output.ready:
                     break
-                if output.finished() or self._stopped:
+                if (
+                    output.finished()
+                    or self._stopped
+                    or (self._stopping and self._feeds_on_this_thread())
+                ):
                     if not self._ever_started:
                         raise NuMapError(
                             f"{self.name}: the start of the map, in another "
@@ -1974,7 +1996,7 @@ class NuMap:
                     raise StopIteration
                 if (
                     self._feeder_pulling is not None
-                    and self._move_chained_while_feeder_pulls()
+                    and self._move_chained_while_feeder_pulls(guarded)
                 ):
                     continue
                 if self._feeder_wants and self._free:
@@ -2027,20 +2049,23 @@ class NuMap:
                     self._feeder_wakeup.notify()
         return value
 
-    def _move_chained_while_feeder_pulls(self) -> bool:
+    def _move_chained_while_feeder_pulls(self, guarded: bool) -> bool:
         """(Holding _lock; the feeder is away in an input that may wait.)
         Move the chained tasks here: the input may be waiting for them,
-        through this very consumer (see _pull_waiting_input).
+        through this very consumer (see _pull_waiting_input). ``guarded``:
+        as for _move_chained_outside_turns.
 
         True if anything moved, or if results or the end changed while
         the lock was let go for it: their wake-up found nobody waiting, so
         the caller must look again before it waits."""
-        if self._stopping:
+        # (chained_tasks() read without the feed role: tasks only leave
+        # that list during a run, so a stale answer is a needless move.)
+        if self._stopping or not self._weave.chained_tasks():
             return False  # (a stopping map takes no more batches)
         notifications = self._notifications
         self._lock.release()
         try:
-            moved = self._move_chained_outside_turns()
+            moved = self._move_chained_outside_turns(guarded)
         finally:
             self._lock.acquire()
         return moved or self._notifications != notifications

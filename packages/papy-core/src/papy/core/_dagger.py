@@ -780,8 +780,9 @@ class Dagger(DictGraph):
         readers is taken from X by whichever pulls first: nothing of it
         waits in X's buffer for a later turn): each reader with the Pipers
         on X whose results it reads (through linear Pipers too, which run
-        in its thread), and the most of them it takes before anything it
-        reads moves on.
+        in its thread, and through Pipers on other NuMaps, whose inputs
+        must flow for the reader's to), and the most of them it takes
+        before anything it reads moves on.
 
         That is a turn of its NuMap (stride x consume x spawn items of its
         inputs) when that NuMap's feeder feeds other tasks too (``fed``:
@@ -799,14 +800,16 @@ class Dagger(DictGraph):
             while pending:
                 source, wanted = pending.pop()
                 results = -(-wanted // source.produce)
-                if source.imap is None:
-                    pending.extend(
-                        (upstream, results * source.consume)
-                        for upstream in self[source]
-                    )
-                elif source.imap is not piper.imap:
+                if source.imap is not None and source.imap is piper.imap:
+                    continue  # fed by the reader's own feeder
+                if source.imap is not None:
                     found = reads.setdefault(piper, {})
                     found[source] = max(found.get(source, 0), results)
+                # On: what the reader holds up must flow through the Pipers
+                # upstream too, across other NuMaps as well.
+                pending.extend(
+                    (upstream, results * source.consume) for upstream in self[source]
+                )
         by_numap: dict[Any, dict[Piper, dict[Piper, int]]] = {}
         for reader, sources in reads.items():
             for source, results in sources.items():
