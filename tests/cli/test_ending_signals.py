@@ -17,9 +17,11 @@ from cli_helpers import PIPELINES, papy_command
 SLOW = str(PIPELINES / "slow_on_processes.py")
 
 
-def start_slow_run(tmp_path, ignore_sighup: bool = False) -> subprocess.Popen:
-    """papy on 20 items of 3 s each, in a process group of its own, with
-    both workers busy on their first item when this returns."""
+def start_slow_run(
+    tmp_path, ignore_sighup: bool = False, seconds: float = 3
+) -> subprocess.Popen:
+    """papy on 20 items of ``seconds`` each, in a process group of its own,
+    with both workers busy on their first item when this returns."""
 
     def before_exec() -> None:
         if ignore_sighup:  # as `nohup` starts a program
@@ -28,6 +30,7 @@ def start_slow_run(tmp_path, ignore_sighup: bool = False) -> subprocess.Popen:
     process = subprocess.Popen(
         [*papy_command(), "run", SLOW, "--progress-interval", "0.1"],
         cwd=tmp_path,
+        env={**os.environ, "SLOW_SECONDS": str(seconds)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -63,7 +66,9 @@ def finish_run(process: subprocess.Popen, workers) -> tuple[str, str]:
 def test_items_the_signal_stops_on_the_workers_are_not_failures(
     tmp_path, signum, status
 ):
-    process = start_slow_run(tmp_path)
+    # Items of 30 s: on a loaded machine the signal came more than 3 s
+    # after the first items started, and one of them had finished.
+    process = start_slow_run(tmp_path, seconds=30)
     workers = workers_of(process)
     assert len(workers) == 2
     os.killpg(process.pid, signum)  # papy and its workers
