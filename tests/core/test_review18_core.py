@@ -392,6 +392,65 @@ def test_a_reader_two_numaps_away_still_needs_room():
     assert run_to_end(plumber, [range(50)], outputs) == [50]
 
 
+# Session 19, fourth look at the check: following what a reader holds up
+# through other NuMaps also walked into the Pipers a NuMap feeds itself,
+# counting them as more streams read across (1); it walked every path
+# through a graph, each chain of diamonds doubling it (2); and it read
+# worker_num from duck-typed parallel objects that need not have it (3).
+@pytest.mark.timeout(60)
+def test_a_chain_of_two_pipers_on_one_numap_read_by_another_runs():
+    x = NuMap(worker_type="thread", worker_num=2, name="X")
+    y = NuMap(worker_type="thread", worker_num=2, name="Y")
+    first = Piper(Worker(plus_one), parallel=x, name="first")
+    second = Piper(Worker(plus_one), parallel=x, name="second")
+    reader = Piper(Worker(plus_one), parallel=y, name="reader")
+    plumber = Plumber(pipes=[(first, second, reader)])
+    assert run_to_end(plumber, [range(200)], [reader]) == [200]
+
+
+@pytest.mark.timeout(30)
+def test_the_check_walks_a_long_chain_of_diamonds_once():
+    # 26 diamonds: walking every path took minutes (x4 every 2 diamonds).
+    b = NuMap(worker_type="thread", worker_num=1, name="B")
+    c = NuMap(worker_type="thread", worker_num=1, name="C")
+    previous = Piper(Worker(plus_one), parallel=b, name="s")
+    pipes = []
+    for number in range(26):
+        left = Piper(Worker(plus_one), parallel=b, name=f"l{number}", branch=1)
+        right = Piper(Worker(plus_one), parallel=b, name=f"r{number}", branch=2)
+        join = Piper(Worker(sum_of), parallel=b, name=f"j{number}")
+        pipes += [(previous, left, join), (previous, right, join)]
+        previous = join
+    pipes.append((previous, Piper(Worker(plus_one), parallel=c, name="reader")))
+    dagger = Dagger(pipes=pipes)
+    dagger.connect([range(3)])
+    dagger._check_buffers_read_across()
+
+
+class WithoutWorkerCounts:
+    """A parallel object that is a NuMap but shows no worker counts."""
+
+    def __init__(self, numap):
+        object.__setattr__(self, "_numap", numap)
+
+    def __getattr__(self, name):
+        if name in ("worker_num", "worker_remote"):
+            raise AttributeError(name)
+        return getattr(self._numap, name)
+
+
+@pytest.mark.timeout(60)
+def test_a_parallel_object_without_worker_counts_is_checked_too():
+    x = WithoutWorkerCounts(NuMap(worker_type="thread", worker_num=2))
+    z = NuMap(worker_type="thread", worker_num=1)
+    stem = Piper(Worker(plus_one), name="stem")
+    a = Piper(Worker(plus_one), parallel=x, name="a", branch=1)
+    b = Piper(Worker(plus_one), parallel=x, name="b", branch=2)
+    join = Piper(Worker(sum_of), parallel=z, name="join")
+    plumber = Plumber(pipes=[(stem, a, join), (stem, b, join)])
+    assert run_to_end(plumber, [range(20)], [join]) == [20]
+
+
 @pytest.mark.timeout(60)
 def test_one_stream_read_across_numaps_needs_no_more_buffer():
     x = NuMap(worker_type="process", worker_num=2, name="X")

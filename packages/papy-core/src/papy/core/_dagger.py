@@ -744,7 +744,7 @@ class Dagger(DictGraph):
         """
         fed = {id(pipers[0].imap): pipers for pipers in self._fed_pipers_by_numap()}
         for numap, turns in self._turns_read_across(fed).items():
-            stride = numap.stride
+            stride = getattr(numap, "stride", 1) or 1
             streams = {source for sources in turns.values() for source in sources}
             reads = [results for t in turns.values() for results in t.values()]
             longest = -(-max(reads) // stride) * stride
@@ -795,21 +795,10 @@ class Dagger(DictGraph):
         for piper in self._connected:
             if not self._reads_in_turns(piper, readers):
                 continue
-            items = piper.consume * piper.spawn
-            pending = [(upstream, items) for upstream in self[piper]]
-            while pending:
-                source, wanted = pending.pop()
-                results = -(-wanted // source.produce)
-                if source.imap is not None and source.imap is piper.imap:
-                    continue  # fed by the reader's own feeder
+            found = reads.setdefault(piper, {})
+            for source, results in self._held_upstream(piper).items():
                 if source.imap is not None:
-                    found = reads.setdefault(piper, {})
-                    found[source] = max(found.get(source, 0), results)
-                # On: what the reader holds up must flow through the Pipers
-                # upstream too, across other NuMaps as well.
-                pending.extend(
-                    (upstream, results * source.consume) for upstream in self[source]
-                )
+                    found[source] = results
         by_numap: dict[Any, dict[Piper, dict[Piper, int]]] = {}
         for reader, sources in reads.items():
             for source, results in sources.items():
@@ -825,6 +814,34 @@ class Dagger(DictGraph):
             for numap, turns in by_numap.items()
             if len({source for sources in turns.values() for source in sources}) > 1
         }
+
+    def _held_upstream(self, reader: Piper) -> dict[Piper, int]:
+        """{Piper upstream of ``reader``: the most of its results that must
+        flow for ``reader`` to gather one turn of inputs}, through linear
+        Pipers (run in the thread that reads them) and through Pipers on
+        other NuMaps, whose inputs must flow for theirs to. A NuMap's own
+        Pipers upstream of one of its Pipers are read by its own feeder:
+        the walk does not pass from a Piper into them, nor from the reader
+        into its own NuMap's. Each Piper is walked on only when reached with
+        more than before, so diamonds cost no more than a pass each."""
+        held: dict[Piper, int] = {}
+        items = reader.consume * reader.spawn
+        pending = [(upstream, items, reader.imap) for upstream in self[reader]]
+        while pending:
+            source, wanted, feeder = pending.pop()
+            if source.imap is not None and source.imap is feeder:
+                continue  # read by that NuMap's own feeder
+            results = -(-wanted // source.produce)
+            if held.get(source, 0) >= results:
+                continue
+            held[source] = results
+            if source.imap is not None:
+                feeder = source.imap
+            pending.extend(
+                (upstream, results * source.consume, feeder)
+                for upstream in self[source]
+            )
+        return held
 
     def _reads_in_turns(self, piper: Piper, readers: dict[Piper, list[Piper]]) -> bool:
         """Whether ``piper`` is where a thread reads other Pipers' results
@@ -942,8 +959,10 @@ def _reaches_an_output_linearly(
 def _batch_size(numap: Any) -> int:
     """The items ``numap``'s feeder sends a worker at once: its stride over
     its workers, rounded up."""
-    workers = numap.worker_num + sum(count for _, count in numap.worker_remote or ())
-    return -(-numap.stride // max(1, workers))
+    workers = getattr(numap, "worker_num", 1) + sum(
+        count for _, count in getattr(numap, "worker_remote", None) or ()
+    )
+    return -(-(getattr(numap, "stride", 1) or 1) // max(1, workers))
 
 
 def _items_held_up_by(reader: Piper, fed: dict[int, list[Piper]]) -> int:
