@@ -4,9 +4,11 @@ a chained task back (through another map, or a generator of the user's),
 it must not hold that role: else the chained task never moves and the
 pipeline stalls for good, as it did before session 19."""
 
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -291,3 +293,26 @@ def test_stop_ends_a_feeder_reading_its_own_map_at_once(worker_type):
     numap.stop()
     assert time.monotonic() - started < 5
     assert numap._feeder_left is None or not numap._feeder_left.is_alive()
+
+
+CHAIN_CONSUMER = Path(__file__).with_name("ctrl_c_chain_consumer.py")
+
+
+# The main thread moving the chained task takes the feed role in slices
+# and raises a held-back Ctrl-C between them: real SIGINTs, caught by the
+# program, must lose no result.
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("worker_type", WORKER_TYPES)
+def test_ctrl_c_caught_while_the_main_thread_moves_the_chain_loses_nothing(
+    worker_type,
+):
+    done = subprocess.run(
+        [sys.executable, str(CHAIN_CONSUMER), worker_type, "4"],
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert done.returncode == 0, done.stderr
+    trials = done.stdout.splitlines()
+    assert len(trials) == 4
+    assert all(outcome.startswith("ok ") for outcome in trials), trials
