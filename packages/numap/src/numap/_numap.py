@@ -21,7 +21,7 @@ Who owns what:
     the weave (:class:`_Weave`) and calls ``pool.submit``: normally the
     feeder thread, which waits on ``_feeder_wakeup`` while the buffer is
     full, and lets the role go while it pulls from an input that may wait
-    (the role is only ever held for a moment); a consumer that frees
+    (the role is never held across a wait on an input); a consumer that frees
     enough space while the feeder waits feeds one batch itself
     (``_feed_inline``), saving a thread hand-off, but only from an
     iterator over an in-memory sequence (a list, a range...): any other
@@ -1456,8 +1456,8 @@ class NuMap:
         """_pull_input (holding _feed_role) from an input that may wait,
         with the role let go meanwhile.
 
-        So the role is only ever held for a moment, and a thread may wait
-        for it: the input may itself be waiting, through another map or a
+        So the role is never held across a wait on an input, and a thread
+        may wait for it: the input may itself be waiting, through another map or a
         generator, for a chained task of this map (one chained to a
         tracked task), which only the role's holder moves. Consumers
         waiting in this map take the role to move it while the feeder is
@@ -1485,14 +1485,14 @@ class NuMap:
     def _move_chained_outside_turns(self, guarded: bool = False) -> bool:
         """(Holding neither _lock nor _feed_role.) Take the feed role,
         waiting for it, and move the chained tasks' ready inputs; True if
-        anything moved.
+        anything moved, or if the move failed and ended the feeding.
 
         Waiting, not trying: a thread that gave up while another held the
         role could miss results delivered meanwhile, and go back to sleep
-        with them unmoved. Nobody holds the role for more than a moment
-        (the feeder lets it go while it pulls from an input that may wait,
-        see _pull_waiting_input), but a send to a worker whose pipe is
-        full holds it until the worker reads: with ``guarded`` (the main
+        with them unmoved. Nobody holds the role across a wait on an input
+        (the feeder lets it go while it pulls from one that may wait, see
+        _pull_waiting_input), but a send to a worker whose pipe is full
+        holds it until the worker reads: with ``guarded`` (the main
         thread's section of _interrupts), the wait is sliced, and a Ctrl-C
         held back meanwhile is raised between slices, with nothing taken.
         Unguarded, a with statement takes it: a Ctrl-C cannot come between

@@ -790,25 +790,16 @@ class Dagger(DictGraph):
         turn to fill; else a batch (stride / workers, rounded up, instead
         of the stride), the items its feeder gathers before it sends them
         to a worker. Worked back through consume and produce to results."""
-        reads: dict[Piper, dict[Piper, int]] = {}
-        readers = self._readers()
-        for piper in self._connected:
-            if not self._reads_in_turns(piper, readers):
-                continue
-            found = reads.setdefault(piper, {})
-            for source, results in self._held_upstream(piper).items():
-                if source.imap is not None:
-                    found[source] = results
         by_numap: dict[Any, dict[Piper, dict[Piper, int]]] = {}
-        for reader, sources in reads.items():
-            for source, results in sources.items():
-                turns = by_numap.setdefault(source.imap, {})
-                turns.setdefault(reader, {})[source] = results
-        for turns in by_numap.values():
-            for reader, sources in turns.items():
-                scale = _items_held_up_by(reader, fed)
-                for source in sources:
-                    sources[source] *= scale
+        readers = self._readers()
+        for reader in self._connected:
+            if not self._reads_in_turns(reader, readers):
+                continue
+            scale = _items_held_up_by(reader, fed)
+            for source, results in self._held_upstream(reader).items():
+                if source.imap is not None:
+                    turns = by_numap.setdefault(source.imap, {})
+                    turns.setdefault(reader, {})[source] = results * scale
         return {
             numap: turns
             for numap, turns in by_numap.items()
