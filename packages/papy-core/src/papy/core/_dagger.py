@@ -959,13 +959,16 @@ def _batch_size(numap: Any) -> int:
 def _items_held_up_by(reader: Piper, fed: dict[int, list[Piper]]) -> int:
     """How many of its inboxes ``reader`` gathers before any of them moves
     on: 1 for a linear join; a whole turn of its NuMap (``stride``) when
-    that NuMap's feeder feeds other tasks too (``fed``: the fed Pipers by
+    that NuMap's feeder feeds other Pipers too (``fed``: the fed Pipers by
     NuMap id), as their turns, the reader's own downstream Pipers' among
     them, wait until the reader's turn has all its items; else a batch
-    (what the feeder gathers before it sends them to a worker)."""
+    (what the feeder gathers before it sends them to a worker). The
+    reader's own spawned tasks do not count: a round of them is in the
+    items it reads already (consume x spawn), and a pipeline joining two
+    streams on a spawn=2 Piper ran with the buffer that leaves."""
     if reader.imap is None:
         return 1
-    if _fed_tasks(fed.get(id(reader.imap), [])) > 1:
+    if any(other is not reader for other in fed.get(id(reader.imap), [])):
         return reader.stride
     return _batch_size(reader.imap)
 
